@@ -1,0 +1,82 @@
+/**
+ * Real servers for integration tests: each suite starts its own nats-server or redis-server on
+ * a free loopback port, so suites are isolated and a test can kill and restart them.
+ */
+import { spawn, ChildProcess } from "child_process";
+import net from "net";
+
+export async function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const srv = net.createServer();
+		srv.unref();
+		srv.on("error", reject);
+		srv.listen(0, "127.0.0.1", () => {
+			const { port } = srv.address() as net.AddressInfo;
+			srv.close(() => resolve(port));
+		});
+	});
+}
+
+export async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const ok = await new Promise<boolean>(resolve => {
+			const sock = net.connect(port, "127.0.0.1");
+			sock.once("connect", () => {
+				sock.destroy();
+				resolve(true);
+			});
+			sock.once("error", () => resolve(false));
+		});
+		if (ok) return;
+		if (Date.now() > deadline) throw new Error(`Nothing listens on 127.0.0.1:${port}`);
+		await new Promise(r => setTimeout(r, 50));
+	}
+}
+
+export interface TestServer {
+	url: string;
+	port: number;
+	proc: ChildProcess;
+	stop(): Promise<void>;
+}
+
+async function startServer(
+	cmd: string,
+	args: (port: number) => string[],
+	scheme: string,
+	port?: number
+): Promise<TestServer> {
+	const p = port ?? (await freePort());
+	const proc = spawn(cmd, args(p), { stdio: "ignore" });
+	proc.on("error", err => {
+		throw new Error(`Could not start ${cmd}: ${err.message}. Install it (apt-get install ${cmd}).`);
+	});
+	await waitForPort(p);
+	return {
+		url: `${scheme}://127.0.0.1:${p}`,
+		port: p,
+		proc,
+		stop: () =>
+			new Promise(resolve => {
+				if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+				proc.once("exit", () => resolve());
+				proc.kill("SIGKILL");
+			})
+	};
+}
+
+/** A fresh nats-server on loopback; pass `port` to restart one on the same port. */
+export function startNats(port?: number): Promise<TestServer> {
+	return startServer("nats-server", p => ["-a", "127.0.0.1", "-p", String(p)], "nats", port);
+}
+
+/** A fresh redis-server on loopback that keeps nothing on disk. */
+export function startRedis(port?: number): Promise<TestServer> {
+	return startServer(
+		"redis-server",
+		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", "--appendonly", "no"],
+		"redis",
+		port
+	);
+}
