@@ -1,7 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
 	testEnvironment: "node",
-	transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+	transform: { "^.+\\.ts$": "ts-jest" },
 	testMatch: ["<rootDir>/test/**/*.spec.ts"],
 	moduleFileExtensions: ["ts", "js", "json"],
 	testTimeout: 30000

@@ -1,0 +1,61 @@
+/**
+ * The broker configuration of every IsA Cloud node. Defaults live here once; environment
+ * variables (services/shared/env.ts, the README's table) override them.
+ */
+import type { BrokerOptions, Errors } from "moleculer";
+import { IsaEnv, loadEnv } from "./services/shared/env";
+import { IsaPrometheusReporter } from "./services/shared/metrics";
+import { replCommands } from "./services/shared/repl-commands";
+
+export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
+	return {
+		namespace: env.namespace,
+		nodeID: env.nodeID,
+		transporter: env.transporter ?? undefined,
+
+		logger: {
+			type: "Console",
+			options: { level: env.logLevel, formatter: "short", colors: process.stdout.isTTY }
+		},
+
+		// Moleculer waits forever by default; a call to a hung node must fail and be retried.
+		requestTimeout: env.requestTimeout,
+		retryPolicy: {
+			enabled: true,
+			retries: 3,
+			delay: 100,
+			maxDelay: 1000,
+			factor: 2,
+			check: (err: Errors.MoleculerError | Error) => !!(err as Errors.MoleculerError)?.retryable
+		},
+		circuitBreaker: {
+			enabled: true,
+			threshold: 0.5,
+			minRequestCount: 20,
+			windowTime: 60,
+			halfOpenTime: 10 * 1000,
+			// Client mistakes (4xx) say nothing about the callee's health.
+			check: (err: Errors.MoleculerError | Error) =>
+				((err as Errors.MoleculerError)?.code ?? 500) >= 500
+		},
+		// Moleculer's defaults notice a dead node after 30 s; the inventory is faster still
+		// (3 missed reports), and these settle the registry soon after.
+		heartbeatInterval: 2,
+		heartbeatTimeout: 6,
+		registry: {
+			strategy: "RoundRobin",
+			preferLocal: true
+		},
+
+		validator: true,
+		metrics: {
+			enabled: true,
+			reporter: [new IsaPrometheusReporter({ port: env.metricsPort, host: env.host }) as any]
+		},
+		tracing: { enabled: false },
+
+		replCommands
+	};
+}
+
+export default createBrokerConfig();

@@ -1,0 +1,189 @@
+/**
+ * gateway: the one HTTP entry of the cluster (moleculer-web). Only the aliases below are
+ * reachable (`mappingPolicy: "restrict"`), so no internal action and no `$node.*` leaks out.
+ * /health, /ready and /metrics are open; everything under /api/v1 needs a JWT, and each action
+ * says which access it needs (`access: "read" | "write" | "admin"`; default read for GET and
+ * write otherwise), checked against the token's roles.
+ */
+import type { IncomingMessage, ServerResponse } from "http";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { Errors } from "moleculer";
+import ApiGateway, { ApiSettingsSchema } from "moleculer-web";
+import StoreMixin from "../mixins/store.mixin";
+import { loadEnv } from "./shared/env";
+import { ForbiddenError } from "./shared/errors";
+import type { Store } from "./shared/store";
+import { Access, canAccess, mintToken, Principal, rolesFor, TokenVerifier } from "./gateway/auth";
+import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
+
+const env = loadEnv();
+
+interface GatewaySettings extends ApiSettingsSchema {
+	jwtSecret: string | null;
+	jwtPublicKey: string | null;
+	dataDir: string;
+}
+
+interface Meta {
+	user?: Principal;
+}
+
+interface GatewayThis extends Service<GatewaySettings> {
+	verifier: TokenVerifier;
+	/** The secret was made or read from the data directory: print a ready-to-paste admin token. */
+	localSecret: string | null;
+	store: Store;
+	server: import("http").Server;
+}
+
+/** 503 from /ready, with what is not reachable. */
+class NotReadyError extends Errors.MoleculerRetryableError {
+	constructor(checks: Record<string, string>) {
+		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
+	}
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+	let timer: NodeJS.Timeout;
+	const timeout = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`${what} did not answer in ${ms} ms`)), ms);
+	});
+	return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
+	name: "gateway",
+	mixins: [ApiGateway, StoreMixin()],
+
+	settings: {
+		port: env.port,
+		ip: env.host,
+		jwtSecret: env.jwtSecret,
+		jwtPublicKey: env.jwtPublicKey,
+		dataDir: env.dataDir,
+
+		// Per-request logs cost ~40% of throughput: debug only.
+		logRequest: "debug",
+		logResponse: "debug",
+		logRequestParams: null,
+		logResponseData: null,
+		log4XXResponses: false,
+
+		routes: [
+			{
+				path: "/",
+				mappingPolicy: "restrict",
+				authentication: false,
+				authorization: false,
+				bodyParsers: { json: false, urlencoded: false },
+				aliases: {
+					"GET health": "gateway.health",
+					"GET ready": "gateway.ready",
+					"GET metrics"(this: GatewayThis, _req: IncomingMessage, res: ServerResponse) {
+						const reporter = (this.broker.metrics as any).reporter.find(
+							(r: any) => typeof r.generatePrometheusResponse === "function"
+						);
+						res.setHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+						res.end(reporter ? reporter.generatePrometheusResponse() : "");
+					}
+				}
+			},
+			{
+				path: "/api/v1",
+				mappingPolicy: "restrict",
+				authentication: true,
+				authorization: true,
+				// Larger bodies get 413; a JSON body must be an object or array.
+				bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
+				aliases: {
+					"GET nodes": "nodes.list",
+					"GET nodes/:id": "nodes.get",
+					"POST nodes/:id/drain": "nodes.drain",
+					"POST nodes/:id/uncordon": "nodes.uncordon"
+				}
+			}
+		]
+	},
+
+	actions: {
+		/** 200 while the process lives. */
+		health: {
+			handler() {
+				return { status: "ok" };
+			}
+		},
+
+		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
+		ready: {
+			async handler(this: GatewayThis) {
+				const checks: Record<string, string> = {};
+				const transit = this.broker.transit;
+				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
+				try {
+					await withTimeout(this.store.ping(), 1000, "The store");
+					checks.store = "ok";
+				} catch (err) {
+					checks.store = (err as Error).message;
+				}
+				if (Object.values(checks).some(v => v !== "ok")) throw new NotReadyError(checks);
+				return { status: "ready", checks };
+			}
+		}
+	},
+
+	methods: {
+		/** The principal of the request's bearer token, or 401. */
+		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
+			return this.verifier.verifyHeader(req.headers.authorization);
+		},
+
+		/** 403 unless one of the token's roles grants the access the action declares. */
+		authorize(this: GatewayThis, ctx: Context<unknown, Meta>, _route: unknown, req: any) {
+			const access: Access = req.$action?.access ?? (req.method === "GET" ? "read" : "write");
+			const user = ctx.meta.user as Principal;
+			if (!canAccess(user, access))
+				throw new ForbiddenError(
+					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
+					{ access, roles: user.roles }
+				);
+		}
+	},
+
+	created(this: GatewayThis) {
+		let secret = this.settings.jwtSecret;
+		this.localSecret = null;
+		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
+		if (!secret && !publicKeyPem) {
+			secret = loadOrCreateSecret(this.settings.dataDir).secret;
+			this.localSecret = secret;
+		}
+		this.verifier = new TokenVerifier({ secret, publicKeyPem });
+	},
+
+	async started(this: GatewayThis) {
+		const address = this.server.address();
+		const port = typeof address === "object" && address ? address.port : this.settings.port;
+		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
+		if (!this.localSecret) {
+			this.logger.info(`IsA Cloud gateway on ${url}`);
+			return;
+		}
+		const token = await mintToken({
+			secret: this.localSecret,
+			sub: "admin",
+			tenant: "default",
+			roles: ["admin"],
+			ttl: 24 * 3600
+		});
+		this.logger.info(
+			[
+				`IsA Cloud is up on ${url}`,
+				`Admin token (24 h; more with \`npm run -s token -- --tenant T --role R\`):`,
+				`export TOKEN=${token}`,
+				`curl -H "Authorization: Bearer $TOKEN" ${url}/api/v1/nodes`
+			].join("\n")
+		);
+	}
+};
+
+export default GatewayService;

@@ -1,0 +1,169 @@
+/**
+ * Token checks for the gateway: JWT (jose) with HS256 and a shared secret, or RS256 with a
+ * configured public key. `exp` is required; `alg: none` and any other algorithm are refused.
+ * Verified tokens are cached until they expire, because signature checks on every request would
+ * cost the gateway a large share of its throughput.
+ */
+import { decodeProtectedHeader, importSPKI, jwtVerify, KeyLike, SignJWT, errors as joseErrors } from "jose";
+import ApiGateway from "moleculer-web";
+
+const WebErrors = ApiGateway.Errors;
+
+export const ROLES = ["admin", "operator", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who made a request, from the verified token. */
+export interface Principal {
+	sub: string;
+	tenant: string;
+	roles: Role[];
+	/** Expiry, seconds since the epoch. */
+	exp: number;
+}
+
+/** What an action needs: read (any role), write (operator or admin), admin. */
+export type Access = "read" | "write" | "admin";
+
+const ACCESS_ROLES: Record<Access, Role[]> = {
+	read: ["admin", "operator", "viewer"],
+	write: ["admin", "operator"],
+	admin: ["admin"]
+};
+
+export function canAccess(principal: Principal, access: Access): boolean {
+	return principal.roles.some(role => ACCESS_ROLES[access].includes(role));
+}
+
+export function rolesFor(access: Access): Role[] {
+	return ACCESS_ROLES[access];
+}
+
+/** 401 with moleculer-web's shape; `type` says which check failed. */
+function unauthorized(type: string, reason: string): Error {
+	return new WebErrors.UnAuthorizedError(type, { reason });
+}
+
+// moleculer-web's typings name these constants wrongly; its runtime values are these.
+export const ERR_NO_TOKEN = "NO_TOKEN";
+export const ERR_INVALID_TOKEN = "INVALID_TOKEN";
+export const ERR_TOKEN_EXPIRED = "TOKEN_EXPIRED";
+
+export interface VerifierOptions {
+	/** HS256 shared secret. */
+	secret?: string | null;
+	/** RS256 public key, PEM (SPKI). */
+	publicKeyPem?: string | null;
+	/** Most tokens kept verified in memory. */
+	cacheSize?: number;
+	now?: () => number;
+}
+
+export class TokenVerifier {
+	private readonly secret: Uint8Array | null;
+	private publicKey: Promise<KeyLike> | null;
+	private readonly cache = new Map<string, Principal>();
+	private readonly cacheSize: number;
+	private readonly now: () => number;
+
+	constructor(opts: VerifierOptions) {
+		if (!opts.secret && !opts.publicKeyPem)
+			throw new TypeError("TokenVerifier needs an HS256 secret or an RS256 public key.");
+		this.secret = opts.secret ? new TextEncoder().encode(opts.secret) : null;
+		this.publicKey = opts.publicKeyPem ? importSPKI(opts.publicKeyPem, "RS256") : null;
+		this.cacheSize = opts.cacheSize ?? 10000;
+		this.now = opts.now ?? Date.now;
+	}
+
+	/** The principal of an `Authorization` header value, or a 401 error. */
+	async verifyHeader(header: string | undefined): Promise<Principal> {
+		if (!header) throw unauthorized(ERR_NO_TOKEN, "Send 'Authorization: Bearer <token>'.");
+		const match = /^Bearer\s+(\S+)$/i.exec(header);
+		if (!match) throw unauthorized(ERR_NO_TOKEN, "The Authorization header must be 'Bearer <token>'.");
+		return this.verify(match[1]);
+	}
+
+	async verify(token: string): Promise<Principal> {
+		const cached = this.cache.get(token);
+		if (cached) {
+			if (cached.exp * 1000 > this.now()) return cached;
+			this.cache.delete(token);
+			throw unauthorized(ERR_TOKEN_EXPIRED, "The token has expired.");
+		}
+		const principal = await this.verifySignature(token);
+		if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+		this.cache.set(token, principal);
+		return principal;
+	}
+
+	private async verifySignature(token: string): Promise<Principal> {
+		let alg: string | undefined;
+		try {
+			alg = decodeProtectedHeader(token).alg;
+		} catch {
+			throw unauthorized(ERR_INVALID_TOKEN, "The token is not a JWT.");
+		}
+		const key = alg === "HS256" ? this.secret : alg === "RS256" ? await this.publicKey : null;
+		if (!key) throw unauthorized(ERR_INVALID_TOKEN, `Tokens signed with '${alg}' are not accepted.`);
+		let payload: Record<string, unknown>;
+		try {
+			({ payload } = await jwtVerify(token, key, {
+				algorithms: [alg as string],
+				requiredClaims: ["exp", "sub", "tenant"],
+				currentDate: new Date(this.now())
+			}));
+		} catch (err) {
+			if (err instanceof joseErrors.JWTExpired)
+				throw unauthorized(ERR_TOKEN_EXPIRED, "The token has expired.");
+			throw unauthorized(ERR_INVALID_TOKEN, (err as Error).message);
+		}
+		return principalFromClaims(payload);
+	}
+}
+
+/** Checks the claims' shapes: a token with a typo in its roles is refused, not half-trusted. */
+export function principalFromClaims(claims: Record<string, unknown>): Principal {
+	const { sub, tenant, roles, exp } = claims;
+	if (typeof sub !== "string" || !sub)
+		throw unauthorized(ERR_INVALID_TOKEN, "The token's 'sub' claim must be a non-empty string.");
+	if (typeof tenant !== "string" || !tenant)
+		throw unauthorized(ERR_INVALID_TOKEN, "The token's 'tenant' claim must be a non-empty string.");
+	if (
+		!Array.isArray(roles) ||
+		roles.length === 0 ||
+		!roles.every(r => (ROLES as readonly string[]).includes(r))
+	)
+		throw unauthorized(
+			ERR_INVALID_TOKEN,
+			`The token's 'roles' claim must list some of: ${ROLES.join(", ")}.`
+		);
+	if (typeof exp !== "number")
+		throw unauthorized(ERR_INVALID_TOKEN, "The token's 'exp' claim must be a number.");
+	return { sub, tenant, roles: roles as Role[], exp };
+}
+
+export interface MintOptions {
+	secret: string;
+	sub: string;
+	tenant: string;
+	roles: Role[];
+	/** Lifetime in seconds. */
+	ttl: number;
+}
+
+/** An HS256 token, as `npm run token` and the single-node start print it. */
+export async function mintToken(opts: MintOptions): Promise<string> {
+	return new SignJWT({ tenant: opts.tenant, roles: opts.roles })
+		.setProtectedHeader({ alg: "HS256", typ: "JWT" })
+		.setSubject(opts.sub)
+		.setIssuedAt()
+		.setExpirationTime(Math.floor(Date.now() / 1000) + opts.ttl)
+		.sign(new TextEncoder().encode(opts.secret));
+}
+
+/** "24h", "30m", "3600", "7d" → seconds. */
+export function parseTtl(text: string): number {
+	const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+	if (!match) throw new TypeError(`'${text}' is not a duration: use 3600, 90m, 24h or 7d.`);
+	const factor = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2]] as number;
+	return parseInt(match[1], 10) * factor;
+}

@@ -1,0 +1,182 @@
+/**
+ * nodes: the cluster inventory. Builds every node's capacity, usage, labels and status from the
+ * agents' `node.report` events and Moleculer's `$node.disconnected`, declares a node down after
+ * MISSED_REPORTS missed reports (sooner than Moleculer's heartbeat timeout), and keeps what
+ * outlives a restart (capacity, labels, cordons) in the store.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
+import StoreMixin from "../mixins/store.mixin";
+import { NotFoundError } from "./shared/errors";
+import { EVENTS } from "./shared/events";
+import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
+import type { Store } from "./shared/store";
+import { Change, Inventory, persistedNode } from "./nodes/inventory";
+
+const COLLECTION = "nodes";
+
+interface NodesSettings {
+	/** How often to look for silent nodes when none is known yet (ms). */
+	sweepFallback: number;
+}
+
+interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
+	inventory: Inventory;
+	factsPending: Set<string>;
+	store: Store;
+	announce(changes: Array<Change | null>): Promise<void>;
+	fetchFacts(node: NodeInfo): Promise<void>;
+	scheduleSweep(): void;
+	view(node: NodeInfo, withFacts?: boolean): NodeInfo;
+	findNode(id: string): NodeInfo;
+}
+
+interface ListParams {
+	limit?: number;
+	offset?: number;
+	status?: string;
+}
+
+const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
+	name: "nodes",
+	mixins: [StoreMixin(), PeriodicMixin()],
+
+	settings: {
+		sweepFallback: 1000
+	},
+
+	actions: {
+		/** Every node with capacity, usage, allocation and status. */
+		list: {
+			params: {
+				$$strict: true,
+				limit: { type: "number", integer: true, min: 1, max: 10000, optional: true, convert: true },
+				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
+				status: { type: "enum", values: ["ready", "draining", "down"], optional: true }
+			},
+			handler(this: NodesThis, ctx: Context<ListParams>) {
+				const { limit = 1000, offset = 0, status } = ctx.params;
+				let nodes = this.inventory.list();
+				if (status) nodes = nodes.filter(n => n.status === status);
+				return {
+					items: nodes.slice(offset, offset + limit).map(n => this.view(n)),
+					total: nodes.length
+				};
+			}
+		},
+
+		/** One node with its machine facts and the workloads placed on it. */
+		get: {
+			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
+			handler(this: NodesThis, ctx: Context<{ id: string }>) {
+				return { ...this.view(this.findNode(ctx.params.id), true), workloads: [] };
+			}
+		},
+
+		/** Cordons a node: it takes no new placements and its workloads move elsewhere. */
+		drain: {
+			access: "admin",
+			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
+			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
+				const node = this.findNode(ctx.params.id);
+				await this.announce([this.inventory.setCordoned(node.id, true)]);
+				return this.view(node);
+			}
+		},
+
+		/** Takes a cordon back: the node is `ready` again while it reports. */
+		uncordon: {
+			access: "admin",
+			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
+			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
+				const node = this.findNode(ctx.params.id);
+				await this.announce([this.inventory.setCordoned(node.id, false)]);
+				return this.view(node);
+			}
+		}
+	},
+
+	events: {
+		[EVENTS.nodeReport]: {
+			async handler(this: NodesThis, ctx: Context<NodeReport>) {
+				const change = this.inventory.applyReport(ctx.params, Date.now());
+				if (change?.transition === "up") this.scheduleSweep();
+				await this.announce([change]);
+				const node = this.inventory.nodes.get(ctx.params.nodeID);
+				if (node && !node.facts) void this.fetchFacts(node);
+			}
+		},
+		"$node.disconnected": {
+			async handler(this: NodesThis, ctx: Context<{ node: { id: string } }>) {
+				await this.announce([this.inventory.markDown(ctx.params.node.id)]);
+			}
+		}
+	},
+
+	methods: {
+		findNode(this: NodesThis, id: string): NodeInfo {
+			const node = this.inventory.nodes.get(id);
+			if (!node) throw new NotFoundError("Node", id);
+			return node;
+		},
+
+		view(this: NodesThis, node: NodeInfo, withFacts = false): NodeInfo {
+			if (withFacts) return node;
+			const { facts: _facts, ...rest } = node;
+			return rest;
+		},
+
+		/** Persists and emits each change; usage-only reports never reach the store. */
+		async announce(this: NodesThis, changes: Array<Change | null>) {
+			for (const change of changes) {
+				if (!change) continue;
+				const { node, transition } = change;
+				await this.store.put(COLLECTION, node.id, persistedNode(node));
+				const event =
+					transition === "up"
+						? EVENTS.nodeUp
+						: transition === "down"
+							? EVENTS.nodeDown
+							: EVENTS.nodeUpdated;
+				this.logger.info(`Node '${node.id}' is ${node.status} (${transition}).`);
+				this.broker.emit(event, this.view(node));
+			}
+		},
+
+		/** The agent's static machine facts, asked until they arrive once (one call at a time). */
+		async fetchFacts(this: NodesThis, node: NodeInfo) {
+			if (this.factsPending.has(node.id)) return;
+			this.factsPending.add(node.id);
+			try {
+				const facts: MachineFacts = await this.broker.call("agent.facts", {}, { nodeID: node.id });
+				node.facts = facts;
+				await this.store.put(COLLECTION, node.id, persistedNode(node));
+			} catch (err) {
+				this.logger.debug(`No machine facts from '${node.id}' yet:`, (err as Error).message);
+			} finally {
+				this.factsPending.delete(node.id);
+			}
+		},
+
+		/** Sweeps at half the shortest report interval, so a silent node is caught in time. */
+		scheduleSweep(this: NodesThis) {
+			const interval = this.inventory.sweepInterval(this.settings.sweepFallback);
+			this.every("sweep", interval, async () => {
+				await this.announce(this.inventory.sweep(Date.now()));
+			});
+		}
+	},
+
+	created(this: NodesThis) {
+		this.inventory = new Inventory();
+		this.factsPending = new Set();
+	},
+
+	async started(this: NodesThis) {
+		const saved = await this.store.list<NodeInfo>(COLLECTION);
+		this.inventory.restore(saved.map(d => d.value));
+		this.scheduleSweep();
+	}
+};
+
+export default NodesService;

@@ -1,0 +1,93 @@
+/**
+ * Every setting of a node comes from environment variables with defaults that start a working
+ * single-node cluster; this is the one place that reads them (the README's table mirrors it).
+ */
+import os from "os";
+import path from "path";
+import { InvalidInputError } from "./errors";
+
+export interface IsaEnv {
+	nodeID: string;
+	host: string;
+	port: number;
+	/** Moleculer transporter URL; null runs a single node without one. */
+	transporter: string | null;
+	/** `redis://…` or a path to the embedded database file. */
+	store: string;
+	dataDir: string;
+	/** Service names this node runs; null runs all of them. */
+	services: string[] | null;
+	namespace: string;
+	logLevel: string;
+	jwtSecret: string | null;
+	/** PEM of an RS256 public key; tokens signed with its private key are accepted too. */
+	jwtPublicKey: string | null;
+	labels: Record<string, string>;
+	/** Node report interval in ms. */
+	reportInterval: number;
+	/** ISA_NODE_CAPACITY, simulation only. */
+	capacityOverride: string | null;
+	/** Port of the Prometheus reporter's own listener; null: /metrics on the gateway only. */
+	metricsPort: number | null;
+	requestTimeout: number;
+}
+
+export const ALL_SERVICES = ["agent", "nodes", "gateway"];
+
+function number(env: NodeJS.ProcessEnv, name: string, def: number): number {
+	const raw = env[name];
+	if (raw == null || raw === "") return def;
+	const n = Number(raw);
+	if (!Number.isFinite(n) || n < 0)
+		throw new InvalidInputError(`${name}='${raw}' is not a number.`, { name, value: raw });
+	return n;
+}
+
+/** "gpu=a100,zone=eu-1" → { gpu: "a100", zone: "eu-1" }. */
+export function parseLabels(raw: string | undefined): Record<string, string> {
+	const labels: Record<string, string> = {};
+	for (const part of (raw ?? "").split(",")) {
+		if (!part.trim()) continue;
+		const [key, ...rest] = part.split("=");
+		if (!/^[A-Za-z0-9._/-]+$/.test(key.trim()))
+			throw new InvalidInputError(
+				`ISA_NODE_LABELS entry '${part}' is not key=value (example: gpu=a100,zone=eu-1).`,
+				{ entry: part }
+			);
+		labels[key.trim()] = rest.join("=").trim();
+	}
+	return labels;
+}
+
+export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
+	const dataDir = path.resolve(env.ISA_DATA_DIR || "data");
+	const services = env.SERVICES?.trim()
+		? env.SERVICES.split(",")
+				.map(s => s.trim())
+				.filter(Boolean)
+		: null;
+	const unknown = services?.filter(s => !ALL_SERVICES.includes(s)) ?? [];
+	if (unknown.length)
+		throw new InvalidInputError(
+			`SERVICES names unknown services: ${unknown.join(", ")}. Known: ${ALL_SERVICES.join(", ")}.`,
+			{ unknown }
+		);
+	return {
+		nodeID: env.NODEID || os.hostname(),
+		host: env.HOST || "127.0.0.1",
+		port: number(env, "PORT", 3000),
+		transporter: env.TRANSPORTER || null,
+		store: env.STORE || path.join(dataDir, "isa.db"),
+		dataDir,
+		services,
+		namespace: env.NAMESPACE || "",
+		logLevel: env.LOGLEVEL || "info",
+		jwtSecret: env.ISA_JWT_SECRET || null,
+		jwtPublicKey: env.ISA_JWT_PUBLIC_KEY || null,
+		labels: parseLabels(env.ISA_NODE_LABELS),
+		reportInterval: Math.max(100, number(env, "ISA_REPORT_INTERVAL", 2) * 1000),
+		capacityOverride: env.ISA_NODE_CAPACITY || null,
+		metricsPort: env.METRICS_PORT ? number(env, "METRICS_PORT", 3030) : null,
+		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000
+	};
+}

@@ -1,0 +1,313 @@
+/**
+ * The cluster backend: one Redis shared by every node.
+ *
+ * Each operation that reads a version and then writes is one Lua script, because Redis runs a
+ * script with nothing interleaved: that, not client-side locking, is what keeps two processes
+ * from both winning a CAS. Values and versions sit in two hashes per collection (rather than one
+ * hash per document) so that a collection is two keys, whatever its size, and `list` reads the
+ * values in one HGETALL.
+ *
+ * Logs are streams whose entry ids are `0-<seq>`: seq then comes from a counter bumped in the
+ * same script as the XADD, and `afterSeq` is a plain XRANGE. The script stamps `at` with Redis's
+ * clock, never letting it go below the previous entry's, so every process agrees on the order of
+ * `at` and `since` can binary-search instead of scanning the log.
+ *
+ * Connection policy: a command sent while Redis is away waits for at most one reconnection
+ * attempt, then fails with StoreUnavailableError; callers (and /ready via `ping`) learn of an
+ * outage in about a second instead of hanging, while the client keeps reconnecting by itself.
+ * In-flight commands are failed rather than replayed after a reconnect, since a replayed CAS
+ * whose first send had landed would report a loss for a write that happened.
+ */
+import Redis, { ReplyError } from "ioredis";
+import { StoreUnavailableError } from "../errors";
+import type {
+	DocWrite,
+	LogEntry,
+	LogQuery,
+	Store,
+	StoredDoc,
+	VersionCheck,
+	Versioned
+} from "./store";
+
+export interface RedisStoreOptions {
+	/** Namespace of every key, so that several clusters can share one server; default "isa". */
+	prefix?: string;
+}
+
+/** Redis replies that mean "not now" rather than "wrong command". */
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
+
+// KEYS[1]: the collection's value hash, KEYS[2]: its version hash, ARGV[1]: the document id.
+const GET = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return nil end
+return {v, redis.call('HGET', KEYS[2], ARGV[1])}`;
+
+// Flat (id, json, version) triples.
+const LIST = `
+local vals = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #vals, 2 do
+	out[#out + 1] = vals[i]
+	out[#out + 1] = vals[i + 1]
+	out[#out + 1] = redis.call('HGET', KEYS[2], vals[i])
+end
+return out`;
+
+// ARGV[2]: the JSON value.
+const PUT = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)`;
+
+// ARGV[3]: the expected version (0: must not exist).
+const CAS = `
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 0
+if cur ~= tonumber(ARGV[3]) then return nil end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)`;
+
+// ARGV[2], when given: the expected version.
+const DELETE = `
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 0
+if cur == 0 or (ARGV[2] and cur ~= tonumber(ARGV[2])) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1`;
+
+// KEYS: value and version hash of each collection involved, in pairs; a check or write names its
+// collection by pair index c (KEYS[2c+1], KEYS[2c+2]). ARGV: the number of checks, then
+// (c, id, version) per check, then the number of writes, then (c, id, json) per write, where an
+// empty json (never valid JSON) deletes.
+const TRANSACT = `
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do
+	local c = tonumber(ARGV[i]) * 2
+	local cur = tonumber(redis.call('HGET', KEYS[c + 2], ARGV[i + 1])) or 0
+	if cur ~= tonumber(ARGV[i + 2]) then return 0 end
+	i = i + 3
+end
+local n = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n do
+	local c = tonumber(ARGV[i]) * 2
+	local id = ARGV[i + 1]
+	if ARGV[i + 2] == '' then
+		redis.call('HDEL', KEYS[c + 1], id)
+		redis.call('HDEL', KEYS[c + 2], id)
+	else
+		redis.call('HSET', KEYS[c + 1], id, ARGV[i + 2])
+		redis.call('HINCRBY', KEYS[c + 2], id, 1)
+	end
+	i = i + 3
+end
+return 1`;
+
+// KEYS[1]: the log's stream, KEYS[2]: its hash of the last seq and at. ARGV[1]: the JSON entry.
+const APPEND = `
+local t = redis.call('TIME')
+local at = math.max(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+	tonumber(redis.call('HGET', KEYS[2], 'at')) or 0)
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('HSET', KEYS[2], 'at', string.format('%d', at))
+redis.call('XADD', KEYS[1], '0-' .. seq, 'at', string.format('%d', at), 'entry', ARGV[1])
+return seq`;
+
+// ARGV: afterSeq, since ('' for none), limit, '1' for newest first. Entries' at never decrease,
+// so the first seq at or after since is found by bisection.
+const READ_LOG = `
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0
+local lo = math.max(math.floor(tonumber(ARGV[1])) + 1, 1)
+if ARGV[2] ~= '' then
+	local since = tonumber(ARGV[2])
+	local hi = last + 1
+	while lo < hi do
+		local mid = math.floor((lo + hi) / 2)
+		local e = redis.call('XRANGE', KEYS[1], '0-' .. mid, '0-' .. mid)
+		if tonumber(e[1][2][2]) < since then lo = mid + 1 else hi = mid end
+	end
+end
+if lo > last then return {} end
+if ARGV[4] == '1' then
+	return redis.call('XREVRANGE', KEYS[1], '+', '0-' .. lo, 'COUNT', ARGV[3])
+end
+return redis.call('XRANGE', KEYS[1], '0-' .. lo, '+', 'COUNT', ARGV[3])`;
+
+/** A stream entry as XRANGE returns it: its id and its fields `at`, at, `entry`, json. */
+type StreamEntry = [id: string, fields: [string, string, string, string]];
+
+interface StoreCommands {
+	storeGet(vals: string, vers: string, id: string): Promise<[string, string] | null>;
+	storeList(vals: string, vers: string): Promise<string[]>;
+	storePut(vals: string, vers: string, id: string, json: string): Promise<number>;
+	storeCas(
+		vals: string,
+		vers: string,
+		id: string,
+		json: string,
+		expected: number
+	): Promise<number | null>;
+	storeDelete(vals: string, vers: string, id: string, ...expected: number[]): Promise<number>;
+	storeTransact(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+	storeAppend(stream: string, meta: string, json: string): Promise<number>;
+	storeReadLog(
+		stream: string,
+		meta: string,
+		afterSeq: number,
+		since: number | "",
+		limit: number,
+		newestFirst: "1" | "0"
+	): Promise<StreamEntry[]>;
+}
+
+function encode(value: unknown): string {
+	const json = JSON.stringify(value);
+	if (json === undefined) throw new TypeError("The store keeps JSON values; got undefined.");
+	return json;
+}
+
+export class RedisStore implements Store {
+	readonly kind = "redis";
+	readonly prefix: string;
+	private readonly redis: Redis & StoreCommands;
+
+	/** `url`: redis://… or rediss://…, as ioredis takes it. */
+	constructor(url: string, opts: RedisStoreOptions = {}) {
+		this.prefix = opts.prefix ?? "isa";
+		this.redis = new Redis(url, {
+			maxRetriesPerRequest: 0,
+			connectTimeout: 3000,
+			commandTimeout: 5000,
+			// Concurrent callers (the scheduler's reservations) share round trips.
+			enableAutoPipelining: true
+		}) as Redis & StoreCommands;
+		// Failures reach callers through rejected commands and ping(); without a listener ioredis
+		// would print every failed reconnection attempt.
+		this.redis.on("error", () => {});
+		this.redis.defineCommand("storeGet", { numberOfKeys: 2, lua: GET });
+		this.redis.defineCommand("storeList", { numberOfKeys: 2, lua: LIST });
+		this.redis.defineCommand("storePut", { numberOfKeys: 2, lua: PUT });
+		this.redis.defineCommand("storeCas", { numberOfKeys: 2, lua: CAS });
+		this.redis.defineCommand("storeDelete", { numberOfKeys: 2, lua: DELETE });
+		this.redis.defineCommand("storeTransact", { lua: TRANSACT });
+		this.redis.defineCommand("storeAppend", { numberOfKeys: 2, lua: APPEND });
+		this.redis.defineCommand("storeReadLog", { numberOfKeys: 2, lua: READ_LOG });
+	}
+
+	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {
+		const reply = await this.call(this.redis.storeGet(...this.docKeys(collection), id));
+		return reply ? { value: JSON.parse(reply[0]) as T, version: Number(reply[1]) } : null;
+	}
+
+	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
+		const flat = await this.call(this.redis.storeList(...this.docKeys(collection)));
+		const docs: StoredDoc<T>[] = [];
+		for (let i = 0; i < flat.length; i += 3) {
+			docs.push({
+				id: flat[i],
+				value: JSON.parse(flat[i + 1]) as T,
+				version: Number(flat[i + 2])
+			});
+		}
+		return docs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+	}
+
+	async put<T>(collection: string, id: string, value: T): Promise<number> {
+		return this.call(this.redis.storePut(...this.docKeys(collection), id, encode(value)));
+	}
+
+	async cas<T>(
+		collection: string,
+		id: string,
+		value: T,
+		expected: number
+	): Promise<number | null> {
+		const json = encode(value);
+		return this.call(this.redis.storeCas(...this.docKeys(collection), id, json, expected));
+	}
+
+	async delete(collection: string, id: string, expected?: number): Promise<boolean> {
+		const extra = expected === undefined ? [] : [expected];
+		return (
+			(await this.call(this.redis.storeDelete(...this.docKeys(collection), id, ...extra))) ===
+			1
+		);
+	}
+
+	async transact(checks: VersionCheck[], writes: DocWrite[]): Promise<boolean> {
+		const collections = new Map<string, number>();
+		const keys: string[] = [];
+		const index = (collection: string): number => {
+			let c = collections.get(collection);
+			if (c === undefined) {
+				c = collections.size;
+				collections.set(collection, c);
+				keys.push(...this.docKeys(collection));
+			}
+			return c;
+		};
+		const args: (string | number)[] = [checks.length];
+		for (const check of checks) args.push(index(check.collection), check.id, check.version);
+		args.push(writes.length);
+		for (const w of writes) {
+			args.push(index(w.collection), w.id, w.value === null ? "" : encode(w.value));
+		}
+		return (await this.call(this.redis.storeTransact(keys.length, ...keys, ...args))) === 1;
+	}
+
+	async append<T>(log: string, entry: T): Promise<number> {
+		return this.call(this.redis.storeAppend(...this.logKeys(log), encode(entry)));
+	}
+
+	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {
+		const limit = query.limit ?? 100;
+		if (limit <= 0) return [];
+		const entries = await this.call(
+			this.redis.storeReadLog(
+				...this.logKeys(log),
+				query.afterSeq ?? 0,
+				query.since ?? "",
+				limit,
+				query.newestFirst ? "1" : "0"
+			)
+		);
+		return entries.map(([id, fields]) => ({
+			seq: Number(id.slice(2)),
+			at: Number(fields[1]),
+			entry: JSON.parse(fields[3]) as T
+		}));
+	}
+
+	async ping(): Promise<void> {
+		await this.call(this.redis.ping());
+	}
+
+	async close(): Promise<void> {
+		if (this.redis.status === "ready") {
+			await this.redis.quit().catch(() => this.redis.disconnect());
+		} else {
+			this.redis.disconnect();
+		}
+	}
+
+	private docKeys(collection: string): [vals: string, vers: string] {
+		return [`${this.prefix}:doc:${collection}`, `${this.prefix}:ver:${collection}`];
+	}
+
+	private logKeys(log: string): [stream: string, meta: string] {
+		return [`${this.prefix}:log:${log}`, `${this.prefix}:logmeta:${log}`];
+	}
+
+	/** Awaits a command, turning "Redis cannot answer now" into StoreUnavailableError. */
+	private async call<R>(command: Promise<R>): Promise<R> {
+		try {
+			return await command;
+		} catch (err) {
+			const message = err instanceof Error ? err.message : String(err);
+			if (!(err instanceof ReplyError) || UNAVAILABLE_REPLIES.test(message)) {
+				throw new StoreUnavailableError(message);
+			}
+			throw err;
+		}
+	}
+}

@@ -1,0 +1,249 @@
+/**
+ * The single-node backend: an embedded SQLite file, so a one-machine install needs no server.
+ *
+ * WAL lets readers run beside the one writer, and `busy_timeout` makes a second process (the CLI,
+ * another service) wait for the write lock instead of failing at once. `synchronous = NORMAL`
+ * skips the fsync on every commit (WAL still keeps the file consistent; a power cut may lose the
+ * last few commits, a crashed process loses nothing): without it the scheduler's thousands of
+ * small reservations per second would each wait for the disk.
+ *
+ * Every statement is prepared once; the single-document writes are single statements, so they
+ * are atomic without an explicit transaction, and only `transact` needs BEGIN IMMEDIATE (taking
+ * the write lock up front, so its version checks cannot go stale before it writes).
+ */
+import fs from "fs";
+import path from "path";
+import Database from "better-sqlite3";
+import { StoreUnavailableError } from "../errors";
+import type {
+	DocWrite,
+	LogEntry,
+	LogQuery,
+	Store,
+	StoredDoc,
+	VersionCheck,
+	Versioned
+} from "./store";
+
+/** How long a writer waits for another process's write lock before giving up. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** SQLite failures that say the database cannot be used right now, not that the call was wrong. */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/;
+
+const SCHEMA = `
+	CREATE TABLE IF NOT EXISTS docs (
+		collection TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		value TEXT NOT NULL,
+		PRIMARY KEY (collection, id)
+	) WITHOUT ROWID;
+	CREATE TABLE IF NOT EXISTS logs (
+		log TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		at INTEGER NOT NULL,
+		entry TEXT NOT NULL,
+		PRIMARY KEY (log, seq)
+	) WITHOUT ROWID;
+	CREATE INDEX IF NOT EXISTS logs_at ON logs (log, at);
+`;
+
+interface DocRow {
+	id: string;
+	value: string;
+	version: number;
+}
+
+interface LogRow {
+	seq: number;
+	at: number;
+	entry: string;
+}
+
+function encode(value: unknown): string {
+	const json = JSON.stringify(value);
+	if (json === undefined) throw new TypeError("The store keeps JSON values; got undefined.");
+	return json;
+}
+
+export class SqliteStore implements Store {
+	readonly kind = "sqlite";
+	/** The database file, or ":memory:". */
+	readonly file: string;
+	private readonly db: Database.Database;
+	private readonly stmt;
+	private readonly transaction;
+
+	/** `url`: a path (its directory is created when missing), `sqlite://<path>` or ":memory:". */
+	constructor(url: string) {
+		const file = url.replace(/^sqlite:\/\//i, "");
+		this.file = file;
+		try {
+			if (file !== ":memory:" && file !== "") {
+				fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+			}
+			this.db = new Database(file);
+			// busy_timeout first: switching to WAL itself needs the lock another process may hold.
+			this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+			this.db.pragma("journal_mode = WAL");
+			this.db.pragma("synchronous = NORMAL");
+			this.db.exec(SCHEMA);
+		} catch (err) {
+			throw this.unavailable(err);
+		}
+		const db = this.db;
+		this.stmt = {
+			get: db.prepare<[string, string], DocRow>(
+				"SELECT id, value, version FROM docs WHERE collection = ? AND id = ?"
+			),
+			version: db
+				.prepare<[string, string], number>(
+					"SELECT version FROM docs WHERE collection = ? AND id = ?"
+				)
+				.pluck(),
+			list: db.prepare<[string], DocRow>(
+				"SELECT id, value, version FROM docs WHERE collection = ? ORDER BY id"
+			),
+			put: db
+				.prepare<[string, string, string], number>(
+					`INSERT INTO docs (collection, id, version, value) VALUES (?, ?, 1, ?)
+					ON CONFLICT (collection, id) DO UPDATE SET version = version + 1, value = excluded.value
+					RETURNING version`
+				)
+				.pluck(),
+			create: db.prepare<[string, string, string]>(
+				`INSERT INTO docs (collection, id, version, value) VALUES (?, ?, 1, ?)
+				ON CONFLICT (collection, id) DO NOTHING`
+			),
+			update: db.prepare<[string, string, string, number]>(
+				`UPDATE docs SET version = version + 1, value = ?
+				WHERE collection = ? AND id = ? AND version = ?`
+			),
+			delete: db.prepare<[string, string]>(
+				"DELETE FROM docs WHERE collection = ? AND id = ?"
+			),
+			deleteAt: db.prepare<[string, string, number]>(
+				"DELETE FROM docs WHERE collection = ? AND id = ? AND version = ?"
+			),
+			// One statement, so the MAX and the INSERT run under the same write lock.
+			append: db
+				.prepare<{ log: string; at: number; entry: string }, number>(
+					`INSERT INTO logs (log, seq, at, entry)
+					SELECT @log, COALESCE(MAX(seq), 0) + 1, @at, @entry FROM logs WHERE log = @log
+					RETURNING seq`
+				)
+				.pluck(),
+			readOldest: db.prepare<[string, number, number, number], LogRow>(
+				`SELECT seq, at, entry FROM logs WHERE log = ? AND seq > ? AND at >= ?
+				ORDER BY seq LIMIT ?`
+			),
+			ping: db.prepare("SELECT 1"),
+			readNewest: db.prepare<[string, number, number, number], LogRow>(
+				`SELECT seq, at, entry FROM logs WHERE log = ? AND seq > ? AND at >= ?
+				ORDER BY seq DESC LIMIT ?`
+			)
+		};
+		this.transaction = db.transaction((checks: VersionCheck[], writes: DocWrite[]) => {
+			for (const c of checks) {
+				if ((this.stmt.version.get(c.collection, c.id) ?? 0) !== c.version) return false;
+			}
+			for (const w of writes) {
+				if (w.value === null) this.stmt.delete.run(w.collection, w.id);
+				else this.stmt.put.get(w.collection, w.id, encode(w.value));
+			}
+			return true;
+		});
+	}
+
+	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {
+		const row = this.call(() => this.stmt.get.get(collection, id));
+		return row ? { value: JSON.parse(row.value) as T, version: row.version } : null;
+	}
+
+	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
+		return this.call(() => this.stmt.list.all(collection)).map(row => ({
+			id: row.id,
+			value: JSON.parse(row.value) as T,
+			version: row.version
+		}));
+	}
+
+	async put<T>(collection: string, id: string, value: T): Promise<number> {
+		const json = encode(value);
+		return this.call(() => this.stmt.put.get(collection, id, json) as number);
+	}
+
+	async cas<T>(
+		collection: string,
+		id: string,
+		value: T,
+		expected: number
+	): Promise<number | null> {
+		const json = encode(value);
+		const { changes } = this.call(() =>
+			expected === 0
+				? this.stmt.create.run(collection, id, json)
+				: this.stmt.update.run(json, collection, id, expected)
+		);
+		return changes === 1 ? expected + 1 : null;
+	}
+
+	async delete(collection: string, id: string, expected?: number): Promise<boolean> {
+		const { changes } = this.call(() =>
+			expected === undefined
+				? this.stmt.delete.run(collection, id)
+				: this.stmt.deleteAt.run(collection, id, expected)
+		);
+		return changes === 1;
+	}
+
+	async transact(checks: VersionCheck[], writes: DocWrite[]): Promise<boolean> {
+		return this.call(() => this.transaction.immediate(checks, writes));
+	}
+
+	async append<T>(log: string, entry: T): Promise<number> {
+		const json = encode(entry);
+		return this.call(
+			() => this.stmt.append.get({ log, at: Date.now(), entry: json }) as number
+		);
+	}
+
+	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {
+		const stmt = query.newestFirst ? this.stmt.readNewest : this.stmt.readOldest;
+		const rows = this.call(() =>
+			stmt.all(
+				log,
+				query.afterSeq ?? 0,
+				query.since ?? Number.MIN_SAFE_INTEGER,
+				Math.max(query.limit ?? 100, 0)
+			)
+		);
+		return rows.map(row => ({ seq: row.seq, at: row.at, entry: JSON.parse(row.entry) as T }));
+	}
+
+	async ping(): Promise<void> {
+		this.call(() => this.stmt.ping.get());
+	}
+
+	async close(): Promise<void> {
+		if (this.db.open) this.db.close();
+	}
+
+	/** Runs a statement, turning "cannot use the database now" into StoreUnavailableError. */
+	private call<R>(fn: () => R): R {
+		try {
+			return fn();
+		} catch (err) {
+			throw this.unavailable(err);
+		}
+	}
+
+	private unavailable(err: unknown): unknown {
+		if (this.db && !this.db.open) return new StoreUnavailableError("the database is closed");
+		if (err instanceof Database.SqliteError && UNAVAILABLE_CODES.test(err.code)) {
+			return new StoreUnavailableError(`${this.file}: ${err.message}`);
+		}
+		return err;
+	}
+}

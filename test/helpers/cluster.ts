@@ -1,0 +1,65 @@
+/**
+ * IsA nodes as separate OS processes (the built `dist/bin/isa.js`, what `npm start` runs), for
+ * cluster tests: each node is a real process that a test can `kill -9` and start again.
+ */
+import { spawn, ChildProcess } from "child_process";
+import path from "path";
+
+export const ROOT = path.resolve(__dirname, "../..");
+export const FAKE_BIN = path.join(ROOT, "test/fixtures/bin");
+const ENTRY = path.join(ROOT, "dist/bin/isa.js");
+
+export interface NodeProcess {
+	nodeID: string;
+	proc: ChildProcess;
+	/** Everything the process printed so far. */
+	output(): string;
+	/** SIGKILL: no goodbye to the cluster. */
+	kill(): Promise<void>;
+	/** SIGTERM and wait for a clean exit. */
+	stop(): Promise<void>;
+}
+
+export function startNode(nodeID: string, env: Record<string, string>): NodeProcess {
+	const proc = spawn(process.execPath, [ENTRY], {
+		cwd: ROOT,
+		env: { ...process.env, NODEID: nodeID, LOGLEVEL: "info", ...env },
+		stdio: ["ignore", "pipe", "pipe"]
+	});
+	let out = "";
+	proc.stdout!.on("data", d => (out += d));
+	proc.stderr!.on("data", d => (out += d));
+	const exited = new Promise<void>(resolve => proc.once("exit", () => resolve()));
+	const send = async (signal: NodeJS.Signals) => {
+		if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+		await exited;
+	};
+	return {
+		nodeID,
+		proc,
+		output: () => out,
+		kill: () => send("SIGKILL"),
+		stop: () => send("SIGTERM")
+	};
+}
+
+/** Polls `fn` until it returns a truthy value or the time is up; resolves to that value. */
+export async function eventually<T>(
+	fn: () => Promise<T | null | undefined | false>,
+	timeoutMs: number,
+	what: string
+): Promise<T> {
+	const deadline = Date.now() + timeoutMs;
+	let last: unknown;
+	for (;;) {
+		try {
+			const value = await fn();
+			if (value) return value;
+		} catch (err) {
+			last = err;
+		}
+		if (Date.now() > deadline)
+			throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+		await new Promise(r => setTimeout(r, 50));
+	}
+}

@@ -1,0 +1,124 @@
+/**
+ * A real cluster: a control node (gateway, inventory and an agent) and two agent-only nodes, each
+ * its own OS process, over a nats-server and a redis-server that this suite starts.
+ */
+import { mintToken } from "../../services/gateway/auth";
+import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
+import { eventually, FAKE_BIN, NodeProcess, startNode } from "../helpers/cluster";
+
+const SECRET = "cluster-test-secret";
+const REPORT_INTERVAL = 0.5; // seconds
+const DOWN_WINDOW_MS = 3 * REPORT_INTERVAL * 1000;
+
+jest.setTimeout(60_000);
+
+describe("cluster over NATS and Redis", () => {
+	let nats: TestServer;
+	let redis: TestServer;
+	let port: number;
+	let token: string;
+	let common: Record<string, string>;
+	const nodes: NodeProcess[] = [];
+
+	async function api(path: string, init: RequestInit = {}) {
+		const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+			...init,
+			headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) }
+		});
+		return { status: res.status, body: (await res.json()) as any };
+	}
+
+	async function nodeStatus(id: string): Promise<string | undefined> {
+		const { body } = await api("/api/v1/nodes");
+		return body.items.find((n: { id: string }) => n.id === id)?.status;
+	}
+
+	beforeAll(async () => {
+		[nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
+		token = await mintToken({ secret: SECRET, sub: "v", tenant: "t1", roles: ["viewer"], ttl: 600 });
+		common = {
+			TRANSPORTER: nats.url,
+			STORE: redis.url,
+			NAMESPACE: `cluster-${process.pid}`,
+			ISA_JWT_SECRET: SECRET,
+			ISA_REPORT_INTERVAL: String(REPORT_INTERVAL)
+		};
+		nodes.push(startNode("control", { ...common, PORT: String(port) }));
+		nodes.push(startNode("agent-1", { ...common, SERVICES: "agent" }));
+		nodes.push(
+			startNode("agent-2", {
+				...common,
+				SERVICES: "agent",
+				ISA_NODE_LABELS: "gpu=a100,zone=lab",
+				PATH: `${FAKE_BIN}:${process.env.PATH}`
+			})
+		);
+	});
+
+	afterAll(async () => {
+		await Promise.all(nodes.map(n => n.stop()));
+		await Promise.all([nats?.stop(), redis?.stop()]);
+	});
+
+	afterEach(() => {
+		// On failure, what the nodes printed is the first thing to read.
+		const state = expect.getState();
+		if (state.assertionCalls > state.numPassingAsserts)
+			for (const n of nodes) console.log(`--- ${n.nodeID}\n${n.output().slice(-3000)}`);
+	});
+
+	it("lists all three nodes with their capacity", async () => {
+		const body = await eventually(
+			async () => {
+				const { body } = await api("/api/v1/nodes");
+				return body.total === 3 && body.items.every((n: any) => n.status === "ready") && body;
+			},
+			20_000,
+			"3 ready nodes"
+		);
+		expect(body.items.map((n: any) => n.id)).toEqual(["agent-1", "agent-2", "control"]);
+		for (const node of body.items) {
+			expect(node.capacity.cpu).toBeGreaterThan(0);
+			expect(node.capacity.memory).toBeGreaterThan(0);
+			expect(node.usage.memory).toBeGreaterThan(0);
+			expect(node.allocated).toEqual({ cpu: 0, memory: 0, gpus: 0 });
+			expect(typeof node.lastSeen).toBe("number");
+		}
+	});
+
+	it("shows both GPUs of the node with a (fake) nvidia-smi, and its labels", async () => {
+		const { status, body } = await api("/api/v1/nodes/agent-2");
+		expect(status).toBe(200);
+		expect(body.labels).toEqual({ gpu: "a100", zone: "lab" });
+		expect(body.capacity.gpus).toHaveLength(2);
+		expect(body.capacity.gpus[0]).toMatchObject({
+			index: 0,
+			model: "NVIDIA A100-SXM4-80GB",
+			memory: 81920 * 1024 * 1024
+		});
+		expect(body.capacity.gpus[0].uuid).toMatch(/^GPU-/);
+		expect(body.usage.gpus.map((g: any) => g.index)).toEqual([0, 1]);
+		expect(body.usage.gpus[0]).toEqual(
+			expect.objectContaining({ utilization: expect.any(Number), memoryUsed: expect.any(Number) })
+		);
+		expect(body.workloads).toEqual([]);
+		const facts = await eventually(async () => (await api("/api/v1/nodes/agent-2")).body.facts, 5000, "facts");
+		expect(facts.cpu.cores).toBeGreaterThan(0);
+		expect(facts.gpus).toHaveLength(2);
+	});
+
+	it("marks a killed agent down within the window, and ready again when it returns", async () => {
+		const victim = nodes[1];
+		const killedAt = Date.now();
+		await victim.kill();
+		await eventually(async () => (await nodeStatus("agent-1")) === "down", 10_000, "agent-1 down");
+		const detectedMs = Date.now() - killedAt;
+		console.log(`agent-1 seen down ${detectedMs} ms after kill -9 (window ${DOWN_WINDOW_MS} ms)`);
+		// 3 missed reports, plus one sweep and one poll of slack.
+		expect(detectedMs).toBeLessThan(DOWN_WINDOW_MS + 1000);
+		expect(await nodeStatus("agent-2")).toBe("ready");
+
+		nodes[1] = startNode("agent-1", { ...common, SERVICES: "agent" });
+		await eventually(async () => (await nodeStatus("agent-1")) === "ready", 15_000, "agent-1 ready");
+	});
+});

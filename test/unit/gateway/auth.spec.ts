@@ -1,0 +1,135 @@
+import { generateKeyPair, exportSPKI, SignJWT, UnsecuredJWT } from "jose";
+import {
+	canAccess,
+	ERR_INVALID_TOKEN,
+	ERR_NO_TOKEN,
+	ERR_TOKEN_EXPIRED,
+	mintToken,
+	parseTtl,
+	principalFromClaims,
+	TokenVerifier
+} from "../../../services/gateway/auth";
+
+const SECRET = "unit-test-secret-0123456789abcdef";
+const now = () => Math.floor(Date.now() / 1000);
+
+async function hs256(claims: Record<string, unknown>, secret = SECRET): Promise<string> {
+	return new SignJWT(claims)
+		.setProtectedHeader({ alg: "HS256" })
+		.sign(new TextEncoder().encode(secret));
+}
+
+async function rejection(promise: Promise<unknown>) {
+	try {
+		await promise;
+	} catch (err) {
+		return err as { code: number; type: string; name: string; data: { reason: string } };
+	}
+	throw new Error("expected a rejection");
+}
+
+describe("TokenVerifier", () => {
+	const verifier = new TokenVerifier({ secret: SECRET });
+
+	it("accepts a minted token and returns its principal", async () => {
+		const token = await mintToken({ secret: SECRET, sub: "ann", tenant: "t1", roles: ["viewer"], ttl: 60 });
+		const p = await verifier.verifyHeader(`Bearer ${token}`);
+		expect(p).toMatchObject({ sub: "ann", tenant: "t1", roles: ["viewer"] });
+		expect(p.exp).toBeGreaterThan(now());
+		// Cached: the same answer again.
+		expect(await verifier.verify(token)).toBe(p);
+	});
+
+	it("refuses a missing header and a header that is not Bearer", async () => {
+		expect(await rejection(verifier.verifyHeader(undefined))).toMatchObject({
+			code: 401,
+			type: ERR_NO_TOKEN
+		});
+		expect(await rejection(verifier.verifyHeader("Basic abc"))).toMatchObject({
+			code: 401,
+			type: ERR_NO_TOKEN
+		});
+	});
+
+	it("refuses garbage, a bad signature and a token without exp", async () => {
+		expect(await rejection(verifier.verify("not-a-jwt"))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		const other = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 }, "other-secret");
+		expect(await rejection(verifier.verify(other))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		const noExp = await hs256({ sub: "a", tenant: "t", roles: ["admin"] });
+		expect(await rejection(verifier.verify(noExp))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+	});
+
+	it("refuses an expired token, also once it was cached", async () => {
+		const expired = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() - 10 });
+		expect(await rejection(verifier.verify(expired))).toMatchObject({ code: 401, type: ERR_TOKEN_EXPIRED });
+
+		let clock = Date.now();
+		const v = new TokenVerifier({ secret: SECRET, now: () => clock });
+		const token = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 5 });
+		await v.verify(token);
+		clock += 10_000;
+		expect(await rejection(v.verify(token))).toMatchObject({ code: 401, type: ERR_TOKEN_EXPIRED });
+	});
+
+	it("refuses alg none", async () => {
+		const token = new UnsecuredJWT({ sub: "a", tenant: "t", roles: ["admin"] })
+			.setExpirationTime("1h")
+			.encode();
+		expect(await rejection(verifier.verify(token))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+	});
+
+	it("refuses RS256 without a public key, and accepts it with one", async () => {
+		const { publicKey, privateKey } = await generateKeyPair("RS256");
+		const token = await new SignJWT({ sub: "svc", tenant: "t", roles: ["operator"] })
+			.setProtectedHeader({ alg: "RS256" })
+			.setExpirationTime("1h")
+			.sign(privateKey);
+		expect(await rejection(verifier.verify(token))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+
+		const rs = new TokenVerifier({ publicKeyPem: await exportSPKI(publicKey) });
+		expect(await rs.verify(token)).toMatchObject({ sub: "svc", roles: ["operator"] });
+		// An HS256 token is refused where only a public key is configured.
+		const hs = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 });
+		expect(await rejection(rs.verify(hs))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+	});
+
+	it("keeps at most cacheSize tokens", async () => {
+		const v = new TokenVerifier({ secret: SECRET, cacheSize: 2 });
+		for (const sub of ["a", "b", "c"]) await v.verify(await mintToken({ secret: SECRET, sub, tenant: "t", roles: ["viewer"], ttl: 60 }));
+		expect((v as unknown as { cache: Map<string, unknown> }).cache.size).toBe(2);
+	});
+});
+
+describe("principalFromClaims", () => {
+	const base = { sub: "a", tenant: "t", roles: ["viewer"], exp: 1 };
+	it.each([
+		["no sub", { ...base, sub: "" }],
+		["no tenant", { ...base, tenant: undefined }],
+		["unknown role", { ...base, roles: ["root"] }],
+		["empty roles", { ...base, roles: [] }],
+		["roles not a list", { ...base, roles: "admin" }]
+	])("refuses %s", (_name, claims) => {
+		expect(() => principalFromClaims(claims)).toThrow(expect.objectContaining({ code: 401 }));
+	});
+});
+
+describe("canAccess", () => {
+	const who = (roles: string[]) => ({ sub: "a", tenant: "t", roles, exp: 0 }) as never;
+	it("lets every role read, operators and admins write, admins administer", () => {
+		expect(canAccess(who(["viewer"]), "read")).toBe(true);
+		expect(canAccess(who(["viewer"]), "write")).toBe(false);
+		expect(canAccess(who(["operator"]), "write")).toBe(true);
+		expect(canAccess(who(["operator"]), "admin")).toBe(false);
+		expect(canAccess(who(["viewer", "admin"]), "admin")).toBe(true);
+	});
+});
+
+describe("parseTtl", () => {
+	it("reads seconds, minutes, hours and days", () => {
+		expect(parseTtl("3600")).toBe(3600);
+		expect(parseTtl("90m")).toBe(5400);
+		expect(parseTtl("24h")).toBe(86400);
+		expect(parseTtl("7d")).toBe(604800);
+		expect(() => parseTtl("soon")).toThrow(/not a duration/);
+	});
+});

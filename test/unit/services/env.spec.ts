@@ -1,0 +1,49 @@
+import { loadEnv, parseLabels } from "../../../services/shared/env";
+
+describe("loadEnv", () => {
+	it("has defaults that start a single node on loopback", () => {
+		const env = loadEnv({});
+		expect(env).toMatchObject({
+			host: "127.0.0.1",
+			port: 3000,
+			transporter: null,
+			services: null,
+			reportInterval: 2000,
+			jwtSecret: null
+		});
+		expect(env.store).toMatch(/data[/\\]isa\.db$/);
+	});
+
+	it("reads every documented variable", () => {
+		const env = loadEnv({
+			NODEID: "gpu-1",
+			PORT: "4000",
+			HOST: "0.0.0.0",
+			TRANSPORTER: "nats://127.0.0.1:4222",
+			STORE: "redis://127.0.0.1:6379",
+			SERVICES: "agent, nodes",
+			NAMESPACE: "prod",
+			ISA_NODE_LABELS: "zone=eu-1,gpu=a100",
+			ISA_REPORT_INTERVAL: "0.5",
+			ISA_JWT_SECRET: "s"
+		});
+		expect(env).toMatchObject({
+			nodeID: "gpu-1",
+			port: 4000,
+			host: "0.0.0.0",
+			transporter: "nats://127.0.0.1:4222",
+			store: "redis://127.0.0.1:6379",
+			services: ["agent", "nodes"],
+			namespace: "prod",
+			labels: { zone: "eu-1", gpu: "a100" },
+			reportInterval: 500,
+			jwtSecret: "s"
+		});
+	});
+
+	it("says what is wrong with a bad value", () => {
+		expect(() => loadEnv({ PORT: "http" })).toThrow(/PORT='http' is not a number/);
+		expect(() => loadEnv({ SERVICES: "agent,shceduler" })).toThrow(/unknown services: shceduler/);
+		expect(() => parseLabels("zone eu")).toThrow(/key=value/);
+	});
+});
