@@ -439,13 +439,17 @@ describe("SqliteStore", () => {
 	it("shares one file between processes without losing an increment", async () => {
 		const file = path.join(dir, "shared", "store.db");
 		const module = path.resolve(__dirname, "../../services/shared/store/sqlite");
+		const rounds = 1000;
+		// Both children start their loops at the same moment, however long each took to boot.
+		const startAt = Date.now() + 2000;
 		// Alternates cas and transact, so both the single-statement and the BEGIN IMMEDIATE paths
 		// meet the other process's writes.
 		const child = `
 			const { SqliteStore } = require(${JSON.stringify(module)});
 			(async () => {
 				const store = new SqliteStore(${JSON.stringify(file)});
-				for (let i = 0; i < 300; i++) {
+				await new Promise(r => setTimeout(r, ${startAt} - Date.now()));
+				for (let i = 0; i < ${rounds}; i++) {
 					for (;;) {
 						const cur = await store.get("counters", "c");
 						const n = (cur ? cur.value.n : 0) + 1;
@@ -475,9 +479,12 @@ describe("SqliteStore", () => {
 		expect(await Promise.all([run(), run()])).toEqual([0, 0]);
 
 		const store = new SqliteStore(file);
-		expect(await store.get("counters", "c")).toEqual({ value: { n: 600 }, version: 600 });
-		const log = await store.readLog("audit", { limit: 1000 });
-		expect(log.map(e => e.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+		expect(await store.get("counters", "c")).toEqual({
+			value: { n: 2 * rounds },
+			version: 2 * rounds
+		});
+		const log = await store.readLog("audit", { limit: 2 * rounds });
+		expect(log.map(e => e.seq)).toEqual(Array.from({ length: 2 * rounds }, (_, i) => i + 1));
 		await store.close();
 	});
 });

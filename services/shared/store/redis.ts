@@ -179,7 +179,7 @@ export class RedisStore implements Store {
 			connectTimeout: 3000,
 			commandTimeout: 5000,
 			// Concurrent callers (the scheduler's reservations) share round trips.
-			enableAutoPipelining: true
+			enableAutoPipelining: false
 		}) as Redis & StoreCommands;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.
