@@ -5,9 +5,10 @@
 import { spawn, ChildProcess } from "child_process";
 import path from "path";
 
-export const ROOT = path.resolve(__dirname, "../..");
+// From test/helpers under ts-jest, or from dist/test/helpers when the benchmark runs it.
+export const ROOT = path.resolve(__dirname, __dirname.split(path.sep).includes("dist") ? "../../.." : "../..");
 export const FAKE_BIN = path.join(ROOT, "test/fixtures/bin");
-const ENTRY = path.join(ROOT, "dist/bin/isa.js");
+export const ENTRY = path.join(ROOT, "dist/bin/isa.js");
 
 export interface NodeProcess {
 	nodeID: string;
@@ -20,8 +21,8 @@ export interface NodeProcess {
 	stop(): Promise<void>;
 }
 
-export function startNode(nodeID: string, env: Record<string, string>): NodeProcess {
-	const proc = spawn(process.execPath, [ENTRY], {
+export function startNode(nodeID: string, env: Record<string, string>, entry = ENTRY): NodeProcess {
+	const proc = spawn(process.execPath, [entry], {
 		cwd: ROOT,
 		env: { ...process.env, NODEID: nodeID, LOGLEVEL: "info", ...env },
 		stdio: ["ignore", "pipe", "pipe"]

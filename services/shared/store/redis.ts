@@ -175,11 +175,11 @@ export class RedisStore implements Store {
 	constructor(url: string, opts: RedisStoreOptions = {}) {
 		this.prefix = opts.prefix ?? "isa";
 		this.redis = new Redis(url, {
+			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
 			connectTimeout: 3000,
-			commandTimeout: 5000,
-			// Concurrent callers (the scheduler's reservations) share round trips.
-			enableAutoPipelining: false
+			// A server that accepts connections but never answers is down too.
+			commandTimeout: 5000
 		}) as Redis & StoreCommands;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.

@@ -1,0 +1,30 @@
+/**
+ * The baseline of the gateway benchmark: moleculer-web with its defaults and one route to an
+ * action that returns a constant, no auth, no validation. BENCH_ROLE picks what this process
+ * runs: "all" (gateway and action), "gateway" or "action" (the two halves over TRANSPORTER).
+ */
+import { ServiceBroker } from "moleculer";
+import ApiGateway from "moleculer-web";
+
+const role = process.env.BENCH_ROLE ?? "all";
+const broker = new ServiceBroker({
+	nodeID: `bare-${role}-${process.pid}`,
+	transporter: process.env.TRANSPORTER || undefined,
+	logger: false
+});
+
+if (role !== "gateway")
+	broker.createService({ name: "bench", actions: { constant: () => ({ items: [], total: 0 }) } });
+if (role !== "action")
+	broker.createService({
+		name: "api",
+		mixins: [ApiGateway],
+		settings: {
+			port: Number(process.env.PORT),
+			ip: "127.0.0.1",
+			routes: [{ path: "/", aliases: { "GET constant": "bench.constant" } }]
+		}
+	});
+
+void broker.start().then(() => process.send?.("ready"));
+process.on("SIGTERM", () => void broker.stop().then(() => process.exit(0)));

@@ -1,0 +1,28 @@
+/**
+ * Benchmark runner: `npm run bench -- gateway` (or no name for every suite). Each suite measures
+ * its baseline in the same run and prints a table with the ratio.
+ */
+import * as gateway from "./gateway.bench";
+
+const SUITES: Record<string, () => Promise<void>> = {
+	async gateway() {
+		console.log(`gateway: wrk -t1 -c50 for ${process.env.BENCH_SECONDS ?? 10} s per case (2 s warm-up)…`);
+		const rows = await gateway.run();
+		console.log(gateway.table(rows));
+		const misses = gateway.verdict(rows);
+		console.log(misses.length ? `MISSED: ${misses.join("; ")}` : "Targets met: ≥70% of bare, P99 < 10 ms.");
+		if (misses.length) process.exitCode = 1;
+	}
+};
+
+async function main(): Promise<void> {
+	const names = process.argv.slice(2);
+	const unknown = names.filter(n => !SUITES[n]);
+	if (unknown.length) {
+		console.error(`Unknown suite ${unknown.join(", ")}; suites: ${Object.keys(SUITES).join(", ")}`);
+		process.exit(2);
+	}
+	for (const name of names.length ? names : Object.keys(SUITES)) await SUITES[name]();
+}
+
+void main();
