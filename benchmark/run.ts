@@ -6,7 +6,9 @@ import * as gateway from "./gateway.bench";
 
 const SUITES: Record<string, () => Promise<void>> = {
 	async gateway() {
-		console.log(`gateway: wrk -t1 -c50 for ${process.env.BENCH_SECONDS ?? 10} s per case (2 s warm-up)…`);
+		console.log(
+			`gateway: wrk -t1 -c50, ${process.env.BENCH_ROUNDS ?? 3} alternating rounds of ${process.env.BENCH_SECONDS ?? 5} s (about 2 min)…`
+		);
 		const rows = await gateway.run();
 		console.log(gateway.table(rows));
 		const misses = gateway.verdict(rows);

@@ -34,9 +34,13 @@ async function main(): Promise<void> {
 		console.error(`IsA Cloud: ${(err as Error).message}`);
 		process.exit(2);
 	}
+	const hot = args.includes("--hot");
+	const config = createBrokerConfig(env);
 	const broker = new ServiceBroker({
-		...createBrokerConfig(env),
-		hotReload: args.includes("--hot")
+		...config,
+		// The config lists Moleculer's middlewares itself, so HotReload must be named too.
+		middlewares: [...(config.middlewares ?? []), ...(hot ? ["HotReload"] : [])],
+		hotReload: hot
 	});
 	try {
 		for (const file of serviceFiles(env)) broker.loadService(file);

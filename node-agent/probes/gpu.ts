@@ -27,6 +27,8 @@ export interface NvidiaSmiProbeOptions {
 	env?: NodeJS.ProcessEnv;
 	/** Kill nvidia-smi after this many ms. Default 5000. */
 	timeoutMs?: number;
+	/** After nvidia-smi was found missing, look again only this often (ms). Default 60000. */
+	missingRecheckMs?: number;
 }
 
 /** The fields asked of nvidia-smi, in the order parseNvidiaSmiCsv expects them. */
@@ -103,14 +105,21 @@ export class NvidiaSmiProbe implements GpuProbe {
 	private readonly env: NodeJS.ProcessEnv | undefined;
 	private readonly timeoutMs: number;
 	private running: Promise<GpuProbeResult> | null = null;
+	private readonly missingRecheckMs: number;
+	/** When nvidia-smi was last found missing: forking for it every report is wasted work. */
+	private missingSince: number | null = null;
 
 	constructor(options: NvidiaSmiProbeOptions = {}) {
 		this.command = options.command ?? "nvidia-smi";
 		this.env = options.env;
 		this.timeoutMs = options.timeoutMs ?? 5000;
+		this.missingRecheckMs = options.missingRecheckMs ?? 60_000;
 	}
 
 	probe(): Promise<GpuProbeResult> {
+		// A driver installed while the agent runs is seen within missingRecheckMs.
+		if (this.missingSince !== null && Date.now() - this.missingSince < this.missingRecheckMs)
+			return Promise.resolve({ capacity: [], usage: [] });
 		// The agent polls every few seconds; a hung driver must not pile up one nvidia-smi per poll.
 		this.running ??= this.run().finally(() => {
 			this.running = null;
@@ -127,7 +136,11 @@ export class NvidiaSmiProbe implements GpuProbe {
 				{ env: this.env, timeout: this.timeoutMs, windowsHide: true },
 				(error, stdout, stderr) => {
 					// No nvidia-smi is how a machine without NVIDIA GPUs looks: nothing to warn about.
-					if (error?.code === "ENOENT") return resolve({ capacity: [], usage: [] });
+					if (error?.code === "ENOENT") {
+						this.missingSince = Date.now();
+						return resolve({ capacity: [], usage: [] });
+					}
+					this.missingSince = null;
 					if (error) {
 						const warning = this.describe(error, stdout, stderr);
 						return resolve({ capacity: [], usage: [], warning });

@@ -14,6 +14,7 @@ export interface MachineProbe {
 
 export class SystemProbe implements MachineProbe {
 	private lastWarning: string | undefined;
+	private lastCpu: CpuTimes | null = null;
 
 	/**
 	 * @param onGpuWarning called when the GPU probe starts failing or fails differently, not on
@@ -70,12 +71,18 @@ export class SystemProbe implements MachineProbe {
 		};
 	}
 
-	/** Only cheap reads: this runs every report interval. */
+	/**
+	 * Only cheap, asynchronous reads: this runs every report interval beside the node's services.
+	 * CPU comes from os.cpus() deltas rather than systeminformation's currentLoad(), which runs
+	 * a blocking `cat /proc/stat` (execSync) on Linux and stalled every request for milliseconds.
+	 */
 	async usage(): Promise<Usage> {
-		const [load, mem, gpus] = await Promise.all([si.currentLoad(), si.mem(), this.probeGpus()]);
-		const cpuPercent = Math.min(100, Math.max(0, load.currentLoad));
+		const [mem, gpus] = await Promise.all([si.mem(), this.probeGpus()]);
+		const sample = cpuTimes(os.cpus());
+		const cpuPercent = cpuPercentBetween(this.lastCpu, sample);
+		this.lastCpu = sample;
 		return {
-			cpu: (cpuPercent * load.cpus.length) / 100,
+			cpu: (cpuPercent * sample.cores) / 100,
 			cpuPercent,
 			// `active` leaves out the page cache, which the kernel gives back on demand.
 			memory: mem.active,
@@ -91,6 +98,32 @@ export class SystemProbe implements MachineProbe {
 		this.lastWarning = result.warning;
 		return result;
 	}
+}
+
+/** Busy and total CPU time of all cores since boot (ms), from os.cpus(). */
+export interface CpuTimes {
+	busy: number;
+	total: number;
+	cores: number;
+}
+
+export function cpuTimes(cpus: os.CpuInfo[]): CpuTimes {
+	let busy = 0;
+	let total = 0;
+	for (const { times } of cpus) {
+		const all = times.user + times.nice + times.sys + times.irq + times.idle;
+		total += all;
+		busy += all - times.idle;
+	}
+	return { busy, total, cores: cpus.length };
+}
+
+/** Percent busy between two samples; since boot when there is no earlier sample. */
+export function cpuPercentBetween(prev: CpuTimes | null, next: CpuTimes): number {
+	const busy = next.busy - (prev?.busy ?? 0);
+	const total = next.total - (prev?.total ?? 0);
+	if (total <= 0) return 0;
+	return Math.min(100, Math.max(0, (busy / total) * 100));
 }
 
 /** What the node offers the scheduler: all its logical cores, memory and GPUs. */

@@ -30,6 +30,8 @@ export interface IsaEnv {
 	/** Port of the Prometheus reporter's own listener; null: /metrics on the gateway only. */
 	metricsPort: number | null;
 	requestTimeout: number;
+	/** Moleculer's per-action request metrics (costly on the hot path; off by default). */
+	requestMetrics: boolean;
 }
 
 export const ALL_SERVICES = ["agent", "nodes", "gateway"];
@@ -88,6 +90,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		reportInterval: Math.max(100, number(env, "ISA_REPORT_INTERVAL", 2) * 1000),
 		capacityOverride: env.ISA_NODE_CAPACITY || null,
 		metricsPort: env.METRICS_PORT ? number(env, "METRICS_PORT", 3030) : null,
-		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000
+		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000,
+		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? "")
 	};
 }

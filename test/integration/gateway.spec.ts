@@ -78,7 +78,7 @@ describe("gateway", () => {
 			const res = await get("/metrics");
 			expect(res.status).toBe(200);
 			expect(res.headers["content-type"]).toMatch(/^text\/plain/);
-			expect(res.text).toMatch(/# TYPE moleculer_request_total counter/);
+			expect(res.text).toMatch(/# TYPE moleculer_broker_started gauge\nmoleculer_broker_started 1/);
 		});
 	});
 

@@ -215,6 +215,17 @@ describe("NvidiaSmiProbe", () => {
 		});
 	});
 
+	it("looks for a missing nvidia-smi again only after missingRecheckMs", async () => {
+		const env = { PATH: "" };
+		const probe = new NvidiaSmiProbe({ env, missingRecheckMs: 200 });
+		expect((await probe.probe()).capacity).toEqual([]);
+		// Installed meanwhile: not seen before the recheck time, seen after it.
+		env.PATH = `${path.dirname(FAKE)}:${process.env.PATH}`;
+		expect((await probe.probe()).capacity).toEqual([]);
+		await new Promise(r => setTimeout(r, 250));
+		expect((await probe.probe()).capacity).toHaveLength(2);
+	});
+
 	it("warns in one line when the driver does not answer", async () => {
 		const result = await new NvidiaSmiProbe({
 			env: fakeEnv({ FAKE_NVIDIA_SMI_FAIL: "1" })

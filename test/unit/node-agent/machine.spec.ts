@@ -1,6 +1,6 @@
 import * as path from "path";
 import { NoGpuProbe, NvidiaSmiProbe, type GpuProbe } from "../../../node-agent/probes/gpu";
-import { SystemProbe, capacityFromFacts } from "../../../node-agent/probes/machine";
+import { SystemProbe, capacityFromFacts, cpuPercentBetween, cpuTimes } from "../../../node-agent/probes/machine";
 import type { MachineFacts } from "../../../services/shared/types";
 
 // The module object itself, not an import's copy of it, so that spies see the probe's calls.
@@ -128,5 +128,23 @@ describe("capacityFromFacts", () => {
 			gpus
 		};
 		expect(capacityFromFacts(facts)).toEqual({ cpu: 192, memory: 1536 * 1024 ** 3, gpus });
+	});
+});
+
+describe("cpuPercentBetween", () => {
+	const cpu = (user: number, idle: number) => ({ model: "x", speed: 1, times: { user, nice: 0, sys: 0, irq: 0, idle } });
+
+	it("measures busy time between two samples", () => {
+		const a = cpuTimes([cpu(100, 900), cpu(100, 900)]);
+		const b = cpuTimes([cpu(150, 950), cpu(200, 900)]);
+		expect(a).toEqual({ busy: 200, total: 2000, cores: 2 });
+		// 150 busy of 200 elapsed.
+		expect(cpuPercentBetween(a, b)).toBe(75);
+	});
+
+	it("uses the time since boot without an earlier sample, and never leaves 0–100", () => {
+		expect(cpuPercentBetween(null, cpuTimes([cpu(25, 75)]))).toBe(25);
+		const same = cpuTimes([cpu(1, 1)]);
+		expect(cpuPercentBetween(same, same)).toBe(0);
 	});
 });
