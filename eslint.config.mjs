@@ -4,11 +4,21 @@ import tseslint from "typescript-eslint";
 export default tseslint.config(
 	{ ignores: ["dist/", "node_modules/", "coverage/", "services/gateway/public/vendor/"] },
 	js.configs.recommended,
+	{
+		files: ["**/*.js"],
+		languageOptions: {
+			sourceType: "commonjs",
+			globals: { module: "writable", require: "readonly" }
+		}
+	},
 	...tseslint.configs.recommended,
 	{
 		languageOptions: { ecmaVersion: 2022, sourceType: "module" },
 		rules: {
-			"@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+			"@typescript-eslint/no-unused-vars": [
+				"error",
+				{ argsIgnorePattern: "^_", varsIgnorePattern: "^_", ignoreRestSiblings: true }
+			],
 			"@typescript-eslint/no-explicit-any": "off",
 			"no-console": "off"
 		}

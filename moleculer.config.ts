@@ -52,7 +52,8 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			delay: 100,
 			maxDelay: 1000,
 			factor: 2,
-			check: (err: Errors.MoleculerError | Error) => !!(err as Errors.MoleculerError)?.retryable
+			check: (err: Errors.MoleculerError | Error) =>
+				!!(err as Errors.MoleculerError)?.retryable
 		},
 		circuitBreaker: {
 			enabled: true,
@@ -85,5 +86,3 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 		replCommands
 	};
 }
-
-export default createBrokerConfig();

@@ -17,8 +17,7 @@ const broker = new ServiceBroker({
 	logger: false
 });
 
-if (role !== "gateway")
-	broker.createService({ name: "bench", actions: { constant: () => body } });
+if (role !== "gateway") broker.createService({ name: "bench", actions: { constant: () => body } });
 if (role !== "action")
 	broker.createService({
 		name: "api",

@@ -78,7 +78,9 @@ async function compare(bareUrl: string, isaUrl: string, auth: string) {
 async function nodesBody(port: number, auth: string): Promise<string> {
 	return eventually(
 		async () => {
-			const res = await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, { headers: { Authorization: auth } });
+			const res = await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, {
+				headers: { Authorization: auth }
+			});
 			const text = await res.text();
 			return res.status === 200 && JSON.parse(text).total >= 1 && text;
 		},
@@ -95,7 +97,13 @@ export interface GatewayRow {
 }
 
 export async function run(): Promise<GatewayRow[]> {
-	const token = await mintToken({ secret: SECRET, sub: "bench", tenant: "bench", roles: ["viewer"], ttl: 3600 });
+	const token = await mintToken({
+		secret: SECRET,
+		sub: "bench",
+		tenant: "bench",
+		roles: ["viewer"],
+		ttl: 3600
+	});
 	const auth = `Bearer ${token}`;
 	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-bench-"));
 	const rows: GatewayRow[] = [];
@@ -104,24 +112,45 @@ export async function run(): Promise<GatewayRow[]> {
 	try {
 		// Everything in one process each.
 		const [isaPort, barePort] = await Promise.all([freePort(), freePort()]);
-		running.push(isaNode("bench-single", { PORT: String(isaPort), ISA_DATA_DIR: dataDir, TRANSPORTER: "", STORE: "" }));
+		running.push(
+			isaNode("bench-single", {
+				PORT: String(isaPort),
+				ISA_DATA_DIR: dataDir,
+				TRANSPORTER: "",
+				STORE: ""
+			})
+		);
 		let body = await nodesBody(isaPort, auth);
 		running.push(await bare("all", { PORT: String(barePort), BENCH_BODY: body }));
-		let result = await compare(`http://127.0.0.1:${barePort}/constant`, `http://127.0.0.1:${isaPort}/api/v1/nodes`, auth);
+		let result = await compare(
+			`http://127.0.0.1:${barePort}/constant`,
+			`http://127.0.0.1:${isaPort}/api/v1/nodes`,
+			auth
+		);
 		rows.push({ scenario: "one process", bytes: body.length, ...result });
 		await Promise.all(running.splice(0).map(r => r.stop()));
 
 		// The gateway in one process, the action in a second one, over NATS.
 		nats = await startNats();
 		const [isaNatsPort, bareNatsPort] = await Promise.all([freePort(), freePort()]);
-		const common = { TRANSPORTER: nats.url, STORE: path.join(dataDir, "nats.db"), ISA_DATA_DIR: dataDir };
+		const common = {
+			TRANSPORTER: nats.url,
+			STORE: path.join(dataDir, "nats.db"),
+			ISA_DATA_DIR: dataDir
+		};
 		running.push(isaNode("bench-worker", { ...common, SERVICES: "nodes,agent" }));
-		running.push(isaNode("bench-gateway", { ...common, SERVICES: "gateway", PORT: String(isaNatsPort) }));
+		running.push(
+			isaNode("bench-gateway", { ...common, SERVICES: "gateway", PORT: String(isaNatsPort) })
+		);
 		body = await nodesBody(isaNatsPort, auth);
 		running.push(await bare("action", { TRANSPORTER: nats.url, BENCH_BODY: body }));
 		running.push(await bare("gateway", { TRANSPORTER: nats.url, PORT: String(bareNatsPort) }));
 		const bareUrl = `http://127.0.0.1:${bareNatsPort}/constant`;
-		await eventually(async () => (await fetch(bareUrl)).status === 200, 10_000, "bare over NATS");
+		await eventually(
+			async () => (await fetch(bareUrl)).status === 200,
+			10_000,
+			"bare over NATS"
+		);
 		result = await compare(bareUrl, `http://127.0.0.1:${isaNatsPort}/api/v1/nodes`, auth);
 		rows.push({ scenario: "over NATS", bytes: body.length, ...result });
 	} finally {
@@ -150,7 +179,8 @@ export function verdict(rows: GatewayRow[]): string[] {
 	const misses: string[] = [];
 	for (const r of rows) {
 		if (r.isa.rps < 0.7 * r.bare.rps) misses.push(`${r.scenario}: ratio under 70%`);
-		if (r.isa.p99Ms >= 10) misses.push(`${r.scenario}: P99 ${r.isa.p99Ms} ms is not under 10 ms`);
+		if (r.isa.p99Ms >= 10)
+			misses.push(`${r.scenario}: P99 ${r.isa.p99Ms} ms is not under 10 ms`);
 		if (r.isa.errors || r.bare.errors) misses.push(`${r.scenario}: failed requests`);
 	}
 	return misses;

@@ -12,7 +12,11 @@ const SUITES: Record<string, () => Promise<void>> = {
 		const rows = await gateway.run();
 		console.log(gateway.table(rows));
 		const misses = gateway.verdict(rows);
-		console.log(misses.length ? `MISSED: ${misses.join("; ")}` : "Targets met: ≥70% of bare, P99 < 10 ms.");
+		console.log(
+			misses.length
+				? `MISSED: ${misses.join("; ")}`
+				: "Targets met: ≥70% of bare, P99 < 10 ms."
+		);
 		if (misses.length) process.exitCode = 1;
 	}
 };
@@ -21,7 +25,9 @@ async function main(): Promise<void> {
 	const names = process.argv.slice(2);
 	const unknown = names.filter(n => !SUITES[n]);
 	if (unknown.length) {
-		console.error(`Unknown suite ${unknown.join(", ")}; suites: ${Object.keys(SUITES).join(", ")}`);
+		console.error(
+			`Unknown suite ${unknown.join(", ")}; suites: ${Object.keys(SUITES).join(", ")}`
+		);
 		process.exit(2);
 	}
 	for (const name of names.length ? names : Object.keys(SUITES)) await SUITES[name]();

@@ -22,14 +22,24 @@ export function parseWrk(output: string): WrkResult {
 	const p99 = /^\s+99%\s+(\S+)/m.exec(output);
 	if (!rps || !p50 || !p99) throw new Error(`Unexpected wrk output:\n${output}`);
 	const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
-	const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+	const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
+		output
+	);
 	const errors =
 		(non2xx ? Number(non2xx[1]) : 0) +
 		(socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0);
-	return { rps: parseFloat(rps[1]), p50Ms: parseDuration(p50[1]), p99Ms: parseDuration(p99[1]), errors };
+	return {
+		rps: parseFloat(rps[1]),
+		p50Ms: parseDuration(p50[1]),
+		p99Ms: parseDuration(p99[1]),
+		errors
+	};
 }
 
-export function wrk(url: string, opts: { seconds: number; connections: number; headers?: string[] }): Promise<WrkResult> {
+export function wrk(
+	url: string,
+	opts: { seconds: number; connections: number; headers?: string[] }
+): Promise<WrkResult> {
 	const args = ["-t1", `-c${opts.connections}`, `-d${opts.seconds}s`, "--latency"];
 	for (const h of opts.headers ?? []) args.push("-H", h);
 	args.push(url);

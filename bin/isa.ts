@@ -21,7 +21,9 @@ const SERVICE_FILES: Record<string, string> = {
 };
 
 export function serviceFiles(env: IsaEnv): string[] {
-	return (env.services ?? ALL_SERVICES).map(name => require.resolve(path.join(__dirname, SERVICE_FILES[name])));
+	return (env.services ?? ALL_SERVICES).map(name =>
+		require.resolve(path.join(__dirname, SERVICE_FILES[name]))
+	);
 }
 
 async function main(): Promise<void> {

@@ -12,7 +12,8 @@ import { loadEnv } from "../services/shared/env";
 import { mintToken, parseTtl, Role, ROLES } from "../services/gateway/auth";
 import { secretPath } from "../services/gateway/secret";
 
-const USAGE = "usage: npm run -s token -- --tenant T --role admin|operator|viewer [--role …] [--sub NAME] [--ttl 24h]";
+const USAGE =
+	"usage: npm run -s token -- --tenant T --role admin|operator|viewer [--role …] [--sub NAME] [--ttl 24h]";
 
 function fail(message: string): never {
 	console.error(`token: ${message}\n${USAGE}`);

@@ -91,7 +91,9 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		const override = this.settings.capacityOverride;
 		if (override) this.capacity = parseCapacityOverride(override);
 		const GpuProbe = resolveGpuProbe(this.settings.gpuProbe);
-		this.probe = new SystemProbe(new GpuProbe(), warning => this.logger.warn(`GPU probe: ${warning}`));
+		this.probe = new SystemProbe(new GpuProbe(), warning =>
+			this.logger.warn(`GPU probe: ${warning}`)
+		);
 	},
 
 	async started(this: AgentThis) {

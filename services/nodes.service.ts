@@ -50,7 +50,14 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		list: {
 			params: {
 				$$strict: true,
-				limit: { type: "number", integer: true, min: 1, max: 10000, optional: true, convert: true },
+				limit: {
+					type: "number",
+					integer: true,
+					min: 1,
+					max: 10000,
+					optional: true,
+					convert: true
+				},
 				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
 				status: { type: "enum", values: ["ready", "draining", "down"], optional: true }
 			},
@@ -148,11 +155,18 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			if (this.factsPending.has(node.id)) return;
 			this.factsPending.add(node.id);
 			try {
-				const facts: MachineFacts = await this.broker.call("agent.facts", {}, { nodeID: node.id });
+				const facts: MachineFacts = await this.broker.call(
+					"agent.facts",
+					{},
+					{ nodeID: node.id }
+				);
 				node.facts = facts;
 				await this.store.put(COLLECTION, node.id, persistedNode(node));
 			} catch (err) {
-				this.logger.debug(`No machine facts from '${node.id}' yet:`, (err as Error).message);
+				this.logger.debug(
+					`No machine facts from '${node.id}' yet:`,
+					(err as Error).message
+				);
 			} finally {
 				this.factsPending.delete(node.id);
 			}

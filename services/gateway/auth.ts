@@ -4,7 +4,14 @@
  * Verified tokens are cached until they expire, because signature checks on every request would
  * cost the gateway a large share of its throughput.
  */
-import { decodeProtectedHeader, importSPKI, jwtVerify, KeyLike, SignJWT, errors as joseErrors } from "jose";
+import {
+	decodeProtectedHeader,
+	importSPKI,
+	jwtVerify,
+	KeyLike,
+	SignJWT,
+	errors as joseErrors
+} from "jose";
 import ApiGateway from "moleculer-web";
 
 const WebErrors = ApiGateway.Errors;
@@ -78,7 +85,8 @@ export class TokenVerifier {
 	async verifyHeader(header: string | undefined): Promise<Principal> {
 		if (!header) throw unauthorized(ERR_NO_TOKEN, "Send 'Authorization: Bearer <token>'.");
 		const match = /^Bearer\s+(\S+)$/i.exec(header);
-		if (!match) throw unauthorized(ERR_NO_TOKEN, "The Authorization header must be 'Bearer <token>'.");
+		if (!match)
+			throw unauthorized(ERR_NO_TOKEN, "The Authorization header must be 'Bearer <token>'.");
 		return this.verify(match[1]);
 	}
 
@@ -103,7 +111,8 @@ export class TokenVerifier {
 			throw unauthorized(ERR_INVALID_TOKEN, "The token is not a JWT.");
 		}
 		const key = alg === "HS256" ? this.secret : alg === "RS256" ? await this.publicKey : null;
-		if (!key) throw unauthorized(ERR_INVALID_TOKEN, `Tokens signed with '${alg}' are not accepted.`);
+		if (!key)
+			throw unauthorized(ERR_INVALID_TOKEN, `Tokens signed with '${alg}' are not accepted.`);
 		let payload: Record<string, unknown>;
 		try {
 			({ payload } = await jwtVerify(token, key, {
@@ -124,9 +133,15 @@ export class TokenVerifier {
 export function principalFromClaims(claims: Record<string, unknown>): Principal {
 	const { sub, tenant, roles, exp } = claims;
 	if (typeof sub !== "string" || !sub)
-		throw unauthorized(ERR_INVALID_TOKEN, "The token's 'sub' claim must be a non-empty string.");
+		throw unauthorized(
+			ERR_INVALID_TOKEN,
+			"The token's 'sub' claim must be a non-empty string."
+		);
 	if (typeof tenant !== "string" || !tenant)
-		throw unauthorized(ERR_INVALID_TOKEN, "The token's 'tenant' claim must be a non-empty string.");
+		throw unauthorized(
+			ERR_INVALID_TOKEN,
+			"The token's 'tenant' claim must be a non-empty string."
+		);
 	if (
 		!Array.isArray(roles) ||
 		roles.length === 0 ||

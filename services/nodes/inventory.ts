@@ -75,7 +75,10 @@ export class Inventory {
 	sweep(now: number): Change[] {
 		const changes: Change[] = [];
 		for (const node of this.nodes.values()) {
-			if (node.status !== "down" && now - node.lastSeen > MISSED_REPORTS * node.reportInterval) {
+			if (
+				node.status !== "down" &&
+				now - node.lastSeen > MISSED_REPORTS * node.reportInterval
+			) {
 				const change = this.markDown(node.id);
 				if (change) changes.push(change);
 			}

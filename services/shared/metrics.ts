@@ -9,7 +9,9 @@ import { MetricReporters, MetricRegistry } from "moleculer";
 const PrometheusBase = MetricReporters.Prometheus as unknown as {
 	new (opts: Record<string, unknown>): PrometheusLike;
 };
-const BaseReporter = MetricReporters.Base as unknown as { prototype: { init(r: MetricRegistry): void } };
+const BaseReporter = MetricReporters.Base as unknown as {
+	prototype: { init(r: MetricRegistry): void };
+};
 
 interface PrometheusLike {
 	opts: { port?: number | null; host?: string };

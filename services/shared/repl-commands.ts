@@ -22,8 +22,11 @@ function percent(used: number, total: number): string {
 }
 
 /** The `nodes` table: node, status, CPU, memory, GPUs, usage. */
-export function renderNodes(nodes: NodeInfo[]): string {
-	if (nodes.length === 0) return "No nodes have reported yet. Start one with `npm start`.";
+export function renderNodes(
+	nodes: NodeInfo[],
+	empty = "No nodes have reported yet. Start one with `npm start`."
+): string {
+	if (nodes.length === 0) return empty;
 	const rows = nodes.map(n => {
 		const gpus = n.capacity.gpus;
 		const gpuUse = n.usage?.gpus ?? [];
@@ -52,8 +55,11 @@ export const replCommands = [
 		options: [{ option: "-s, --status <status>", description: "only ready, draining or down" }],
 		async action(broker: ServiceBroker, args: ReplArgs) {
 			const status = args.options.status as string | undefined;
-			const res: { items: NodeInfo[] } = await broker.call("nodes.list", status ? { status } : {});
-			console.log(renderNodes(res.items));
+			const res: { items: NodeInfo[] } = await broker.call(
+				"nodes.list",
+				status ? { status } : {}
+			);
+			console.log(renderNodes(res.items, status ? `No node is ${status}.` : undefined));
 		}
 	}
 ];

@@ -6,7 +6,10 @@ import { spawn, ChildProcess } from "child_process";
 import path from "path";
 
 // From test/helpers under ts-jest, or from dist/test/helpers when the benchmark runs it.
-export const ROOT = path.resolve(__dirname, __dirname.split(path.sep).includes("dist") ? "../../.." : "../..");
+export const ROOT = path.resolve(
+	__dirname,
+	__dirname.split(path.sep).includes("dist") ? "../../.." : "../.."
+);
 export const FAKE_BIN = path.join(ROOT, "test/fixtures/bin");
 export const ENTRY = path.join(ROOT, "dist/bin/isa.js");
 
@@ -60,7 +63,9 @@ export async function eventually<T>(
 			last = err;
 		}
 		if (Date.now() > deadline)
-			throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+			throw new Error(
+				`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`
+			);
 		await new Promise(r => setTimeout(r, 50));
 	}
 }

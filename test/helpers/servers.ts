@@ -50,7 +50,9 @@ async function startServer(
 	const p = port ?? (await freePort());
 	const proc = spawn(cmd, args(p), { stdio: "ignore" });
 	proc.on("error", err => {
-		throw new Error(`Could not start ${cmd}: ${err.message}. Install it (apt-get install ${cmd}).`);
+		throw new Error(
+			`Could not start ${cmd}: ${err.message}. Install it (apt-get install ${cmd}).`
+		);
 	});
 	await waitForPort(p);
 	return {

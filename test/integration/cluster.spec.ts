@@ -4,7 +4,9 @@
  */
 import { mintToken } from "../../services/gateway/auth";
 import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
-import { eventually, FAKE_BIN, NodeProcess, startNode } from "../helpers/cluster";
+import { spawn } from "child_process";
+import path from "path";
+import { eventually, FAKE_BIN, NodeProcess, ROOT, startNode } from "../helpers/cluster";
 
 const SECRET = "cluster-test-secret";
 const REPORT_INTERVAL = 0.5; // seconds
@@ -35,7 +37,13 @@ describe("cluster over NATS and Redis", () => {
 
 	beforeAll(async () => {
 		[nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
-		token = await mintToken({ secret: SECRET, sub: "v", tenant: "t1", roles: ["viewer"], ttl: 600 });
+		token = await mintToken({
+			secret: SECRET,
+			sub: "v",
+			tenant: "t1",
+			roles: ["viewer"],
+			ttl: 600
+		});
 		common = {
 			TRANSPORTER: nats.url,
 			STORE: redis.url,
@@ -71,7 +79,9 @@ describe("cluster over NATS and Redis", () => {
 		const body = await eventually(
 			async () => {
 				const { body } = await api("/api/v1/nodes");
-				return body.total === 3 && body.items.every((n: any) => n.status === "ready") && body;
+				return (
+					body.total === 3 && body.items.every((n: any) => n.status === "ready") && body
+				);
 			},
 			20_000,
 			"3 ready nodes"
@@ -99,26 +109,74 @@ describe("cluster over NATS and Redis", () => {
 		expect(body.capacity.gpus[0].uuid).toMatch(/^GPU-/);
 		expect(body.usage.gpus.map((g: any) => g.index)).toEqual([0, 1]);
 		expect(body.usage.gpus[0]).toEqual(
-			expect.objectContaining({ utilization: expect.any(Number), memoryUsed: expect.any(Number) })
+			expect.objectContaining({
+				utilization: expect.any(Number),
+				memoryUsed: expect.any(Number)
+			})
 		);
 		expect(body.workloads).toEqual([]);
-		const facts = await eventually(async () => (await api("/api/v1/nodes/agent-2")).body.facts, 5000, "facts");
+		const facts = await eventually(
+			async () => (await api("/api/v1/nodes/agent-2")).body.facts,
+			5000,
+			"facts"
+		);
 		expect(facts.cpu.cores).toBeGreaterThan(0);
 		expect(facts.gpus).toHaveLength(2);
+	});
+
+	it("prints the node table in the REPL (`npm run repl` joins the cluster)", async () => {
+		const repl = spawn(process.execPath, [path.join(ROOT, "dist/bin/repl.js")], {
+			cwd: ROOT,
+			env: { ...process.env, ...common, NODEID: "repl-test" },
+			stdio: ["pipe", "pipe", "pipe"]
+		});
+		let out = "";
+		repl.stdout.on("data", d => (out += d));
+		repl.stderr.on("data", d => (out += d));
+		try {
+			await eventually(async () => out.includes("mol $"), 15_000, "the REPL prompt");
+			repl.stdin.write("nodes\n");
+			await eventually(
+				async () =>
+					/agent-2\s+ready\s+\d+ cores\s+\S+\s+2× NVIDIA A100-SXM4-80GB/.test(out),
+				10_000,
+				"the nodes table"
+			);
+			expect(out).toMatch(/NODE\s+STATUS\s+CPU\s+MEMORY\s+GPUS\s+CPU%\s+MEM%\s+GPU%/);
+			expect(out).toMatch(/control\s+ready/);
+			repl.stdin.write("nodes --status down\n");
+			await eventually(
+				async () => out.includes("No node is down."),
+				5_000,
+				"the filtered table"
+			);
+		} finally {
+			repl.kill("SIGKILL");
+		}
 	});
 
 	it("marks a killed agent down within the window, and ready again when it returns", async () => {
 		const victim = nodes[1];
 		const killedAt = Date.now();
 		await victim.kill();
-		await eventually(async () => (await nodeStatus("agent-1")) === "down", 10_000, "agent-1 down");
+		await eventually(
+			async () => (await nodeStatus("agent-1")) === "down",
+			10_000,
+			"agent-1 down"
+		);
 		const detectedMs = Date.now() - killedAt;
-		console.log(`agent-1 seen down ${detectedMs} ms after kill -9 (window ${DOWN_WINDOW_MS} ms)`);
+		console.log(
+			`agent-1 seen down ${detectedMs} ms after kill -9 (window ${DOWN_WINDOW_MS} ms)`
+		);
 		// 3 missed reports, plus one sweep and one poll of slack.
 		expect(detectedMs).toBeLessThan(DOWN_WINDOW_MS + 1000);
 		expect(await nodeStatus("agent-2")).toBe("ready");
 
 		nodes[1] = startNode("agent-1", { ...common, SERVICES: "agent" });
-		await eventually(async () => (await nodeStatus("agent-1")) === "ready", 15_000, "agent-1 ready");
+		await eventually(
+			async () => (await nodeStatus("agent-1")) === "ready",
+			15_000,
+			"agent-1 ready"
+		);
 	});
 });

@@ -13,6 +13,7 @@ import NodesService from "../../services/nodes.service";
 import { mintToken } from "../../services/gateway/auth";
 import { IsaPrometheusReporter } from "../../services/shared/metrics";
 import type { NodeReport } from "../../services/shared/types";
+import { withSettings } from "../helpers/services";
 
 const SECRET = "gateway-test-secret";
 
@@ -33,13 +34,15 @@ describe("gateway", () => {
 	const store = path.join(dir, "isa.db");
 	const broker = new ServiceBroker({
 		logger: false,
-		metrics: { enabled: true, reporter: [new IsaPrometheusReporter({ port: null, host: "127.0.0.1" }) as any] }
+		metrics: {
+			enabled: true,
+			reporter: [new IsaPrometheusReporter({ port: null, host: "127.0.0.1" }) as any]
+		}
 	});
-	broker.createService({ ...NodesService, settings: { ...NodesService.settings, store } });
-	const gateway = broker.createService({
-		...GatewayService,
-		settings: { ...GatewayService.settings, port: 0, jwtSecret: SECRET, store }
-	});
+	broker.createService(withSettings(NodesService, { store }));
+	const gateway = broker.createService(
+		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
+	);
 	let server: any;
 	const tokens: Record<string, string> = {};
 
@@ -47,7 +50,13 @@ describe("gateway", () => {
 		await broker.start();
 		server = (gateway as any).server;
 		for (const role of ["admin", "operator", "viewer"] as const)
-			tokens[role] = await mintToken({ secret: SECRET, sub: role, tenant: "t1", roles: [role], ttl: 600 });
+			tokens[role] = await mintToken({
+				secret: SECRET,
+				sub: role,
+				tenant: "t1",
+				roles: [role],
+				ttl: 600
+			});
 		await broker.broadcast("node.report", report("n1"));
 		await new Promise(r => setTimeout(r, 50));
 	});
@@ -78,7 +87,9 @@ describe("gateway", () => {
 			const res = await get("/metrics");
 			expect(res.status).toBe(200);
 			expect(res.headers["content-type"]).toMatch(/^text\/plain/);
-			expect(res.text).toMatch(/# TYPE moleculer_broker_started gauge\nmoleculer_broker_started 1/);
+			expect(res.text).toMatch(
+				/# TYPE moleculer_broker_started gauge\nmoleculer_broker_started 1/
+			);
 		});
 	});
 
@@ -86,11 +97,21 @@ describe("gateway", () => {
 		it("refuses a request without a token with 401 NO_TOKEN", async () => {
 			const res = await get("/api/v1/nodes");
 			expect(res.status).toBe(401);
-			expect(res.body).toMatchObject({ name: "UnAuthorizedError", code: 401, type: "NO_TOKEN" });
+			expect(res.body).toMatchObject({
+				name: "UnAuthorizedError",
+				code: 401,
+				type: "NO_TOKEN"
+			});
 		});
 
 		it("refuses a bad signature", async () => {
-			const forged = await mintToken({ secret: "not-the-secret", sub: "x", tenant: "t1", roles: ["admin"], ttl: 60 });
+			const forged = await mintToken({
+				secret: "not-the-secret",
+				sub: "x",
+				tenant: "t1",
+				roles: ["admin"],
+				ttl: 60
+			});
 			const res = await get("/api/v1/nodes", forged);
 			expect(res.status).toBe(401);
 			expect(res.body.type).toBe("INVALID_TOKEN");
@@ -108,7 +129,9 @@ describe("gateway", () => {
 		});
 
 		it("refuses alg none", async () => {
-			const none = new UnsecuredJWT({ sub: "x", tenant: "t1", roles: ["admin"] }).setExpirationTime("1h").encode();
+			const none = new UnsecuredJWT({ sub: "x", tenant: "t1", roles: ["admin"] })
+				.setExpirationTime("1h")
+				.encode();
 			const res = await get("/api/v1/nodes", none);
 			expect(res.status).toBe(401);
 			expect(res.body.type).toBe("INVALID_TOKEN");
@@ -133,7 +156,10 @@ describe("gateway", () => {
 		});
 
 		it("pages with limit and offset, and refuses bad or unknown query fields with 422", async () => {
-			expect((await get("/api/v1/nodes?limit=1&offset=1", tokens.viewer)).body).toEqual({ items: [], total: 1 });
+			expect((await get("/api/v1/nodes?limit=1&offset=1", tokens.viewer)).body).toEqual({
+				items: [],
+				total: 1
+			});
 			const bad = await get("/api/v1/nodes?limit=zero", tokens.viewer);
 			expect(bad.status).toBe(422);
 			expect(bad.body.type).toBe("VALIDATION_ERROR");
@@ -144,34 +170,51 @@ describe("gateway", () => {
 		it("answers 404 for an unknown node", async () => {
 			const res = await get("/api/v1/nodes/nope", tokens.viewer);
 			expect(res.status).toBe(404);
-			expect(res.body).toMatchObject({ code: 404, type: "NOT_FOUND", data: { kind: "Node", id: "nope" } });
+			expect(res.body).toMatchObject({
+				code: 404,
+				type: "NOT_FOUND",
+				data: { kind: "Node", id: "nope" }
+			});
 		});
 
 		it("lets only an admin drain and uncordon, and tells others which role is needed", async () => {
 			for (const role of ["viewer", "operator"]) {
-				const res = await request(server).post("/api/v1/nodes/n1/drain").set("Authorization", `Bearer ${tokens[role]}`);
+				const res = await request(server)
+					.post("/api/v1/nodes/n1/drain")
+					.set("Authorization", `Bearer ${tokens[role]}`);
 				expect(res.status).toBe(403);
-				expect(res.body).toMatchObject({ type: "FORBIDDEN", data: { access: "admin", roles: [role] } });
+				expect(res.body).toMatchObject({
+					type: "FORBIDDEN",
+					data: { access: "admin", roles: [role] }
+				});
 				expect(res.body.message).toMatch(/needs the role admin/);
 			}
 			expect((await get("/api/v1/nodes/n1", tokens.viewer)).body.status).toBe("ready");
 
-			const drained = await request(server).post("/api/v1/nodes/n1/drain").set("Authorization", `Bearer ${tokens.admin}`);
+			const drained = await request(server)
+				.post("/api/v1/nodes/n1/drain")
+				.set("Authorization", `Bearer ${tokens.admin}`);
 			expect(drained.status).toBe(200);
 			expect(drained.body.status).toBe("draining");
-			const back = await request(server).post("/api/v1/nodes/n1/uncordon").set("Authorization", `Bearer ${tokens.admin}`);
+			const back = await request(server)
+				.post("/api/v1/nodes/n1/uncordon")
+				.set("Authorization", `Bearer ${tokens.admin}`);
 			expect(back.body.status).toBe("ready");
 		});
 	});
 
 	describe("the restricted mapping and limits", () => {
-		it.each(["/api/v1/~node/list", "/api/v1/$node/list", "/api/v1/nodes.list", "/api/v1/gateway/health", "/api/v1/agent/facts", "/nodes/list"])(
-			"does not reach %s",
-			async url => {
-				const res = await get(url, tokens.admin);
-				expect(res.status).toBe(404);
-			}
-		);
+		it.each([
+			"/api/v1/~node/list",
+			"/api/v1/$node/list",
+			"/api/v1/nodes.list",
+			"/api/v1/gateway/health",
+			"/api/v1/agent/facts",
+			"/nodes/list"
+		])("does not reach %s", async url => {
+			const res = await get(url, tokens.admin);
+			expect(res.status).toBe(404);
+		});
 
 		it("refuses a body over the limit with 413 and changes nothing", async () => {
 			const res = await request(server)

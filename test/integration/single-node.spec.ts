@@ -17,14 +17,28 @@ describe("single node with the embedded store", () => {
 	let node: NodeProcess | undefined;
 
 	const start = () =>
-		startNode("solo", { ISA_DATA_DIR: dataDir, PORT: String(port), ISA_REPORT_INTERVAL: "0.5", TRANSPORTER: "", STORE: "", ISA_JWT_SECRET: "" });
+		startNode("solo", {
+			ISA_DATA_DIR: dataDir,
+			PORT: String(port),
+			ISA_REPORT_INTERVAL: "0.5",
+			TRANSPORTER: "",
+			STORE: "",
+			ISA_JWT_SECRET: ""
+		});
 
 	async function printedToken(n: NodeProcess): Promise<string> {
-		return eventually(async () => /export TOKEN=(\S+)/.exec(n.output())?.[1], 15_000, "the printed admin token");
+		return eventually(
+			async () => /export TOKEN=(\S+)/.exec(n.output())?.[1],
+			15_000,
+			"the printed admin token"
+		);
 	}
 
 	async function api(token: string, url: string, method = "GET") {
-		const res = await fetch(`http://127.0.0.1:${port}${url}`, { method, headers: { Authorization: `Bearer ${token}` } });
+		const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+			method,
+			headers: { Authorization: `Bearer ${token}` }
+		});
 		return { status: res.status, body: (await res.json()) as any };
 	}
 

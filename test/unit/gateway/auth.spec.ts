@@ -32,7 +32,13 @@ describe("TokenVerifier", () => {
 	const verifier = new TokenVerifier({ secret: SECRET });
 
 	it("accepts a minted token and returns its principal", async () => {
-		const token = await mintToken({ secret: SECRET, sub: "ann", tenant: "t1", roles: ["viewer"], ttl: 60 });
+		const token = await mintToken({
+			secret: SECRET,
+			sub: "ann",
+			tenant: "t1",
+			roles: ["viewer"],
+			ttl: 60
+		});
 		const p = await verifier.verifyHeader(`Bearer ${token}`);
 		expect(p).toMatchObject({ sub: "ann", tenant: "t1", roles: ["viewer"] });
 		expect(p.exp).toBeGreaterThan(now());
@@ -52,30 +58,51 @@ describe("TokenVerifier", () => {
 	});
 
 	it("refuses garbage, a bad signature and a token without exp", async () => {
-		expect(await rejection(verifier.verify("not-a-jwt"))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
-		const other = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 }, "other-secret");
-		expect(await rejection(verifier.verify(other))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(await rejection(verifier.verify("not-a-jwt"))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
+		const other = await hs256(
+			{ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 },
+			"other-secret"
+		);
+		expect(await rejection(verifier.verify(other))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
 		const noExp = await hs256({ sub: "a", tenant: "t", roles: ["admin"] });
-		expect(await rejection(verifier.verify(noExp))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(await rejection(verifier.verify(noExp))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
 	});
 
 	it("refuses an expired token, also once it was cached", async () => {
 		const expired = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() - 10 });
-		expect(await rejection(verifier.verify(expired))).toMatchObject({ code: 401, type: ERR_TOKEN_EXPIRED });
+		expect(await rejection(verifier.verify(expired))).toMatchObject({
+			code: 401,
+			type: ERR_TOKEN_EXPIRED
+		});
 
 		let clock = Date.now();
 		const v = new TokenVerifier({ secret: SECRET, now: () => clock });
 		const token = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 5 });
 		await v.verify(token);
 		clock += 10_000;
-		expect(await rejection(v.verify(token))).toMatchObject({ code: 401, type: ERR_TOKEN_EXPIRED });
+		expect(await rejection(v.verify(token))).toMatchObject({
+			code: 401,
+			type: ERR_TOKEN_EXPIRED
+		});
 	});
 
 	it("refuses alg none", async () => {
 		const token = new UnsecuredJWT({ sub: "a", tenant: "t", roles: ["admin"] })
 			.setExpirationTime("1h")
 			.encode();
-		expect(await rejection(verifier.verify(token))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(await rejection(verifier.verify(token))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
 	});
 
 	it("refuses RS256 without a public key, and accepts it with one", async () => {
@@ -84,18 +111,27 @@ describe("TokenVerifier", () => {
 			.setProtectedHeader({ alg: "RS256" })
 			.setExpirationTime("1h")
 			.sign(privateKey);
-		expect(await rejection(verifier.verify(token))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(await rejection(verifier.verify(token))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
 
 		const rs = new TokenVerifier({ publicKeyPem: await exportSPKI(publicKey) });
 		expect(await rs.verify(token)).toMatchObject({ sub: "svc", roles: ["operator"] });
 		// An HS256 token is refused where only a public key is configured.
 		const hs = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 });
-		expect(await rejection(rs.verify(hs))).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(await rejection(rs.verify(hs))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
 	});
 
 	it("keeps at most cacheSize tokens", async () => {
 		const v = new TokenVerifier({ secret: SECRET, cacheSize: 2 });
-		for (const sub of ["a", "b", "c"]) await v.verify(await mintToken({ secret: SECRET, sub, tenant: "t", roles: ["viewer"], ttl: 60 }));
+		for (const sub of ["a", "b", "c"])
+			await v.verify(
+				await mintToken({ secret: SECRET, sub, tenant: "t", roles: ["viewer"], ttl: 60 })
+			);
 		expect((v as unknown as { cache: Map<string, unknown> }).cache.size).toBe(2);
 	});
 });

@@ -1,6 +1,11 @@
 import * as path from "path";
 import { NoGpuProbe, NvidiaSmiProbe, type GpuProbe } from "../../../node-agent/probes/gpu";
-import { SystemProbe, capacityFromFacts, cpuPercentBetween, cpuTimes } from "../../../node-agent/probes/machine";
+import {
+	SystemProbe,
+	capacityFromFacts,
+	cpuPercentBetween,
+	cpuTimes
+} from "../../../node-agent/probes/machine";
 import type { MachineFacts } from "../../../services/shared/types";
 
 // The module object itself, not an import's copy of it, so that spies see the probe's calls.
@@ -132,7 +137,11 @@ describe("capacityFromFacts", () => {
 });
 
 describe("cpuPercentBetween", () => {
-	const cpu = (user: number, idle: number) => ({ model: "x", speed: 1, times: { user, nice: 0, sys: 0, irq: 0, idle } });
+	const cpu = (user: number, idle: number) => ({
+		model: "x",
+		speed: 1,
+		times: { user, nice: 0, sys: 0, irq: 0, idle }
+	});
 
 	it("measures busy time between two samples", () => {
 		const a = cpuTimes([cpu(100, 900), cpu(100, 900)]);

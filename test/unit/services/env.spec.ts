@@ -43,7 +43,9 @@ describe("loadEnv", () => {
 
 	it("says what is wrong with a bad value", () => {
 		expect(() => loadEnv({ PORT: "http" })).toThrow(/PORT='http' is not a number/);
-		expect(() => loadEnv({ SERVICES: "agent,shceduler" })).toThrow(/unknown services: shceduler/);
+		expect(() => loadEnv({ SERVICES: "agent,shceduler" })).toThrow(
+			/unknown services: shceduler/
+		);
 		expect(() => parseLabels("zone eu")).toThrow(/key=value/);
 	});
 });

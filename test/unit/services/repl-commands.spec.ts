@@ -35,7 +35,16 @@ describe("REPL tables", () => {
 			reportInterval: 2000,
 			cordoned: false
 		};
-		const text = renderNodes([node, { ...node, id: "cpu-1", status: "down", usage: null, capacity: { ...node.capacity, gpus: [] } }]);
+		const text = renderNodes([
+			node,
+			{
+				...node,
+				id: "cpu-1",
+				status: "down",
+				usage: null,
+				capacity: { ...node.capacity, gpus: [] }
+			}
+		]);
 		expect(text).toContain("gpu-1  ready");
 		expect(text).toMatch(/2× NVIDIA A100\s+25%\s+25%\s+90% 5%/);
 		expect(text).toMatch(/cpu-1\s+down\s+16 cores\s+64Gi\s+-\s+-\s+-\s+-/);

@@ -16,7 +16,11 @@ describe("parseSize", () => {
 		try {
 			parseSize(input as never, "memory");
 		} catch (err) {
-			expect(err).toMatchObject({ code: 422, type: "INVALID_INPUT", data: { field: "memory" } });
+			expect(err).toMatchObject({
+				code: 422,
+				type: "INVALID_INPUT",
+				data: { field: "memory" }
+			});
 		}
 	});
 });
