@@ -79,3 +79,48 @@ export interface NodeInfo {
 	cordoned: boolean;
 	facts?: MachineFacts;
 }
+
+/** Resources one replica asks for: CPU in cores, memory and GPU memory in bytes. */
+export interface ResourceRequest {
+	cpu: number;
+	memory: number;
+	/** Whole GPUs, exclusive to the replica. */
+	gpu: number;
+	/** GPU memory on one shared GPU (for small models); 0 when `gpu` is used or none needed. */
+	gpuMemory: number;
+}
+
+export type WorkloadKind = "service" | "process";
+export type ReplicaState = "pending" | "starting" | "running" | "failed" | "stopped";
+
+/** What an agent is asked to run: one replica of a workload. */
+export interface ReplicaSpec {
+	workloadId: string;
+	tenant: string;
+	name: string;
+	/** Replica number within the workload, 0…replicas-1. */
+	replica: number;
+	/** Grows on every placement of this replica: an agent obeys only the newest. */
+	fence: number;
+	kind: WorkloadKind;
+	service?: { module: string };
+	process?: { command: string; args: string[]; env: Record<string, string> };
+	resources: ResourceRequest;
+	/** GPU indexes on the node given to this replica (CUDA_VISIBLE_DEVICES). */
+	gpus: number[];
+	restart: { policy: "always" | "on-failure" | "never"; maxRestarts: number };
+}
+
+/** An agent's word on one replica, sent as `workload.replica.state`. */
+export interface ReplicaStatus {
+	workloadId: string;
+	replica: number;
+	fence: number;
+	nodeID: string;
+	state: ReplicaState;
+	/** Why it failed or stopped (exit code, signal, load error). */
+	reason?: string;
+	restarts: number;
+	pid?: number;
+	at: number;
+}
