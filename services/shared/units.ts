@@ -75,5 +75,6 @@ export function formatSize(bytes: number): string {
 		value /= 1024;
 		unit++;
 	}
-	return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
+	const whole = value >= 10 || unit === 0 || Number.isInteger(value);
+	return `${whole ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
 }
