@@ -4,6 +4,7 @@
  */
 import type { BrokerOptions, Errors } from "moleculer";
 import { IsaEnv, loadEnv } from "./services/shared/env";
+import { CapacityStrategy } from "./services/shared/capacity-strategy";
 import { IsaPrometheusReporter } from "./services/shared/metrics";
 import { replCommands } from "./services/shared/repl-commands";
 
@@ -69,8 +70,10 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 		// (3 missed reports), and these settle the registry soon after.
 		heartbeatInterval: 2,
 		heartbeatTimeout: 6,
+		// Calls go to the replica on the node with the most free CPU and memory (from the agents'
+		// reports), round-robin while reports are missing; a local replica is always preferred.
 		registry: {
-			strategy: "RoundRobin",
+			strategy: CapacityStrategy,
 			preferLocal: true
 		},
 

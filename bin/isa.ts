@@ -17,6 +17,8 @@ import { prepareRepl } from "../services/shared/repl-commands";
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
 	nodes: "../services/nodes.service",
+	scheduler: "../services/scheduler.service",
+	auth: "../services/auth.service",
 	gateway: "../services/gateway.service"
 };
 

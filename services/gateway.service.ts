@@ -96,13 +96,36 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				logging: logRequests,
 				authentication: true,
 				authorization: true,
+				// A retried POST with the same Idempotency-Key does not act twice.
+				onBeforeCall(
+					ctx: Context<unknown, { idempotencyKey?: string }>,
+					_route: unknown,
+					req: IncomingMessage
+				) {
+					const key = req.headers["idempotency-key"];
+					if (typeof key === "string" && key.length > 0 && key.length <= 256)
+						ctx.meta.idempotencyKey = key;
+				},
 				// Larger bodies get 413; a JSON body must be an object or array.
 				bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
 				aliases: {
 					"GET nodes": "nodes.list",
 					"GET nodes/:id": "nodes.get",
 					"POST nodes/:id/drain": "nodes.drain",
-					"POST nodes/:id/uncordon": "nodes.uncordon"
+					"POST nodes/:id/uncordon": "nodes.uncordon",
+
+					"POST workloads": "scheduler.create",
+					"GET workloads": "scheduler.list",
+					"GET workloads/:id": "scheduler.get",
+					"POST workloads/:id/scale": "scheduler.scale",
+					"DELETE workloads/:id": "scheduler.remove",
+					"GET workloads/:id/logs": "scheduler.logs",
+
+					"GET tenants": "auth.listTenants",
+					"POST tenants": "auth.createTenant",
+					"GET tenants/:id": "auth.getTenant",
+					"PUT tenants/:id": "auth.updateTenant",
+					"DELETE tenants/:id": "auth.deleteTenant"
 				}
 			}
 		]

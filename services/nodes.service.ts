@@ -8,12 +8,12 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
 import { NotFoundError } from "./shared/errors";
+import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
+import { Allocation, gpusInUse } from "./scheduler/placement";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
-
-const COLLECTION = "nodes";
 
 interface NodesSettings {
 	/** How often to look for silent nodes when none is known yet (ms). */
@@ -29,6 +29,16 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	scheduleSweep(): void;
 	view(node: NodeInfo, withFacts?: boolean): NodeInfo;
 	findNode(id: string): NodeInfo;
+	workloadsOn(id: string): Promise<unknown[]>;
+}
+
+/** The part of a scheduler's workload record this service reads. */
+interface PlacedWorkload {
+	id: string;
+	name: string;
+	tenant: string;
+	resources: unknown;
+	replicas: { index: number; node: string | null; state: string; gpus: number[] }[];
 }
 
 interface ListParams {
@@ -75,8 +85,9 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		/** One node with its machine facts and the workloads placed on it. */
 		get: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
-			handler(this: NodesThis, ctx: Context<{ id: string }>) {
-				return { ...this.view(this.findNode(ctx.params.id), true), workloads: [] };
+			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
+				const node = this.findNode(ctx.params.id);
+				return { ...this.view(node, true), workloads: await this.workloadsOn(node.id) };
 			}
 		},
 
@@ -113,6 +124,15 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				if (node && !node.facts) void this.fetchFacts(node);
 			}
 		},
+		[EVENTS.nodeAllocated]: {
+			handler(
+				this: NodesThis,
+				ctx: Context<{ nodeID: string; allocated: NodeInfo["allocated"] }>
+			) {
+				const node = this.inventory.nodes.get(ctx.params.nodeID);
+				if (node) node.allocated = ctx.params.allocated;
+			}
+		},
 		"$node.disconnected": {
 			async handler(this: NodesThis, ctx: Context<{ node: { id: string } }>) {
 				await this.announce([this.inventory.markDown(ctx.params.node.id)]);
@@ -121,6 +141,24 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	},
 
 	methods: {
+		/** The replicas placed on a node, as the scheduler recorded them. */
+		async workloadsOn(this: NodesThis, id: string) {
+			const docs = await this.store.list<PlacedWorkload>(COLLECTIONS.workloads);
+			return docs.flatMap(({ value: w }) =>
+				w.replicas
+					.filter(r => r.node === id)
+					.map(r => ({
+						id: w.id,
+						name: w.name,
+						tenant: w.tenant,
+						replica: r.index,
+						state: r.state,
+						gpus: r.gpus,
+						resources: w.resources
+					}))
+			);
+		},
+
 		findNode(this: NodesThis, id: string): NodeInfo {
 			const node = this.inventory.nodes.get(id);
 			if (!node) throw new NotFoundError("Node", id);
@@ -138,7 +176,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			for (const change of changes) {
 				if (!change) continue;
 				const { node, transition } = change;
-				await this.store.put(COLLECTION, node.id, persistedNode(node));
+				await this.store.put(COLLECTIONS.nodes, node.id, persistedNode(node));
 				const event =
 					transition === "up"
 						? EVENTS.nodeUp
@@ -161,7 +199,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 					{ nodeID: node.id }
 				);
 				node.facts = facts;
-				await this.store.put(COLLECTION, node.id, persistedNode(node));
+				await this.store.put(COLLECTIONS.nodes, node.id, persistedNode(node));
 			} catch (err) {
 				this.logger.debug(
 					`No machine facts from '${node.id}' yet:`,
@@ -187,8 +225,15 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	},
 
 	async started(this: NodesThis) {
-		const saved = await this.store.list<NodeInfo>(COLLECTION);
+		const [saved, allocations] = await Promise.all([
+			this.store.list<NodeInfo>(COLLECTIONS.nodes),
+			this.store.list<Allocation>(COLLECTIONS.allocations)
+		]);
 		this.inventory.restore(saved.map(d => d.value));
+		for (const { id, value: a } of allocations) {
+			const node = this.inventory.nodes.get(id);
+			if (node) node.allocated = { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) };
+		}
 		this.scheduleSweep();
 	}
 };

@@ -34,7 +34,7 @@ export interface IsaEnv {
 	requestMetrics: boolean;
 }
 
-export const ALL_SERVICES = ["agent", "nodes", "gateway"];
+export const ALL_SERVICES = ["agent", "nodes", "scheduler", "auth", "gateway"];
 
 function number(env: NodeJS.ProcessEnv, name: string, def: number): number {
 	const raw = env[name];

@@ -43,3 +43,54 @@ export class StoreUnavailableError extends Errors.MoleculerRetryableError {
 		super(`The store is unavailable: ${reason}`, 503, ERR_STORE_UNAVAILABLE, { reason });
 	}
 }
+
+/** A tenant's quota would be exceeded; nothing was reserved. */
+export class QuotaExceededError extends Errors.MoleculerClientError {
+	constructor(message: string, data: Record<string, unknown>) {
+		super(message, 403, "QUOTA_EXCEEDED", data);
+	}
+}
+
+export const ERR_COMMAND_NOT_ALLOWED = "COMMAND_NOT_ALLOWED";
+export const ERR_MODULE_NOT_ALLOWED = "MODULE_NOT_ALLOWED";
+export const ERR_MODULE_NOT_FOUND = "MODULE_NOT_FOUND";
+
+/** A process replica's command is not in the node's ISA_ALLOWED_COMMANDS. */
+export class CommandNotAllowedError extends Errors.MoleculerClientError {
+	constructor(command: string, nodeID: string) {
+		super(
+			`Command '${command}' is not allowed on node '${nodeID}'. To allow it, ` +
+				`set ISA_ALLOWED_COMMANDS=python3,/opt/bin/* on node ${nodeID} ` +
+				"(comma separated executable names, paths or globs that match the command).",
+			403,
+			ERR_COMMAND_NOT_ALLOWED,
+			{ command, nodeID }
+		);
+	}
+}
+
+/** A service replica's module name is absolute, has `..` or leaves the service directories. */
+export class ModuleNotAllowedError extends Errors.MoleculerClientError {
+	constructor(module: string, dirs: string[]) {
+		super(
+			`Service module '${module}' is not allowed: it must be a relative name inside the ` +
+				`service directories (${dirs.join(", ")}), without '..'.`,
+			403,
+			ERR_MODULE_NOT_ALLOWED,
+			{ module, dirs }
+		);
+	}
+}
+
+/** No service directory of the node holds the replica's module. */
+export class ModuleNotFoundError extends Errors.MoleculerClientError {
+	constructor(module: string, dirs: string[], extensions: string[]) {
+		super(
+			`Service module '${module}' not found in ${dirs.join(", ")} ` +
+				`(tried ${extensions.map(ext => module + ext).join(", ")}; set ISA_SERVICE_DIRS).`,
+			404,
+			ERR_MODULE_NOT_FOUND,
+			{ module, dirs }
+		);
+	}
+}

@@ -3,5 +3,9 @@ export const EVENTS = {
 	nodeReport: "node.report",
 	nodeUp: "node.up",
 	nodeDown: "node.down",
-	nodeUpdated: "node.updated"
+	nodeUpdated: "node.updated",
+	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
+	nodeAllocated: "node.allocated",
+	/** An agent's news of one replica: ReplicaStatus. */
+	replicaState: "workload.replica.state"
 } as const;

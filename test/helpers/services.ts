@@ -5,9 +5,9 @@ import type { ServiceSchema } from "moleculer";
  * (a store in a temp dir, port 0…). The schema's own `this` type does not survive the
  * spread, hence the cast.
  */
-export function withSettings<S>(
-	schema: ServiceSchema<S, any>,
-	settings: Partial<S> & Record<string, unknown>
+export function withSettings(
+	schema: ServiceSchema<any, any>,
+	settings: Record<string, unknown>
 ): ServiceSchema {
 	return { ...schema, settings: { ...schema.settings, ...settings } } as unknown as ServiceSchema;
 }

@@ -1,0 +1,204 @@
+/**
+ * auth: tenants and their quotas. (Token checks run inside the gateway, services/gateway/auth.ts,
+ * since a network hop per request would cost the gateway most of its throughput.) A tenant
+ * without a record may still be named in tokens: it simply has no quota.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import StoreMixin from "../mixins/store.mixin";
+import { COLLECTIONS } from "./shared/collections";
+import { ConflictError, NotFoundError } from "./shared/errors";
+import type { Store } from "./shared/store";
+import { parseCpu, parseSize } from "./shared/units";
+import type { Principal } from "./gateway/auth";
+import { emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
+
+interface Tenant {
+	id: string;
+	name: string;
+	quota: Quota;
+	createdAt: number;
+}
+
+interface QuotaInput {
+	cpu?: number | string;
+	memory?: number | string;
+	gpu?: number;
+	workloads?: number;
+}
+
+interface Meta {
+	user?: Principal;
+	$statusCode?: number;
+}
+
+interface AuthThis extends Service {
+	store: Store;
+	view(t: Tenant): Promise<Tenant & { usage: TenantUsage }>;
+	find(id: string): Promise<{ value: Tenant; version: number }>;
+}
+
+const quotaSchema = {
+	type: "object",
+	strict: true,
+	props: {
+		cpu: [
+			{ type: "number", min: 0, optional: true },
+			{ type: "string", max: 32, optional: true }
+		],
+		memory: [
+			{ type: "number", min: 0, optional: true },
+			{ type: "string", max: 32, optional: true }
+		],
+		gpu: { type: "number", integer: true, min: 0, optional: true },
+		workloads: { type: "number", integer: true, min: 0, optional: true }
+	}
+};
+
+function normalizeQuota(q: QuotaInput = {}): Quota {
+	const quota: Quota = {};
+	if (q.cpu != null) quota.cpu = parseCpu(q.cpu, "quota.cpu");
+	if (q.memory != null) quota.memory = parseSize(q.memory, "quota.memory");
+	if (q.gpu != null) quota.gpu = q.gpu;
+	if (q.workloads != null) quota.workloads = q.workloads;
+	return quota;
+}
+
+function isAdmin(ctx: Context<unknown, Meta>): boolean {
+	return !!ctx.meta.user?.roles.includes("admin");
+}
+
+const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
+	name: "auth",
+	mixins: [StoreMixin()],
+
+	actions: {
+		/** Every tenant with its quota and usage. */
+		listTenants: {
+			access: "admin",
+			params: {
+				$$strict: true,
+				limit: {
+					type: "number",
+					integer: true,
+					min: 1,
+					max: 10000,
+					optional: true,
+					convert: true
+				},
+				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+			},
+			async handler(this: AuthThis, ctx: Context<{ limit?: number; offset?: number }>) {
+				const all = await this.store.list<Tenant>(COLLECTIONS.tenants);
+				const { limit = 100, offset = 0 } = ctx.params;
+				const items = await Promise.all(
+					all.slice(offset, offset + limit).map(d => this.view(d.value))
+				);
+				return { items, total: all.length };
+			}
+		},
+
+		/** Creates a tenant; 409 when the id is taken. */
+		createTenant: {
+			access: "admin",
+			params: {
+				$$strict: true,
+				id: { type: "string", min: 1, max: 64, pattern: /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/ },
+				name: { type: "string", min: 1, max: 256, optional: true },
+				quota: { ...quotaSchema, optional: true }
+			},
+			async handler(
+				this: AuthThis,
+				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }, Meta>
+			) {
+				const tenant: Tenant = {
+					id: ctx.params.id,
+					name: ctx.params.name ?? ctx.params.id,
+					quota: normalizeQuota(ctx.params.quota),
+					createdAt: Date.now()
+				};
+				if ((await this.store.cas(COLLECTIONS.tenants, tenant.id, tenant, 0)) === null)
+					throw new ConflictError(`Tenant '${tenant.id}' exists already.`, {
+						id: tenant.id
+					});
+				ctx.meta.$statusCode = 201;
+				return this.view(tenant);
+			}
+		},
+
+		/** One tenant; its own users may read it too. */
+		getTenant: {
+			access: "read",
+			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
+			async handler(this: AuthThis, ctx: Context<{ id: string }, Meta>) {
+				if (!isAdmin(ctx) && ctx.meta.user?.tenant !== ctx.params.id)
+					throw new NotFoundError("Tenant", ctx.params.id);
+				return this.view((await this.find(ctx.params.id)).value);
+			}
+		},
+
+		/** Changes a tenant's name or quota. A lower quota never stops what runs. */
+		updateTenant: {
+			access: "admin",
+			params: {
+				$$strict: true,
+				id: { type: "string", min: 1, max: 64 },
+				name: { type: "string", min: 1, max: 256, optional: true },
+				quota: { ...quotaSchema, optional: true }
+			},
+			async handler(
+				this: AuthThis,
+				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }>
+			) {
+				const doc = await this.find(ctx.params.id);
+				const next: Tenant = {
+					...doc.value,
+					...(ctx.params.name ? { name: ctx.params.name } : {}),
+					...(ctx.params.quota ? { quota: normalizeQuota(ctx.params.quota) } : {})
+				};
+				if (
+					(await this.store.cas(COLLECTIONS.tenants, next.id, next, doc.version)) === null
+				)
+					throw new ConflictError(
+						`Tenant '${next.id}' changed meanwhile; read it again.`,
+						{ id: next.id }
+					);
+				return this.view(next);
+			}
+		},
+
+		/** Deletes a tenant that has no workloads left. */
+		deleteTenant: {
+			access: "admin",
+			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
+			async handler(this: AuthThis, ctx: Context<{ id: string }>) {
+				const doc = await this.find(ctx.params.id);
+				const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, ctx.params.id);
+				if (usage && usage.value.workloads > 0)
+					throw new ConflictError(
+						`Tenant '${ctx.params.id}' still has ${usage.value.workloads} workload(s); delete them first.`,
+						{
+							id: ctx.params.id,
+							workloads: usage.value.workloads
+						}
+					);
+				await this.store.delete(COLLECTIONS.tenants, ctx.params.id, doc.version);
+				return { id: ctx.params.id, deleted: true };
+			}
+		}
+	},
+
+	methods: {
+		async find(this: AuthThis, id: string) {
+			const doc = await this.store.get<Tenant>(COLLECTIONS.tenants, id);
+			if (!doc) throw new NotFoundError("Tenant", id);
+			return doc;
+		},
+
+		async view(this: AuthThis, t: Tenant) {
+			const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, t.id);
+			return { ...t, usage: usage?.value ?? emptyUsage() };
+		}
+	}
+};
+
+export default AuthService;

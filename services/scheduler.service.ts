@@ -1,0 +1,940 @@
+/**
+ * scheduler: workloads. Charges a tenant's quota, places each replica on a node by its
+ * resources (services/scheduler/placement.ts), reserves atomically in the store, tells the
+ * node's agent what to run, follows the replicas' states, and places again what a lost or
+ * drained node held.
+ *
+ * Every reservation is one store transaction over the node's allocation and the workload, each
+ * checked by version: two schedulers (two processes on one Redis) can race, but only one of them
+ * can win a GPU. Within one process, changes run one at a time (like Kubernetes' scheduling
+ * loop), so that concurrent requests queue instead of retrying against each other.
+ */
+import crypto from "crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
+import StoreMixin from "../mixins/store.mixin";
+import { ConflictError, NotFoundError } from "./shared/errors";
+import { COLLECTIONS } from "./shared/collections";
+import { EVENTS } from "./shared/events";
+import type { Store, StoredDoc, Versioned } from "./shared/store";
+import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
+import type { Principal } from "./gateway/auth";
+import {
+	Allocation,
+	describeShortfall,
+	emptyAllocation,
+	gpusInUse,
+	place,
+	PlacementNode,
+	PlacementRequest,
+	release,
+	reserve
+} from "./scheduler/placement";
+import {
+	addEvent,
+	newWorkload,
+	pendingReplica,
+	replicaKey,
+	replicaSpec,
+	totalRequest,
+	Workload,
+	WorkloadInput,
+	workloadView
+} from "./scheduler/workload";
+import { checkQuota, emptyUsage, Quota, TenantUsage, addUsage } from "./scheduler/quota";
+
+/** Retries of a transaction that lost a race with another scheduler. */
+const MAX_CONFLICTS = 20;
+
+interface SchedulerSettings {
+	/** ms between two reconcile rounds (pending placement, agent sync). */
+	reconcileInterval: number;
+}
+
+interface Meta {
+	user?: Principal;
+	idempotencyKey?: string;
+	/** moleculer-web answers with this HTTP status. */
+	$statusCode?: number;
+}
+
+interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
+	store: Store;
+	queue: Promise<unknown>;
+	serial<T>(fn: () => Promise<T>): Promise<T>;
+	tenantOf(ctx: Context<unknown, Meta>): string;
+	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
+	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
+	placementNodes(): Promise<Map<string, PlacementNode & { version: number }>>;
+	placePending(): Promise<Set<string>>;
+	releaseReplicas(
+		w: Workload,
+		indexes: number[],
+		reason: string,
+		pend: boolean
+	): Promise<Set<string>>;
+	evacuate(nodeID: string, reason: string): Promise<void>;
+	syncNodes(nodeIDs: Iterable<string>): Promise<void>;
+	reconcile(): Promise<void>;
+	announceAllocation(nodeID: string, a: Allocation): void;
+}
+
+const resourcesSchema = {
+	type: "object",
+	strict: true,
+	props: {
+		cpu: [
+			{ type: "number", min: 0 },
+			{ type: "string", max: 32 }
+		],
+		memory: [
+			{ type: "number", min: 0 },
+			{ type: "string", max: 32 }
+		],
+		gpu: { type: "number", integer: true, min: 0, max: 64, optional: true },
+		gpuMemory: [
+			{ type: "number", min: 0, optional: true },
+			{ type: "string", max: 32, optional: true }
+		]
+	}
+};
+
+const labelMap = {
+	type: "record",
+	key: { type: "string", max: 128 },
+	value: { type: "string", max: 256 }
+};
+
+const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
+	name: "scheduler",
+	mixins: [StoreMixin(), PeriodicMixin()],
+
+	settings: {
+		reconcileInterval: 2000
+	},
+
+	actions: {
+		/** Creates a workload and places its replicas now where they fit. */
+		create: {
+			params: {
+				$$strict: true,
+				name: {
+					type: "string",
+					min: 1,
+					max: 128,
+					pattern: /^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/i
+				},
+				kind: { type: "enum", values: ["service", "process"] },
+				service: {
+					type: "object",
+					optional: true,
+					strict: true,
+					props: { module: { type: "string", min: 1, max: 256 } }
+				},
+				process: {
+					type: "object",
+					optional: true,
+					strict: true,
+					props: {
+						command: { type: "string", min: 1, max: 1024 },
+						args: {
+							type: "array",
+							items: { type: "string", max: 4096 },
+							max: 256,
+							optional: true
+						},
+						env: { ...labelMap, optional: true }
+					}
+				},
+				resources: resourcesSchema,
+				replicas: { type: "number", integer: true, min: 0, max: 1000, optional: true },
+				priority: { type: "number", integer: true, min: -1000, max: 1000, optional: true },
+				placement: {
+					type: "object",
+					optional: true,
+					strict: true,
+					props: {
+						strategy: { type: "enum", values: ["binpack", "spread"], optional: true },
+						nodeSelector: { ...labelMap, optional: true },
+						antiAffinity: { type: "boolean", optional: true }
+					}
+				},
+				restart: {
+					type: "object",
+					optional: true,
+					strict: true,
+					props: {
+						policy: {
+							type: "enum",
+							values: ["always", "on-failure", "never"],
+							optional: true
+						},
+						maxRestarts: {
+							type: "number",
+							integer: true,
+							min: 0,
+							max: 1000,
+							optional: true
+						}
+					}
+				}
+			},
+			async handler(this: SchedulerThis, ctx: Context<WorkloadInput, Meta>) {
+				const w = await this.createWorkload(
+					ctx.params,
+					ctx.meta.user!,
+					ctx.meta.idempotencyKey
+				);
+				ctx.meta.$statusCode = 201;
+				const placed = await this.load(w.id, ctx);
+				return workloadView(placed.value, true);
+			}
+		},
+
+		/** The caller's tenant's workloads; an admin sees all, or one tenant's with ?tenant=. */
+		list: {
+			params: {
+				$$strict: true,
+				tenant: { type: "string", max: 128, optional: true },
+				limit: {
+					type: "number",
+					integer: true,
+					min: 1,
+					max: 10000,
+					optional: true,
+					convert: true
+				},
+				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+			},
+			async handler(
+				this: SchedulerThis,
+				ctx: Context<{ tenant?: string; limit?: number; offset?: number }, Meta>
+			) {
+				const user = ctx.meta.user!;
+				const isAdmin = user.roles.includes("admin");
+				const tenant = isAdmin ? ctx.params.tenant : user.tenant;
+				const all = (await this.store.list<Workload>(COLLECTIONS.workloads))
+					.map(d => d.value)
+					.filter(w => !tenant || w.tenant === tenant)
+					.sort((a, b) => a.seq - b.seq);
+				const { limit = 100, offset = 0 } = ctx.params;
+				return {
+					items: all.slice(offset, offset + limit).map(w => workloadView(w)),
+					total: all.length
+				};
+			}
+		},
+
+		/** One workload with its replicas and events. */
+		get: {
+			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
+			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
+				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
+			}
+		},
+
+		/** Changes the number of replicas; the quota is charged or refunded. */
+		scale: {
+			params: {
+				$$strict: true,
+				id: { type: "string", min: 1, max: 64 },
+				replicas: { type: "number", integer: true, min: 0, max: 1000 }
+			},
+			async handler(
+				this: SchedulerThis,
+				ctx: Context<{ id: string; replicas: number }, Meta>
+			) {
+				await this.load(ctx.params.id, ctx);
+				await this.serial(async () => {
+					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+						const doc = await this.load(ctx.params.id, ctx);
+						const w = doc.value;
+						const from = w.replicas.length;
+						const to = ctx.params.replicas;
+						if (from === to) return;
+						if (to < from) {
+							const nodes = await this.releaseReplicas(
+								w,
+								range(to, from),
+								"scaled down",
+								false
+							);
+							const fresh = await this.load(w.id, ctx);
+							fresh.value.replicas = fresh.value.replicas.slice(0, to);
+							addEvent(fresh.value, {
+								at: Date.now(),
+								type: "scaled",
+								message: `Scaled from ${from} to ${to} replicas.`
+							});
+							const usage = await this.store.get<TenantUsage>(
+								COLLECTIONS.usage,
+								w.tenant
+							);
+							const refund = totalRequest(w.resources, from - to);
+							const ok = await this.store.transact(
+								[
+									{
+										collection: COLLECTIONS.workloads,
+										id: w.id,
+										version: fresh.version
+									},
+									{
+										collection: COLLECTIONS.usage,
+										id: w.tenant,
+										version: usage?.version ?? 0
+									}
+								],
+								[
+									{
+										collection: COLLECTIONS.workloads,
+										id: w.id,
+										value: fresh.value
+									},
+									{
+										collection: COLLECTIONS.usage,
+										id: w.tenant,
+										value: addUsage(usage?.value ?? emptyUsage(), refund, -1, 0)
+									}
+								]
+							);
+							if (!ok) continue;
+							await this.syncNodes(nodes);
+							return;
+						}
+						const usage = await this.store.get<TenantUsage>(
+							COLLECTIONS.usage,
+							w.tenant
+						);
+						const tenant = await this.store.get<{ quota?: Quota }>(
+							COLLECTIONS.tenants,
+							w.tenant
+						);
+						const more = totalRequest(w.resources, to - from);
+						checkQuota(
+							w.tenant,
+							tenant?.value.quota,
+							usage?.value ?? emptyUsage(),
+							more,
+							0
+						);
+						const now = Date.now();
+						for (let i = from; i < to; i++) w.replicas.push(pendingReplica(i, 0, now));
+						addEvent(w, {
+							at: now,
+							type: "scaled",
+							message: `Scaled from ${from} to ${to} replicas.`
+						});
+						const ok = await this.store.transact(
+							[
+								{
+									collection: COLLECTIONS.workloads,
+									id: w.id,
+									version: doc.version
+								},
+								{
+									collection: COLLECTIONS.usage,
+									id: w.tenant,
+									version: usage?.version ?? 0
+								}
+							],
+							[
+								{ collection: COLLECTIONS.workloads, id: w.id, value: w },
+								{
+									collection: COLLECTIONS.usage,
+									id: w.tenant,
+									value: addUsage(usage?.value ?? emptyUsage(), more, 1, 0)
+								}
+							]
+						);
+						if (ok) return;
+					}
+					throw new ConflictError("The workload kept changing; try again.", {
+						id: ctx.params.id
+					});
+				});
+				await this.serial(async () => this.syncNodes(await this.placePending()));
+				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
+			}
+		},
+
+		/** Stops every replica, gives back their resources and the quota, and forgets it. */
+		remove: {
+			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
+			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
+				await this.load(ctx.params.id, ctx);
+				const w = await this.serial(async () => {
+					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+						const doc = await this.load(ctx.params.id, ctx);
+						const w = doc.value;
+						const nodes = await this.releaseReplicas(
+							w,
+							range(0, w.replicas.length),
+							"deleted",
+							false
+						);
+						const fresh = await this.load(w.id, ctx);
+						const usage = await this.store.get<TenantUsage>(
+							COLLECTIONS.usage,
+							w.tenant
+						);
+						const refund = totalRequest(w.resources, fresh.value.replicas.length);
+						const ok = await this.store.transact(
+							[
+								{
+									collection: COLLECTIONS.workloads,
+									id: w.id,
+									version: fresh.version
+								},
+								{
+									collection: COLLECTIONS.usage,
+									id: w.tenant,
+									version: usage?.version ?? 0
+								}
+							],
+							[
+								{ collection: COLLECTIONS.workloads, id: w.id, value: null },
+								{
+									collection: COLLECTIONS.names,
+									id: `${w.tenant}/${w.name}`,
+									value: null
+								},
+								{
+									collection: COLLECTIONS.usage,
+									id: w.tenant,
+									value: addUsage(usage?.value ?? emptyUsage(), refund, -1, -1)
+								}
+							]
+						);
+						if (!ok) continue;
+						await this.syncNodes(nodes);
+						return fresh.value;
+					}
+					throw new ConflictError("The workload kept changing; try again.", {
+						id: ctx.params.id
+					});
+				});
+				// Freed capacity may fit what waits.
+				void this.serial(async () => this.syncNodes(await this.placePending()));
+				return { ...workloadView(w), status: "stopped" };
+			}
+		},
+
+		/** Recent output of a process workload's replicas, from their agents. */
+		logs: {
+			params: {
+				$$strict: true,
+				id: { type: "string", min: 1, max: 64 },
+				replica: { type: "number", integer: true, min: 0, optional: true, convert: true },
+				limit: {
+					type: "number",
+					integer: true,
+					min: 1,
+					max: 1000,
+					optional: true,
+					convert: true
+				}
+			},
+			async handler(
+				this: SchedulerThis,
+				ctx: Context<{ id: string; replica?: number; limit?: number }, Meta>
+			) {
+				const w = (await this.load(ctx.params.id, ctx)).value;
+				const replicas = w.replicas.filter(
+					r =>
+						r.node &&
+						(ctx.params.replica === undefined || r.index === ctx.params.replica)
+				);
+				const items = await Promise.all(
+					replicas.map(async r => {
+						try {
+							const lines: unknown[] = await ctx.call(
+								"agent.logs",
+								{
+									workloadId: w.id,
+									replica: r.index,
+									limit: ctx.params.limit ?? 200
+								},
+								{ nodeID: r.node! }
+							);
+							return { replica: r.index, node: r.node, lines };
+						} catch (err) {
+							return {
+								replica: r.index,
+								node: r.node,
+								lines: [],
+								error: (err as Error).message
+							};
+						}
+					})
+				);
+				return { items, total: items.length };
+			}
+		},
+
+		/** Quota use of a tenant (for the tenants API). */
+		usage: {
+			visibility: "public",
+			params: { tenant: { type: "string", min: 1 } },
+			async handler(this: SchedulerThis, ctx: Context<{ tenant: string }>) {
+				return (
+					(await this.store.get<TenantUsage>(COLLECTIONS.usage, ctx.params.tenant))
+						?.value ?? emptyUsage()
+				);
+			}
+		}
+	},
+
+	events: {
+		[EVENTS.nodeDown]: {
+			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				await this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`);
+			}
+		},
+		[EVENTS.nodeUp]: {
+			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				// A returning node is told what it should run: replicas moved away meanwhile stop.
+				await this.serial(async () =>
+					this.syncNodes([ctx.params.id, ...(await this.placePending())])
+				);
+			}
+		},
+		[EVENTS.nodeUpdated]: {
+			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				if (ctx.params.status === "draining")
+					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`);
+				else await this.serial(async () => this.syncNodes(await this.placePending()));
+			}
+		},
+		[EVENTS.replicaState]: {
+			async handler(this: SchedulerThis, ctx: Context<ReplicaStatus>) {
+				const s = ctx.params;
+				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+					const doc = await this.store.get<Workload>(COLLECTIONS.workloads, s.workloadId);
+					const r = doc?.value.replicas[s.replica];
+					// News of an older placement, or from a node the replica has left: ignore.
+					if (!doc || !r || r.fence !== s.fence || r.node !== s.nodeID) return;
+					if (r.state === s.state && r.restarts === s.restarts && r.reason === s.reason)
+						return;
+					const w = doc.value;
+					const changed = r.state !== s.state;
+					Object.assign(r, { state: s.state, restarts: s.restarts, since: s.at });
+					if (s.reason) r.reason = s.reason;
+					else delete r.reason;
+					if (changed) {
+						const type =
+							s.state === "running"
+								? "started"
+								: s.state === "failed"
+									? "failed"
+									: s.state === "stopped"
+										? "stopped"
+										: null;
+						if (type)
+							addEvent(w, {
+								at: s.at,
+								type,
+								replica: s.replica,
+								node: s.nodeID,
+								message: `Replica ${s.replica} ${s.state} on ${s.nodeID}${s.reason ? `: ${s.reason}` : ""}.`
+							});
+					}
+					if (
+						(await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version)) !== null
+					)
+						return;
+				}
+			}
+		}
+	},
+
+	methods: {
+		/** Runs changes of this process one after another. */
+		serial<T>(this: SchedulerThis, fn: () => Promise<T>): Promise<T> {
+			const run = this.queue.then(fn, fn);
+			this.queue = run.catch(() => undefined);
+			return run;
+		},
+
+		/** A workload the caller may see: 404 for another tenant's, as for a missing one. */
+		async load(this: SchedulerThis, id: string, ctx: Context<unknown, Meta>) {
+			const doc = await this.store.get<Workload>(COLLECTIONS.workloads, id);
+			const user = ctx.meta.user;
+			if (!doc || (user && !user.roles.includes("admin") && doc.value.tenant !== user.tenant))
+				throw new NotFoundError("Workload", id);
+			return doc;
+		},
+
+		async createWorkload(
+			this: SchedulerThis,
+			input: WorkloadInput,
+			user: Principal,
+			key?: string
+		) {
+			const tenant = user.tenant;
+			const created = await this.serial(async () => {
+				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+					if (key) {
+						const seen = await this.store.get<{ id: string }>(
+							COLLECTIONS.idempotency,
+							`${tenant}/${key}`
+						);
+						const existing =
+							seen &&
+							(await this.store.get<Workload>(COLLECTIONS.workloads, seen.value.id));
+						if (existing) return existing.value;
+					}
+					const now = Date.now();
+					const w = newWorkload(input, {
+						id: crypto.randomUUID(),
+						tenant,
+						createdBy: user.sub,
+						seq: now * 1000 + (attempt % 1000),
+						now
+					});
+					const name = `${tenant}/${w.name}`;
+					if (await this.store.get(COLLECTIONS.names, name))
+						throw new ConflictError(`A workload named '${w.name}' exists already.`, {
+							name: w.name
+						});
+					const [usage, tenantDoc] = await Promise.all([
+						this.store.get<TenantUsage>(COLLECTIONS.usage, tenant),
+						this.store.get<{ quota?: Quota }>(COLLECTIONS.tenants, tenant)
+					]);
+					const charge = totalRequest(w.resources, w.replicas.length);
+					checkQuota(
+						tenant,
+						tenantDoc?.value.quota,
+						usage?.value ?? emptyUsage(),
+						charge,
+						1
+					);
+					const ok = await this.store.transact(
+						[
+							{ collection: COLLECTIONS.names, id: name, version: 0 },
+							{
+								collection: COLLECTIONS.usage,
+								id: tenant,
+								version: usage?.version ?? 0
+							},
+							...(key
+								? [
+										{
+											collection: COLLECTIONS.idempotency,
+											id: `${tenant}/${key}`,
+											version: 0
+										}
+									]
+								: [])
+						],
+						[
+							{ collection: COLLECTIONS.workloads, id: w.id, value: w },
+							{ collection: COLLECTIONS.names, id: name, value: { id: w.id } },
+							{
+								collection: COLLECTIONS.usage,
+								id: tenant,
+								value: addUsage(usage?.value ?? emptyUsage(), charge, 1, 1)
+							},
+							...(key
+								? [
+										{
+											collection: COLLECTIONS.idempotency,
+											id: `${tenant}/${key}`,
+											value: { id: w.id }
+										}
+									]
+								: [])
+						]
+					);
+					if (ok) {
+						this.logger.info(
+							`Workload '${w.name}' (${w.id}) of tenant '${tenant}' created.`
+						);
+						return w;
+					}
+				}
+				throw new ConflictError("Too many concurrent changes for this tenant; try again.", {
+					tenant
+				});
+			});
+			await this.serial(async () => this.syncNodes(await this.placePending()));
+			return created;
+		},
+
+		/** Nodes as the placement sees them: the inventory's view plus the store's allocations. */
+		async placementNodes(this: SchedulerThis) {
+			const [{ items }, allocations] = await Promise.all([
+				this.broker.call("nodes.list", { limit: 10000 }) as Promise<{ items: NodeInfo[] }>,
+				this.store.list<Allocation>(COLLECTIONS.allocations)
+			]);
+			const byNode = new Map(allocations.map(a => [a.id, a]));
+			const nodes = new Map<string, PlacementNode & { version: number }>();
+			for (const n of items) {
+				const a = byNode.get(n.id);
+				nodes.set(n.id, {
+					id: n.id,
+					status: n.status,
+					labels: n.labels,
+					capacity: n.capacity,
+					allocated: a?.value ?? emptyAllocation(),
+					version: a?.version ?? 0
+				});
+			}
+			return nodes;
+		},
+
+		/**
+		 * Places every pending replica that fits now, highest priority first and FIFO within a
+		 * priority; records the reason on those that do not fit. Resolves to the nodes to sync.
+		 */
+		async placePending(this: SchedulerThis) {
+			const touched = new Set<string>();
+			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+			const waiting = docs
+				.filter(d => d.value.replicas.some(r => r.state === "pending"))
+				.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
+			if (waiting.length === 0) return touched;
+			let nodes = await this.placementNodes();
+			for (const first of waiting) {
+				let doc: StoredDoc<Workload> | null = first;
+				for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
+					const w: Workload = doc.value;
+					const r = w.replicas.find(x => x.state === "pending");
+					if (!r) break;
+					const avoid = new Set<string>(
+						w.placement.antiAffinity
+							? w.replicas.filter(x => x.node).map(x => x.node!)
+							: []
+					);
+					const req: PlacementRequest = {
+						resources: w.resources,
+						strategy: w.placement.strategy,
+						nodeSelector: w.placement.nodeSelector,
+						avoid
+					};
+					const spot = place(nodes.values(), req);
+					const now = Date.now();
+					if (!spot) {
+						const reason = describeShortfall([...nodes.values()], req);
+						const fresh = w.replicas.filter(
+							x => x.state === "pending" && x.reason !== reason
+						);
+						if (fresh.length === 0) break;
+						for (const x of fresh) x.reason = reason;
+						addEvent(w, {
+							at: now,
+							type: "pending",
+							message: `Waiting for capacity: ${reason}`
+						});
+						await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version);
+						break;
+					}
+					const node = nodes.get(spot.nodeID)!;
+					const allocated = reserve(
+						node.allocated,
+						replicaKey(w.id, r.index),
+						w.resources,
+						spot.gpus
+					);
+					Object.assign(r, {
+						node: spot.nodeID,
+						gpus: spot.gpus,
+						fence: r.fence + 1,
+						state: "starting",
+						since: now
+					});
+					delete r.reason;
+					addEvent(w, {
+						at: now,
+						type: "placed",
+						replica: r.index,
+						node: spot.nodeID,
+						message: `Replica ${r.index} placed on ${spot.nodeID}${spot.gpus.length ? ` with GPU ${spot.gpus.join(",")}` : ""}.`
+					});
+					const ok = await this.store.transact(
+						[
+							{
+								collection: COLLECTIONS.allocations,
+								id: spot.nodeID,
+								version: node.version
+							},
+							{ collection: COLLECTIONS.workloads, id: w.id, version: doc.version }
+						],
+						[
+							{
+								collection: COLLECTIONS.allocations,
+								id: spot.nodeID,
+								value: allocated
+							},
+							{ collection: COLLECTIONS.workloads, id: w.id, value: w }
+						]
+					);
+					if (ok) {
+						node.allocated = allocated;
+						node.version++;
+						doc = { ...doc, version: doc.version + 1 };
+						touched.add(spot.nodeID);
+						this.announceAllocation(spot.nodeID, allocated);
+						attempt = -1; // next replica of the same workload
+						continue;
+					}
+					// Another scheduler moved first: read again and retry.
+					nodes = await this.placementNodes();
+					doc = await this.store
+						.get<Workload>(COLLECTIONS.workloads, w.id)
+						.then(d => (d ? { id: w.id, ...d } : null));
+				}
+			}
+			return touched;
+		},
+
+		/**
+		 * Gives back the resources of some replicas; with `pend`, they wait to be placed again.
+		 * Resolves to the nodes that lost replicas (to sync).
+		 */
+		async releaseReplicas(
+			this: SchedulerThis,
+			w0: Workload,
+			indexes: number[],
+			reason: string,
+			pend: boolean
+		) {
+			const nodes = new Set<string>();
+			for (const index of indexes) {
+				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+					const doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
+					const w = doc?.value;
+					const r = w?.replicas[index];
+					if (!doc || !w || !r?.node) break;
+					const nodeID = r.node;
+					const alloc = await this.store.get<Allocation>(COLLECTIONS.allocations, nodeID);
+					const allocated = release(
+						alloc?.value ?? emptyAllocation(),
+						replicaKey(w.id, index),
+						w.resources,
+						r.gpus
+					);
+					const now = Date.now();
+					w.replicas[index] = pend
+						? pendingReplica(index, r.fence, now, reason)
+						: { ...r, node: null, gpus: [], state: "stopped", reason, since: now };
+					if (pend)
+						addEvent(w, {
+							at: now,
+							type: "rescheduled",
+							replica: index,
+							node: nodeID,
+							message: `Replica ${index} left ${nodeID} (${reason}); placing it again.`
+						});
+					const ok = await this.store.transact(
+						[
+							{
+								collection: COLLECTIONS.allocations,
+								id: nodeID,
+								version: alloc?.version ?? 0
+							},
+							{ collection: COLLECTIONS.workloads, id: w.id, version: doc.version }
+						],
+						[
+							{ collection: COLLECTIONS.allocations, id: nodeID, value: allocated },
+							{ collection: COLLECTIONS.workloads, id: w.id, value: w }
+						]
+					);
+					if (ok) {
+						nodes.add(nodeID);
+						this.announceAllocation(nodeID, allocated);
+						break;
+					}
+				}
+			}
+			return nodes;
+		},
+
+		/** Moves every replica off a lost or drained node; each moves once (versions decide). */
+		async evacuate(this: SchedulerThis, nodeID: string, reason: string) {
+			await this.serial(async () => {
+				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+				const touched = new Set<string>([nodeID]);
+				for (const d of docs) {
+					const on = d.value.replicas.filter(r => r.node === nodeID).map(r => r.index);
+					if (on.length) {
+						this.logger.info(
+							`Moving ${on.length} replica(s) of '${d.value.name}' off ${nodeID}: ${reason}.`
+						);
+						for (const n of await this.releaseReplicas(d.value, on, reason, true))
+							touched.add(n);
+					}
+				}
+				for (const n of await this.placePending()) touched.add(n);
+				await this.syncNodes(touched);
+			});
+		},
+
+		/** Tells each node's agent the complete set of replicas it should run now. */
+		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
+			const ids = [...new Set(nodeIDs)];
+			if (ids.length === 0) return;
+			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+			await Promise.all(
+				ids.map(async nodeID => {
+					const replicas: ReplicaSpec[] = [];
+					for (const { value: w } of docs)
+						for (const r of w.replicas)
+							if (r.node === nodeID) replicas.push(replicaSpec(w, r));
+					try {
+						await this.broker.call(
+							"agent.sync",
+							{ replicas },
+							{ nodeID, retries: 0, timeout: 5000 }
+						);
+					} catch (err) {
+						// A node that is away gets its list when it comes back (node.up).
+						this.logger.debug(
+							`Could not sync node '${nodeID}':`,
+							(err as Error).message
+						);
+					}
+				})
+			);
+		},
+
+		/** The periodic safety net: place what waits, and re-tell every live node its replicas. */
+		async reconcile(this: SchedulerThis) {
+			await this.serial(async () => {
+				const touched = await this.placePending();
+				const nodes = await this.placementNodes();
+				for (const n of nodes.values())
+					if (
+						n.status !== "down" &&
+						gpusInUse(n.allocated) + n.allocated.cpu + n.allocated.memory > 0
+					)
+						touched.add(n.id);
+				await this.syncNodes(touched);
+			});
+		},
+
+		announceAllocation(this: SchedulerThis, nodeID: string, a: Allocation) {
+			this.broker.broadcast(EVENTS.nodeAllocated, {
+				nodeID,
+				allocated: { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) }
+			});
+		},
+
+		tenantOf(this: SchedulerThis, ctx: Context<unknown, Meta>) {
+			return ctx.meta.user!.tenant;
+		}
+	},
+
+	created(this: SchedulerThis) {
+		this.queue = Promise.resolve();
+	},
+
+	started(this: SchedulerThis) {
+		this.every("reconcile", this.settings.reconcileInterval, () => this.reconcile());
+	}
+};
+
+function range(from: number, to: number): number[] {
+	return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+export default SchedulerService;

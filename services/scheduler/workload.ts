@@ -1,0 +1,224 @@
+/**
+ * Workloads as plain data: the normalized spec from an API request, the per-replica records
+ * the scheduler keeps, the status derived from them, and the bounded event history. Pure.
+ */
+import { InvalidInputError } from "../shared/errors";
+import type { ReplicaSpec, ReplicaState, ResourceRequest, WorkloadKind } from "../shared/types";
+import { parseCpu, parseSize } from "../shared/units";
+import type { Strategy } from "./placement";
+
+export type WorkloadStatus = "pending" | "running" | "failed" | "stopped";
+export type RestartPolicy = "always" | "on-failure" | "never";
+
+export interface Replica {
+	index: number;
+	node: string | null;
+	gpus: number[];
+	/** Grows on every placement: agents and the scheduler ignore news about older ones. */
+	fence: number;
+	state: ReplicaState;
+	/** Why it is pending or failed. */
+	reason?: string;
+	restarts: number;
+	since: number;
+}
+
+export interface WorkloadEvent {
+	at: number;
+	type:
+		| "created"
+		| "placed"
+		| "pending"
+		| "started"
+		| "failed"
+		| "stopped"
+		| "rescheduled"
+		| "scaled";
+	message: string;
+	replica?: number;
+	node?: string;
+}
+
+export interface Workload {
+	id: string;
+	tenant: string;
+	name: string;
+	kind: WorkloadKind;
+	service?: { module: string };
+	process?: { command: string; args: string[]; env: Record<string, string> };
+	resources: ResourceRequest;
+	placement: { strategy: Strategy; nodeSelector: Record<string, string>; antiAffinity: boolean };
+	restart: { policy: RestartPolicy; maxRestarts: number };
+	/** Higher goes first; FIFO (by seq) within one priority. */
+	priority: number;
+	seq: number;
+	createdAt: number;
+	createdBy: string;
+	replicas: Replica[];
+	events: WorkloadEvent[];
+}
+
+/** The body of POST /api/v1/workloads after the schema check. */
+export interface WorkloadInput {
+	name: string;
+	kind: WorkloadKind;
+	service?: { module: string };
+	process?: { command: string; args?: string[]; env?: Record<string, string> };
+	resources: {
+		cpu: number | string;
+		memory: number | string;
+		gpu?: number;
+		gpuMemory?: number | string;
+	};
+	replicas?: number;
+	priority?: number;
+	placement?: {
+		strategy?: Strategy;
+		nodeSelector?: Record<string, string>;
+		antiAffinity?: boolean;
+	};
+	restart?: { policy?: RestartPolicy; maxRestarts?: number };
+}
+
+export const MAX_EVENTS = 100;
+
+export function normalizeResources(r: WorkloadInput["resources"]): ResourceRequest {
+	const resources: ResourceRequest = {
+		cpu: parseCpu(r.cpu, "resources.cpu"),
+		memory: parseSize(r.memory, "resources.memory"),
+		gpu: r.gpu ?? 0,
+		gpuMemory: r.gpuMemory != null ? parseSize(r.gpuMemory, "resources.gpuMemory") : 0
+	};
+	if (resources.gpu > 0 && resources.gpuMemory > 0)
+		throw new InvalidInputError(
+			"Ask for whole GPUs (gpu) or for memory on a shared GPU (gpuMemory), not both.",
+			{ field: "resources" }
+		);
+	if (
+		resources.cpu === 0 &&
+		resources.memory === 0 &&
+		resources.gpu === 0 &&
+		resources.gpuMemory === 0
+	)
+		throw new InvalidInputError("A workload must ask for some cpu, memory or GPU.", {
+			field: "resources"
+		});
+	return resources;
+}
+
+/** A new workload from a checked request; every replica pending. */
+export function newWorkload(
+	input: WorkloadInput,
+	ids: { id: string; tenant: string; createdBy: string; seq: number; now: number }
+): Workload {
+	if (input.kind === "service" && !input.service)
+		throw new InvalidInputError("A workload of kind 'service' needs service.module.", {
+			field: "service"
+		});
+	if (input.kind === "process" && !input.process)
+		throw new InvalidInputError("A workload of kind 'process' needs process.command.", {
+			field: "process"
+		});
+	const replicas = input.replicas ?? 1;
+	return {
+		id: ids.id,
+		tenant: ids.tenant,
+		name: input.name,
+		kind: input.kind,
+		...(input.kind === "service"
+			? { service: { module: input.service!.module } }
+			: {
+					process: {
+						command: input.process!.command,
+						args: input.process!.args ?? [],
+						env: input.process!.env ?? {}
+					}
+				}),
+		resources: normalizeResources(input.resources),
+		placement: {
+			strategy: input.placement?.strategy ?? "binpack",
+			nodeSelector: input.placement?.nodeSelector ?? {},
+			antiAffinity: input.placement?.antiAffinity ?? false
+		},
+		restart: {
+			policy: input.restart?.policy ?? "on-failure",
+			maxRestarts: input.restart?.maxRestarts ?? 5
+		},
+		priority: input.priority ?? 0,
+		seq: ids.seq,
+		createdAt: ids.now,
+		createdBy: ids.createdBy,
+		replicas: Array.from({ length: replicas }, (_, index) => pendingReplica(index, 0, ids.now)),
+		events: [{ at: ids.now, type: "created", message: `Created with ${replicas} replica(s).` }]
+	};
+}
+
+export function pendingReplica(
+	index: number,
+	fence: number,
+	now: number,
+	reason?: string
+): Replica {
+	return {
+		index,
+		node: null,
+		gpus: [],
+		fence,
+		state: "pending",
+		restarts: 0,
+		since: now,
+		...(reason ? { reason } : {})
+	};
+}
+
+/** running when every replica runs; pending while any waits; failed when all failed. */
+export function workloadStatus(w: Workload): WorkloadStatus {
+	const states = w.replicas.map(r => r.state);
+	if (states.length === 0) return "stopped";
+	if (states.every(s => s === "running")) return "running";
+	if (states.every(s => s === "failed")) return "failed";
+	if (states.every(s => s === "stopped")) return "stopped";
+	if (states.some(s => s === "pending")) return "pending";
+	return states.some(s => s === "starting") ? "pending" : "running";
+}
+
+export function addEvent(w: Workload, event: WorkloadEvent): void {
+	w.events.push(event);
+	if (w.events.length > MAX_EVENTS) w.events.splice(0, w.events.length - MAX_EVENTS);
+}
+
+/** Total resources of all replicas: what a tenant's quota is charged. */
+export function totalRequest(resources: ResourceRequest, replicas: number) {
+	return {
+		cpu: resources.cpu * replicas,
+		memory: resources.memory * replicas,
+		gpu: (resources.gpu + (resources.gpuMemory > 0 ? 1 : 0)) * replicas
+	};
+}
+
+export function replicaKey(workloadId: string, index: number): string {
+	return `${workloadId}/${index}`;
+}
+
+/** What the agent of `replica.node` is told to run. */
+export function replicaSpec(w: Workload, r: Replica): ReplicaSpec {
+	return {
+		workloadId: w.id,
+		tenant: w.tenant,
+		name: w.name,
+		replica: r.index,
+		fence: r.fence,
+		kind: w.kind,
+		...(w.service ? { service: w.service } : {}),
+		...(w.process ? { process: w.process } : {}),
+		resources: w.resources,
+		gpus: r.gpus,
+		restart: w.restart
+	};
+}
+
+/** The API's view: the stored record plus its derived status. */
+export function workloadView(w: Workload, withEvents = false) {
+	const { events, ...rest } = w;
+	return { ...rest, status: workloadStatus(w), ...(withEvents ? { events } : {}) };
+}

@@ -1,0 +1,445 @@
+/**
+ * The scheduler through the HTTP API, with brokers in one process over Moleculer's in-memory
+ * transporter: a control broker (gateway, inventory, scheduler, tenants) and stub agents that
+ * report capacity and run nothing but say each replica they are given is running.
+ */
+import fs from "fs";
+import os from "os";
+import path from "path";
+import { ServiceBroker, ServiceSchema } from "moleculer";
+import request from "supertest";
+import AuthService from "../../services/auth.service";
+import GatewayService from "../../services/gateway.service";
+import NodesService from "../../services/nodes.service";
+import SchedulerService from "../../services/scheduler.service";
+import { mintToken } from "../../services/gateway/auth";
+import type { NodeReport, ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
+import { withSettings } from "../helpers/services";
+import { eventually } from "../helpers/cluster";
+
+const SECRET = "scheduler-test-secret";
+const GiB = 1024 ** 3;
+
+function stubAgent(
+	nodeID: string,
+	gpus: number,
+	labels: Record<string, string> = {}
+): ServiceSchema {
+	const capacity = {
+		cpu: 8,
+		memory: 32 * GiB,
+		gpus: Array.from({ length: gpus }, (_, index) => ({
+			index,
+			uuid: `GPU-${nodeID}-${index}`,
+			model: "NVIDIA A100-SXM4-80GB",
+			memory: 80 * GiB
+		}))
+	};
+	return {
+		name: "agent",
+		actions: {
+			facts: () => ({ hostname: nodeID }),
+			sync: {
+				handler(this: any, ctx: any) {
+					const replicas: ReplicaSpec[] = ctx.params.replicas;
+					this.running = replicas;
+					for (const r of replicas) {
+						const status: ReplicaStatus = {
+							workloadId: r.workloadId,
+							replica: r.replica,
+							fence: r.fence,
+							nodeID,
+							state: "running",
+							restarts: 0,
+							at: Date.now()
+						};
+						ctx.emit("workload.replica.state", status);
+					}
+					return { running: replicas.length };
+				}
+			},
+			logs: () => [{ at: 1, stream: "stdout", line: "hello" }]
+		},
+		methods: {
+			report(this: any) {
+				const report: NodeReport = {
+					nodeID,
+					hostname: nodeID,
+					labels,
+					capacity,
+					usage: { cpu: 0, cpuPercent: 0, memory: 0, gpus: [], loadAvg: [0, 0, 0] },
+					interval: 200,
+					sentAt: Date.now()
+				};
+				return this.broker.broadcast("node.report", report);
+			}
+		},
+		started(this: any) {
+			this.running = [];
+			this.timer = setInterval(() => this.report(), 200);
+		},
+		stopped(this: any) {
+			clearInterval(this.timer);
+		}
+	};
+}
+
+describe("scheduler over the API", () => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-sched-"));
+	const store = path.join(dir, "isa.db");
+	const namespace = `sched-${process.pid}`;
+	const control = new ServiceBroker({
+		nodeID: "control",
+		namespace,
+		transporter: "Fake",
+		logger: false,
+		heartbeatInterval: 1,
+		heartbeatTimeout: 3
+	});
+	control.createService(withSettings(NodesService, { store }));
+	control.createService(withSettings(SchedulerService, { store, reconcileInterval: 300 }));
+	control.createService(withSettings(AuthService, { store }));
+	const gateway = control.createService(
+		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
+	);
+	const agents = new Map<string, ServiceBroker>();
+	const tokens: Record<string, string> = {};
+	let server: any;
+
+	function startAgent(nodeID: string, gpus: number, labels: Record<string, string> = {}) {
+		const b = new ServiceBroker({
+			nodeID,
+			namespace,
+			transporter: "Fake",
+			logger: false,
+			heartbeatInterval: 1,
+			heartbeatTimeout: 3
+		});
+		b.createService(stubAgent(nodeID, gpus, labels));
+		agents.set(nodeID, b);
+		return b.start();
+	}
+
+	const api = (method: "get" | "post" | "put" | "delete", url: string, token = tokens.operator) =>
+		request(server)[method](url).set("Authorization", `Bearer ${token}`);
+
+	beforeAll(async () => {
+		await control.start();
+		server = (gateway as any).server;
+		tokens.admin = await mintToken({
+			secret: SECRET,
+			sub: "root",
+			tenant: "ops",
+			roles: ["admin"],
+			ttl: 600
+		});
+		tokens.operator = await mintToken({
+			secret: SECRET,
+			sub: "ann",
+			tenant: "acme",
+			roles: ["operator"],
+			ttl: 600
+		});
+		tokens.viewer = await mintToken({
+			secret: SECRET,
+			sub: "vic",
+			tenant: "acme",
+			roles: ["viewer"],
+			ttl: 600
+		});
+		tokens.other = await mintToken({
+			secret: SECRET,
+			sub: "olga",
+			tenant: "globex",
+			roles: ["operator"],
+			ttl: 600
+		});
+		await startAgent("gpu-1", 2, { zone: "a" });
+		await startAgent("gpu-2", 2, { zone: "b" });
+		await startAgent("cpu-1", 0, { zone: "a" });
+		await eventually(
+			async () => (await api("get", "/api/v1/nodes")).body.total === 3,
+			5000,
+			"3 nodes"
+		);
+	});
+
+	afterAll(async () => {
+		await Promise.all([...agents.values()].map(b => b.stop()));
+		await control.stop();
+		fs.rmSync(dir, { recursive: true, force: true });
+	});
+
+	it("creates a tenant with a quota (admin only) and shows its usage", async () => {
+		expect(
+			(await api("post", "/api/v1/tenants").send({ id: "acme", quota: { gpu: 3 } })).status
+		).toBe(403);
+		const res = await api("post", "/api/v1/tenants", tokens.admin).send({
+			id: "acme",
+			name: "ACME",
+			quota: { cpu: 16, memory: "64Gi", gpu: 3, workloads: 10 }
+		});
+		expect(res.status).toBe(201);
+		expect(res.body).toMatchObject({
+			id: "acme",
+			quota: { cpu: 16, memory: 64 * GiB, gpu: 3, workloads: 10 },
+			usage: { gpu: 0, workloads: 0 }
+		});
+		expect(
+			(await api("post", "/api/v1/tenants", tokens.admin).send({ id: "acme" })).status
+		).toBe(409);
+		expect((await api("get", "/api/v1/tenants/acme", tokens.viewer)).status).toBe(200);
+		expect((await api("get", "/api/v1/tenants/acme", tokens.other)).status).toBe(404);
+	});
+
+	it("places a GPU workload with binpack, tells the agent, and follows it to running", async () => {
+		const res = await api("post", "/api/v1/workloads").send({
+			name: "llm",
+			kind: "process",
+			process: { command: "python3", args: ["serve.py"] },
+			resources: { cpu: 2, memory: "8Gi", gpu: 1 },
+			replicas: 2
+		});
+		expect(res.status).toBe(201);
+		expect(res.body).toMatchObject({ name: "llm", tenant: "acme", kind: "process" });
+		const nodes = res.body.replicas.map((r: any) => r.node);
+		// binpack: both on one GPU node, on different GPUs.
+		expect(new Set(nodes).size).toBe(1);
+		expect(res.body.replicas.map((r: any) => r.gpus[0]).sort()).toEqual([0, 1]);
+		const id = res.body.id;
+		const running = await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/workloads/${id}`);
+				return body.status === "running" && body;
+			},
+			5000,
+			"running"
+		);
+		expect(running.events.map((e: any) => e.type)).toEqual(
+			expect.arrayContaining(["created", "placed", "started"])
+		);
+		const node = await api("get", `/api/v1/nodes/${nodes[0]}`);
+		expect(node.body.allocated).toEqual({ cpu: 4, memory: 16 * GiB, gpus: 2 });
+		expect(node.body.workloads.map((w: any) => w.name)).toEqual(["llm", "llm"]);
+	});
+
+	it("refuses a workload over quota with 403 naming the quota and usage, and reserves nothing", async () => {
+		const res = await api("post", "/api/v1/workloads").send({
+			name: "big",
+			kind: "process",
+			process: { command: "x" },
+			resources: { cpu: 1, memory: "1Gi", gpu: 2 }
+		});
+		expect(res.status).toBe(403);
+		expect(res.body).toMatchObject({
+			type: "QUOTA_EXCEEDED",
+			data: { resource: "gpu", quota: 3, usage: 2, requested: 2 }
+		});
+		expect(res.body.message).toMatch(/uses 2 of 3/);
+		expect((await api("get", "/api/v1/workloads/")).body.items.map((w: any) => w.name)).toEqual(
+			["llm"]
+		);
+		expect((await api("get", "/api/v1/tenants/acme", tokens.admin)).body.usage).toMatchObject({
+			gpu: 2,
+			workloads: 1
+		});
+	});
+
+	it("keeps tenants apart: 404 for another tenant's workload, admins see all", async () => {
+		const mine = (await api("get", "/api/v1/workloads")).body.items[0].id;
+		expect((await api("get", `/api/v1/workloads/${mine}`, tokens.other)).status).toBe(404);
+		expect((await api("delete", `/api/v1/workloads/${mine}`, tokens.other)).status).toBe(404);
+		expect((await api("get", "/api/v1/workloads", tokens.other)).body.total).toBe(0);
+		expect((await api("get", "/api/v1/workloads?tenant=acme", tokens.admin)).body.total).toBe(
+			1
+		);
+		expect((await api("post", "/api/v1/workloads", tokens.viewer).send({})).status).toBe(403);
+	});
+
+	it("shares one GPU by memory and matches node selectors", async () => {
+		const res = await api("post", "/api/v1/workloads", tokens.other).send({
+			name: "small",
+			kind: "service",
+			service: { module: "embedder" },
+			resources: { cpu: "500m", memory: "1Gi", gpuMemory: "20Gi" },
+			replicas: 2,
+			placement: { nodeSelector: { zone: "b" } }
+		});
+		expect(res.status).toBe(201);
+		expect(res.body.replicas.map((r: any) => [r.node, r.gpus])).toEqual([
+			["gpu-2", [0]],
+			["gpu-2", [0]]
+		]);
+	});
+
+	it("keeps what does not fit pending with the reason, and places it when capacity frees", async () => {
+		const res = await api("post", "/api/v1/workloads", tokens.other).send({
+			name: "wide",
+			kind: "process",
+			process: { command: "x" },
+			resources: { cpu: 1, memory: "1Gi", gpu: 2 }
+		});
+		expect(res.status).toBe(201);
+		expect(res.body.status).toBe("pending");
+		expect(res.body.replicas[0].reason).toMatch(
+			/^0\/3 nodes fit \(cpu 1, memory 1Gi, gpu 2\): .*lacks free GPUs/
+		);
+		const small = (await api("get", "/api/v1/workloads", tokens.other)).body.items.find(
+			(w: any) => w.name === "small"
+		);
+		expect((await api("delete", `/api/v1/workloads/${small.id}`, tokens.other)).status).toBe(
+			200
+		);
+		const placed = await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/workloads/${res.body.id}`, tokens.other);
+				return body.replicas[0].node && body;
+			},
+			5000,
+			"the pending workload placed"
+		);
+		expect(placed.replicas[0]).toMatchObject({ node: "gpu-2", gpus: [0, 1] });
+	});
+
+	it("returns the same workload for a retried create with the same Idempotency-Key", async () => {
+		const body = {
+			name: "once",
+			kind: "process",
+			process: { command: "x" },
+			resources: { cpu: 0.5, memory: "256Mi" }
+		};
+		const a = await api("post", "/api/v1/workloads").set("Idempotency-Key", "k-1").send(body);
+		const b = await api("post", "/api/v1/workloads").set("Idempotency-Key", "k-1").send(body);
+		expect(a.status).toBe(201);
+		expect(b.body.id).toBe(a.body.id);
+		const again = await api("post", "/api/v1/workloads").send(body);
+		expect(again.status).toBe(409);
+		expect(again.body.type).toBe("CONFLICT");
+	});
+
+	it("scales up and down, charging and refunding the quota", async () => {
+		const id = (await api("get", "/api/v1/workloads")).body.items.find(
+			(w: any) => w.name === "once"
+		).id;
+		const up = await api("post", `/api/v1/workloads/${id}/scale`).send({ replicas: 3 });
+		expect(up.status).toBe(200);
+		expect(up.body.replicas).toHaveLength(3);
+		expect(up.body.replicas.every((r: any) => r.node)).toBe(true);
+		const down = await api("post", `/api/v1/workloads/${id}/scale`).send({ replicas: 1 });
+		expect(down.body.replicas).toHaveLength(1);
+		const usage = (await api("get", "/api/v1/tenants/acme", tokens.admin)).body.usage;
+		expect(usage.cpu).toBeCloseTo(4 + 0.5);
+		expect(
+			(await api("post", `/api/v1/workloads/${id}/scale`).send({ replicas: -1 })).status
+		).toBe(422);
+	});
+
+	it("refuses bad input with 4xx and stores nothing", async () => {
+		const bad = [
+			{ name: "x", kind: "vm", resources: { cpu: 1, memory: 1 } },
+			{
+				name: "x",
+				kind: "process",
+				resources: { cpu: 1, memory: "12Zb" },
+				process: { command: "x" }
+			},
+			{
+				name: "x",
+				kind: "process",
+				resources: { cpu: 1, memory: 1, gpu: 1, gpuMemory: "1Gi" },
+				process: { command: "x" }
+			},
+			{ name: "x", kind: "process", resources: { cpu: 1, memory: 1 } },
+			{
+				name: "x",
+				kind: "process",
+				resources: { cpu: 1, memory: 1 },
+				process: { command: "x" },
+				colour: "red"
+			},
+			{
+				name: "bad name!",
+				kind: "process",
+				resources: { cpu: 1, memory: 1 },
+				process: { command: "x" }
+			}
+		];
+		const before = (await api("get", "/api/v1/workloads")).body.total;
+		for (const body of bad) {
+			const res = await api("post", "/api/v1/workloads").send(body);
+			expect([400, 422]).toContain(res.status);
+		}
+		expect((await api("get", "/api/v1/workloads")).body.total).toBe(before);
+	});
+
+	it("moves the replicas of a lost node elsewhere, once", async () => {
+		const llm = (await api("get", "/api/v1/workloads")).body.items.find(
+			(w: any) => w.name === "llm"
+		);
+		const from = llm.replicas[0].node;
+		// Leave room: the other GPU node is busy with "wide"; delete it.
+		const wide = (await api("get", "/api/v1/workloads", tokens.other)).body.items.find(
+			(w: any) => w.name === "wide"
+		);
+		await api("delete", `/api/v1/workloads/${wide.id}`, tokens.other);
+		await agents.get(from)!.stop();
+		const moved = await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/workloads/${llm.id}`);
+				return (
+					body.replicas.every(
+						(r: any) => r.node && r.node !== from && r.state === "running"
+					) && body
+				);
+			},
+			10_000,
+			"replicas moved"
+		);
+		expect(moved.replicas.map((r: any) => r.fence)).toEqual([2, 2]);
+		expect(moved.events.filter((e: any) => e.type === "rescheduled")).toHaveLength(2);
+		expect((await api("get", `/api/v1/nodes/${from}`)).body.allocated).toEqual({
+			cpu: 0,
+			memory: 0,
+			gpus: 0
+		});
+	});
+
+	it("drains a node: its workloads move and it takes nothing new", async () => {
+		const llm = (await api("get", "/api/v1/workloads")).body.items.find(
+			(w: any) => w.name === "llm"
+		);
+		const at = llm.replicas[0].node;
+		await startAgent(at === "gpu-1" ? "gpu-1b" : "gpu-1", 2);
+		await eventually(
+			async () => (await api("get", "/api/v1/nodes?status=ready")).body.total === 3,
+			5000,
+			"a new GPU node"
+		);
+		expect((await api("post", `/api/v1/nodes/${at}/drain`, tokens.admin)).status).toBe(200);
+		await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/workloads/${llm.id}`);
+				return body.replicas.every((r: any) => r.node && r.node !== at) && body;
+			},
+			10_000,
+			"replicas moved off the drained node"
+		);
+	});
+
+	it("deletes a workload: its resources and quota come back", async () => {
+		for (const w of (await api("get", "/api/v1/workloads")).body.items)
+			expect((await api("delete", `/api/v1/workloads/${w.id}`)).status).toBe(200);
+		expect((await api("get", "/api/v1/tenants/acme", tokens.admin)).body.usage).toMatchObject({
+			cpu: 0,
+			memory: 0,
+			gpu: 0,
+			workloads: 0
+		});
+		const nodes = (await api("get", "/api/v1/nodes")).body.items;
+		expect(
+			nodes
+				.filter((n: any) => n.status !== "down")
+				.every((n: any) => n.allocated.gpus === 0 || n.id === "gpu-2")
+		).toBe(true);
+	});
+});
