@@ -66,7 +66,7 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
 	placementNodes(): Promise<Map<string, PlacementNode & { version: number }>>;
-	placePending(): Promise<Set<string>>;
+	placePending(only?: string[]): Promise<Set<string>>;
 	releaseReplicas(
 		w: Workload,
 		indexes: number[],
@@ -656,7 +656,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					tenant
 				});
 			});
-			await this.serial(async () => this.syncNodes(await this.placePending()));
+			// Nothing else changed, so only the new workload can have become placeable.
+			await this.serial(async () => this.syncNodes(await this.placePending([created.id])));
 			return created;
 		},
 
@@ -683,12 +684,22 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 
 		/**
-		 * Places every pending replica that fits now, highest priority first and FIFO within a
-		 * priority; records the reason on those that do not fit. Resolves to the nodes to sync.
+		 * Places every pending replica that fits now (of the `only` workloads, if given), highest
+		 * priority first and FIFO within a priority; records the reason on those that do not fit.
+		 * Resolves to the nodes to sync.
 		 */
-		async placePending(this: SchedulerThis) {
+		async placePending(this: SchedulerThis, only?: string[]) {
 			const touched = new Set<string>();
-			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+			const docs = only
+				? (
+						await Promise.all(
+							only.map(async id => {
+								const d = await this.store.get<Workload>(COLLECTIONS.workloads, id);
+								return d ? { id, ...d } : null;
+							})
+						)
+					).filter((d): d is StoredDoc<Workload> => d !== null)
+				: await this.store.list<Workload>(COLLECTIONS.workloads);
 			const waiting = docs
 				.filter(d => d.value.replicas.some(r => r.state === "pending"))
 				.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);

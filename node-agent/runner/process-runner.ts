@@ -4,6 +4,7 @@
  * given visible, its recent output kept in memory, and restarts with exponential backoff.
  */
 import { ChildProcess, spawn } from "child_process";
+import fs from "fs";
 import { CommandNotAllowedError, InvalidInputError } from "../../services/shared/errors";
 import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../services/shared/types";
 
@@ -187,6 +188,32 @@ function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
 	}
 }
 
+function isLiveMember(pid: string, pgid: number): boolean {
+	try {
+		const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+		// After the command name, which may itself hold ") ": state, ppid, process group.
+		const [state, , group] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+		return Number(group) === pgid && state !== "Z";
+	} catch {
+		return false;
+	}
+}
+
+/**
+ * Whether a process group still has a running member. Where PID 1 does not reap orphans (many
+ * containers) their zombies stay in the group, which a signal alone cannot tell from the living.
+ */
+function groupAlive(pgid: number): boolean {
+	if (!signalGroup(pgid, 0)) return false;
+	let pids: string[];
+	try {
+		pids = fs.readdirSync("/proc").filter(entry => /^\d+$/.test(entry));
+	} catch {
+		return true;
+	}
+	return pids.some(pid => isLiveMember(pid, pgid));
+}
+
 interface Run {
 	child: ChildProcess;
 	/** The group leader exited (or never started). */
@@ -281,7 +308,7 @@ export class ProcessReplica {
 			// Pipes closed and no member left: done before the grace period. A member that closed
 			// its pipes, or one that escaped the group holding them, gets the whole grace period.
 			const gone = await Promise.race([
-				run.closed.then(() => !signalGroup(pid, 0)),
+				run.closed.then(() => !groupAlive(pid)),
 				graceOver.then(() => false)
 			]);
 			if (!gone) {

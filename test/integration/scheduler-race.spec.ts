@@ -1,0 +1,142 @@
+/**
+ * Two scheduler instances in two processes on one Redis must never over-commit: 1,000
+ * concurrent creates, sent through both gateways, ask for the last 4 GPUs; exactly 4 are placed.
+ */
+import { mintToken } from "../../services/gateway/auth";
+import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
+import { eventually, NodeProcess, startNode } from "../helpers/cluster";
+
+const SECRET = "race-secret";
+jest.setTimeout(120_000);
+
+describe("two schedulers, one Redis", () => {
+	let nats: TestServer;
+	let redis: TestServer;
+	let ports: number[];
+	let token: string;
+	const nodes: NodeProcess[] = [];
+
+	beforeAll(async () => {
+		[nats, redis] = await Promise.all([startNats(), startRedis()]);
+		ports = [await freePort(), await freePort()];
+		token = await mintToken({
+			secret: SECRET,
+			sub: "racer",
+			tenant: "race",
+			roles: ["operator"],
+			ttl: 600
+		});
+		const common = {
+			TRANSPORTER: nats.url,
+			STORE: redis.url,
+			NAMESPACE: `race-${process.pid}`,
+			ISA_JWT_SECRET: SECRET,
+			ISA_REPORT_INTERVAL: "0.5",
+			LOGLEVEL: "warn"
+		};
+		nodes.push(
+			startNode("sched-a", {
+				...common,
+				SERVICES: "nodes,scheduler,auth,gateway",
+				PORT: String(ports[0])
+			})
+		);
+		nodes.push(
+			startNode("sched-b", {
+				...common,
+				SERVICES: "nodes,scheduler,gateway",
+				PORT: String(ports[1])
+			})
+		);
+		nodes.push(
+			startNode("gpu-node", {
+				...common,
+				SERVICES: "agent",
+				ISA_NODE_CAPACITY: JSON.stringify({ cpu: 10000, memory: "100Ti", gpus: 4 })
+			})
+		);
+		for (const port of ports)
+			await eventually(
+				async () => {
+					const res = await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, {
+						headers: { Authorization: `Bearer ${token}` }
+					});
+					return (
+						res.status === 200 &&
+						((await res.json()) as any).items.some(
+							(n: any) => n.id === "gpu-node" && n.status === "ready"
+						)
+					);
+				},
+				20_000,
+				`gpu-node seen through :${port}`
+			);
+	});
+
+	afterAll(async () => {
+		await Promise.all(nodes.map(n => n.stop()));
+		await Promise.all([nats?.stop(), redis?.stop()]);
+	});
+
+	const post = (port: number, body: unknown, key?: string) =>
+		fetch(`http://127.0.0.1:${port}/api/v1/workloads`, {
+			method: "POST",
+			headers: {
+				Authorization: `Bearer ${token}`,
+				"Content-Type": "application/json",
+				...(key ? { "Idempotency-Key": key } : {})
+			},
+			body: JSON.stringify(body)
+		}).then(async res => ({ status: res.status, body: (await res.json()) as any }));
+
+	it("places exactly 4 of 1,000 concurrent GPU creates", async () => {
+		const started = Date.now();
+		const results = await Promise.all(
+			Array.from({ length: 1000 }, (_, i) =>
+				post(ports[i % 2], {
+					name: `w-${i}`,
+					kind: "process",
+					process: { command: "true" },
+					resources: { cpu: 1, memory: "1Gi", gpu: 1 }
+				})
+			)
+		);
+		console.log(
+			`1,000 creates through 2 gateways and 2 schedulers in ${Date.now() - started} ms`
+		);
+		expect(results.filter(r => r.status !== 201)).toEqual([]);
+		const placed = results.filter(r => r.body.replicas[0].node);
+		expect(placed).toHaveLength(4);
+		expect(placed.map(r => r.body.replicas[0].gpus[0]).sort()).toEqual([0, 1, 2, 3]);
+		expect(
+			results.filter(r => !r.body.replicas[0].node && r.body.replicas[0].reason)
+		).toHaveLength(996);
+
+		const list = await fetch(`http://127.0.0.1:${ports[0]}/api/v1/workloads?limit=2000`, {
+			headers: { Authorization: `Bearer ${token}` }
+		}).then(r => r.json() as any);
+		expect(list.total).toBe(1000);
+		expect(list.items.filter((w: any) => w.replicas[0].node)).toHaveLength(4);
+		const node = await fetch(`http://127.0.0.1:${ports[1]}/api/v1/nodes/gpu-node`, {
+			headers: { Authorization: `Bearer ${token}` }
+		}).then(r => r.json() as any);
+		expect(node.allocated.gpus).toBe(4);
+		expect(node.workloads).toHaveLength(4);
+	});
+
+	it("creates once for one Idempotency-Key sent to both schedulers at the same time", async () => {
+		const body = {
+			name: "dup",
+			kind: "process",
+			process: { command: "true" },
+			resources: { cpu: 1, memory: "1Gi" }
+		};
+		const [a, b] = await Promise.all([
+			post(ports[0], body, "same-key"),
+			post(ports[1], body, "same-key")
+		]);
+		expect(a.status).toBe(201);
+		expect(b.status).toBe(201);
+		expect(b.body.id).toBe(a.body.id);
+	});
+});

@@ -1,0 +1,320 @@
+import fs from "fs";
+import {
+	ProcessReplica,
+	ProcessReplicaOptions,
+	Timers,
+	backoffDelay,
+	isCommandAllowed,
+	parseAllowedCommands,
+	processEnv,
+	realTimers
+} from "../../../node-agent/runner/process-runner";
+import { CommandNotAllowedError, ERR_COMMAND_NOT_ALLOWED } from "../../../services/shared/errors";
+import type { ReplicaSpec, ReplicaStatus } from "../../../services/shared/types";
+
+const NODE = process.execPath;
+
+function processSpec(script: string, overrides: Partial<ReplicaSpec> = {}): ReplicaSpec {
+	return {
+		workloadId: "w1",
+		tenant: "acme",
+		name: "job",
+		replica: 2,
+		fence: 7,
+		kind: "process",
+		process: { command: NODE, args: ["-e", script], env: {} },
+		resources: { cpu: 1.5, memory: 1024 ** 3, gpu: 2, gpuMemory: 0 },
+		gpus: [1, 3],
+		restart: { policy: "never", maxRestarts: 0 },
+		...overrides
+	};
+}
+
+const running: ProcessReplica[] = [];
+
+function replica(spec: ReplicaSpec, options: Partial<ProcessReplicaOptions> = {}) {
+	const statuses: ReplicaStatus[] = [];
+	const r = new ProcessReplica(spec, {
+		nodeID: "gpu-node-1",
+		allowedCommands: [NODE, "/bin/sh"],
+		backoffBase: 10,
+		stopGrace: 2000,
+		onStatus: status => statuses.push(status),
+		...options
+	});
+	running.push(r);
+	return { r, statuses };
+}
+
+async function until(predicate: () => boolean, timeout = 5000): Promise<void> {
+	const deadline = Date.now() + timeout;
+	while (!predicate()) {
+		if (Date.now() > deadline) throw new Error("condition not met in time");
+		await new Promise(resolve => setTimeout(resolve, 10));
+	}
+}
+
+/** A zombie (exited, not yet reaped by init) counts as dead. */
+function isAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+	} catch {
+		return false;
+	}
+	try {
+		return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+	} catch {
+		return false;
+	}
+}
+
+afterEach(async () => {
+	await Promise.all(running.splice(0).map(r => r.stop()));
+});
+
+describe("ISA_ALLOWED_COMMANDS", () => {
+	it("parses a comma separated list", () => {
+		expect(parseAllowedCommands(" python3, /opt/bin/* ,,")).toEqual(["python3", "/opt/bin/*"]);
+		expect(parseAllowedCommands(undefined)).toEqual([]);
+		expect(parseAllowedCommands("")).toEqual([]);
+	});
+
+	it.each([
+		["python3", ["python3"], true],
+		["/usr/bin/python3", ["python3"], false],
+		["python3", [], false],
+		["/opt/models/serve", ["/opt/models/*"], true],
+		["/opt/models/llama/serve", ["/opt/models/*"], false],
+		["/opt/models/llama/serve", ["/opt/models/**"], true],
+		["/opt/models/../../bin/sh", ["/opt/models/**"], false],
+		["/optXmodels/serve", ["/opt.models/*"], false],
+		["python3.11", ["python3.1?"], true],
+		["", ["**"], false]
+	])("%s with %j allowed: %s", (command, allowList, allowed) => {
+		expect(isCommandAllowed(command, allowList)).toBe(allowed);
+	});
+
+	it("refuses a command that is not allowed, reporting and throwing why", async () => {
+		const { r, statuses } = replica(processSpec("0"), { allowedCommands: ["python3"] });
+		const err = await r.start().catch(e => e);
+		expect(err).toBeInstanceOf(CommandNotAllowedError);
+		expect(err.code).toBe(403);
+		expect(err.type).toBe(ERR_COMMAND_NOT_ALLOWED);
+		expect(err.data).toEqual({ command: NODE, nodeID: "gpu-node-1" });
+		expect(err.message).toContain(`'${NODE}'`);
+		expect(err.message).toContain(
+			"set ISA_ALLOWED_COMMANDS=python3,/opt/bin/* on node gpu-node-1"
+		);
+		expect(statuses.map(s => s.state)).toEqual(["failed"]);
+		expect(statuses[0].reason).toBe(err.message);
+		expect(statuses[0].pid).toBeUndefined();
+	});
+});
+
+describe("the process's environment", () => {
+	it("holds PATH, HOME, LANG, the spec's env, its GPUs and the ISA_* facts only", async () => {
+		const spec = processSpec("console.log(JSON.stringify(process.env))", {
+			process: {
+				command: NODE,
+				args: ["-e", "console.log(JSON.stringify(process.env))"],
+				env: { MODEL: "llama", CUDA_VISIBLE_DEVICES: "0,1,2,3" }
+			}
+		});
+		const { r } = replica(spec, {
+			env: { PATH: "/usr/bin:/bin", HOME: "/home/isa", JWT_SECRET: "do-not-leak" }
+		});
+		await r.start();
+		await until(() => r.logs().length > 0);
+		expect(JSON.parse(r.logs()[0].text)).toEqual({
+			PATH: "/usr/bin:/bin",
+			HOME: "/home/isa",
+			MODEL: "llama",
+			CUDA_VISIBLE_DEVICES: "1,3",
+			ISA_WORKLOAD_ID: "w1",
+			ISA_REPLICA: "2",
+			ISA_TENANT: "acme",
+			ISA_CPU: "1.5",
+			ISA_MEMORY: String(1024 ** 3),
+			ISA_GPU_MEMORY: "0"
+		});
+	});
+
+	it("hides every GPU from a replica given none", () => {
+		const env = processEnv(processSpec("0", { gpus: [] }), { LANG: "C.UTF-8" });
+		expect(env.CUDA_VISIBLE_DEVICES).toBe("");
+		expect(env.LANG).toBe("C.UTF-8");
+	});
+});
+
+describe("output", () => {
+	it("keeps the newest lines, each cut to the limit, marked by stream", async () => {
+		const script = `
+			for (let i = 0; i < 30; i++) console.log("line " + i);
+			process.stdout.write("x".repeat(10000) + "\\npartial");
+			setTimeout(() => console.error("oops"), 50);`;
+		const { r } = replica(processSpec(script), { maxLogLines: 10, maxLineLength: 100 });
+		const before = Date.now();
+		await r.start();
+		await until(() => r.logs().some(l => l.text === "oops") && r.status().state === "stopped");
+		await until(() => r.logs().some(l => l.text === "partial"));
+		const logs = r.logs(100);
+		expect(logs).toHaveLength(10);
+		const stdout = logs.filter(l => l.stream === "stdout").map(l => l.text);
+		expect(stdout).toEqual([
+			...[23, 24, 25, 26, 27, 28, 29].map(i => `line ${i}`),
+			`${"x".repeat(100)}…`,
+			"partial"
+		]);
+		expect(logs.filter(l => l.stream === "stderr").map(l => l.text)).toEqual(["oops"]);
+		for (const line of logs) expect(line.at).toBeGreaterThanOrEqual(before);
+		expect(r.logs(2)).toEqual(logs.slice(-2));
+	});
+});
+
+describe("restarts", () => {
+	it("backs off 1 s, 2 s, 4 s… up to 30 s", () => {
+		expect([0, 1, 2, 3, 4, 5, 6].map(n => backoffDelay(n, 1000, 30000))).toEqual([
+			1000, 2000, 4000, 8000, 16000, 30000, 30000
+		]);
+	});
+
+	it("never: reports the exit and stays down", async () => {
+		const { r, statuses } = replica(processSpec("process.exit(3)"));
+		expect((await r.start()).state).toBe("running");
+		await until(() => r.status().state === "failed");
+		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "failed"]);
+		expect(statuses[1].pid).toEqual(expect.any(Number));
+		expect(r.status()).toMatchObject({
+			workloadId: "w1",
+			replica: 2,
+			fence: 7,
+			nodeID: "gpu-node-1",
+			reason: "exited with code 3",
+			restarts: 0,
+			pid: undefined
+		});
+	});
+
+	it("on-failure: a clean exit is a stop", async () => {
+		const spec = processSpec("0", { restart: { policy: "on-failure", maxRestarts: 0 } });
+		const { r } = replica(spec);
+		await r.start();
+		await until(() => r.status().state === "stopped");
+		expect(r.status()).toMatchObject({ reason: "exited with code 0", restarts: 0 });
+	});
+
+	it("on-failure: restarts after a failure until maxRestarts, then fails", async () => {
+		const spec = processSpec("process.exit(3)", {
+			restart: { policy: "on-failure", maxRestarts: 2 }
+		});
+		const { r, statuses } = replica(spec);
+		await r.start();
+		await until(() => r.status().state === "failed");
+		expect(statuses.map(s => [s.state, s.restarts])).toEqual([
+			["starting", 0],
+			["running", 0],
+			["starting", 0],
+			["running", 1],
+			["starting", 1],
+			["running", 2],
+			["failed", 2]
+		]);
+		expect(statuses[2].reason).toBe("exited with code 3; restarting in 10 ms");
+		expect(statuses[4].reason).toBe("exited with code 3; restarting in 20 ms");
+		expect(r.status().reason).toBe("exited with code 3; gave up after 2 restarts");
+	});
+
+	it("on-failure: a signal is a failure", async () => {
+		const spec = processSpec("process.kill(process.pid, 'SIGKILL')", {
+			restart: { policy: "on-failure", maxRestarts: 1 }
+		});
+		const { r } = replica(spec);
+		await r.start();
+		await until(() => r.status().state === "failed");
+		expect(r.status()).toMatchObject({
+			reason: "killed by SIGKILL; gave up after 1 restarts",
+			restarts: 1
+		});
+	});
+
+	it("always: restarts after a clean exit too, without limit at maxRestarts 0", async () => {
+		const spec = processSpec("0", { restart: { policy: "always", maxRestarts: 0 } });
+		const { r } = replica(spec, { backoffBase: 1, backoffCap: 5 });
+		await r.start();
+		await until(() => r.status().restarts >= 5);
+		expect((await r.stop()).state).toBe("stopped");
+	});
+
+	it("waits the backoff between restarts on the injected timers", async () => {
+		const delays: number[] = [];
+		const timers: Timers = {
+			...realTimers,
+			setTimeout(fn, ms) {
+				delays.push(ms);
+				return realTimers.setTimeout(fn, 0);
+			}
+		};
+		const spec = processSpec("process.exit(1)", {
+			restart: { policy: "always", maxRestarts: 4 }
+		});
+		const { r } = replica(spec, { timers, backoffBase: undefined });
+		await r.start();
+		await until(() => r.status().state === "failed");
+		expect(delays).toEqual([1000, 2000, 4000, 8000]);
+	});
+
+	it("reports a command that cannot be spawned as a failure", async () => {
+		const missing = "/nonexistent/isa-model-server";
+		const { r } = replica(
+			processSpec("0", { process: { command: missing, args: [], env: {} } }),
+			{ allowedCommands: [missing] }
+		);
+		const status = await r.start();
+		expect(status.state).toBe("failed");
+		expect(status.reason).toMatch(/^could not start: spawn .* ENOENT$/);
+	});
+});
+
+describe("stop", () => {
+	it("stops the whole process group, grandchildren included", async () => {
+		const spec = processSpec("", {
+			process: { command: "/bin/sh", args: ["-c", "sleep 100 & echo $!; sleep 100"], env: {} }
+		});
+		const { r, statuses } = replica(spec);
+		const { pid } = await r.start();
+		await until(() => r.logs().length > 0);
+		const grandchild = Number(r.logs()[0].text);
+		expect(isAlive(pid as number)).toBe(true);
+		expect(isAlive(grandchild)).toBe(true);
+
+		const status = await r.stop();
+		expect(status).toMatchObject({ state: "stopped", reason: "stopped (killed by SIGTERM)" });
+		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "stopped"]);
+		await until(() => !isAlive(grandchild));
+		expect(isAlive(pid as number)).toBe(false);
+	});
+
+	it("kills with SIGKILL after the grace period when SIGTERM is ignored", async () => {
+		const script = `process.on("SIGTERM", () => {}); setInterval(() => {}, 1000); console.log("ready")`;
+		const { r } = replica(processSpec(script), { stopGrace: 300 });
+		await r.start();
+		await until(() => r.logs().length > 0);
+		const started = Date.now();
+		const status = await r.stop();
+		expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+		expect(status).toMatchObject({ state: "stopped", reason: "stopped (killed by SIGKILL)" });
+	});
+
+	it("never restarts after a stop, even one during the backoff", async () => {
+		const spec = processSpec("process.exit(1)", {
+			restart: { policy: "always", maxRestarts: 0 }
+		});
+		const { r, statuses } = replica(spec, { backoffBase: 60000 });
+		await r.start();
+		await until(() => r.status().state === "starting");
+		const status = await r.stop();
+		expect(status).toMatchObject({ state: "stopped", reason: "stopped (exited with code 1)" });
+		await new Promise(resolve => setTimeout(resolve, 100));
+		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "starting", "stopped"]);
+	});
+});
