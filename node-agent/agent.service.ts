@@ -4,11 +4,19 @@
  * capacity and usage every report interval, so that every `nodes` instance in the cluster sees
  * it. `ISA_NODE_CAPACITY` replaces the probed capacity for simulations.
  */
-import type { Service, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import { loadEnv } from "../services/shared/env";
 import { EVENTS } from "../services/shared/events";
-import type { Capacity, MachineFacts, NodeReport, Usage } from "../services/shared/types";
+import type {
+	Capacity,
+	MachineFacts,
+	NodeReport,
+	ReplicaSpec,
+	ReplicaStatus,
+	Usage
+} from "../services/shared/types";
+import { parseAllowedCommands, parseServiceDirs, replicaFactory, Runner } from "./runner";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
 import { capacityFromFacts, MachineProbe, SystemProbe } from "./probes/machine";
@@ -21,10 +29,19 @@ interface AgentSettings {
 	capacityOverride: string | null;
 	/** Name of the registered GPU probe. */
 	gpuProbe: string;
+	/** ISA_ALLOWED_COMMANDS, comma separated: executables or globs process workloads may run. */
+	allowedCommands: string | undefined;
+	/** ISA_SERVICE_DIRS, comma separated: where service workloads' modules are found. */
+	serviceDirs: string | undefined;
 }
 
 interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	probe: MachineProbe;
+	runner: Runner;
+	/** The newest list applied, and the one being applied. */
+	generation: number;
+	syncing: Promise<unknown>;
+	applySync(replicas: ReplicaSpec[], generation: number): Promise<unknown>;
 	facts: MachineFacts;
 	capacity: Capacity;
 	sendReport(): Promise<void>;
@@ -42,7 +59,9 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		reportInterval: env.reportInterval,
 		labels: env.labels,
 		capacityOverride: env.capacityOverride,
-		gpuProbe: "NvidiaSmi"
+		gpuProbe: "NvidiaSmi",
+		allowedCommands: env.allowedCommands,
+		serviceDirs: env.serviceDirs
 	},
 
 	actions: {
@@ -50,6 +69,57 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		facts: {
 			handler(this: AgentThis): MachineFacts {
 				return this.facts;
+			}
+		},
+
+		/**
+		 * Makes this node run exactly the replicas listed (the scheduler's whole list for it):
+		 * starts what is missing, replaces older placements, stops everything else.
+		 */
+		sync: {
+			visibility: "public",
+			params: {
+				replicas: { type: "array", items: "object" },
+				generation: { type: "number", integer: true, min: 0 }
+			},
+			handler(
+				this: AgentThis,
+				ctx: Context<{ replicas: ReplicaSpec[]; generation: number }>
+			) {
+				// One list at a time, and never an older list after a newer one: schedulers send
+				// lists without waiting, so two may cross on the way.
+				const run = this.syncing.then(() =>
+					this.applySync(ctx.params.replicas, ctx.params.generation)
+				);
+				this.syncing = run.catch(() => undefined);
+				return run;
+			}
+		},
+
+		/** Recent output of one replica running here. */
+		logs: {
+			visibility: "public",
+			params: {
+				workloadId: "string",
+				replica: { type: "number", integer: true, min: 0 },
+				limit: { type: "number", integer: true, min: 1, max: 1000, optional: true }
+			},
+			handler(
+				this: AgentThis,
+				ctx: Context<{ workloadId: string; replica: number; limit?: number }>
+			) {
+				return this.runner.logs(
+					ctx.params.workloadId,
+					ctx.params.replica,
+					ctx.params.limit
+				);
+			}
+		},
+
+		/** The replicas this node runs, with their states. */
+		replicas: {
+			handler(this: AgentThis) {
+				return this.runner.list();
 			}
 		}
 	},
@@ -62,6 +132,23 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	methods: {
+		async applySync(this: AgentThis, replicas: ReplicaSpec[], generation: number) {
+			if (generation <= this.generation) return { replicas: this.runner.list(), stale: true };
+			this.generation = generation;
+			const wanted = new Map(replicas.map(r => [`${r.workloadId}/${r.replica}`, r]));
+			for (const running of this.runner.list()) {
+				const want = wanted.get(`${running.workloadId}/${running.replica}`);
+				if (!want || want.fence > running.fence)
+					await this.runner.stop(running.workloadId, running.replica);
+			}
+			for (const spec of wanted.values()) {
+				// A refused start (command not allowed, module missing) is already reported as a
+				// failed replica; the others still start.
+				await this.runner.start(spec).catch(err => this.logger.warn(err.message));
+			}
+			return { replicas: this.runner.list() };
+		},
+
 		startReporting(this: AgentThis) {
 			this.every("report", this.settings.reportInterval, () => this.sendReport());
 			void this.sendReport().catch(err => this.logger.warn("First node report failed:", err));
@@ -90,6 +177,18 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Parse the override before anything starts, so a typo stops the node with the reason.
 		const override = this.settings.capacityOverride;
 		if (override) this.capacity = parseCapacityOverride(override);
+		this.generation = 0;
+		this.syncing = Promise.resolve();
+		this.runner = new Runner({
+			createReplica: replicaFactory({
+				broker: this.broker,
+				allowedCommands: parseAllowedCommands(this.settings.allowedCommands),
+				serviceDirs: parseServiceDirs(this.settings.serviceDirs)
+			}),
+			onStatus: (status: ReplicaStatus) => {
+				this.broker.emit(EVENTS.replicaState, status);
+			}
+		});
 		const GpuProbe = resolveGpuProbe(this.settings.gpuProbe);
 		this.probe = new SystemProbe(new GpuProbe(), warning =>
 			this.logger.warn(`GPU probe: ${warning}`)
@@ -113,6 +212,10 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		);
 		// Loaded into a broker that already runs (hot reload): no $broker.started will come.
 		if (this.broker.started) this.startReporting();
+	},
+
+	async stopped(this: AgentThis) {
+		await this.runner.stopAll();
 	}
 };
 

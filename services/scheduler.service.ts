@@ -73,10 +73,12 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 		reason: string,
 		pend: boolean
 	): Promise<Set<string>>;
-	evacuate(nodeID: string, reason: string): Promise<void>;
+	evacuate(nodeID: string, reason: string, lost: boolean): Promise<void>;
 	syncNodes(nodeIDs: Iterable<string>): Promise<void>;
 	reconcile(): Promise<void>;
 	announceAllocation(nodeID: string, a: Allocation): void;
+	nextGeneration(): number;
+	generation: number;
 }
 
 const resourcesSchema = {
@@ -487,7 +489,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	events: {
 		[EVENTS.nodeDown]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
-				await this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`);
+				await this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`, true);
 			}
 		},
 		[EVENTS.nodeUp]: {
@@ -501,7 +503,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		[EVENTS.nodeUpdated]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				if (ctx.params.status === "draining")
-					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`);
+					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`, false);
 				else await this.serial(async () => this.syncNodes(await this.placePending()));
 			}
 		},
@@ -860,11 +862,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			return nodes;
 		},
 
-		/** Moves every replica off a lost or drained node; each moves once (versions decide). */
-		async evacuate(this: SchedulerThis, nodeID: string, reason: string) {
+		/**
+		 * Moves every replica off a lost or drained node; each moves once (versions decide). A
+		 * drained node is told to stop them; a lost one hears it when it returns (node.up).
+		 */
+		async evacuate(this: SchedulerThis, nodeID: string, reason: string, lost: boolean) {
 			await this.serial(async () => {
 				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
-				const touched = new Set<string>([nodeID]);
+				const touched = new Set<string>(lost ? [] : [nodeID]);
 				for (const d of docs) {
 					const on = d.value.replicas.filter(r => r.node === nodeID).map(r => r.index);
 					if (on.length) {
@@ -885,27 +890,24 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const ids = [...new Set(nodeIDs)];
 			if (ids.length === 0) return;
 			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
-			await Promise.all(
-				ids.map(async nodeID => {
-					const replicas: ReplicaSpec[] = [];
-					for (const { value: w } of docs)
-						for (const r of w.replicas)
-							if (r.node === nodeID) replicas.push(replicaSpec(w, r));
-					try {
-						await this.broker.call(
-							"agent.sync",
-							{ replicas },
-							{ nodeID, retries: 0, timeout: 5000 }
-						);
-					} catch (err) {
-						// A node that is away gets its list when it comes back (node.up).
-						this.logger.debug(
-							`Could not sync node '${nodeID}':`,
-							(err as Error).message
-						);
-					}
-				})
-			);
+			for (const nodeID of ids) {
+				const replicas: ReplicaSpec[] = [];
+				for (const { value: w } of docs)
+					for (const r of w.replicas)
+						if (r.node === nodeID) replicas.push(replicaSpec(w, r));
+				// Not awaited: a node that died a moment ago answers only at the timeout, and the
+				// scheduling queue must not wait for it. A node that is away gets its list when it
+				// comes back (node.up), and the reconcile loop repeats every list.
+				this.broker
+					.call(
+						"agent.sync",
+						{ replicas, generation: this.nextGeneration() },
+						{ nodeID, retries: 0, timeout: 5000 }
+					)
+					.catch((err: Error) =>
+						this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
+					);
+			}
 		},
 
 		/** The periodic safety net: place what waits, and re-tell every live node its replicas. */
@@ -923,6 +925,12 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			});
 		},
 
+		/** Orders the lists sent to agents: a later list always has a larger number. */
+		nextGeneration(this: SchedulerThis): number {
+			this.generation = Math.max(this.generation + 1, Date.now() * 1000);
+			return this.generation;
+		},
+
 		announceAllocation(this: SchedulerThis, nodeID: string, a: Allocation) {
 			this.broker.broadcast(EVENTS.nodeAllocated, {
 				nodeID,
@@ -937,6 +945,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 	created(this: SchedulerThis) {
 		this.queue = Promise.resolve();
+		this.generation = 0;
 	},
 
 	started(this: SchedulerThis) {

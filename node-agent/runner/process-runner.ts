@@ -5,6 +5,7 @@
  */
 import { ChildProcess, spawn } from "child_process";
 import fs from "fs";
+import path from "path";
 import { CommandNotAllowedError, InvalidInputError } from "../../services/shared/errors";
 import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../services/shared/types";
 
@@ -230,6 +231,46 @@ interface Run {
  * replica's life; 0 means no limit. Between an exit and its restart the replica reports
  * `starting` with the reason; when it needs a restart beyond `maxRestarts` it reports `failed`.
  */
+/**
+ * The replica's shell: runs the command in the background (its stdin is /dev/null, as POSIX
+ * gives background jobs), a watcher that waits for EOF on the agent's pipe (fd 3) and then kills
+ * the group, and exits with the command's status. `exec 3<&0` keeps the pipe for the watcher.
+ */
+export const REAPER = [
+	"unset PWD OLDPWD",
+	"exec 3<&0",
+	'"$@" &',
+	"child=$!",
+	"(cat <&3 >/dev/null; kill -KILL -$$ 2>/dev/null) &",
+	"watcher=$!",
+	"exec 3<&-",
+	"trap 'kill -TERM \"$child\" 2>/dev/null' TERM",
+	// A trapped TERM interrupts `wait`: wait again while the command still lives.
+	'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done',
+	'kill "$watcher" 2>/dev/null',
+	// Died of a signal: die of the same one, so that the agent sees the signal, not 128+n.
+	'if [ "$code" -gt 128 ]; then trap - TERM; kill -s "$(kill -l "$code")" $$; fi',
+	'exit "$code"'
+].join("\n");
+
+/** Whether `command` names an executable file, directly or on `PATH`. */
+export function findExecutable(command: string, pathVar = ""): boolean {
+	const candidates = command.includes("/")
+		? [command]
+		: pathVar
+				.split(":")
+				.filter(Boolean)
+				.map(dir => path.join(dir, command));
+	return candidates.some(file => {
+		try {
+			fs.accessSync(file, fs.constants.X_OK);
+			return fs.statSync(file).isFile();
+		} catch {
+			return false;
+		}
+	});
+}
+
 export class ProcessReplica {
 	private state: ReplicaState = "pending";
 	private reason?: string;
@@ -326,11 +367,19 @@ export class ProcessReplica {
 	/** Resolves once the process runs or could not start. */
 	private spawnRun(): Promise<void> {
 		const { command, args } = this.spec.process as NonNullable<ReplicaSpec["process"]>;
-		const child = spawn(command, args, {
-			detached: true,
-			stdio: ["ignore", "pipe", "pipe"],
-			env: processEnv(this.spec, this.options.env)
-		});
+		// Through a small shell that ends the replica's whole process group when the agent's end
+		// of its stdin closes: an agent killed with SIGKILL leaves nothing running that the
+		// scheduler has meanwhile placed elsewhere.
+		const env = processEnv(this.spec, this.options.env);
+		// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)
+		// rather than as a shell's exit 127.
+		const child = findExecutable(command, env.PATH)
+			? spawn("/bin/sh", ["-c", REAPER, "isa-replica", command, ...args], {
+					detached: true,
+					stdio: ["pipe", "pipe", "pipe"],
+					env
+				})
+			: spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
 		let settle!: () => void;
 		const started = new Promise<void>(resolve => (settle = resolve));
 		let ended = false;

@@ -154,7 +154,9 @@ export class ServiceReplica {
 			hook._restartService = restartService;
 		}
 
-		if (broker.services.some(other => other !== service && other.fullName === service.fullName)) {
+		if (
+			broker.services.some(other => other !== service && other.fullName === service.fullName)
+		) {
 			// Neither started nor registered yet: off the broker's list, it is as if never loaded.
 			broker.services.splice(broker.services.indexOf(service), 1);
 			const err = new ConflictError(

@@ -32,6 +32,10 @@ export interface IsaEnv {
 	requestTimeout: number;
 	/** Moleculer's per-action request metrics (costly on the hot path; off by default). */
 	requestMetrics: boolean;
+	/** ISA_ALLOWED_COMMANDS: what process workloads this node may run (none by default). */
+	allowedCommands: string | undefined;
+	/** ISA_SERVICE_DIRS: where service workloads' modules are looked up. */
+	serviceDirs: string | undefined;
 }
 
 export const ALL_SERVICES = ["agent", "nodes", "scheduler", "auth", "gateway"];
@@ -91,6 +95,8 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		capacityOverride: env.ISA_NODE_CAPACITY || null,
 		metricsPort: env.METRICS_PORT ? number(env, "METRICS_PORT", 3030) : null,
 		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000,
-		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? "")
+		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? ""),
+		allowedCommands: env.ISA_ALLOWED_COMMANDS,
+		serviceDirs: env.ISA_SERVICE_DIRS
 	};
 }

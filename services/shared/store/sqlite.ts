@@ -67,6 +67,24 @@ function encode(value: unknown): string {
 	return json;
 }
 
+/**
+ * SQLite answers SQLITE_BUSY without calling the busy handler in a few cases (another process
+ * switching the file to WAL or recovering its shared memory at the same moment): such a start
+ * is retried for up to BUSY_TIMEOUT_MS instead of failing.
+ */
+function retryWhileBusy(fn: () => void): void {
+	const deadline = Date.now() + BUSY_TIMEOUT_MS;
+	for (;;) {
+		try {
+			return fn();
+		} catch (err) {
+			const code = (err as { code?: string }).code ?? "";
+			if (!code.startsWith("SQLITE_BUSY") || Date.now() > deadline) throw err;
+			Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+		}
+	}
+}
+
 export class SqliteStore implements Store {
 	readonly kind = "sqlite";
 	/** The database file, or ":memory:". */
@@ -86,9 +104,12 @@ export class SqliteStore implements Store {
 			this.db = new Database(file);
 			// busy_timeout first: switching to WAL itself needs the lock another process may hold.
 			this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-			this.db.pragma("journal_mode = WAL");
-			this.db.pragma("synchronous = NORMAL");
-			this.db.exec(SCHEMA);
+			const db = this.db;
+			retryWhileBusy(() => {
+				db.pragma("journal_mode = WAL");
+				db.pragma("synchronous = NORMAL");
+				db.exec(SCHEMA);
+			});
 		} catch (err) {
 			throw this.unavailable(err);
 		}

@@ -294,6 +294,21 @@ describe("stop", () => {
 		expect(isAlive(pid as number)).toBe(false);
 	});
 
+	it("ends the whole group when the agent is gone (its end of the replica's stdin closes)", async () => {
+		const spec = processSpec("", {
+			process: { command: "/bin/sh", args: ["-c", "sleep 100 & echo $!; sleep 100"], env: {} }
+		});
+		const { r } = replica(spec);
+		const { pid } = await r.start();
+		await until(() => r.logs().length > 0);
+		const grandchild = Number(r.logs()[0].text);
+		// What a SIGKILLed agent leaves behind: the pipe to the replica's shell closes.
+		(
+			r as unknown as { run: { child: { stdin: { destroy(): void } } } }
+		).run.child.stdin.destroy();
+		await until(() => !isAlive(grandchild) && !isAlive(pid as number));
+	});
+
 	it("kills with SIGKILL after the grace period when SIGTERM is ignored", async () => {
 		const script = `process.on("SIGTERM", () => {}); setInterval(() => {}, 1000); console.log("ready")`;
 		const { r } = replica(processSpec(script), { stopGrace: 300 });

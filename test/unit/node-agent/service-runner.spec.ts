@@ -1,7 +1,7 @@
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { ServiceBroker } from "moleculer";
+import { Errors, ServiceBroker } from "moleculer";
 import {
 	ServiceReplica,
 	parseServiceDirs,
@@ -142,7 +142,9 @@ describe("ServiceReplica", () => {
 		expect((await first.stop()).state).toBe("stopped");
 		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "stopped"]);
 		expect(broker.getLocalService("echo")).toBeUndefined();
-		await expect(broker.call("echo.say", { text: "hi" })).rejects.toThrow(/not found/);
+		await expect(broker.call("echo.say", { text: "hi" })).rejects.toBeInstanceOf(
+			Errors.ServiceNotAvailableError
+		);
 
 		await replica("echo").start();
 		await expect(broker.call("echo.say", { text: "again" })).resolves.toEqual({
@@ -181,7 +183,9 @@ describe("ServiceReplica", () => {
 			reason: "could not start: model file missing"
 		});
 		expect(broker.getLocalService("failing")).toBeUndefined();
-		await expect(broker.call("failing.ping")).rejects.toThrow(/not found/);
+		await expect(broker.call("failing.ping")).rejects.toBeInstanceOf(
+			Errors.ServiceNotFoundError
+		);
 	});
 
 	it("reports a module that throws while it loads", async () => {

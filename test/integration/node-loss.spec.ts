@@ -1,0 +1,190 @@
+/**
+ * Node loss with real processes: a control node and three agent nodes over NATS and Redis, a
+ * process workload of 3 replicas, `kill -9` of the agent holding them. All replicas run
+ * elsewhere within 10 s, none twice (the killed agent's own replica processes end with it), and
+ * the reservations match what runs. The agent, restarted, starts nothing again.
+ */
+import fs from "fs";
+import { mintToken } from "../../services/gateway/auth";
+import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
+import { eventually, NodeProcess, startNode } from "../helpers/cluster";
+
+const SECRET = "loss-secret";
+jest.setTimeout(90_000);
+
+/** Pids of live replica processes: node itself (not its agent's shell) with `marker` in its arguments. */
+function processesWith(marker: string): number[] {
+	const pids: number[] = [];
+	for (const entry of fs.readdirSync("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+			if (/\) Z /.test(stat)) continue; // zombies are gone, only not yet reaped
+			const argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+			if (argv[0] === process.execPath && argv.includes(marker)) pids.push(Number(entry));
+		} catch {
+			// The process ended while we looked.
+		}
+	}
+	return pids;
+}
+
+describe("node loss", () => {
+	let nats: TestServer;
+	let redis: TestServer;
+	let port: number;
+	let token: string;
+	let agentEnv: Record<string, string>;
+	const nodes = new Map<string, NodeProcess>();
+	const marker = `isa-loss-test-${process.pid}`;
+
+	const api = async (path: string, init: RequestInit = {}) => {
+		const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+			...init,
+			headers: {
+				Authorization: `Bearer ${token}`,
+				"Content-Type": "application/json",
+				...(init.headers ?? {})
+			}
+		});
+		return { status: res.status, body: (await res.json()) as any };
+	};
+
+	beforeAll(async () => {
+		[nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
+		token = await mintToken({
+			secret: SECRET,
+			sub: "op",
+			tenant: "lab",
+			roles: ["operator"],
+			ttl: 600
+		});
+		const common = {
+			TRANSPORTER: nats.url,
+			STORE: redis.url,
+			NAMESPACE: `loss-${process.pid}`,
+			ISA_JWT_SECRET: SECRET,
+			ISA_REPORT_INTERVAL: "0.5",
+			LOGLEVEL: "warn"
+		};
+		agentEnv = {
+			...common,
+			SERVICES: "agent",
+			ISA_ALLOWED_COMMANDS: process.execPath,
+			ISA_NODE_CAPACITY: JSON.stringify({ cpu: 4, memory: "8Gi" })
+		};
+		nodes.set(
+			"control",
+			startNode("control", {
+				...common,
+				SERVICES: "nodes,scheduler,auth,gateway",
+				PORT: String(port)
+			})
+		);
+		for (const id of ["a1", "a2", "a3"]) nodes.set(id, startNode(id, agentEnv));
+		await eventually(
+			async () => (await api("/api/v1/nodes?status=ready")).body.total === 3,
+			20_000,
+			"3 ready agent nodes"
+		);
+	});
+
+	afterAll(async () => {
+		await Promise.all([...nodes.values()].map(n => n.stop()));
+		await Promise.all([nats?.stop(), redis?.stop()]);
+		for (const pid of processesWith(marker)) process.kill(pid, "SIGKILL");
+	});
+
+	it("moves every replica off a killed node within 10 s, none twice, reservations matching", async () => {
+		const created = await api("/api/v1/workloads", {
+			method: "POST",
+			body: JSON.stringify({
+				name: "sleeper",
+				kind: "process",
+				process: {
+					command: process.execPath,
+					args: ["-e", "setInterval(() => {}, 1000)", marker]
+				},
+				resources: { cpu: 1, memory: "1Gi" },
+				replicas: 3
+			})
+		});
+		expect(created.status).toBe(201);
+		const id = created.body.id;
+		const running = await eventually(
+			async () => {
+				const { body } = await api(`/api/v1/workloads/${id}`);
+				return body.status === "running" && body;
+			},
+			15_000,
+			"3 running replicas"
+		);
+		const victim = running.replicas[0].node;
+		// binpack: all three on one node.
+		expect(running.replicas.map((r: any) => r.node)).toEqual([victim, victim, victim]);
+		await eventually(
+			async () => processesWith(marker).length === 3,
+			5000,
+			"3 replica processes"
+		);
+
+		const killedAt = Date.now();
+		await nodes.get(victim)!.kill();
+		const moved = await eventually(
+			async () => {
+				const { body } = await api(`/api/v1/workloads/${id}`);
+				return (
+					body.replicas.every(
+						(r: any) => r.node && r.node !== victim && r.state === "running"
+					) && body
+				);
+			},
+			10_000,
+			"all replicas running elsewhere"
+		);
+		const tookMs = Date.now() - killedAt;
+		console.log(`3 replicas running elsewhere ${tookMs} ms after kill -9 of ${victim}`);
+		expect(tookMs).toBeLessThan(10_000);
+		expect(moved.replicas.every((r: any) => r.fence === 2)).toBe(true);
+		await eventually(
+			async () => processesWith(marker).length === 3,
+			5000,
+			"exactly 3 replica processes"
+		);
+
+		const { body } = await api("/api/v1/nodes");
+		const allocated = Object.fromEntries(body.items.map((n: any) => [n.id, n.allocated.cpu]));
+		const expected: Record<string, number> = { a1: 0, a2: 0, a3: 0 };
+		for (const r of moved.replicas) expected[r.node] += 1;
+		expect(allocated).toEqual(expected);
+
+		// The old node returns: it is told it runs nothing, and starts nothing.
+		nodes.set(victim, startNode(victim, agentEnv));
+		await eventually(
+			async () => (await api(`/api/v1/nodes/${victim}`)).body.status === "ready",
+			15_000,
+			`${victim} back`
+		);
+		await new Promise(r => setTimeout(r, 1500));
+		expect(processesWith(marker)).toHaveLength(3);
+		expect(
+			(await api(`/api/v1/workloads/${id}`)).body.replicas.every(
+				(r: any) => r.node !== victim
+			)
+		).toBe(true);
+	});
+
+	it("shows a replica's output through /logs, and stops everything on delete", async () => {
+		const { body: list } = await api("/api/v1/workloads");
+		const id = list.items[0].id;
+		const logs = await api(`/api/v1/workloads/${id}/logs`);
+		expect(logs.status).toBe(200);
+		expect(logs.body.items).toHaveLength(3);
+		expect((await api(`/api/v1/workloads/${id}`, { method: "DELETE" })).status).toBe(200);
+		await eventually(
+			async () => processesWith(marker).length === 0,
+			10_000,
+			"no replica process left"
+		);
+	});
+});
