@@ -44,11 +44,126 @@ export function renderNodes(
 	return renderTable(["NODE", "STATUS", "CPU", "MEMORY", "GPUS", "CPU%", "MEM%", "GPU%"], rows);
 }
 
+interface WorkloadRow {
+	id: string;
+	name: string;
+	tenant: string;
+	kind: string;
+	status: string;
+	resources: { cpu: number; memory: number; gpu: number; gpuMemory: number };
+	replicas: { node: string | null; gpus: number[]; state: string; reason?: string }[];
+}
+
+/** The `workloads` table: name, tenant, status, resources and where each replica runs. */
+export function renderWorkloads(items: WorkloadRow[]): string {
+	if (items.length === 0)
+		return "No workloads. Create one with `schedule <name> --cpu 1 --memory 1Gi --command …`.";
+	const rows = items.map(w => {
+		const r = w.resources;
+		const ask = [`${r.cpu} cpu`, formatSize(r.memory)];
+		if (r.gpu) ask.push(`${r.gpu} gpu`);
+		if (r.gpuMemory) ask.push(`${formatSize(r.gpuMemory)} gpu mem`);
+		const running = w.replicas.filter(x => x.state === "running").length;
+		const where = w.replicas
+			.map(x => (x.node ? `${x.node}${x.gpus.length ? `[${x.gpus.join(",")}]` : ""}` : "-"))
+			.join(" ");
+		const reason = w.replicas.find(x => x.reason)?.reason ?? "";
+		return [
+			w.name,
+			w.tenant,
+			w.kind,
+			w.status,
+			`${running}/${w.replicas.length}`,
+			ask.join(", "),
+			where,
+			reason
+		];
+	});
+	return renderTable(
+		["NAME", "TENANT", "KIND", "STATUS", "READY", "REQUESTS", "NODES", "REASON"],
+		rows
+	);
+}
+
+/** The REPL acts as a trusted member of the cluster: an admin of ISA_TENANT (default "default"). */
+function replUser() {
+	return { sub: "repl", tenant: process.env.ISA_TENANT || "default", roles: ["admin"] };
+}
+
 interface ReplArgs {
 	options: Record<string, unknown>;
+	name?: string;
 }
 
 export const replCommands = [
+	{
+		command: "workloads",
+		description: "IsA workloads: status, requests and placement of each replica",
+		async action(broker: ServiceBroker) {
+			const res: { items: WorkloadRow[] } = await broker.call(
+				"scheduler.list",
+				{ limit: 1000 },
+				{ meta: { user: replUser() } }
+			);
+			console.log(renderWorkloads(res.items));
+		}
+	},
+	{
+		command: "schedule <name>",
+		description:
+			"Create a workload: schedule llm --cpu 2 --memory 8Gi --gpu 1 --replicas 2 --command python3 --args serve.py",
+		options: [
+			{ option: "--cpu <cores>", description: "cores, or millicores like 500m (default 1)" },
+			{ option: "--memory <size>", description: "bytes or 512Mi, 16Gi (default 1Gi)" },
+			{ option: "--gpu <count>", description: "whole GPUs" },
+			{ option: "--gpu-memory <size>", description: "memory on one shared GPU" },
+			{ option: "--replicas <n>", description: "replicas (default 1)" },
+			{ option: "--command <path>", description: "a process workload's executable" },
+			{ option: "--args <args>", description: "its arguments, space separated" },
+			{ option: "--module <name>", description: "a service workload's module" },
+			{ option: "--strategy <s>", description: "binpack (default) or spread" }
+		],
+		async action(broker: ServiceBroker, args: ReplArgs) {
+			const o = args.options;
+			const num = (v: unknown) => (v === undefined ? undefined : Number(v));
+			const params = {
+				name: args.name,
+				kind: o.module ? "service" : "process",
+				...(o.module
+					? { service: { module: String(o.module) } }
+					: {
+							process: {
+								command: String(o.command ?? ""),
+								args: o.args ? String(o.args).split(" ") : []
+							}
+						}),
+				resources: {
+					cpu:
+						o.cpu !== undefined
+							? isNaN(Number(o.cpu))
+								? String(o.cpu)
+								: Number(o.cpu)
+							: 1,
+					memory: String(o.memory ?? "1Gi"),
+					...(o.gpu !== undefined ? { gpu: num(o.gpu) } : {}),
+					...(o.gpuMemory !== undefined ? { gpuMemory: String(o.gpuMemory) } : {})
+				},
+				replicas: num(o.replicas) ?? 1,
+				...(o.strategy ? { placement: { strategy: String(o.strategy) } } : {})
+			};
+			try {
+				const w: WorkloadRow = await broker.call("scheduler.create", params, {
+					meta: { user: replUser() }
+				});
+				console.log(renderWorkloads([w]));
+			} catch (err) {
+				const e = err as { message: string; data?: unknown };
+				console.log(
+					`Not scheduled: ${e.message}${e.data ? `\n${JSON.stringify(e.data)}` : ""}`
+				);
+			}
+		}
+	},
 	{
 		command: "nodes",
 		description: "IsA nodes: status, capacity and usage (Moleculer's view: `info`, `services`)",

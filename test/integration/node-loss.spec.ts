@@ -4,10 +4,13 @@
  * elsewhere within 10 s, none twice (the killed agent's own replica processes end with it), and
  * the reservations match what runs. The agent, restarted, starts nothing again.
  */
+import { spawn } from "child_process";
 import fs from "fs";
+import os from "os";
+import path from "path";
 import { mintToken } from "../../services/gateway/auth";
 import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
-import { eventually, NodeProcess, startNode } from "../helpers/cluster";
+import { eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
 
 const SECRET = "loss-secret";
 jest.setTimeout(90_000);
@@ -35,6 +38,7 @@ describe("node loss", () => {
 	let port: number;
 	let token: string;
 	let agentEnv: Record<string, string>;
+	let common: Record<string, string>;
 	const nodes = new Map<string, NodeProcess>();
 	const marker = `isa-loss-test-${process.pid}`;
 
@@ -59,7 +63,7 @@ describe("node loss", () => {
 			roles: ["operator"],
 			ttl: 600
 		});
-		const common = {
+		common = {
 			TRANSPORTER: nats.url,
 			STORE: redis.url,
 			NAMESPACE: `loss-${process.pid}`,
@@ -181,6 +185,58 @@ describe("node loss", () => {
 		expect(logs.status).toBe(200);
 		expect(logs.body.items).toHaveLength(3);
 		expect((await api(`/api/v1/workloads/${id}`, { method: "DELETE" })).status).toBe(200);
+		await eventually(
+			async () => processesWith(marker).length === 0,
+			10_000,
+			"no replica process left"
+		);
+	});
+
+	it("schedules and lists workloads from the REPL", async () => {
+		const repl = spawn(process.execPath, [path.join(ROOT, "dist/bin/repl.js")], {
+			cwd: ROOT,
+			env: { ...process.env, ...common, NODEID: "repl-loss", ISA_TENANT: "lab" },
+			stdio: ["pipe", "pipe", "pipe"]
+		});
+		let out = "";
+		repl.stdout.on("data", d => (out += d));
+		repl.stderr.on("data", d => (out += d));
+		try {
+			await eventually(async () => out.includes("mol $"), 15_000, "the REPL prompt");
+			const script = path.join(os.tmpdir(), `${marker}.js`);
+			fs.writeFileSync(script, "setInterval(() => {}, 1000);\n");
+			repl.stdin.write(
+				`schedule repl-job --cpu 500m --memory 256Mi --replicas 2 --command ${process.execPath} --args "${script} ${marker}"\n`
+			);
+			await eventually(
+				async () => /repl-job\s+lab\s+process\s+pending\s+0\/2\s+0\.5 cpu, 256Mi/.test(out),
+				10_000,
+				"the new workload"
+			);
+			await eventually(
+				async () => {
+					repl.stdin.write("workloads\n");
+					await new Promise(r => setTimeout(r, 300));
+					return /repl-job\s+lab\s+process\s+running\s+2\/2/.test(out);
+				},
+				10_000,
+				"both replicas running in the table"
+			);
+			expect(out).toMatch(/NAME\s+TENANT\s+KIND\s+STATUS\s+READY\s+REQUESTS\s+NODES/);
+			repl.stdin.write("schedule too-big --cpu 64 --memory 1Gi --command /bin/true\n");
+			await eventually(
+				async () => /too-big.*pending.*0\/3 nodes fit \(cpu 64/.test(out),
+				10_000,
+				"the pending reason"
+			);
+		} catch (err) {
+			console.log(out.slice(-3000));
+			throw err;
+		} finally {
+			repl.kill("SIGKILL");
+		}
+		const { body } = await api("/api/v1/workloads");
+		for (const w of body.items) await api(`/api/v1/workloads/${w.id}`, { method: "DELETE" });
 		await eventually(
 			async () => processesWith(marker).length === 0,
 			10_000,
