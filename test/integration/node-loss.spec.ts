@@ -8,6 +8,7 @@ import { spawn } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
+import { ServiceBroker } from "moleculer";
 import { mintToken } from "../../services/gateway/auth";
 import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
 import { eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
@@ -75,6 +76,7 @@ describe("node loss", () => {
 			...common,
 			SERVICES: "agent",
 			ISA_ALLOWED_COMMANDS: process.execPath,
+			ISA_SERVICE_DIRS: path.join(ROOT, "test/fixtures/workloads"),
 			ISA_NODE_CAPACITY: JSON.stringify({ cpu: 4, memory: "8Gi" })
 		};
 		nodes.set(
@@ -242,5 +244,58 @@ describe("node loss", () => {
 			10_000,
 			"no replica process left"
 		);
+	});
+
+	it("runs a service workload that the cluster can call, and says why a command is refused", async () => {
+		const svc = await api("/api/v1/workloads", {
+			method: "POST",
+			body: JSON.stringify({
+				name: "echo",
+				kind: "service",
+				service: { module: "echo" },
+				resources: { cpu: 0.5, memory: "128Mi" }
+			})
+		});
+		expect(svc.status).toBe(201);
+		await eventually(
+			async () => (await api(`/api/v1/workloads/${svc.body.id}`)).body.status === "running",
+			10_000,
+			"echo running"
+		);
+		// A client broker of our own joins the cluster and calls the workload's action.
+		const client = new ServiceBroker({
+			nodeID: `client-${process.pid}`,
+			namespace: common.NAMESPACE,
+			transporter: common.TRANSPORTER,
+			logger: false
+		});
+		await client.start();
+		try {
+			await client.waitForServices("echo", 5000);
+			expect(await client.call("echo.say", { text: "hi" })).toEqual({ said: "hi" });
+		} finally {
+			await client.stop();
+		}
+
+		const refused = await api("/api/v1/workloads", {
+			method: "POST",
+			body: JSON.stringify({
+				name: "shell",
+				kind: "process",
+				process: { command: "/bin/sh", args: ["-c", "echo hi"] },
+				resources: { cpu: 0.5, memory: "128Mi" }
+			})
+		});
+		const failed = await eventually(
+			async () => {
+				const { body } = await api(`/api/v1/workloads/${refused.body.id}`);
+				return body.status === "failed" && body;
+			},
+			10_000,
+			"the refused workload failed"
+		);
+		expect(failed.replicas[0].reason).toMatch(/\/bin\/sh.*not allowed.*ISA_ALLOWED_COMMANDS/);
+		for (const id of [svc.body.id, refused.body.id])
+			await api(`/api/v1/workloads/${id}`, { method: "DELETE" });
 	});
 });

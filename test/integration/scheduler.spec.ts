@@ -442,4 +442,45 @@ describe("scheduler over the API", () => {
 				.every((n: any) => n.allocated.gpus === 0 || n.id === "gpu-2")
 		).toBe(true);
 	});
+
+	it("places waiting workloads by priority, then first come first served", async () => {
+		await startAgent("fifo-node", 2, { pool: "fifo" });
+		await eventually(
+			async () => (await api("get", "/api/v1/nodes/fifo-node")).body.status === "ready",
+			5000,
+			"fifo-node"
+		);
+		const create = (name: string, priority: number) =>
+			api("post", "/api/v1/workloads", tokens.other).send({
+				name,
+				kind: "process",
+				process: { command: "x" },
+				resources: { cpu: 1, memory: "1Gi", gpu: 2 },
+				priority,
+				placement: { nodeSelector: { pool: "fifo" } }
+			});
+		const first = (await create("first", 0)).body;
+		expect(first.replicas[0].node).toBe("fifo-node");
+		const low = (await create("low", 0)).body;
+		const high = (await create("high", 5)).body;
+		const low2 = (await create("low2", 0)).body;
+		for (const w of [low, high, low2]) expect(w.replicas[0].node).toBeNull();
+
+		const nodeOf = async (id: string) =>
+			(await api("get", `/api/v1/workloads/${id}`, tokens.other)).body.replicas[0].node;
+		await api("delete", `/api/v1/workloads/${first.id}`, tokens.other);
+		await eventually(
+			async () => (await nodeOf(high.id)) === "fifo-node",
+			5000,
+			"high placed first"
+		);
+		expect([await nodeOf(low.id), await nodeOf(low2.id)]).toEqual([null, null]);
+		await api("delete", `/api/v1/workloads/${high.id}`, tokens.other);
+		await eventually(
+			async () => (await nodeOf(low.id)) === "fifo-node",
+			5000,
+			"then the older low"
+		);
+		expect(await nodeOf(low2.id)).toBeNull();
+	});
 });
