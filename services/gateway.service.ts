@@ -11,7 +11,7 @@ import { Errors } from "moleculer";
 import ApiGateway, { ApiSettingsSchema } from "moleculer-web";
 import StoreMixin from "../mixins/store.mixin";
 import { loadEnv } from "./shared/env";
-import { ForbiddenError } from "./shared/errors";
+import { ForbiddenError, InvalidInputError } from "./shared/errors";
 import type { Store } from "./shared/store";
 import { Access, canAccess, mintToken, Principal, rolesFor, TokenVerifier } from "./gateway/auth";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
@@ -103,8 +103,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					req: IncomingMessage
 				) {
 					const key = req.headers["idempotency-key"];
-					if (typeof key === "string" && key.length > 0 && key.length <= 256)
-						ctx.meta.idempotencyKey = key;
+					if (key === undefined) return;
+					if (typeof key !== "string" || !/^[\x21-\x7e]{1,256}$/.test(key))
+						throw new InvalidInputError(
+							"Idempotency-Key must be 1 to 256 printable characters without spaces.",
+							{ header: "Idempotency-Key" }
+						);
+					ctx.meta.idempotencyKey = key;
 				},
 				// Larger bodies get 413; a JSON body must be an object or array.
 				bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
