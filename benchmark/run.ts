@@ -3,6 +3,7 @@
  * its baseline in the same run and prints a table with the ratio.
  */
 import * as gateway from "./gateway.bench";
+import * as scheduler from "./scheduler.bench";
 
 const SUITES: Record<string, () => Promise<void>> = {
 	async gateway() {
@@ -16,6 +17,20 @@ const SUITES: Record<string, () => Promise<void>> = {
 			misses.length
 				? `MISSED: ${misses.join("; ")}`
 				: "Targets met: ≥70% of bare, P99 < 10 ms."
+		);
+		if (misses.length) process.exitCode = 1;
+	},
+	async scheduler() {
+		console.log(
+			`scheduler: 5,000 nodes, ${process.env.BENCH_PLACEMENTS ?? "1,000,000"} placements per store, each scenario in a child process (a few minutes)…`
+		);
+		const rows = await scheduler.run();
+		console.log(scheduler.table(rows));
+		const misses = scheduler.verdict(rows);
+		console.log(
+			misses.length
+				? `MISSED: ${misses.join("; ")}`
+				: "Targets met: ≥20,000 placements/s with the embedded store, ≥5,000/s with Redis; the stores add up."
 		);
 		if (misses.length) process.exitCode = 1;
 	}

@@ -19,6 +19,8 @@ const SERVICE_FILES: Record<string, string> = {
 	nodes: "../services/nodes.service",
 	scheduler: "../services/scheduler.service",
 	auth: "../services/auth.service",
+	registry: "../services/registry.service",
+	config: "../services/config.service",
 	gateway: "../services/gateway.service"
 };
 

@@ -100,8 +100,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				onBeforeCall(
 					ctx: Context<unknown, { idempotencyKey?: string }>,
 					_route: unknown,
-					req: IncomingMessage
+					req: IncomingMessage & { body?: unknown; $params: Record<string, unknown> }
 				) {
+					// A YAML body (POST /apply) arrives as text: hand it over as the document.
+					if (typeof req.body === "string" && req.body.length > 0)
+						req.$params.document = req.body;
 					const key = req.headers["idempotency-key"];
 					if (key === undefined) return;
 					if (typeof key !== "string" || !/^[\x21-\x7e]{1,256}$/.test(key))
@@ -112,7 +115,14 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					ctx.meta.idempotencyKey = key;
 				},
 				// Larger bodies get 413; a JSON body must be an object or array.
-				bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
+				bodyParsers: {
+					json: { limit: "1mb", strict: true },
+					text: {
+						limit: "1mb",
+						type: ["application/yaml", "application/x-yaml", "text/yaml"]
+					},
+					urlencoded: false
+				},
 				aliases: {
 					"GET nodes": "nodes.list",
 					"GET nodes/:id": "nodes.get",
@@ -130,7 +140,24 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"POST tenants": "auth.createTenant",
 					"GET tenants/:id": "auth.getTenant",
 					"PUT tenants/:id": "auth.updateTenant",
-					"DELETE tenants/:id": "auth.deleteTenant"
+					"DELETE tenants/:id": "auth.deleteTenant",
+
+					"GET resources": "registry.listResources",
+					"POST resources": "registry.createResource",
+					"GET resources/:id": "registry.getResource",
+					"PUT resources/:id": "registry.updateResource",
+					"DELETE resources/:id": "registry.deleteResource",
+					"GET services": "registry.listServices",
+					"POST services/call": "registry.call",
+					"POST services": "registry.createService",
+					"GET services/:name": "registry.getService",
+					"DELETE services/:name": "registry.deleteService",
+					"POST apply": "registry.apply",
+
+					"GET config": "config.list",
+					"GET config/:key": "config.get",
+					"PUT config/:key": "config.set",
+					"DELETE config/:key": "config.remove"
 				}
 			}
 		]

@@ -6,5 +6,11 @@ export const COLLECTIONS = {
 	names: "workload-names",
 	idempotency: "idempotency",
 	usage: "tenant-usage",
-	tenants: "tenants"
+	tenants: "tenants",
+	resources: "resources",
+	resourceNames: "resource-names",
+	services: "services",
+	/** Health of each checked target, by target key. */
+	health: "health",
+	config: "config"
 } as const;

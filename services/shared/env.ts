@@ -38,7 +38,15 @@ export interface IsaEnv {
 	serviceDirs: string | undefined;
 }
 
-export const ALL_SERVICES = ["agent", "nodes", "scheduler", "auth", "gateway"];
+export const ALL_SERVICES = [
+	"agent",
+	"nodes",
+	"scheduler",
+	"auth",
+	"registry",
+	"config",
+	"gateway"
+];
 
 function number(env: NodeJS.ProcessEnv, name: string, def: number): number {
 	const raw = env[name];

@@ -94,3 +94,10 @@ export class ModuleNotFoundError extends Errors.MoleculerClientError {
 		);
 	}
 }
+
+/** Nothing can serve the request right now (no healthy endpoint, no node with the action). */
+export class ServiceUnavailableError extends Errors.MoleculerRetryableError {
+	constructor(message: string, data: Record<string, unknown>) {
+		super(message, 503, "SERVICE_UNAVAILABLE", data);
+	}
+}

@@ -7,5 +7,11 @@ export const EVENTS = {
 	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
 	nodeAllocated: "node.allocated",
 	/** An agent's news of one replica: ReplicaStatus. */
-	replicaState: "workload.replica.state"
+	replicaState: "workload.replica.state",
+	/** A registered resource turned healthy or unhealthy: { id, name, health }. */
+	resourceHealthChanged: "resource.health.changed",
+	/** An endpoint of a registered service did: { name, endpoint, health }. */
+	serviceHealthChanged: "service.health.changed",
+	/** A config key was set or deleted: { key, value, version, deleted }. */
+	configChanged: "config.changed"
 } as const;

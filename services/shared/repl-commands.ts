@@ -95,7 +95,108 @@ interface ReplArgs {
 	name?: string;
 }
 
+interface HealthRow {
+	status: string;
+	checkedAt: number | null;
+	latencyMs: number | null;
+	error?: string;
+}
+
+function ago(at: number | null): string {
+	return at ? `${Math.max(0, Math.round((Date.now() - at) / 1000))}s ago` : "-";
+}
+
+/** The `resources` table: name, type, endpoint (redacted), health. */
+export function renderResources(
+	items: Array<{ name: string; type: string; endpoint: string; health: HealthRow }>
+): string {
+	if (items.length === 0)
+		return "No resources. Register some: `npm run apply -- -f configs/isa-platform.yaml`.";
+	return renderTable(
+		["NAME", "TYPE", "ENDPOINT", "HEALTH", "LATENCY", "CHECKED", "ERROR"],
+		items.map(r => [
+			r.name,
+			r.type,
+			r.endpoint,
+			r.health.status,
+			r.health.latencyMs != null ? `${r.health.latencyMs}ms` : "-",
+			ago(r.health.checkedAt),
+			r.health.error ?? ""
+		])
+	);
+}
+
+/** The `services` table: name, type, status, endpoints, dependencies. */
+export function renderServices(
+	items: Array<{
+		name: string;
+		type: string;
+		status: string;
+		endpoints: Array<{ url?: string; node?: string }>;
+		dependencies: string[];
+	}>
+): string {
+	if (items.length === 0) return "No services.";
+	return renderTable(
+		["NAME", "TYPE", "STATUS", "ENDPOINTS", "DEPENDS ON"],
+		items.map(s => [
+			s.name,
+			s.type,
+			s.status,
+			s.endpoints.map(e => e.url ?? e.node).join(" "),
+			s.dependencies.join(", ")
+		])
+	);
+}
+
 export const replCommands = [
+	{
+		command: "services",
+		description:
+			"IsA services: registered external ones and discovered Moleculer ones, with status",
+		async action(broker: ServiceBroker) {
+			const res: { items: Parameters<typeof renderServices>[0] } = await broker.call(
+				"registry.listServices",
+				{ limit: 1000 }
+			);
+			console.log(renderServices(res.items));
+		}
+	},
+	{
+		command: "resources",
+		description: "IsA resources (databases, stores, files) with their health",
+		async action(broker: ServiceBroker) {
+			const res: { items: Parameters<typeof renderResources>[0] } = await broker.call(
+				"registry.listResources",
+				{ limit: 1000 }
+			);
+			console.log(renderResources(res.items));
+		}
+	},
+	{
+		command: "health",
+		description: "Every health check of the registry: target, status, latency, last error",
+		async action(broker: ServiceBroker) {
+			const rows: Array<HealthRow & { kind: string; name: string; target: string }> =
+				await broker.call("registry.health");
+			console.log(
+				rows.length === 0
+					? "Nothing is checked yet."
+					: renderTable(
+							["KIND", "NAME", "TARGET", "STATUS", "LATENCY", "CHECKED", "ERROR"],
+							rows.map(r => [
+								r.kind,
+								r.name,
+								r.target,
+								r.status,
+								r.latencyMs != null ? `${r.latencyMs}ms` : "-",
+								ago(r.checkedAt),
+								r.error ?? ""
+							])
+						)
+			);
+		}
+	},
 	{
 		command: "workloads",
 		description: "IsA workloads: status, requests and placement of each replica",

@@ -312,7 +312,9 @@ describe("scheduler over the API", () => {
 		const b = await api("post", "/api/v1/workloads").set("Idempotency-Key", "k-1").send(body);
 		expect(a.status).toBe(201);
 		expect(b.body.id).toBe(a.body.id);
-		const badKey = await api("post", "/api/v1/workloads").set("Idempotency-Key", "x".repeat(300)).send(body);
+		const badKey = await api("post", "/api/v1/workloads")
+			.set("Idempotency-Key", "x".repeat(300))
+			.send(body);
 		expect(badKey.status).toBe(422);
 		const again = await api("post", "/api/v1/workloads").send(body);
 		expect(again.status).toBe(409);
