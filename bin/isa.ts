@@ -21,6 +21,7 @@ const SERVICE_FILES: Record<string, string> = {
 	auth: "../services/auth.service",
 	registry: "../services/registry.service",
 	config: "../services/config.service",
+	monitor: "../services/monitor.service",
 	gateway: "../services/gateway.service"
 };
 

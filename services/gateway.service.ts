@@ -157,7 +157,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET config": "config.list",
 					"GET config/:key": "config.get",
 					"PUT config/:key": "config.set",
-					"DELETE config/:key": "config.remove"
+					"DELETE config/:key": "config.remove",
+
+					"GET stats": "monitor.stats",
+					"GET alerts/rules": "monitor.listRules",
+					"POST alerts/rules": "monitor.createRule",
+					"DELETE alerts/rules/:id": "monitor.deleteRule",
+					"GET alerts": "monitor.listAlerts"
 				}
 			}
 		]

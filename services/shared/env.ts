@@ -45,6 +45,7 @@ export const ALL_SERVICES = [
 	"auth",
 	"registry",
 	"config",
+	"monitor",
 	"gateway"
 ];
 
