@@ -77,6 +77,8 @@ interface RegistryThis extends Service<RegistrySettings>, PeriodicMethods {
 	inFlight: Set<string>;
 	lastRun: Map<string, number>;
 	roundRobin: Map<string, number>;
+	/** Moleculer services seen at the last `$services.changed`. */
+	discovered: Set<string>;
 	targets(): Promise<Target[]>;
 	tick(): Promise<void>;
 	runCheck(t: Target): Promise<void>;
@@ -840,6 +842,26 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 	},
 
 	events: {
+		/** Moleculer services appear and go by themselves: announce each change of the list. */
+		"$services.changed"(this: RegistryThis) {
+			const now = new Set(this.moleculerServices().map(m => m.name));
+			for (const name of now)
+				if (!this.discovered.has(name))
+					this.broker.broadcast(EVENTS.serviceHealthChanged, {
+						name,
+						type: "moleculer",
+						health: { status: "healthy" }
+					});
+			for (const name of this.discovered)
+				if (!now.has(name))
+					this.broker.broadcast(EVENTS.serviceHealthChanged, {
+						name,
+						type: "moleculer",
+						health: { status: "unhealthy", error: "no node offers it" }
+					});
+			this.discovered = now;
+		},
+
 		// After the whole broker is up, so that a document naming services finds them.
 		async "$broker.started"(this: RegistryThis) {
 			const file = this.settings.applyFile;
@@ -863,6 +885,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		this.inFlight = new Set();
 		this.lastRun = new Map();
 		this.roundRobin = new Map();
+		this.discovered = new Set();
 	},
 
 	started(this: RegistryThis) {

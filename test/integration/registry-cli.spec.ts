@@ -1,0 +1,114 @@
+/**
+ * The registry as a user meets it on one node: ISA_APPLY registers the shipped platform file at
+ * start, `npm run apply` applies it again and says nothing changed, and the REPL's `resources`,
+ * `services` and `health` commands show it.
+ */
+import { spawnSync } from "child_process";
+import fs from "fs";
+import os from "os";
+import path from "path";
+import { mintToken } from "../../services/gateway/auth";
+import { freePort } from "../helpers/servers";
+import { eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
+
+const SECRET = "registry-cli-secret";
+jest.setTimeout(60_000);
+
+describe("registry from the command line", () => {
+	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-regcli-"));
+	let node: NodeProcess;
+	let port: number;
+	let token: string;
+
+	beforeAll(async () => {
+		port = await freePort();
+		token = await mintToken({
+			secret: SECRET,
+			sub: "v",
+			tenant: "default",
+			roles: ["viewer"],
+			ttl: 600
+		});
+	});
+	afterAll(async () => {
+		await node?.stop();
+		fs.rmSync(dataDir, { recursive: true, force: true });
+	});
+
+	it("applies configs/isa-platform.yaml at start (ISA_APPLY) and checks every resource", async () => {
+		node = startNode("solo", {
+			ISA_DATA_DIR: dataDir,
+			PORT: String(port),
+			ISA_JWT_SECRET: SECRET,
+			TRANSPORTER: "",
+			STORE: "",
+			ISA_APPLY: path.join(ROOT, "configs/isa-platform.yaml")
+		});
+		const get = async (url: string) =>
+			(
+				await fetch(`http://127.0.0.1:${port}${url}`, {
+					headers: { Authorization: `Bearer ${token}` }
+				})
+			).json() as Promise<any>;
+		const resources = await eventually(
+			async () => {
+				const body = await get("/api/v1/resources");
+				return body.total === 5 && body;
+			},
+			15_000,
+			"5 resources"
+		);
+		expect(resources.items.map((r: any) => r.name).sort()).toEqual([
+			"isa_mcp_analytics",
+			"isa_mcp_graph",
+			"isa_mcp_objects",
+			"isa_mcp_postgres",
+			"isa_mcp_vector"
+		]);
+		// This machine runs PostgreSQL; nothing listens for Neo4j.
+		await eventually(
+			async () => {
+				const body = await get("/api/v1/resources");
+				const by = Object.fromEntries(
+					body.items.map((r: any) => [r.name, r.health.status])
+				);
+				return by.isa_mcp_postgres === "healthy" && by.isa_mcp_graph === "unhealthy";
+			},
+			20_000,
+			"postgres healthy and neo4j unhealthy"
+		);
+		const agent = await get("/api/v1/services/isa_agent");
+		expect(agent.dependencyTree.dependencies.map((d: any) => d.name)).toEqual([
+			"isa_model",
+			"isa_mcp_postgres",
+			"isa_mcp_vector"
+		]);
+	});
+
+	it("applies it again with `npm run apply` and changes nothing", () => {
+		const res = spawnSync(
+			process.execPath,
+			[path.join(ROOT, "dist/bin/apply.js"), "-f", "configs/isa-platform.yaml"],
+			{
+				cwd: ROOT,
+				env: {
+					...process.env,
+					PORT: String(port),
+					ISA_JWT_SECRET: SECRET,
+					HOST: "127.0.0.1"
+				},
+				encoding: "utf8"
+			}
+		);
+		expect(res.stderr).toBe("");
+		expect(res.status).toBe(0);
+		expect(res.stdout).toMatch(/unchanged: .*service\/isa_agent/);
+		expect(res.stdout).toMatch(/Nothing changed\./);
+		const bad = spawnSync(process.execPath, [path.join(ROOT, "dist/bin/apply.js")], {
+			cwd: ROOT,
+			encoding: "utf8"
+		});
+		expect(bad.status).toBe(2);
+		expect(bad.stderr).toMatch(/-f FILE is required/);
+	});
+});
