@@ -24,7 +24,6 @@ import {
 	describeShortfall,
 	emptyAllocation,
 	gpusInUse,
-	place,
 	PlacementNode,
 	PlacementRequest,
 	release,
@@ -41,6 +40,7 @@ import {
 	WorkloadInput,
 	workloadView
 } from "./scheduler/workload";
+import { PlacementIndex } from "./scheduler/placement-index";
 import { checkQuota, emptyUsage, Quota, TenantUsage, addUsage } from "./scheduler/quota";
 
 /** Retries of a transaction that lost a race with another scheduler. */
@@ -707,6 +707,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
 			if (waiting.length === 0) return touched;
 			let nodes = await this.placementNodes();
+			// Each decision in O(log nodes) rather than a scan (benchmark/scheduler.bench.ts).
+			const indexOf = (all: typeof nodes) => {
+				const index = new PlacementIndex();
+				for (const n of all.values()) index.update(n);
+				return index;
+			};
+			let index = indexOf(nodes);
 			for (const first of waiting) {
 				let doc: StoredDoc<Workload> | null = first;
 				for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
@@ -724,7 +731,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						nodeSelector: w.placement.nodeSelector,
 						avoid
 					};
-					const spot = place(nodes.values(), req);
+					const spot = index.place(req);
 					const now = Date.now();
 					if (!spot) {
 						const reason = describeShortfall([...nodes.values()], req);
@@ -782,8 +789,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						]
 					);
 					if (ok) {
-						node.allocated = allocated;
-						node.version++;
+						// A new object: the index keeps the one it was given.
+						const placed = { ...node, allocated, version: node.version + 1 };
+						nodes.set(placed.id, placed);
+						index.update(placed);
 						doc = { ...doc, version: doc.version + 1 };
 						touched.add(spot.nodeID);
 						this.announceAllocation(spot.nodeID, allocated);
@@ -792,6 +801,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					}
 					// Another scheduler moved first: read again and retry.
 					nodes = await this.placementNodes();
+					index = indexOf(nodes);
 					doc = await this.store
 						.get<Workload>(COLLECTIONS.workloads, w.id)
 						.then(d => (d ? { id: w.id, ...d } : null));

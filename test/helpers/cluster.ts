@@ -24,11 +24,17 @@ export interface NodeProcess {
 	stop(): Promise<void>;
 }
 
-export function startNode(nodeID: string, env: Record<string, string>, entry = ENTRY): NodeProcess {
-	const proc = spawn(process.execPath, [entry], {
+export function startNode(
+	nodeID: string,
+	env: Record<string, string>,
+	entry = ENTRY,
+	args: string[] = []
+): NodeProcess {
+	const proc = spawn(process.execPath, [entry, ...args], {
 		cwd: ROOT,
 		env: { ...process.env, NODEID: nodeID, LOGLEVEL: "info", ...env },
-		stdio: ["ignore", "pipe", "pipe"]
+		// stdin stays open for nodes started with --repl.
+		stdio: ["pipe", "pipe", "pipe"]
 	});
 	let out = "";
 	proc.stdout!.on("data", d => (out += d));

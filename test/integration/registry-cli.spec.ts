@@ -9,7 +9,7 @@ import os from "os";
 import path from "path";
 import { mintToken } from "../../services/gateway/auth";
 import { freePort } from "../helpers/servers";
-import { eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
+import { ENTRY, eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
 
 const SECRET = "registry-cli-secret";
 jest.setTimeout(60_000);
@@ -36,14 +36,19 @@ describe("registry from the command line", () => {
 	});
 
 	it("applies configs/isa-platform.yaml at start (ISA_APPLY) and checks every resource", async () => {
-		node = startNode("solo", {
-			ISA_DATA_DIR: dataDir,
-			PORT: String(port),
-			ISA_JWT_SECRET: SECRET,
-			TRANSPORTER: "",
-			STORE: "",
-			ISA_APPLY: path.join(ROOT, "configs/isa-platform.yaml")
-		});
+		node = startNode(
+			"solo",
+			{
+				ISA_DATA_DIR: dataDir,
+				PORT: String(port),
+				ISA_JWT_SECRET: SECRET,
+				TRANSPORTER: "",
+				STORE: "",
+				ISA_APPLY: path.join(ROOT, "configs/isa-platform.yaml")
+			},
+			ENTRY,
+			["--repl"]
+		);
 		const get = async (url: string) =>
 			(
 				await fetch(`http://127.0.0.1:${port}${url}`, {
@@ -110,5 +115,28 @@ describe("registry from the command line", () => {
 		});
 		expect(bad.status).toBe(2);
 		expect(bad.stderr).toMatch(/-f FILE is required/);
+	});
+
+	it("shows resources, services and health in the REPL", async () => {
+		const marker = node.output().length;
+		node.proc.stdin!.write("resources\nservices\nhealth\n");
+		await eventually(
+			async () => {
+				const out = node.output().slice(marker);
+				return (
+					/NAME\s+TYPE\s+ENDPOINT\s+HEALTH/.test(out) &&
+					/isa_mcp_postgres\s+postgres\s+postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres\s+healthy/.test(
+						out
+					) &&
+					/isa_agent\s+http\s+\w+\s+http:\/\/127\.0\.0\.1:8080\s+isa_model, isa_mcp_postgres, isa_mcp_vector/.test(
+						out
+					) &&
+					/KIND\s+NAME\s+TARGET\s+STATUS/.test(out) &&
+					/resource\s+isa_mcp_graph\s+bolt:\/\/127\.0\.0\.1:7687\s+unhealthy/.test(out)
+				);
+			},
+			10_000,
+			"the three tables"
+		);
 	});
 });
