@@ -9,7 +9,7 @@
 import fs from "fs";
 import { parseArgs } from "util";
 import { mintToken } from "../services/gateway/auth";
-import { secretPath } from "../services/gateway/secret";
+import { existingSecret } from "../services/gateway/secret";
 import { loadEnv } from "../services/shared/env";
 
 const USAGE = "usage: npm run apply -- -f FILE [--dry-run] [--url http://127.0.0.1:3000]";
@@ -22,16 +22,11 @@ function fail(message: string): never {
 async function token(): Promise<string> {
 	if (process.env.ISA_TOKEN) return process.env.ISA_TOKEN;
 	const env = loadEnv();
-	let secret = env.jwtSecret;
-	if (!secret) {
-		try {
-			secret = fs.readFileSync(secretPath(env.dataDir), "utf8").trim();
-		} catch {
-			fail(
-				"set ISA_TOKEN (an operator's token), or ISA_JWT_SECRET, or run it beside a started single node."
-			);
-		}
-	}
+	const secret =
+		existingSecret(env.jwtSecret, env.dataDir) ??
+		fail(
+			"set ISA_TOKEN (an operator's token), or ISA_JWT_SECRET, or run it beside a started single node."
+		);
 	return mintToken({ secret, sub: "apply", tenant: "default", roles: ["operator"], ttl: 300 });
 }
 

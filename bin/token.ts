@@ -6,11 +6,10 @@
  * The secret is ISA_JWT_SECRET, or the one the single-node default keeps in the data directory.
  * Only the token goes to stdout, so `TOKEN=$(npm run -s token -- …)` works.
  */
-import fs from "fs";
 import { parseArgs } from "util";
 import { loadEnv } from "../services/shared/env";
 import { mintToken, parseTtl, Role, ROLES } from "../services/gateway/auth";
-import { secretPath } from "../services/gateway/secret";
+import { existingSecret, secretPath } from "../services/gateway/secret";
 
 const USAGE =
 	"usage: npm run -s token -- --tenant T --role admin|operator|viewer [--role …] [--sub NAME] [--ttl 24h]";
@@ -41,17 +40,12 @@ async function main(): Promise<void> {
 	if (unknown.length) fail(`unknown role ${unknown.join(", ")}; roles are ${ROLES.join(", ")}.`);
 
 	const env = loadEnv();
-	let secret = env.jwtSecret;
-	if (!secret) {
-		try {
-			secret = fs.readFileSync(secretPath(env.dataDir), "utf8").trim();
-		} catch {
-			fail(
-				`no ISA_JWT_SECRET and no ${secretPath(env.dataDir)} yet: start the node once ` +
-					"(`npm start`) or set ISA_JWT_SECRET to the gateway's secret."
-			);
-		}
-	}
+	const secret =
+		existingSecret(env.jwtSecret, env.dataDir) ??
+		fail(
+			`no ISA_JWT_SECRET and no ${secretPath(env.dataDir)} yet: start the node once ` +
+				"(`npm start`) or set ISA_JWT_SECRET to the gateway's secret."
+		);
 	let ttl: number;
 	try {
 		ttl = parseTtl(values.ttl ?? "24h");

@@ -11,6 +11,7 @@ import type { Store } from "./shared/store";
 import { parseCpu, parseSize } from "./shared/units";
 import type { Principal } from "./gateway/auth";
 import { emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
+import { page, pageParams } from "./shared/params";
 
 interface Tenant {
 	id: string;
@@ -77,23 +78,14 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 			access: "admin",
 			params: {
 				$$strict: true,
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 10000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+				...pageParams(10000)
 			},
 			async handler(this: AuthThis, ctx: Context<{ limit?: number; offset?: number }>) {
-				const all = await this.store.list<Tenant>(COLLECTIONS.tenants);
-				const { limit = 100, offset = 0 } = ctx.params;
-				const items = await Promise.all(
-					all.slice(offset, offset + limit).map(d => this.view(d.value))
+				const { items, total } = page(
+					await this.store.list<Tenant>(COLLECTIONS.tenants),
+					ctx.params
 				);
-				return { items, total: all.length };
+				return { items: await Promise.all(items.map(d => this.view(d.value))), total };
 			}
 		},
 

@@ -15,6 +15,7 @@ import { EVENTS } from "./shared/events";
 import { ConflictError, InvalidInputError, NotFoundError } from "./shared/errors";
 import type { Store } from "./shared/store";
 import type { Principal } from "./gateway/auth";
+import { page, pageParams } from "./shared/params";
 
 /**
  * Keys are dotted names (`scheduler.reconcileInterval`). No `/`: a key is one segment of the URL
@@ -100,30 +101,18 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 			params: {
 				$$strict: true,
 				prefix: { type: "string", max: 200, optional: true },
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 10000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+				...pageParams(10000)
 			},
 			async handler(
 				this: ConfigThis,
 				ctx: Context<{ prefix?: string; limit?: number; offset?: number }>
 			): Promise<{ items: ConfigRecord[]; total: number }> {
-				const { prefix = "", limit = 100, offset = 0 } = ctx.params;
+				const { prefix = "" } = ctx.params;
 				const live = (await this.store.list<ConfigDoc>(COLLECTIONS.config)).filter(
 					d => !d.value.deleted && d.id.startsWith(prefix)
 				);
-				return {
-					items: live
-						.slice(offset, offset + limit)
-						.map(d => view(d.id, d.value, d.version)),
-					total: live.length
-				};
+				const { items, total } = page(live, ctx.params);
+				return { items: items.map(d => view(d.id, d.value, d.version)), total };
 			}
 		},
 

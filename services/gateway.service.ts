@@ -15,10 +15,21 @@ import { ForbiddenError, InvalidInputError } from "./shared/errors";
 import type { Store } from "./shared/store";
 import { Access, canAccess, mintToken, Principal, rolesFor, TokenVerifier } from "./gateway/auth";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
+import {
+	dashboardDirs,
+	EventStream,
+	STREAM_GROUP,
+	STREAMED_EVENTS,
+	workloadTenant
+} from "./gateway/events";
 
 const env = loadEnv();
 /** Per-request log lines cost ~40% of throughput even as no-ops: only build them when shown. */
 const logRequests = env.logLevel === "debug" || env.logLevel === "trace";
+/** The dashboard's files (from the source tree, also under dist/) and uPlot's, for /vendor/. */
+const dashboard = dashboardDirs();
+const serveStatic = (ApiGateway as unknown as { serveStatic: (root: string, opts?: object) => any })
+	.serveStatic;
 
 interface GatewaySettings extends ApiSettingsSchema {
 	jwtSecret: string | null;
@@ -36,6 +47,8 @@ interface GatewayThis extends Service<GatewaySettings> {
 	localSecret: string | null;
 	store: Store;
 	server: import("http").Server;
+	/** The dashboard's server-sent events (GET /api/v1/events). */
+	eventStream: EventStream;
 }
 
 /** 503 from /ready, with what is not reachable. */
@@ -69,6 +82,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		logRequestParams: null,
 		logResponseData: null,
 		log4XXResponses: false,
+
+		// GET / is the dashboard: what no route answers is looked up here (index.html for "/").
+		assets: { folder: dashboard.publicDir, options: { index: ["index.html"] } },
 
 		routes: [
 			{
@@ -165,6 +181,37 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"DELETE alerts/rules/:id": "monitor.deleteRule",
 					"GET alerts": "monitor.listAlerts"
 				}
+			},
+			{
+				// uPlot for the dashboard, from node_modules: the page needs no CDN.
+				path: "/vendor",
+				mappingPolicy: "restrict",
+				logging: logRequests,
+				authentication: false,
+				authorization: false,
+				bodyParsers: { json: false, urlencoded: false },
+				use: [serveStatic(dashboard.vendorDir, { index: false })],
+				aliases: {}
+			},
+			{
+				// The dashboard's live events. The handler checks the token itself, from the
+				// Authorization header or ?token= (EventSource cannot send headers).
+				path: "/api/v1/events",
+				mappingPolicy: "restrict",
+				logging: logRequests,
+				authentication: false,
+				authorization: false,
+				bodyParsers: { json: false, urlencoded: false },
+				aliases: {
+					"GET /"(
+						this: GatewayThis,
+						req: IncomingMessage,
+						res: ServerResponse,
+						next: (err?: unknown) => void
+					) {
+						void this.eventStream.handle(req, res, next);
+					}
+				}
 			}
 		]
 	},
@@ -195,6 +242,19 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		}
 	},
 
+	/** Cluster events, fed to the dashboard's event stream; a group per gateway process. */
+	events: Object.fromEntries(
+		STREAMED_EVENTS.map(name => [
+			name,
+			{
+				group: STREAM_GROUP,
+				handler(this: GatewayThis, ctx: Context) {
+					this.eventStream.publish(name, ctx.params);
+				}
+			}
+		])
+	),
+
 	methods: {
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
@@ -222,6 +282,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			this.localSecret = secret;
 		}
 		this.verifier = new TokenVerifier({ secret, publicKeyPem });
+		this.eventStream = new EventStream({
+			verifier: this.verifier,
+			lookupTenant: id => workloadTenant(this.broker, id),
+			logger: this.logger
+		});
 	},
 
 	async started(this: GatewayThis) {
@@ -247,6 +312,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				`curl -H "Authorization: Bearer $TOKEN" ${url}/api/v1/nodes`
 			].join("\n")
 		);
+	},
+
+	/** Ends the event streams first: the HTTP server cannot close while they are open. */
+	stopped(this: GatewayThis) {
+		this.eventStream.close();
 	}
 };
 

@@ -14,6 +14,7 @@ import { Allocation, gpusInUse } from "./scheduler/placement";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
+import { page, pageParams } from "./shared/params";
 
 interface NodesSettings {
 	/** How often to look for silent nodes when none is known yet (ms). */
@@ -60,25 +61,15 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		list: {
 			params: {
 				$$strict: true,
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 10000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
+				...pageParams(10000),
 				status: { type: "enum", values: ["ready", "draining", "down"], optional: true }
 			},
 			handler(this: NodesThis, ctx: Context<ListParams>) {
-				const { limit = 1000, offset = 0, status } = ctx.params;
+				const { status } = ctx.params;
 				let nodes = this.inventory.list();
 				if (status) nodes = nodes.filter(n => n.status === status);
-				return {
-					items: nodes.slice(offset, offset + limit).map(n => this.view(n)),
-					total: nodes.length
-				};
+				const { items, total } = page(nodes, ctx.params, 1000);
+				return { items: items.map(n => this.view(n)), total };
 			}
 		},
 

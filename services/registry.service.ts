@@ -31,7 +31,6 @@ import { dependencyTree, effectiveStatus, findCycle, Status } from "./registry/d
 import { HealthState, initialHealth, nextHealth, publicHealth } from "./registry/health";
 import {
 	ExternalService,
-	nameRule,
 	normalizeResource,
 	resourceParams,
 	serviceParams,
@@ -44,6 +43,7 @@ import {
 import { planApply, parseApplyDocument } from "./registry/apply";
 import { collectSecrets, redactConfig, redactText, redactUrl } from "./registry/secrets";
 import { ownerOf } from "./registry/sharding";
+import { page, pageParams } from "./shared/params";
 
 interface RegistrySettings {
 	/** ISA_APPLY: a document (configs/isa-platform.yaml's shape) to apply once at start. */
@@ -140,15 +140,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			params: {
 				$$strict: true,
 				type: { type: "enum", values: RESOURCE_TYPES, optional: true },
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 1000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+				...pageParams(1000)
 			},
 			async handler(
 				this: RegistryThis,
@@ -158,11 +150,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 					.map(d => d.value)
 					.filter(r => !ctx.params.type || r.type === ctx.params.type)
 					.sort((a, b) => a.name.localeCompare(b.name));
-				const { limit = 100, offset = 0 } = ctx.params;
-				const items = await Promise.all(
-					all.slice(offset, offset + limit).map(r => this.resourceView(r))
-				);
-				return { items, total: all.length };
+				const { items, total } = page(all, ctx.params);
+				return { items: await Promise.all(items.map(r => this.resourceView(r))), total };
 			}
 		},
 
@@ -214,15 +203,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		listServices: {
 			params: {
 				$$strict: true,
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 1000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+				...pageParams(1000)
 			},
 			async handler(this: RegistryThis, ctx: Context<{ limit?: number; offset?: number }>) {
 				const external = await this.store.list<ExternalService>(COLLECTIONS.services);
@@ -245,8 +226,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 							status: "healthy"
 						});
 				views.sort((a, b) => String(a.name).localeCompare(String(b.name)));
-				const { limit = 100, offset = 0 } = ctx.params;
-				return { items: views.slice(offset, offset + limit), total: views.length };
+				return page(views, ctx.params);
 			}
 		},
 

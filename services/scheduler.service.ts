@@ -42,6 +42,7 @@ import {
 } from "./scheduler/workload";
 import { PlacementIndex } from "./scheduler/placement-index";
 import { checkQuota, emptyUsage, Quota, TenantUsage, addUsage } from "./scheduler/quota";
+import { page, pageParams } from "./shared/params";
 
 /** Retries of a transaction that lost a race with another scheduler. */
 const MAX_CONFLICTS = 20;
@@ -198,15 +199,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			params: {
 				$$strict: true,
 				tenant: { type: "string", max: 128, optional: true },
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: 10000,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+				...pageParams(10000)
 			},
 			async handler(
 				this: SchedulerThis,
@@ -219,11 +212,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					.map(d => d.value)
 					.filter(w => !tenant || w.tenant === tenant)
 					.sort((a, b) => a.seq - b.seq);
-				const { limit = 100, offset = 0 } = ctx.params;
-				return {
-					items: all.slice(offset, offset + limit).map(w => workloadView(w)),
-					total: all.length
-				};
+				const { items, total } = page(all, ctx.params);
+				return { items: items.map(w => workloadView(w)), total };
 			}
 		},
 

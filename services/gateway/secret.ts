@@ -33,6 +33,19 @@ export function loadOrCreateSecret(dataDir: string): { secret: string; created: 
 	}
 }
 
+/**
+ * The HS256 secret command-line tools mint with: ISA_JWT_SECRET, or the one a single node keeps
+ * in its data directory; null when there is neither (the node never started here).
+ */
+export function existingSecret(jwtSecret: string | null, dataDir: string): string | null {
+	if (jwtSecret) return jwtSecret;
+	try {
+		return fs.readFileSync(secretPath(dataDir), "utf8").trim();
+	} catch {
+		return null;
+	}
+}
+
 /** ISA_JWT_PUBLIC_KEY may hold the PEM itself or the path of a PEM file. */
 export function readPublicKey(value: string | null): string | null {
 	if (!value) return null;
