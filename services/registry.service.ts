@@ -195,6 +195,12 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 						{ collection: COLLECTIONS.health, id: resourceKey(r.id), value: null }
 					]
 				);
+				// Watchers (the monitor) forget it rather than alert on it forever.
+				this.broker.broadcast(EVENTS.resourceHealthChanged, {
+					id: r.id,
+					name: r.name,
+					health: { status: "unknown" }
+				});
 				return { id: r.id, name: r.name, deleted: true };
 			}
 		},
@@ -284,6 +290,12 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 						}))
 					]
 				);
+				for (const url of s.endpoints)
+					this.broker.broadcast(EVENTS.serviceHealthChanged, {
+						name: s.name,
+						endpoint: redactUrl(url),
+						health: { status: "unknown" }
+					});
 				return { name: s.name, deleted: true };
 			}
 		},

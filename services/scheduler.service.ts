@@ -16,7 +16,7 @@ import StoreMixin from "../mixins/store.mixin";
 import { ConflictError, NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import type { Store, StoredDoc, Versioned } from "./shared/store";
+import type { DocWrite, Store, StoredDoc, Versioned } from "./shared/store";
 import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
 import type { Principal } from "./gateway/auth";
 import {
@@ -41,7 +41,7 @@ import {
 	workloadView
 } from "./scheduler/workload";
 import { PlacementIndex } from "./scheduler/placement-index";
-import { checkQuota, emptyUsage, Quota, TenantUsage, addUsage } from "./scheduler/quota";
+import { addUsage, Charge, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams } from "./shared/params";
 
 /** Retries of a transaction that lost a race with another scheduler. */
@@ -63,6 +63,15 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	store: Store;
 	queue: Promise<unknown>;
 	serial<T>(fn: () => Promise<T>): Promise<T>;
+	byIdempotencyKey(tenant: string, key?: string): Promise<Workload | null>;
+	commitWithUsage(
+		doc: Versioned<Workload>,
+		next: Workload | null,
+		charge: Charge,
+		sign: 1 | -1,
+		workloads: number,
+		extra?: DocWrite[]
+	): Promise<boolean>;
 	tenantOf(ctx: Context<unknown, Meta>): string;
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
@@ -239,106 +248,51 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				await this.load(ctx.params.id, ctx);
 				await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						const doc = await this.load(ctx.params.id, ctx);
-						const w = doc.value;
-						const from = w.replicas.length;
+						let doc = await this.load(ctx.params.id, ctx);
+						const from = doc.value.replicas.length;
 						const to = ctx.params.replicas;
 						if (from === to) return;
+						const now = Date.now();
+						let nodes = new Set<string>();
 						if (to < from) {
-							const nodes = await this.releaseReplicas(
-								w,
+							nodes = await this.releaseReplicas(
+								doc.value,
 								range(to, from),
 								"scaled down",
 								false
 							);
-							const fresh = await this.load(w.id, ctx);
-							fresh.value.replicas = fresh.value.replicas.slice(0, to);
-							addEvent(fresh.value, {
-								at: Date.now(),
-								type: "scaled",
-								message: `Scaled from ${from} to ${to} replicas.`
-							});
-							const usage = await this.store.get<TenantUsage>(
-								COLLECTIONS.usage,
-								w.tenant
+							doc = await this.load(ctx.params.id, ctx);
+							doc.value.replicas = doc.value.replicas.slice(0, to);
+						} else {
+							const [usage, tenant] = await Promise.all([
+								this.store.get<TenantUsage>(COLLECTIONS.usage, doc.value.tenant),
+								this.store.get<{ quota?: Quota }>(
+									COLLECTIONS.tenants,
+									doc.value.tenant
+								)
+							]);
+							const more = totalRequest(doc.value.resources, to - from);
+							checkQuota(
+								doc.value.tenant,
+								tenant?.value.quota,
+								usage?.value ?? emptyUsage(),
+								more,
+								0
 							);
-							const refund = totalRequest(w.resources, from - to);
-							const ok = await this.store.transact(
-								[
-									{
-										collection: COLLECTIONS.workloads,
-										id: w.id,
-										version: fresh.version
-									},
-									{
-										collection: COLLECTIONS.usage,
-										id: w.tenant,
-										version: usage?.version ?? 0
-									}
-								],
-								[
-									{
-										collection: COLLECTIONS.workloads,
-										id: w.id,
-										value: fresh.value
-									},
-									{
-										collection: COLLECTIONS.usage,
-										id: w.tenant,
-										value: addUsage(usage?.value ?? emptyUsage(), refund, -1, 0)
-									}
-								]
-							);
-							if (!ok) continue;
-							await this.syncNodes(nodes);
-							return;
+							for (let i = from; i < to; i++)
+								doc.value.replicas.push(pendingReplica(i, 0, now));
 						}
-						const usage = await this.store.get<TenantUsage>(
-							COLLECTIONS.usage,
-							w.tenant
-						);
-						const tenant = await this.store.get<{ quota?: Quota }>(
-							COLLECTIONS.tenants,
-							w.tenant
-						);
-						const more = totalRequest(w.resources, to - from);
-						checkQuota(
-							w.tenant,
-							tenant?.value.quota,
-							usage?.value ?? emptyUsage(),
-							more,
-							0
-						);
-						const now = Date.now();
-						for (let i = from; i < to; i++) w.replicas.push(pendingReplica(i, 0, now));
-						addEvent(w, {
+						addEvent(doc.value, {
 							at: now,
 							type: "scaled",
 							message: `Scaled from ${from} to ${to} replicas.`
 						});
-						const ok = await this.store.transact(
-							[
-								{
-									collection: COLLECTIONS.workloads,
-									id: w.id,
-									version: doc.version
-								},
-								{
-									collection: COLLECTIONS.usage,
-									id: w.tenant,
-									version: usage?.version ?? 0
-								}
-							],
-							[
-								{ collection: COLLECTIONS.workloads, id: w.id, value: w },
-								{
-									collection: COLLECTIONS.usage,
-									id: w.tenant,
-									value: addUsage(usage?.value ?? emptyUsage(), more, 1, 0)
-								}
-							]
-						);
-						if (ok) return;
+						const change = to > from ? 1 : -1;
+						const charge = totalRequest(doc.value.resources, Math.abs(to - from));
+						if (!(await this.commitWithUsage(doc, doc.value, charge, change, 0)))
+							continue;
+						await this.syncNodes(nodes);
+						return;
 					}
 					throw new ConflictError("The workload kept changing; try again.", {
 						id: ctx.params.id
@@ -356,50 +310,27 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				await this.load(ctx.params.id, ctx);
 				const w = await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						const doc = await this.load(ctx.params.id, ctx);
-						const w = doc.value;
+						const first = await this.load(ctx.params.id, ctx);
 						const nodes = await this.releaseReplicas(
-							w,
-							range(0, w.replicas.length),
+							first.value,
+							range(0, first.value.replicas.length),
 							"deleted",
 							false
 						);
-						const fresh = await this.load(w.id, ctx);
-						const usage = await this.store.get<TenantUsage>(
-							COLLECTIONS.usage,
-							w.tenant
-						);
-						const refund = totalRequest(w.resources, fresh.value.replicas.length);
-						const ok = await this.store.transact(
-							[
-								{
-									collection: COLLECTIONS.workloads,
-									id: w.id,
-									version: fresh.version
-								},
-								{
-									collection: COLLECTIONS.usage,
-									id: w.tenant,
-									version: usage?.version ?? 0
-								}
-							],
-							[
-								{ collection: COLLECTIONS.workloads, id: w.id, value: null },
-								{
-									collection: COLLECTIONS.names,
-									id: `${w.tenant}/${w.name}`,
-									value: null
-								},
-								{
-									collection: COLLECTIONS.usage,
-									id: w.tenant,
-									value: addUsage(usage?.value ?? emptyUsage(), refund, -1, -1)
-								}
-							]
-						);
-						if (!ok) continue;
+						const doc = await this.load(ctx.params.id, ctx);
+						const w = doc.value;
+						const refund = totalRequest(w.resources, w.replicas.length);
+						const names = [
+							{
+								collection: COLLECTIONS.names,
+								id: `${w.tenant}/${w.name}`,
+								value: null
+							}
+						];
+						if (!(await this.commitWithUsage(doc, null, refund, -1, -1, names)))
+							continue;
 						await this.syncNodes(nodes);
-						return fresh.value;
+						return w;
 					}
 					throw new ConflictError("The workload kept changing; try again.", {
 						id: ctx.params.id
@@ -540,6 +471,50 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	},
 
 	methods: {
+		/**
+		 * Writes a workload (null: deletes it) and its tenant's usage in one transaction, both
+		 * checked by version; false when either changed meanwhile.
+		 */
+		async commitWithUsage(
+			this: SchedulerThis,
+			doc: Versioned<Workload>,
+			next: Workload | null,
+			charge: Charge,
+			sign: 1 | -1,
+			workloads: number,
+			extra: DocWrite[] = []
+		) {
+			const tenant = doc.value.tenant;
+			const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, tenant);
+			return this.store.transact(
+				[
+					{ collection: COLLECTIONS.workloads, id: doc.value.id, version: doc.version },
+					{ collection: COLLECTIONS.usage, id: tenant, version: usage?.version ?? 0 }
+				],
+				[
+					{ collection: COLLECTIONS.workloads, id: doc.value.id, value: next },
+					{
+						collection: COLLECTIONS.usage,
+						id: tenant,
+						value: addUsage(usage?.value ?? emptyUsage(), charge, sign, workloads)
+					},
+					...extra
+				]
+			);
+		},
+
+		/** The workload an earlier create with this Idempotency-Key made, if any. */
+		async byIdempotencyKey(this: SchedulerThis, tenant: string, key?: string) {
+			if (!key) return null;
+			const seen = await this.store.get<{ id: string }>(
+				COLLECTIONS.idempotency,
+				`${tenant}/${key}`
+			);
+			const existing =
+				seen && (await this.store.get<Workload>(COLLECTIONS.workloads, seen.value.id));
+			return existing ? existing.value : null;
+		},
+
 		/** Runs changes of this process one after another. */
 		serial<T>(this: SchedulerThis, fn: () => Promise<T>): Promise<T> {
 			const run = this.queue.then(fn, fn);
@@ -565,16 +540,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const tenant = user.tenant;
 			const created = await this.serial(async () => {
 				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-					if (key) {
-						const seen = await this.store.get<{ id: string }>(
-							COLLECTIONS.idempotency,
-							`${tenant}/${key}`
-						);
-						const existing =
-							seen &&
-							(await this.store.get<Workload>(COLLECTIONS.workloads, seen.value.id));
-						if (existing) return existing.value;
-					}
+					const earlier = await this.byIdempotencyKey(tenant, key);
+					if (earlier) return earlier;
 					const now = Date.now();
 					const w = newWorkload(input, {
 						id: crypto.randomUUID(),
@@ -584,10 +551,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						now
 					});
 					const name = `${tenant}/${w.name}`;
-					if (await this.store.get(COLLECTIONS.names, name))
+					if (await this.store.get(COLLECTIONS.names, name)) {
+						// A twin request with this key (sent to another scheduler) may have just made it.
+						const twin = await this.byIdempotencyKey(tenant, key);
+						if (twin) return twin;
 						throw new ConflictError(`A workload named '${w.name}' exists already.`, {
 							name: w.name
 						});
+					}
 					const [usage, tenantDoc] = await Promise.all([
 						this.store.get<TenantUsage>(COLLECTIONS.usage, tenant),
 						this.store.get<{ quota?: Quota }>(COLLECTIONS.tenants, tenant)

@@ -35,9 +35,6 @@ import { ERR_NO_TOKEN, ERR_INVALID_TOKEN, Principal } from "./auth";
 
 const WebErrors = ApiGateway.Errors;
 
-/** The monitor service's events (services/monitor.service.ts, being written alongside). */
-export const ALERT_EVENTS = { firing: "alert.firing", resolved: "alert.resolved" } as const;
-
 /** Every event the gateway feeds into the stream. */
 export const STREAMED_EVENTS: readonly string[] = [
 	EVENTS.nodeUp,
@@ -49,8 +46,8 @@ export const STREAMED_EVENTS: readonly string[] = [
 	EVENTS.resourceHealthChanged,
 	EVENTS.serviceHealthChanged,
 	EVENTS.configChanged,
-	ALERT_EVENTS.firing,
-	ALERT_EVENTS.resolved
+	EVENTS.alertFiring,
+	EVENTS.alertResolved
 ];
 
 /**
@@ -221,7 +218,7 @@ export class EventStream {
 		}
 		if (this.closed || this.clients.size >= this.opts.maxClients)
 			return next(
-				new WebErrors.ServiceUnavailableError({
+				new WebErrors.ServiceUnavailableError("SERVICE_UNAVAILABLE", {
 					reason: this.closed ? "The gateway is stopping." : "Too many event streams."
 				})
 			);

@@ -40,7 +40,10 @@ export const BYTES_PER_POINT = 20;
  * Percentages are 0–100, memory in bytes, CPU in cores, temperature in °C.
  */
 export const METRICS: Record<string, { labels: string[]; help: string }> = {
-	"node.status": { labels: ["node"], help: "1 while the node reports (ready or draining), 0 down" },
+	"node.status": {
+		labels: ["node"],
+		help: "1 while the node reports (ready or draining), 0 down"
+	},
 	"node.cpu.usage": { labels: ["node"], help: "CPU busy, % of all cores" },
 	"node.memory.usage": { labels: ["node"], help: "memory used, % of capacity" },
 	"node.gpu.utilization": { labels: ["node", "gpu"], help: "GPU busy, %" },
@@ -152,7 +155,9 @@ class Ring {
 			const slot = b % this.points;
 			const held = this.buckets[slot] === b && this.counts[slot] > 0;
 			// Rounded: the snapshot is JSON, and 17 significant digits only cost bytes.
-			values.push(held ? Math.round((this.sums[slot] / this.counts[slot]) * 1000) / 1000 : null);
+			values.push(
+				held ? Math.round((this.sums[slot] / this.counts[slot]) * 1000) / 1000 : null
+			);
 		}
 		// Leading empty buckets carry nothing.
 		while (values.length && values[0] === null) values.shift();
@@ -196,9 +201,7 @@ export class TimeSeriesStore {
 
 	/** The most memory the rings can take, in bytes. */
 	get memoryBound(): number {
-		return (
-			this.maxSeries * this.tiers.reduce((n, t) => n + t.points, 0) * BYTES_PER_POINT
-		);
+		return this.maxSeries * this.tiers.reduce((n, t) => n + t.points, 0) * BYTES_PER_POINT;
 	}
 
 	get size(): number {
@@ -263,7 +266,7 @@ export class TimeSeriesStore {
 	}
 
 	private tierFor(since: number, now: number): number {
-		const i = this.tiers.findIndex(t => since >= horizon(t, now));
+		const i = this.tiers.findIndex(t => t.step * t.points >= now - since);
 		return i === -1 ? this.tiers.length - 1 : i;
 	}
 
@@ -290,11 +293,6 @@ export class TimeSeriesStore {
 			if (!stalest || s.updatedAt < stalest[1]) stalest = [key, s.updatedAt];
 		if (stalest) this.series.delete(stalest[0]);
 	}
-}
-
-/** The oldest time a tier still holds at `now`: the start of its oldest bucket. */
-function horizon(t: Tier, now: number): number {
-	return (Math.floor(now / t.step) - t.points + 1) * t.step;
 }
 
 /** Averages points into buckets of `step` ms (each input point weighs the same). */

@@ -12,5 +12,8 @@ export const COLLECTIONS = {
 	services: "services",
 	/** Health of each checked target, by target key. */
 	health: "health",
-	config: "config"
+	config: "config",
+	alertRules: "alert-rules",
+	/** The monitor's snapshot (history, alert states) and its once-only default rules marker. */
+	monitor: "monitor"
 } as const;

@@ -13,5 +13,8 @@ export const EVENTS = {
 	/** An endpoint of a registered service did: { name, endpoint, health }. */
 	serviceHealthChanged: "service.health.changed",
 	/** A config key was set or deleted: { key, value, version, deleted }. */
-	configChanged: "config.changed"
+	configChanged: "config.changed",
+	/** The monitor's alerts: the alert with its rule, state, value and since. */
+	alertFiring: "alert.firing",
+	alertResolved: "alert.resolved"
 } as const;

@@ -149,7 +149,47 @@ export function renderServices(
 	);
 }
 
+interface AlertRow {
+	rule: string;
+	severity: string;
+	series: string;
+	state: string;
+	since: number;
+	value: number;
+	op: string;
+	threshold: number;
+}
+
+/** The `alerts` table: firing first, then pending, then recently resolved. */
+export function renderAlerts(items: AlertRow[]): string {
+	if (items.length === 0) return "No alerts. All quiet.";
+	const order: Record<string, number> = { firing: 0, pending: 1, resolved: 2 };
+	const rows = [...items]
+		.sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || b.since - a.since)
+		.map(a => [
+			a.state.toUpperCase(),
+			a.severity,
+			a.rule,
+			a.series,
+			`${a.value} ${a.op} ${a.threshold}`,
+			ago(a.since)
+		]);
+	return renderTable(["STATE", "SEVERITY", "RULE", "SERIES", "VALUE", "SINCE"], rows);
+}
+
 export const replCommands = [
+	{
+		command: "alerts",
+		description: "Firing, pending and recently resolved alerts",
+		async action(broker: ServiceBroker) {
+			const res: { items: AlertRow[] } = await broker.call(
+				"monitor.listAlerts",
+				{},
+				{ meta: { user: replUser() } }
+			);
+			console.log(renderAlerts(res.items));
+		}
+	},
 	{
 		command: "services",
 		description:
@@ -281,12 +321,20 @@ export const replCommands = [
 ];
 
 /**
- * moleculer-repl ships a `nodes` command of its own (Moleculer's registry, also shown by
- * `info`) that would shadow ours, since commander runs the first command of a name: keep it
- * from registering. Call before `broker.repl()`.
+ * moleculer-repl ships `nodes` and `services` commands of its own (Moleculer's registry, also
+ * shown by `info`) that would shadow ours, since commander runs the first command of a name:
+ * keep those from registering. Call before `broker.repl()`.
  */
 export function prepareRepl(): void {
-	// eslint-disable-next-line @typescript-eslint/no-require-imports
-	const builtin = require("moleculer-repl/src/commands/nodes.js");
-	builtin.register = () => undefined;
+	for (const { command } of replCommands) {
+		const name = command.split(" ")[0];
+		let builtin: { register?: unknown };
+		try {
+			// eslint-disable-next-line @typescript-eslint/no-require-imports
+			builtin = require(`moleculer-repl/src/commands/${name}.js`);
+		} catch {
+			continue; // no built-in command of that name
+		}
+		builtin.register = () => undefined;
+	}
 }

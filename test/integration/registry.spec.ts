@@ -582,8 +582,10 @@ describe("registry", () => {
 			await new Promise(r => setTimeout(r, 2000));
 			const counts = Array.from({ length: 6 }, (_, i) => srv.hits.get(`/r${i}`) ?? 0);
 			// One checker each: about 4 checks in 2 s, not 8.
-			for (const c of counts)
-				(expect(c).toBeGreaterThanOrEqual(3), expect(c).toBeLessThanOrEqual(5));
+			for (const c of counts) {
+				expect(c).toBeGreaterThanOrEqual(3);
+				expect(c).toBeLessThanOrEqual(5);
+			}
 			await second.stop();
 			await new Promise(r => setTimeout(r, 500));
 			srv.hits.clear();

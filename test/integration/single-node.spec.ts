@@ -23,7 +23,8 @@ describe("single node with the embedded store", () => {
 			ISA_REPORT_INTERVAL: "0.5",
 			TRANSPORTER: "",
 			STORE: "",
-			ISA_JWT_SECRET: ""
+			ISA_JWT_SECRET: "",
+			ISA_ALLOWED_COMMANDS: process.execPath
 		});
 
 	async function printedToken(n: NodeProcess): Promise<string> {
@@ -34,10 +35,11 @@ describe("single node with the embedded store", () => {
 		);
 	}
 
-	async function api(token: string, url: string, method = "GET") {
+	async function api(token: string, url: string, method = "GET", body?: unknown) {
 		const res = await fetch(`http://127.0.0.1:${port}${url}`, {
 			method,
-			headers: { Authorization: `Bearer ${token}` }
+			headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+			body: body === undefined ? undefined : JSON.stringify(body)
 		});
 		return { status: res.status, body: (await res.json()) as any };
 	}
@@ -63,8 +65,30 @@ describe("single node with the embedded store", () => {
 			"node solo ready"
 		);
 		expect(solo).toBe(true);
+		const created = await api(token, "/api/v1/workloads", "POST", {
+			name: "sleeper",
+			kind: "process",
+			process: { command: process.execPath, args: ["-e", "setInterval(() => {}, 1000)"] },
+			resources: { cpu: 0.1, memory: "64Mi" }
+		});
+		expect(created.status).toBe(201);
+		await eventually(
+			async () => (await api(token, "/api/v1/workloads")).body.items[0].status === "running",
+			10_000,
+			"the workload running"
+		);
 		const drained = await api(token, "/api/v1/nodes/solo/drain", "POST");
 		expect(drained.body.status).toBe("draining");
+		// The only node drains: the replica waits, and says why.
+		const waiting = await eventually(
+			async () => {
+				const w = (await api(token, "/api/v1/workloads")).body.items[0];
+				return w.status === "pending" && w.replicas[0].reason && w;
+			},
+			10_000,
+			"the workload pending"
+		);
+		expect(waiting.replicas[0].reason).toMatch(/1 node is draining/);
 	});
 
 	it("keeps the state and the secret across a restart", async () => {
@@ -84,7 +108,17 @@ describe("single node with the embedded store", () => {
 			10_000,
 			"node solo back"
 		);
-		// The cordon was kept in the embedded store.
+		// The cordon and the workload were kept in the embedded store.
 		expect(status).toBe("draining");
+		expect(
+			(await api(firstToken, "/api/v1/workloads")).body.items.map((w: any) => w.name)
+		).toEqual(["sleeper"]);
+		await api(firstToken, "/api/v1/nodes/solo/uncordon", "POST");
+		await eventually(
+			async () =>
+				(await api(firstToken, "/api/v1/workloads")).body.items[0].status === "running",
+			10_000,
+			"the workload running again"
+		);
 	});
 });

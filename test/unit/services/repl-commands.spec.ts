@@ -1,4 +1,9 @@
-import { renderNodes, renderTable } from "../../../services/shared/repl-commands";
+import {
+	renderAlerts,
+	renderNodes,
+	renderTable,
+	renderWorkloads
+} from "../../../services/shared/repl-commands";
 import type { NodeInfo } from "../../../services/shared/types";
 
 describe("REPL tables", () => {
@@ -49,5 +54,49 @@ describe("REPL tables", () => {
 		expect(text).toMatch(/2× NVIDIA A100\s+25%\s+25%\s+90% 5%/);
 		expect(text).toMatch(/cpu-1\s+down\s+16 cores\s+64Gi\s+-\s+-\s+-\s+-/);
 		expect(renderNodes([])).toMatch(/No nodes/);
+	});
+
+	it("renders alerts, firing first", () => {
+		const base = { severity: "warning", op: ">", threshold: 85, since: Date.now() - 5000 };
+		const text = renderAlerts([
+			{
+				...base,
+				rule: "GPU too hot",
+				series: 'node.gpu.temperature{node="n1",gpu="0"}',
+				state: "resolved",
+				value: 70
+			},
+			{
+				...base,
+				rule: "GPU too hot",
+				series: 'node.gpu.temperature{node="n2",gpu="1"}',
+				state: "firing",
+				value: 91
+			}
+		]);
+		expect(text.split("\n")[2]).toMatch(
+			/^FIRING\s+warning\s+GPU too hot\s+node\.gpu\.temperature\{node="n2",gpu="1"\}\s+91 > 85\s+5s ago$/
+		);
+		expect(renderAlerts([])).toMatch(/All quiet/);
+	});
+
+	it("renders workloads with their placement and the pending reason", () => {
+		const text = renderWorkloads([
+			{
+				id: "1",
+				name: "llm",
+				tenant: "acme",
+				kind: "process",
+				status: "pending",
+				resources: { cpu: 2, memory: 8 * 1024 ** 3, gpu: 1, gpuMemory: 0 },
+				replicas: [
+					{ node: "gpu-1", gpus: [0], state: "running" },
+					{ node: null, gpus: [], state: "pending", reason: "0/1 nodes fit" }
+				]
+			}
+		]);
+		expect(text).toMatch(
+			/llm\s+acme\s+process\s+pending\s+1\/2\s+2 cpu, 8Gi, 1 gpu\s+gpu-1\[0\] -\s+0\/1 nodes fit/
+		);
 	});
 });

@@ -1,0 +1,393 @@
+/**
+ * Alert rules as plain data and their evaluation as a small state machine, the way Prometheus
+ * does it: each series a rule's selector matches is an alert of its own; a series that meets
+ * the condition is `pending`, becomes `firing` once it has met it for the rule's `for`, and is
+ * `resolved` when it stops meeting it (or its series, or its rule, goes away). A pending alert
+ * whose condition ends just disappears: nothing was announced for it. No I/O; the clock is
+ * injected, so tests step through time.
+ */
+import crypto from "crypto";
+import { InvalidInputError } from "../shared/errors";
+import { Labels, METRICS, Sample, seriesKey } from "./timeseries";
+
+export const OPS = [">", ">=", "<", "<=", "==", "!="] as const;
+export type Op = (typeof OPS)[number];
+
+export const SEVERITIES = ["critical", "warning", "info"] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export interface Matcher {
+	label: string;
+	op: "=" | "!=";
+	value: string;
+}
+
+/** `name{label="v",other!="w"}` parsed. */
+export interface Selector {
+	metric: string;
+	matchers: Matcher[];
+}
+
+/** The body of POST /api/v1/alerts/rules after the schema check. */
+export interface RuleInput {
+	name: string;
+	metric: string;
+	op: Op;
+	threshold: number;
+	for: number | string;
+	severity: Severity;
+	labels?: Labels;
+	notify?: { webhook?: string };
+}
+
+export interface AlertRule {
+	id: string;
+	name: string;
+	/** The selector in canonical form. */
+	metric: string;
+	op: Op;
+	threshold: number;
+	/** As given: seconds, or a duration such as "1m30s". */
+	for: number | string;
+	forMs: number;
+	severity: Severity;
+	/** Added to the labels of each of the rule's alerts. */
+	labels: Labels;
+	notify?: { webhook: string };
+	createdAt: number;
+	createdBy: string;
+}
+
+export type AlertState = "pending" | "firing" | "resolved";
+
+export interface Alert {
+	id: string;
+	ruleId: string;
+	rule: string;
+	severity: Severity;
+	/** The series, e.g. `node.gpu.temperature{gpu="0",node="n1"}`. */
+	series: string;
+	/** The series' labels and the rule's. */
+	labels: Labels;
+	op: Op;
+	threshold: number;
+	state: AlertState;
+	/** When it entered its current state. */
+	since: number;
+	/** When the condition began to hold. */
+	activeAt: number;
+	firedAt?: number;
+	resolvedAt?: number;
+	/** The latest value seen (the last one while it held, once resolved). */
+	value: number;
+}
+
+/** An alert that began firing or was resolved in one evaluation: what gets announced. */
+export interface Transition {
+	status: "firing" | "resolved";
+	alert: Alert;
+	rule: AlertRule;
+}
+
+const MAX_FOR_MS = 30 * 24 * 3600 * 1000;
+
+function invalidMetric(text: string, message: string, position?: number): InvalidInputError {
+	return new InvalidInputError(`Invalid metric '${text}': ${message}`, {
+		field: "metric",
+		metric: text,
+		...(position === undefined ? {} : { position })
+	});
+}
+
+/**
+ * Parses `name` or `name{label="value",other!="value"}` (values in double quotes, `\"` and `\\`
+ * escaped) and checks the name and labels against the metrics the monitor samples. Throws
+ * InvalidInputError (422) saying where and what was expected.
+ */
+export function parseSelector(text: string): Selector {
+	let i = 0;
+	const skipSpace = () => {
+		while (i < text.length && /\s/.test(text[i])) i++;
+	};
+	const expect = (what: string) =>
+		invalidMetric(
+			text,
+			`expected ${what} at position ${i}, found ${i < text.length ? `'${text[i]}'` : "the end"}.`,
+			i
+		);
+	const ident = (pattern: RegExp, what: string): string => {
+		const m = pattern.exec(text.slice(i));
+		if (!m) throw expect(what);
+		i += m[0].length;
+		return m[0];
+	};
+
+	skipSpace();
+	const metric = ident(/^[a-zA-Z_][a-zA-Z0-9_.]*/, "a metric name");
+	const known = METRICS[metric];
+	if (!known)
+		throw invalidMetric(
+			text,
+			`unknown metric '${metric}'; known: ${Object.keys(METRICS).join(", ")}.`
+		);
+	const matchers: Matcher[] = [];
+	skipSpace();
+	if (text[i] === "{") {
+		i++;
+		skipSpace();
+		while (text[i] !== "}") {
+			const at = i;
+			const label = ident(/^[a-zA-Z_][a-zA-Z0-9_]*/, "a label name or '}'");
+			if (!known.labels.includes(label))
+				throw invalidMetric(
+					text,
+					`'${metric}' has no label '${label}'` +
+						(known.labels.length ? ` (it has ${known.labels.join(", ")}).` : "."),
+					at
+				);
+			skipSpace();
+			const op = text.startsWith("!=", i) ? "!=" : text[i] === "=" ? "=" : null;
+			if (!op) throw expect("'=' or '!='");
+			i += op.length;
+			skipSpace();
+			if (text[i] !== '"') throw expect("a value in double quotes");
+			i++;
+			let value = "";
+			while (i < text.length && text[i] !== '"') {
+				if (text[i] === "\\" && i + 1 < text.length) i++;
+				value += text[i++];
+			}
+			if (i >= text.length) throw expect("a closing '\"'");
+			i++;
+			matchers.push({ label, op, value });
+			skipSpace();
+			if (text[i] === ",") {
+				i++;
+				skipSpace();
+			} else if (text[i] !== "}") throw expect("',' or '}'");
+		}
+		i++;
+		skipSpace();
+	}
+	if (i < text.length) throw expect("the end");
+	return { metric, matchers };
+}
+
+/** The canonical text of a selector: matchers in label order, values escaped. */
+export function formatSelector(sel: Selector): string {
+	if (sel.matchers.length === 0) return sel.metric;
+	const parts = [...sel.matchers]
+		.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0))
+		.map(m => `${m.label}${m.op}"${m.value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`);
+	return `${sel.metric}{${parts.join(",")}}`;
+}
+
+/** A missing label matches `=""`, as in Prometheus. */
+export function matches(sel: Selector, metric: string, labels: Labels): boolean {
+	if (metric !== sel.metric) return false;
+	return sel.matchers.every(m => ((labels[m.label] ?? "") === m.value) === (m.op === "="));
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds from seconds (a number or a string of digits) or "500ms", "30s", "1m30s", "2h". */
+export function parseDuration(value: number | string, field = "for"): number {
+	const fail = () =>
+		new InvalidInputError(
+			`${field} '${value}' is not a duration: use seconds or a string like "30s", "5m", "1h30m".`,
+			{ field, value }
+		);
+	let ms: number;
+	if (typeof value === "number" || /^\s*\d+(\.\d+)?\s*$/.test(value)) {
+		ms = Number(value) * 1000;
+	} else {
+		const text = value.trim();
+		if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) throw fail();
+		ms = 0;
+		for (const [, n, , unit] of text.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g))
+			ms += Number(n) * DURATION_UNITS[unit];
+	}
+	if (!Number.isFinite(ms) || ms < 0) throw fail();
+	if (ms > MAX_FOR_MS)
+		throw new InvalidInputError(`${field} '${value}' is longer than 30 days.`, {
+			field,
+			value
+		});
+	return Math.round(ms);
+}
+
+/** A rule from a checked request: its selector parsed and canonical, its `for` in ms. */
+export function makeRule(
+	input: RuleInput,
+	ids: { id: string; now: number; createdBy: string }
+): AlertRule {
+	if (!OPS.includes(input.op))
+		throw new InvalidInputError(`op '${input.op}' is not one of ${OPS.join(" ")}.`, {
+			field: "op",
+			value: input.op
+		});
+	if (!Number.isFinite(input.threshold))
+		throw new InvalidInputError("threshold must be a finite number.", {
+			field: "threshold",
+			value: input.threshold
+		});
+	const rule: AlertRule = {
+		id: ids.id,
+		name: input.name,
+		metric: formatSelector(parseSelector(input.metric)),
+		op: input.op,
+		threshold: input.threshold,
+		for: input.for,
+		forMs: parseDuration(input.for),
+		severity: input.severity,
+		labels: { ...(input.labels ?? {}) },
+		createdAt: ids.now,
+		createdBy: ids.createdBy
+	};
+	if (input.notify?.webhook) rule.notify = { webhook: input.notify.webhook };
+	return rule;
+}
+
+export function compare(value: number, op: Op, threshold: number): boolean {
+	switch (op) {
+		case ">":
+			return value > threshold;
+		case ">=":
+			return value >= threshold;
+		case "<":
+			return value < threshold;
+		case "<=":
+			return value <= threshold;
+		case "==":
+			return value === threshold;
+		case "!=":
+			return value !== threshold;
+	}
+}
+
+interface Active {
+	alert: Alert;
+	/** Kept with the alert, so a deleted rule's alerts can still be resolved and announced. */
+	rule: AlertRule;
+}
+
+/** What `export` returns and `import` takes: enough to go on after a restart. */
+export interface AlertsSnapshot {
+	active: (Active & { key: string })[];
+	recent: Alert[];
+}
+
+export class AlertEvaluator {
+	private readonly clock: () => number;
+	private readonly keepResolved: number;
+	/** By rule id and series key. */
+	private readonly active = new Map<string, Active>();
+	/** Resolved alerts, newest last, at most `keepResolved`. */
+	private recent: Alert[] = [];
+	private readonly selectors = new Map<string, Selector>();
+
+	constructor(opts: { clock: () => number; keepResolved?: number }) {
+		this.clock = opts.clock;
+		this.keepResolved = opts.keepResolved ?? 200;
+	}
+
+	/** One round over every rule and the current samples; resolves what began or ended. */
+	evaluate(rules: AlertRule[], samples: Sample[]): Transition[] {
+		const now = this.clock();
+		const out: Transition[] = [];
+		const seen = new Set<string>();
+		for (const rule of rules) {
+			const sel = this.selector(rule.metric);
+			for (const s of samples) {
+				if (!matches(sel, s.metric, s.labels)) continue;
+				const series = seriesKey(s.metric, s.labels);
+				const key = `${rule.id}\u0000${series}`;
+				seen.add(key);
+				let entry = this.active.get(key);
+				if (!compare(s.value, rule.op, rule.threshold)) {
+					if (entry) this.end(key, entry, now, out);
+					continue;
+				}
+				if (!entry) {
+					entry = { alert: newAlert(rule, series, s, now), rule };
+					this.active.set(key, entry);
+				}
+				entry.alert.value = s.value;
+				if (entry.alert.state === "pending" && now - entry.alert.activeAt >= rule.forMs) {
+					Object.assign(entry.alert, { state: "firing", since: now, firedAt: now });
+					out.push({ status: "firing", alert: { ...entry.alert }, rule });
+				}
+			}
+		}
+		// The series went away (a node down takes its GPUs' series with it) or the rule did.
+		for (const [key, entry] of this.active) if (!seen.has(key)) this.end(key, entry, now, out);
+		return out;
+	}
+
+	/** Pending and firing alerts, then resolved ones, newest first within each. */
+	list(): Alert[] {
+		const order: Record<AlertState, number> = { firing: 0, pending: 1, resolved: 2 };
+		return [...[...this.active.values()].map(e => e.alert), ...this.recent]
+			.map(a => ({ ...a }))
+			.sort((a, b) => order[a.state] - order[b.state] || b.since - a.since);
+	}
+
+	/** Firing alerts per severity, every severity present (0 when none). */
+	firingBySeverity(): Record<Severity, number> {
+		const counts = { critical: 0, warning: 0, info: 0 };
+		for (const { alert } of this.active.values())
+			if (alert.state === "firing") counts[alert.severity]++;
+		return counts;
+	}
+
+	export(): AlertsSnapshot {
+		return {
+			active: [...this.active].map(([key, e]) => ({ key, ...e })),
+			recent: this.recent
+		};
+	}
+
+	import(snapshot: AlertsSnapshot): void {
+		for (const { key, alert, rule } of snapshot.active) this.active.set(key, { alert, rule });
+		this.recent = [...snapshot.recent, ...this.recent].slice(-this.keepResolved);
+	}
+
+	private end(key: string, entry: Active, now: number, out: Transition[]): void {
+		this.active.delete(key);
+		if (entry.alert.state !== "firing") return;
+		const alert: Alert = { ...entry.alert, state: "resolved", since: now, resolvedAt: now };
+		this.recent.push(alert);
+		if (this.recent.length > this.keepResolved) this.recent.shift();
+		out.push({ status: "resolved", alert: { ...alert }, rule: entry.rule });
+	}
+
+	private selector(text: string): Selector {
+		let sel = this.selectors.get(text);
+		if (!sel) {
+			sel = parseSelector(text);
+			this.selectors.set(text, sel);
+		}
+		return sel;
+	}
+}
+
+function newAlert(rule: AlertRule, series: string, s: Sample, now: number): Alert {
+	return {
+		id: crypto
+			.createHash("sha1")
+			.update(`${rule.id}\u0000${series}\u0000${now}`)
+			.digest("hex")
+			.slice(0, 16),
+		ruleId: rule.id,
+		rule: rule.name,
+		severity: rule.severity,
+		series,
+		labels: { ...s.labels, ...rule.labels },
+		op: rule.op,
+		threshold: rule.threshold,
+		state: "pending",
+		since: now,
+		activeAt: now,
+		value: s.value
+	};
+}

@@ -1,0 +1,183 @@
+import {
+	AlertEvaluator,
+	AlertRule,
+	makeRule,
+	RuleInput,
+	Transition
+} from "../../../services/monitor/alerts";
+import type { Sample } from "../../../services/monitor/timeseries";
+
+function rule(id: string, input: Partial<RuleInput> = {}): AlertRule {
+	return makeRule(
+		{
+			name: `rule ${id}`,
+			metric: "node.gpu.temperature",
+			op: ">",
+			threshold: 85,
+			for: "1m",
+			severity: "warning",
+			...input
+		},
+		{ id, now: 0, createdBy: "test" }
+	);
+}
+
+const temp = (node: string, value: number, gpu = "0"): Sample => ({
+	metric: "node.gpu.temperature",
+	labels: { node, gpu },
+	value
+});
+
+/** An evaluator on a clock the test moves. */
+function setup(keepResolved?: number) {
+	let now = 1_000_000;
+	const ev = new AlertEvaluator({ clock: () => now, keepResolved });
+	return {
+		ev,
+		at: (t: number) => (now = 1_000_000 + t),
+		step: (rules: AlertRule[], samples: Sample[]) =>
+			ev.evaluate(rules, samples).map((t: Transition) => `${t.status} ${t.alert.series}`)
+	};
+}
+
+describe("AlertEvaluator", () => {
+	const hot = rule("hot");
+
+	it("goes pending, fires after `for`, and resolves when the condition ends", () => {
+		const { ev, at, step } = setup();
+		at(0);
+		expect(step([hot], [temp("n1", 90)])).toEqual([]);
+		expect(ev.list()).toMatchObject([
+			{ state: "pending", since: 1_000_000, activeAt: 1_000_000, value: 90 }
+		]);
+		at(59_999);
+		expect(step([hot], [temp("n1", 91)])).toEqual([]);
+		at(60_000);
+		expect(step([hot], [temp("n1", 92)])).toEqual([
+			'firing node.gpu.temperature{gpu="0",node="n1"}'
+		]);
+		at(70_000);
+		expect(step([hot], [temp("n1", 93)])).toEqual([]);
+		const [firing] = ev.list();
+		expect(firing).toMatchObject({
+			ruleId: "hot",
+			rule: "rule hot",
+			severity: "warning",
+			labels: { node: "n1", gpu: "0" },
+			op: ">",
+			threshold: 85,
+			state: "firing",
+			since: 1_060_000,
+			activeAt: 1_000_000,
+			firedAt: 1_060_000,
+			value: 93
+		});
+		at(80_000);
+		expect(step([hot], [temp("n1", 80)])).toEqual([
+			'resolved node.gpu.temperature{gpu="0",node="n1"}'
+		]);
+		expect(ev.list()).toEqual([
+			{ ...firing, state: "resolved", since: 1_080_000, resolvedAt: 1_080_000 }
+		]);
+	});
+
+	it("drops a pending alert without a word when the condition ends before `for`", () => {
+		const { ev, at, step } = setup();
+		at(0);
+		step([hot], [temp("n1", 90)]);
+		at(30_000);
+		expect(step([hot], [temp("n1", 50)])).toEqual([]);
+		expect(ev.list()).toEqual([]);
+		// A new episode starts its own `for`.
+		at(40_000);
+		step([hot], [temp("n1", 90)]);
+		at(90_000);
+		expect(step([hot], [temp("n1", 90)])).toEqual([]);
+		at(100_000);
+		expect(step([hot], [temp("n1", 90)])).toHaveLength(1);
+	});
+
+	it("fires at once with `for` 0, one alert per matching series, labels of the rule added", () => {
+		const { ev, step } = setup();
+		const now = rule("now", {
+			metric: 'node.gpu.temperature{node!="n3"}',
+			for: 0,
+			severity: "critical",
+			labels: { team: "ml" }
+		});
+		expect(
+			step([now], [temp("n1", 90), temp("n1", 95, "1"), temp("n2", 10), temp("n3", 99)])
+		).toEqual([
+			'firing node.gpu.temperature{gpu="0",node="n1"}',
+			'firing node.gpu.temperature{gpu="1",node="n1"}'
+		]);
+		expect(ev.list()[0].labels).toEqual({ node: "n1", gpu: "0", team: "ml" });
+		expect(ev.firingBySeverity()).toEqual({ critical: 2, warning: 0, info: 0 });
+	});
+
+	it("compares with every op", () => {
+		const cases: [RuleInput["op"], number, boolean][] = [
+			[">", 85, false],
+			[">=", 85, true],
+			["<", 85, false],
+			["<=", 85, true],
+			["==", 85, true],
+			["!=", 85, false]
+		];
+		for (const [op, threshold, fires] of cases)
+			expect(
+				setup().step([rule(op, { op, threshold, for: 0 })], [temp("n", 85)])
+			).toHaveLength(fires ? 1 : 0);
+	});
+
+	it("resolves when the series goes away or the rule is deleted", () => {
+		const { ev, step } = setup();
+		const instant = rule("i", { for: 0 });
+		step([instant], [temp("n1", 90), temp("n2", 90)]);
+		expect(step([instant], [temp("n2", 90)])).toEqual([
+			'resolved node.gpu.temperature{gpu="0",node="n1"}'
+		]);
+		const gone = ev.evaluate([], [temp("n2", 90)]);
+		expect(gone).toHaveLength(1);
+		// The deleted rule still comes with its resolution, so its webhook hears of it.
+		expect(gone[0].rule).toBe(instant);
+		expect(ev.list().map(a => a.state)).toEqual(["resolved", "resolved"]);
+	});
+
+	it("lists firing, then pending, then resolved, newest first; keeps few resolved", () => {
+		const { ev, at, step } = setup(2);
+		const instant = rule("i", { for: 0 });
+		for (let i = 0; i < 3; i++) {
+			at(i * 10);
+			step([instant], [temp(`old${i}`, 90)]);
+			step([instant], []);
+		}
+		at(100);
+		step([hot, instant], [temp("a", 90)]);
+		expect(ev.list().map(a => `${a.state} ${a.labels.node}`)).toEqual([
+			"firing a",
+			"pending a",
+			"resolved old2",
+			"resolved old1"
+		]);
+	});
+
+	it("goes on from an export without announcing again", () => {
+		const first = setup();
+		first.at(0);
+		first.step([hot], [temp("n1", 90)]);
+		first.at(60_000);
+		first.step([hot], [temp("n1", 90)]);
+		const snapshot = JSON.parse(JSON.stringify(first.ev.export()));
+
+		const second = setup();
+		second.ev.import(snapshot);
+		second.at(70_000);
+		expect(second.step([hot], [temp("n1", 90)])).toEqual([]);
+		expect(second.ev.list()[0]).toMatchObject({ state: "firing", firedAt: 1_060_000 });
+		second.at(80_000);
+		expect(second.step([hot], [])).toEqual([
+			'resolved node.gpu.temperature{gpu="0",node="n1"}'
+		]);
+	});
+});
