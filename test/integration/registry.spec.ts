@@ -24,10 +24,12 @@ jest.setTimeout(60_000);
 async function httpServer(port?: number) {
 	const hits = new Map<string, number>();
 	let status = 200;
+	/** Paths that answer with their own status, whatever `status` is. */
+	const failing = new Map<string, number>();
 	const server = http.createServer((req, res) => {
 		const url = req.url ?? "/";
 		hits.set(url, (hits.get(url) ?? 0) + 1);
-		res.writeHead(status, { "content-type": "application/json" });
+		res.writeHead(failing.get(url) ?? status, { "content-type": "application/json" });
 		res.end(
 			JSON.stringify({
 				path: url,
@@ -43,6 +45,7 @@ async function httpServer(port?: number) {
 		port: p,
 		hits,
 		setStatus: (s: number) => (status = s),
+		failPath: (path: string, s: number) => failing.set(path, s),
 		close: () =>
 			new Promise<void>(r => {
 				server.closeAllConnections();
@@ -441,6 +444,51 @@ describe("registry", () => {
 				ports.add(res.body.body.port);
 			}
 			expect(ports).toEqual(new Set([a.port, b.port]));
+			// One endpoint fails a path: GET (idempotent) is retried on the other, POST is not.
+			a.failPath("/v1/flaky", 502);
+			for (let i = 0; i < 2; i++) {
+				const get = await api("post", "/api/v1/services/call").send({
+					service: "isa_model",
+					path: "/v1/flaky"
+				});
+				expect(get.body).toMatchObject({ status: 200, body: { port: b.port } });
+			}
+			const posts = [];
+			for (let i = 0; i < 2; i++)
+				posts.push(
+					(
+						await api("post", "/api/v1/services/call").send({
+							service: "isa_model",
+							path: "/v1/flaky",
+							method: "POST",
+							body: { n: i }
+						})
+					).body
+				);
+			expect(posts.map(p => p.status).sort()).toEqual([200, 502]);
+			// Three failures in a row open a's circuit: calls skip it until the cooldown.
+			await api("post", "/api/v1/services/call").send({
+				service: "isa_model",
+				path: "/v1/flaky"
+			});
+			await api("post", "/api/v1/services/call").send({
+				service: "isa_model",
+				path: "/v1/flaky"
+			});
+			const view = (await api("get", "/api/v1/services/isa_model")).body;
+			expect(view.endpoints.find((e: any) => e.url === a.url).circuit).toBe("open");
+			const hitsBefore = a.hits.get("/v1/models") ?? 0;
+			for (let i = 0; i < 3; i++)
+				expect(
+					(
+						await api("post", "/api/v1/services/call").send({
+							service: "isa_model",
+							path: "/v1/models"
+						})
+					).body.body.port
+				).toBe(b.port);
+			expect(a.hits.get("/v1/models") ?? 0).toBe(hitsBefore);
+
 			a.setStatus(503);
 			b.setStatus(503);
 			await eventually(
