@@ -24,9 +24,9 @@ import RegistryService from "../../services/registry.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken, Principal } from "../../services/gateway/auth";
 import { EventStream } from "../../services/gateway/events";
-import type { NodeReport, ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
 import { withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
+import { AgentSpec, clamp, phaseOf, stubAgent } from "../helpers/stub-agent";
 
 const SECRET = "dashboard-test-secret";
 const GiB = 1024 ** 3;
@@ -39,131 +39,6 @@ jest.setTimeout(60_000);
 
 /** The page's globals, in functions that run in the browser (this file has no DOM types). */
 declare const document: any;
-
-interface AgentSpec {
-	id: string;
-	cpu: number;
-	memoryGiB: number;
-	gpus: number;
-	model?: string;
-	gpuMemoryGiB?: number;
-	labels?: Record<string, string>;
-	/** Base load, 0–1: how busy the node looks. */
-	load: number;
-}
-
-/** A stable number in [0, 1) from a string: each node gets its own wave. */
-function phaseOf(id: string): number {
-	let h = 2166136261;
-	for (const c of id) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
-	return ((h >>> 0) % 1000) / 1000;
-}
-
-const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
-
-/**
- * An agent that runs nothing: it reports usage that moves like a real machine's (its GPUs
- * given to replicas busy, the others idle) and says each replica it is given is running.
- */
-function stubAgent(spec: AgentSpec): ServiceSchema {
-	const capacity = {
-		cpu: spec.cpu,
-		memory: spec.memoryGiB * GiB,
-		gpus: Array.from({ length: spec.gpus }, (_, index) => ({
-			index,
-			uuid: `GPU-${spec.id}-${index}`,
-			model: spec.model ?? "NVIDIA A100-SXM4-80GB",
-			memory: (spec.gpuMemoryGiB ?? 80) * GiB
-		}))
-	};
-	const phase = phaseOf(spec.id) * 2 * Math.PI;
-	return {
-		name: "agent",
-		actions: {
-			facts: () => ({ hostname: spec.id }),
-			sync: {
-				handler(this: any, ctx: any) {
-					const replicas: ReplicaSpec[] = ctx.params.replicas;
-					this.running = replicas;
-					for (const r of replicas) {
-						const status: ReplicaStatus = {
-							workloadId: r.workloadId,
-							replica: r.replica,
-							fence: r.fence,
-							nodeID: spec.id,
-							state: "running",
-							restarts: 0,
-							at: Date.now()
-						};
-						ctx.emit("workload.replica.state", status);
-					}
-					return { running: replicas.length };
-				}
-			}
-		},
-		methods: {
-			report(this: any) {
-				const t = Date.now() / 1000;
-				const running: ReplicaSpec[] = this.running;
-				const busy = new Set(running.flatMap(r => r.gpus));
-				const reservedCpu = running.reduce((s, r) => s + r.resources.cpu, 0);
-				const reservedMem = running.reduce((s, r) => s + r.resources.memory, 0);
-				const wave = (period: number, k = 0) => Math.sin(t / period + phase + k);
-				const cpuPercent = clamp(
-					spec.load * 100 +
-						(reservedCpu / spec.cpu) * 45 +
-						12 * wave(23) +
-						4 * wave(3.1, 1),
-					1,
-					99
-				);
-				const memory =
-					capacity.memory * clamp(spec.load * 0.7 + 0.08 + 0.05 * wave(61), 0.05, 0.9) +
-					reservedMem * 0.8;
-				const report: NodeReport = {
-					nodeID: spec.id,
-					hostname: spec.id,
-					labels: spec.labels ?? {},
-					capacity,
-					usage: {
-						cpu: (cpuPercent / 100) * spec.cpu,
-						cpuPercent,
-						memory: Math.min(memory, capacity.memory * 0.97),
-						gpus: capacity.gpus.map(g => {
-							const utilization = busy.has(g.index)
-								? clamp(
-										78 + 16 * wave(17, g.index) + 5 * wave(2.3, g.index),
-										5,
-										100
-									)
-								: clamp(2 + 2 * wave(9, g.index), 0, 100);
-							return {
-								index: g.index,
-								utilization,
-								memoryUsed: busy.has(g.index)
-									? g.memory * clamp(0.62 + 0.1 * wave(41, g.index), 0, 1)
-									: 0.4 * GiB,
-								temperature: 34 + utilization * 0.5
-							};
-						}),
-						loadAvg: [0, 0, 0]
-					},
-					interval: 500,
-					sentAt: Date.now()
-				};
-				return this.broker.broadcast("node.report", report);
-			}
-		},
-		started(this: any) {
-			this.running = [];
-			this.report();
-			this.timer = setInterval(() => this.report(), 500);
-		},
-		stopped(this: any) {
-			clearInterval(this.timer);
-		}
-	};
-}
 
 /** An alert as the monitor announces and lists it. */
 function alertOf(

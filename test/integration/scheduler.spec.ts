@@ -6,83 +6,19 @@
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { ServiceBroker, ServiceSchema } from "moleculer";
+import { ServiceBroker } from "moleculer";
 import request from "supertest";
 import AuthService from "../../services/auth.service";
 import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/auth";
-import type { NodeReport, ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
 import { withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
+import { stubAgent } from "../helpers/stub-agent";
 
 const SECRET = "scheduler-test-secret";
 const GiB = 1024 ** 3;
-
-function stubAgent(
-	nodeID: string,
-	gpus: number,
-	labels: Record<string, string> = {}
-): ServiceSchema {
-	const capacity = {
-		cpu: 8,
-		memory: 32 * GiB,
-		gpus: Array.from({ length: gpus }, (_, index) => ({
-			index,
-			uuid: `GPU-${nodeID}-${index}`,
-			model: "NVIDIA A100-SXM4-80GB",
-			memory: 80 * GiB
-		}))
-	};
-	return {
-		name: "agent",
-		actions: {
-			facts: () => ({ hostname: nodeID }),
-			sync: {
-				handler(this: any, ctx: any) {
-					const replicas: ReplicaSpec[] = ctx.params.replicas;
-					this.running = replicas;
-					for (const r of replicas) {
-						const status: ReplicaStatus = {
-							workloadId: r.workloadId,
-							replica: r.replica,
-							fence: r.fence,
-							nodeID,
-							state: "running",
-							restarts: 0,
-							at: Date.now()
-						};
-						ctx.emit("workload.replica.state", status);
-					}
-					return { running: replicas.length };
-				}
-			},
-			logs: () => [{ at: 1, stream: "stdout", line: "hello" }]
-		},
-		methods: {
-			report(this: any) {
-				const report: NodeReport = {
-					nodeID,
-					hostname: nodeID,
-					labels,
-					capacity,
-					usage: { cpu: 0, cpuPercent: 0, memory: 0, gpus: [], loadAvg: [0, 0, 0] },
-					interval: 200,
-					sentAt: Date.now()
-				};
-				return this.broker.broadcast("node.report", report);
-			}
-		},
-		started(this: any) {
-			this.running = [];
-			this.timer = setInterval(() => this.report(), 200);
-		},
-		stopped(this: any) {
-			clearInterval(this.timer);
-		}
-	};
-}
 
 describe("scheduler over the API", () => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-sched-"));
@@ -115,7 +51,9 @@ describe("scheduler over the API", () => {
 			heartbeatInterval: 1,
 			heartbeatTimeout: 3
 		});
-		b.createService(stubAgent(nodeID, gpus, labels));
+		b.createService(
+			stubAgent({ id: nodeID, cpu: 8, memoryGiB: 32, gpus, labels, interval: 200 })
+		);
 		agents.set(nodeID, b);
 		return b.start();
 	}
