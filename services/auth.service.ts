@@ -11,7 +11,7 @@ import type { Store } from "./shared/store";
 import { parseCpu, parseSize } from "./shared/units";
 import type { Principal } from "./gateway/auth";
 import { emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
-import { page, pageParams } from "./shared/params";
+import { page, pageParams, quantity } from "./shared/params";
 
 interface Tenant {
 	id: string;
@@ -42,14 +42,8 @@ const quotaSchema = {
 	type: "object",
 	strict: true,
 	props: {
-		cpu: [
-			{ type: "number", min: 0, optional: true },
-			{ type: "string", max: 32, optional: true }
-		],
-		memory: [
-			{ type: "number", min: 0, optional: true },
-			{ type: "string", max: 32, optional: true }
-		],
+		cpu: quantity(true),
+		memory: quantity(true),
 		gpu: { type: "number", integer: true, min: 0, optional: true },
 		workloads: { type: "number", integer: true, min: 0, optional: true }
 	}

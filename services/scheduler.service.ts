@@ -42,7 +42,7 @@ import {
 } from "./scheduler/workload";
 import { PlacementIndex } from "./scheduler/placement-index";
 import { addUsage, Charge, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
-import { page, pageParams } from "./shared/params";
+import { page, pageParams, quantity } from "./shared/params";
 
 /** Retries of a transaction that lost a race with another scheduler. */
 const MAX_CONFLICTS = 20;
@@ -95,19 +95,10 @@ const resourcesSchema = {
 	type: "object",
 	strict: true,
 	props: {
-		cpu: [
-			{ type: "number", min: 0 },
-			{ type: "string", max: 32 }
-		],
-		memory: [
-			{ type: "number", min: 0 },
-			{ type: "string", max: 32 }
-		],
+		cpu: quantity(),
+		memory: quantity(),
 		gpu: { type: "number", integer: true, min: 0, max: 64, optional: true },
-		gpuMemory: [
-			{ type: "number", min: 0, optional: true },
-			{ type: "string", max: 32, optional: true }
-		]
+		gpuMemory: quantity(true)
 	}
 };
 

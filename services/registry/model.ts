@@ -4,6 +4,7 @@
  */
 import { InvalidInputError } from "../shared/errors";
 import { parseCpu, parseSize } from "../shared/units";
+import { quantity } from "../shared/params";
 
 export const RESOURCE_TYPES = [
 	"postgres",
@@ -263,19 +264,10 @@ export const serviceParams = {
 		optional: true,
 		strict: true,
 		props: {
-			cpu: [
-				{ type: "number", min: 0, optional: true },
-				{ type: "string", max: 32, optional: true }
-			],
-			memory: [
-				{ type: "number", min: 0, optional: true },
-				{ type: "string", max: 32, optional: true }
-			],
+			cpu: quantity(true),
+			memory: quantity(true),
 			gpu: { type: "number", integer: true, min: 0, optional: true },
-			storage: [
-				{ type: "number", min: 0, optional: true },
-				{ type: "string", max: 32, optional: true }
-			]
+			storage: quantity(true)
 		}
 	},
 	dependencies: { type: "array", items: nameRule, max: 64, optional: true }

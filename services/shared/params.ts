@@ -20,3 +20,14 @@ export function page<T>(items: T[], p: { limit?: number; offset?: number }, defa
 	const { limit = defaultLimit, offset = 0 } = p;
 	return { items: items.slice(offset, offset + limit), total: items.length };
 }
+
+/**
+ * A quantity as the API takes it: a number (bytes, cores) or a string such as "16Gi" or "500m",
+ * parsed afterwards by services/shared/units.ts.
+ */
+export function quantity(optional = false) {
+	return [
+		{ type: "number", min: 0, optional },
+		{ type: "string", max: 32, optional }
+	];
+}
