@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
-import ApiGateway, { ApiSettingsSchema } from "moleculer-web";
+import ApiGateway, { ApiRouteSchema, ApiSettingsSchema } from "moleculer-web";
 import StoreMixin from "../mixins/store.mixin";
 import { loadEnv } from "./shared/env";
 import { ForbiddenError, InvalidInputError } from "./shared/errors";
@@ -30,6 +30,19 @@ const logRequests = env.logLevel === "debug" || env.logLevel === "trace";
 const dashboard = dashboardDirs();
 const serveStatic = (ApiGateway as unknown as { serveStatic: (root: string, opts?: object) => any })
 	.serveStatic;
+
+/** A route open to anyone (no gateway authentication), without a body, with only its aliases. */
+function openRoute(path: string, rest: Partial<ApiRouteSchema>): ApiRouteSchema {
+	return {
+		path,
+		mappingPolicy: "restrict",
+		logging: logRequests,
+		authentication: false,
+		authorization: false,
+		bodyParsers: { json: false, urlencoded: false },
+		...rest
+	};
+}
 
 interface GatewaySettings extends ApiSettingsSchema {
 	jwtSecret: string | null;
@@ -87,13 +100,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		assets: { folder: dashboard.publicDir, options: { index: ["index.html"] } },
 
 		routes: [
-			{
-				path: "/",
-				mappingPolicy: "restrict",
-				logging: logRequests,
-				authentication: false,
-				authorization: false,
-				bodyParsers: { json: false, urlencoded: false },
+			openRoute("/", {
 				aliases: {
 					"GET health": "gateway.health",
 					"GET ready": "gateway.ready",
@@ -105,7 +112,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 						res.end(reporter ? reporter.generatePrometheusResponse() : "");
 					}
 				}
-			},
+			}),
 			{
 				path: "/api/v1",
 				mappingPolicy: "restrict",
@@ -182,26 +189,14 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET alerts": "monitor.listAlerts"
 				}
 			},
-			{
-				// uPlot for the dashboard, from node_modules: the page needs no CDN.
-				path: "/vendor",
-				mappingPolicy: "restrict",
-				logging: logRequests,
-				authentication: false,
-				authorization: false,
-				bodyParsers: { json: false, urlencoded: false },
+			// uPlot for the dashboard, from node_modules: the page needs no CDN.
+			openRoute("/vendor", {
 				use: [serveStatic(dashboard.vendorDir, { index: false })],
 				aliases: {}
-			},
-			{
-				// The dashboard's live events. The handler checks the token itself, from the
-				// Authorization header or ?token= (EventSource cannot send headers).
-				path: "/api/v1/events",
-				mappingPolicy: "restrict",
-				logging: logRequests,
-				authentication: false,
-				authorization: false,
-				bodyParsers: { json: false, urlencoded: false },
+			}),
+			// The dashboard's live events. The handler checks the token itself, from the
+			// Authorization header or ?token= (EventSource cannot send headers).
+			openRoute("/api/v1/events", {
 				aliases: {
 					"GET /"(
 						this: GatewayThis,
@@ -212,7 +207,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 						void this.eventStream.handle(req, res, next);
 					}
 				}
-			}
+			})
 		]
 	},
 
