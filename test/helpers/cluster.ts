@@ -4,6 +4,8 @@
  */
 import { spawn, ChildProcess } from "child_process";
 import path from "path";
+import { mintToken, Role } from "../../services/gateway/auth";
+import { freePort, startNats, startRedis, TestServer } from "./servers";
 
 // From test/helpers under ts-jest, or from dist/test/helpers when the benchmark runs it.
 export const ROOT = path.resolve(
@@ -74,4 +76,59 @@ export async function eventually<T>(
 			);
 		await new Promise(r => setTimeout(r, 50));
 	}
+}
+
+export interface ClusterFixture {
+	nats: TestServer;
+	redis: TestServer;
+	/** A free port for the gateway node. */
+	port: number;
+	token: string;
+	/** The environment every node of the suite shares: transporter, store, namespace, secret. */
+	common: Record<string, string>;
+	/** A JSON request to the gateway with the suite's token. */
+	api(path: string, init?: RequestInit): Promise<{ status: number; body: any }>;
+	stop(): Promise<void>;
+}
+
+/**
+ * What every multi-process suite starts with: its own nats-server and redis-server, a gateway
+ * port, a token, and the environment its nodes share (one namespace per suite).
+ */
+export async function clusterFixture(opts: {
+	name: string;
+	secret: string;
+	token: { sub: string; tenant: string; roles: Role[] };
+	env?: Record<string, string>;
+}): Promise<ClusterFixture> {
+	const [nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
+	const token = await mintToken({ secret: opts.secret, ttl: 600, ...opts.token });
+	return {
+		nats,
+		redis,
+		port,
+		token,
+		common: {
+			TRANSPORTER: nats.url,
+			STORE: redis.url,
+			NAMESPACE: `${opts.name}-${process.pid}`,
+			ISA_JWT_SECRET: opts.secret,
+			ISA_REPORT_INTERVAL: "0.5",
+			...opts.env
+		},
+		async api(path, init = {}) {
+			const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+				...init,
+				headers: {
+					Authorization: `Bearer ${token}`,
+					"Content-Type": "application/json",
+					...(init.headers ?? {})
+				}
+			});
+			return { status: res.status, body: (await res.json()) as any };
+		},
+		async stop() {
+			await Promise.all([nats.stop(), redis.stop()]);
+		}
+	};
 }

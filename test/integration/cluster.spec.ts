@@ -2,11 +2,17 @@
  * A real cluster: a control node (gateway, inventory and an agent) and two agent-only nodes, each
  * its own OS process, over a nats-server and a redis-server that this suite starts.
  */
-import { mintToken } from "../../services/gateway/auth";
-import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
 import { spawn } from "child_process";
 import path from "path";
-import { eventually, FAKE_BIN, NodeProcess, ROOT, startNode } from "../helpers/cluster";
+import {
+	ClusterFixture,
+	clusterFixture,
+	eventually,
+	FAKE_BIN,
+	NodeProcess,
+	ROOT,
+	startNode
+} from "../helpers/cluster";
 
 const SECRET = "cluster-test-secret";
 const REPORT_INTERVAL = 0.5; // seconds
@@ -15,20 +21,10 @@ const DOWN_WINDOW_MS = 3 * REPORT_INTERVAL * 1000;
 jest.setTimeout(60_000);
 
 describe("cluster over NATS and Redis", () => {
-	let nats: TestServer;
-	let redis: TestServer;
-	let port: number;
-	let token: string;
+	let cluster: ClusterFixture;
 	let common: Record<string, string>;
 	const nodes: NodeProcess[] = [];
-
-	async function api(path: string, init: RequestInit = {}) {
-		const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-			...init,
-			headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) }
-		});
-		return { status: res.status, body: (await res.json()) as any };
-	}
+	const api = (path: string, init?: RequestInit) => cluster.api(path, init);
 
 	async function nodeStatus(id: string): Promise<string | undefined> {
 		const { body } = await api("/api/v1/nodes");
@@ -36,22 +32,14 @@ describe("cluster over NATS and Redis", () => {
 	}
 
 	beforeAll(async () => {
-		[nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
-		token = await mintToken({
+		cluster = await clusterFixture({
+			name: "cluster",
 			secret: SECRET,
-			sub: "v",
-			tenant: "t1",
-			roles: ["viewer"],
-			ttl: 600
+			token: { sub: "v", tenant: "t1", roles: ["viewer"] },
+			env: { ISA_REPORT_INTERVAL: String(REPORT_INTERVAL) }
 		});
-		common = {
-			TRANSPORTER: nats.url,
-			STORE: redis.url,
-			NAMESPACE: `cluster-${process.pid}`,
-			ISA_JWT_SECRET: SECRET,
-			ISA_REPORT_INTERVAL: String(REPORT_INTERVAL)
-		};
-		nodes.push(startNode("control", { ...common, PORT: String(port) }));
+		common = cluster.common;
+		nodes.push(startNode("control", { ...common, PORT: String(cluster.port) }));
 		nodes.push(startNode("agent-1", { ...common, SERVICES: "agent" }));
 		nodes.push(
 			startNode("agent-2", {
@@ -65,7 +53,7 @@ describe("cluster over NATS and Redis", () => {
 
 	afterAll(async () => {
 		await Promise.all(nodes.map(n => n.stop()));
-		await Promise.all([nats?.stop(), redis?.stop()]);
+		await cluster?.stop();
 	});
 
 	afterEach(() => {

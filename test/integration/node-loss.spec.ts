@@ -9,9 +9,14 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
-import { mintToken } from "../../services/gateway/auth";
-import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
-import { eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
+import {
+	ClusterFixture,
+	clusterFixture,
+	eventually,
+	NodeProcess,
+	ROOT,
+	startNode
+} from "../helpers/cluster";
 
 const SECRET = "loss-secret";
 jest.setTimeout(90_000);
@@ -34,44 +39,22 @@ function processesWith(marker: string): number[] {
 }
 
 describe("node loss", () => {
-	let nats: TestServer;
-	let redis: TestServer;
-	let port: number;
-	let token: string;
+	let cluster: ClusterFixture;
 	let agentEnv: Record<string, string>;
 	let common: Record<string, string>;
 	const nodes = new Map<string, NodeProcess>();
 	const marker = `isa-loss-test-${process.pid}`;
 
-	const api = async (path: string, init: RequestInit = {}) => {
-		const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-			...init,
-			headers: {
-				Authorization: `Bearer ${token}`,
-				"Content-Type": "application/json",
-				...(init.headers ?? {})
-			}
-		});
-		return { status: res.status, body: (await res.json()) as any };
-	};
+	const api = (path: string, init?: RequestInit) => cluster.api(path, init);
 
 	beforeAll(async () => {
-		[nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
-		token = await mintToken({
+		cluster = await clusterFixture({
+			name: "loss",
 			secret: SECRET,
-			sub: "op",
-			tenant: "lab",
-			roles: ["operator"],
-			ttl: 600
+			token: { sub: "op", tenant: "lab", roles: ["operator"] },
+			env: { LOGLEVEL: "warn" }
 		});
-		common = {
-			TRANSPORTER: nats.url,
-			STORE: redis.url,
-			NAMESPACE: `loss-${process.pid}`,
-			ISA_JWT_SECRET: SECRET,
-			ISA_REPORT_INTERVAL: "0.5",
-			LOGLEVEL: "warn"
-		};
+		common = cluster.common;
 		agentEnv = {
 			...common,
 			SERVICES: "agent",
@@ -84,7 +67,7 @@ describe("node loss", () => {
 			startNode("control", {
 				...common,
 				SERVICES: "nodes,scheduler,auth,gateway",
-				PORT: String(port)
+				PORT: String(cluster.port)
 			})
 		);
 		for (const id of ["a1", "a2", "a3"]) nodes.set(id, startNode(id, agentEnv));
@@ -97,7 +80,7 @@ describe("node loss", () => {
 
 	afterAll(async () => {
 		await Promise.all([...nodes.values()].map(n => n.stop()));
-		await Promise.all([nats?.stop(), redis?.stop()]);
+		await cluster?.stop();
 		for (const pid of processesWith(marker)) process.kill(pid, "SIGKILL");
 	});
 

@@ -2,38 +2,35 @@
  * Two scheduler instances in two processes on one Redis must never over-commit: 1,000
  * concurrent creates, sent through both gateways, ask for the last 4 GPUs; exactly 4 are placed.
  */
-import { mintToken } from "../../services/gateway/auth";
-import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
-import { eventually, NodeProcess, startNode } from "../helpers/cluster";
+import { freePort } from "../helpers/servers";
+import {
+	ClusterFixture,
+	clusterFixture,
+	eventually,
+	NodeProcess,
+	startNode
+} from "../helpers/cluster";
 
 const SECRET = "race-secret";
 jest.setTimeout(120_000);
 
 describe("two schedulers, one Redis", () => {
-	let nats: TestServer;
-	let redis: TestServer;
+	let cluster: ClusterFixture;
 	let ports: number[];
 	let token: string;
 	const nodes: NodeProcess[] = [];
 
 	beforeAll(async () => {
-		[nats, redis] = await Promise.all([startNats(), startRedis()]);
-		ports = [await freePort(), await freePort()];
-		token = await mintToken({
+		cluster = await clusterFixture({
+			name: "race",
 			secret: SECRET,
-			sub: "racer",
-			tenant: "race",
-			roles: ["operator"],
-			ttl: 600
+			token: { sub: "racer", tenant: "race", roles: ["operator"] },
+			env: { LOGLEVEL: "warn" }
 		});
-		const common = {
-			TRANSPORTER: nats.url,
-			STORE: redis.url,
-			NAMESPACE: `race-${process.pid}`,
-			ISA_JWT_SECRET: SECRET,
-			ISA_REPORT_INTERVAL: "0.5",
-			LOGLEVEL: "warn"
-		};
+		// The fixture's port for one gateway, a second one for the other.
+		ports = [cluster.port, await freePort()];
+		token = cluster.token;
+		const common = cluster.common;
 		nodes.push(
 			startNode("sched-a", {
 				...common,
@@ -75,7 +72,7 @@ describe("two schedulers, one Redis", () => {
 
 	afterAll(async () => {
 		await Promise.all(nodes.map(n => n.stop()));
-		await Promise.all([nats?.stop(), redis?.stop()]);
+		await cluster?.stop();
 	});
 
 	const post = (port: number, body: unknown, key?: string) =>
