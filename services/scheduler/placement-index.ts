@@ -23,12 +23,12 @@
  * groups. A cluster whose every node has its own capacity or its own labels has one group per
  * node and costs what `place` costs.
  */
-import type { ResourceRequest } from "../shared/types";
 import {
+	fullnessAfter,
+	gpusInUse,
 	GPU_MODEL_SELECTOR,
 	pickGpus,
 	unfit,
-	type Allocation,
 	type Placement,
 	type PlacementNode,
 	type PlacementRequest
@@ -187,7 +187,7 @@ export class PlacementIndex {
 				? lastFit(group.root, need, Infinity)
 				: firstOfTies(group.root, need);
 			if (!entry) continue;
-			const full = fullnessAfter(entry, req.resources);
+			const full = fullnessAfter(entry.node, req.resources, entry.taken);
 			const score = binpack ? full : -full;
 			if (!best || score > bestScore || (score === bestScore && entry.node.id < best.id)) {
 				best = entry.node;
@@ -221,27 +221,6 @@ function selects(group: Group, req: PlacementRequest): boolean {
 		} else if (group.labels[key] !== value) return false;
 	}
 	return true;
-}
-
-function gpusTaken(a: Allocation): number {
-	let taken = 0;
-	for (const g of Object.values(a.gpus)) if (g.exclusive || g.memory > 0) taken++;
-	return taken;
-}
-
-/**
- * placement.ts's score, term for term (it is not exported there): the mean of the CPU, memory
- * and GPU shares after placing; a CPU-only node counts its GPU share as full for CPU-only work.
- */
-function fullnessAfter({ node, taken }: Entry, r: ResourceRequest): number {
-	const shares = [
-		(node.allocated.cpu + r.cpu) / Math.max(node.capacity.cpu, 1e-9),
-		(node.allocated.memory + r.memory) / Math.max(node.capacity.memory, 1)
-	];
-	const gpus = node.capacity.gpus.length;
-	if (gpus > 0) shares.push((taken + r.gpu) / gpus);
-	else if (r.gpu === 0 && r.gpuMemory === 0) shares.push(1);
-	return shares.reduce((a, b) => a + b, 0) / shares.length;
 }
 
 /** The same sum without the request: within a group, its order is the order of the score. */
@@ -285,7 +264,7 @@ function measure(e: Entry, node: PlacementNode): void {
 		if (!a?.exclusive) share = Math.max(share, g.memory - (a?.memory ?? 0));
 	}
 	e.node = node;
-	e.taken = gpusTaken(node.allocated);
+	e.taken = gpusInUse(node.allocated);
 	e.key = fullnessNow(node, e.taken);
 	e.cpu = node.capacity.cpu - node.allocated.cpu;
 	e.memory = node.capacity.memory - node.allocated.memory;

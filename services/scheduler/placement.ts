@@ -96,23 +96,23 @@ export function unfit(node: PlacementNode, req: PlacementRequest): string | null
 	return null;
 }
 
-/** How full the node would be after placing: the mean of its CPU, memory and GPU shares. */
-function fullnessAfter(node: PlacementNode, req: PlacementRequest): number {
-	const { cpu, memory, gpu } = req.resources;
+/**
+ * How full the node would be after placing: the mean of its CPU, memory and GPU shares. `taken`
+ * (GPUs in use) can be passed by a caller that keeps it, such as the placement index.
+ */
+export function fullnessAfter(
+	node: PlacementNode,
+	r: ResourceRequest,
+	taken = gpusInUse(node.allocated)
+): number {
 	const shares = [
-		(node.allocated.cpu + cpu) / Math.max(node.capacity.cpu, 1e-9),
-		(node.allocated.memory + memory) / Math.max(node.capacity.memory, 1)
+		(node.allocated.cpu + r.cpu) / Math.max(node.capacity.cpu, 1e-9),
+		(node.allocated.memory + r.memory) / Math.max(node.capacity.memory, 1)
 	];
 	const gpus = node.capacity.gpus.length;
-	if (gpus > 0) {
-		const taken = Object.values(node.allocated.gpus).filter(
-			a => a.exclusive || a.memory > 0
-		).length;
-		shares.push((taken + gpu) / gpus);
-	} else if (gpu === 0 && req.resources.gpuMemory === 0) {
-		// A CPU-only request leaves GPU nodes to GPU work: prefer CPU-only nodes.
-		shares.push(1);
-	}
+	if (gpus > 0) shares.push((taken + r.gpu) / gpus);
+	// A CPU-only request leaves GPU nodes to GPU work: prefer CPU-only nodes.
+	else if (r.gpu === 0 && r.gpuMemory === 0) shares.push(1);
 	return shares.reduce((a, b) => a + b, 0) / shares.length;
 }
 
@@ -137,7 +137,7 @@ export function place(nodes: Iterable<PlacementNode>, req: PlacementRequest): Pl
 	let best: { node: PlacementNode; score: number } | null = null;
 	for (const node of nodes) {
 		if (unfit(node, req)) continue;
-		const full = fullnessAfter(node, req);
+		const full = fullnessAfter(node, req.resources);
 		const score = req.strategy === "binpack" ? full : -full;
 		if (!best || score > best.score || (score === best.score && node.id < best.node.id))
 			best = { node, score };
