@@ -14,6 +14,8 @@ export const ROOT = path.resolve(
 );
 export const FAKE_BIN = path.join(ROOT, "test/fixtures/bin");
 export const ENTRY = path.join(ROOT, "dist/bin/isa.js");
+/** `npm run repl`: a node of its own with the REPL on its stdin. */
+export const REPL_ENTRY = path.join(ROOT, "dist/bin/repl.js");
 
 export interface NodeProcess {
 	nodeID: string;

@@ -2,15 +2,13 @@
  * A real cluster: a control node (gateway, inventory and an agent) and two agent-only nodes, each
  * its own OS process, over a nats-server and a redis-server that this suite starts.
  */
-import { spawn } from "child_process";
-import path from "path";
 import {
 	ClusterFixture,
 	clusterFixture,
 	eventually,
 	FAKE_BIN,
 	NodeProcess,
-	ROOT,
+	REPL_ENTRY,
 	startNode
 } from "../helpers/cluster";
 
@@ -113,33 +111,34 @@ describe("cluster over NATS and Redis", () => {
 	});
 
 	it("prints the node table in the REPL (`npm run repl` joins the cluster)", async () => {
-		const repl = spawn(process.execPath, [path.join(ROOT, "dist/bin/repl.js")], {
-			cwd: ROOT,
-			env: { ...process.env, ...common, NODEID: "repl-test" },
-			stdio: ["pipe", "pipe", "pipe"]
-		});
-		let out = "";
-		repl.stdout.on("data", d => (out += d));
-		repl.stderr.on("data", d => (out += d));
+		const repl = startNode("repl-test", { ...common }, REPL_ENTRY);
 		try {
-			await eventually(async () => out.includes("mol $"), 15_000, "the REPL prompt");
-			repl.stdin.write("nodes\n");
+			await eventually(
+				async () => repl.output().includes("mol $"),
+				15_000,
+				"the REPL prompt"
+			);
+			repl.proc.stdin!.write("nodes\n");
 			await eventually(
 				async () =>
-					/agent-2\s+ready\s+\d+ cores\s+\S+\s+2× NVIDIA A100-SXM4-80GB/.test(out),
+					/agent-2\s+ready\s+\d+ cores\s+\S+\s+2× NVIDIA A100-SXM4-80GB/.test(
+						repl.output()
+					),
 				10_000,
 				"the nodes table"
 			);
-			expect(out).toMatch(/NODE\s+STATUS\s+CPU\s+MEMORY\s+GPUS\s+CPU%\s+MEM%\s+GPU%/);
-			expect(out).toMatch(/control\s+ready/);
-			repl.stdin.write("nodes --status down\n");
+			expect(repl.output()).toMatch(
+				/NODE\s+STATUS\s+CPU\s+MEMORY\s+GPUS\s+CPU%\s+MEM%\s+GPU%/
+			);
+			expect(repl.output()).toMatch(/control\s+ready/);
+			repl.proc.stdin!.write("nodes --status down\n");
 			await eventually(
-				async () => out.includes("No node is down."),
+				async () => repl.output().includes("No node is down."),
 				5_000,
 				"the filtered table"
 			);
 		} finally {
-			repl.kill("SIGKILL");
+			await repl.kill();
 		}
 	});
 

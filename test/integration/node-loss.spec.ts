@@ -4,7 +4,6 @@
  * elsewhere within 10 s, none twice (the killed agent's own replica processes end with it), and
  * the reservations match what runs. The agent, restarted, starts nothing again.
  */
-import { spawn } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
@@ -14,6 +13,7 @@ import {
 	clusterFixture,
 	eventually,
 	NodeProcess,
+	REPL_ENTRY,
 	ROOT,
 	startNode
 } from "../helpers/cluster";
@@ -178,47 +178,49 @@ describe("node loss", () => {
 	});
 
 	it("schedules and lists workloads from the REPL", async () => {
-		const repl = spawn(process.execPath, [path.join(ROOT, "dist/bin/repl.js")], {
-			cwd: ROOT,
-			env: { ...process.env, ...common, NODEID: "repl-loss", ISA_TENANT: "lab" },
-			stdio: ["pipe", "pipe", "pipe"]
-		});
-		let out = "";
-		repl.stdout.on("data", d => (out += d));
-		repl.stderr.on("data", d => (out += d));
+		const repl = startNode("repl-loss", { ...common, ISA_TENANT: "lab" }, REPL_ENTRY);
 		try {
-			await eventually(async () => out.includes("mol $"), 15_000, "the REPL prompt");
+			await eventually(
+				async () => repl.output().includes("mol $"),
+				15_000,
+				"the REPL prompt"
+			);
 			const script = path.join(os.tmpdir(), `${marker}.js`);
 			fs.writeFileSync(script, "setInterval(() => {}, 1000);\n");
-			repl.stdin.write(
+			repl.proc.stdin!.write(
 				`schedule repl-job --cpu 500m --memory 256Mi --replicas 2 --command ${process.execPath} --args "${script} ${marker}"\n`
 			);
 			await eventually(
-				async () => /repl-job\s+lab\s+process\s+pending\s+0\/2\s+0\.5 cpu, 256Mi/.test(out),
+				async () =>
+					/repl-job\s+lab\s+process\s+pending\s+0\/2\s+0\.5 cpu, 256Mi/.test(
+						repl.output()
+					),
 				10_000,
 				"the new workload"
 			);
 			await eventually(
 				async () => {
-					repl.stdin.write("workloads\n");
+					repl.proc.stdin!.write("workloads\n");
 					await new Promise(r => setTimeout(r, 300));
-					return /repl-job\s+lab\s+process\s+running\s+2\/2/.test(out);
+					return /repl-job\s+lab\s+process\s+running\s+2\/2/.test(repl.output());
 				},
 				10_000,
 				"both replicas running in the table"
 			);
-			expect(out).toMatch(/NAME\s+TENANT\s+KIND\s+STATUS\s+READY\s+REQUESTS\s+NODES/);
-			repl.stdin.write("schedule too-big --cpu 64 --memory 1Gi --command /bin/true\n");
+			expect(repl.output()).toMatch(
+				/NAME\s+TENANT\s+KIND\s+STATUS\s+READY\s+REQUESTS\s+NODES/
+			);
+			repl.proc.stdin!.write("schedule too-big --cpu 64 --memory 1Gi --command /bin/true\n");
 			await eventually(
-				async () => /too-big.*pending.*0\/3 nodes fit \(cpu 64/.test(out),
+				async () => /too-big.*pending.*0\/3 nodes fit \(cpu 64/.test(repl.output()),
 				10_000,
 				"the pending reason"
 			);
 		} catch (err) {
-			console.log(out.slice(-3000));
+			console.log(repl.output().slice(-3000));
 			throw err;
 		} finally {
-			repl.kill("SIGKILL");
+			await repl.kill();
 		}
 		const { body } = await api("/api/v1/workloads");
 		for (const w of body.items) await api(`/api/v1/workloads/${w.id}`, { method: "DELETE" });
