@@ -280,8 +280,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						});
 						const change = to > from ? 1 : -1;
 						const charge = totalRequest(doc.value.resources, Math.abs(to - from));
-						if (!(await this.commitWithUsage(doc, doc.value, charge, change, 0)))
+						if (!(await this.commitWithUsage(doc, doc.value, charge, change, 0))) {
+							await backoff(attempt);
 							continue;
+						}
 						await this.syncNodes(nodes);
 						return;
 					}
@@ -318,8 +320,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 								value: null
 							}
 						];
-						if (!(await this.commitWithUsage(doc, null, refund, -1, -1, names)))
+						if (!(await this.commitWithUsage(doc, null, refund, -1, -1, names))) {
+							await backoff(attempt);
 							continue;
+						}
 						await this.syncNodes(nodes);
 						return w;
 					}
@@ -456,6 +460,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						(await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version)) !== null
 					)
 						return;
+					await backoff(attempt);
 				}
 			}
 		}
@@ -605,6 +610,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						);
 						return w;
 					}
+					// Another scheduler wrote the tenant's usage first: back off a random while,
+					// so that two busy schedulers take turns instead of colliding again.
+					await backoff(attempt);
 				}
 				throw new ConflictError("Too many concurrent changes for this tenant; try again.", {
 					tenant
@@ -914,6 +922,12 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.every("reconcile", this.settings.reconcileInterval, () => this.reconcile());
 	}
 };
+
+/** A random wait, growing with the attempt (up to about 50 ms). */
+function backoff(attempt: number): Promise<void> {
+	const ms = Math.random() * Math.min(50, 2 ** attempt);
+	return new Promise(resolve => setTimeout(resolve, ms));
+}
 
 function range(from: number, to: number): number[] {
 	return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
