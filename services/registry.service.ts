@@ -74,7 +74,9 @@ interface Target {
 interface RegistryThis extends Service<RegistrySettings>, PeriodicMethods {
 	store: Store;
 	breakers: Breakers;
-	inFlight: Set<string>;
+	/** Checks running now, by target key: stopping waits for them before the store closes. */
+	inFlight: Map<string, Promise<void>>;
+	stopping: boolean;
 	lastRun: Map<string, number>;
 	roundRobin: Map<string, number>;
 	/** Moleculer services seen at the last `$services.changed`. */
@@ -787,13 +789,20 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 				.sort();
 			if (!instances.includes(this.broker.nodeID)) instances.push(this.broker.nodeID);
 			const now = Date.now();
-			for (const t of await this.targets()) {
+			const targets = await this.targets();
+			// stopped() may have begun while the targets were read: start nothing new then.
+			if (this.stopping) return;
+			for (const t of targets) {
 				if (ownerOf(t.key, instances) !== this.broker.nodeID) continue;
 				if (this.inFlight.has(t.key) || now - (this.lastRun.get(t.key) ?? 0) < t.interval)
 					continue;
 				this.lastRun.set(t.key, now);
-				this.inFlight.add(t.key);
-				void this.runCheck(t).finally(() => this.inFlight.delete(t.key));
+				const run = this.runCheck(t)
+					.catch(err =>
+						this.logger.warn(`Health check of ${t.kind} '${t.name}' failed:`, err)
+					)
+					.finally(() => this.inFlight.delete(t.key));
+				this.inFlight.set(t.key, run);
 			}
 		},
 
@@ -874,7 +883,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			threshold: this.settings.breakerThreshold,
 			cooldownMs: this.settings.breakerCooldown
 		});
-		this.inFlight = new Set();
+		this.inFlight = new Map();
+		this.stopping = false;
 		this.lastRun = new Map();
 		this.roundRobin = new Map();
 		this.discovered = new Set();
@@ -882,6 +892,14 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 	started(this: RegistryThis) {
 		this.every("health", this.settings.tickInterval, () => this.tick());
+	},
+
+	// Runs before the mixins' stopped(): a check still writing its result must not find the
+	// store closed under it.
+	async stopped(this: RegistryThis) {
+		this.stopping = true;
+		this.cancel("health");
+		await Promise.all(this.inFlight.values());
 	}
 };
 

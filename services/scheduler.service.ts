@@ -920,6 +920,12 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 	started(this: SchedulerThis) {
 		this.every("reconcile", this.settings.reconcileInterval, () => this.reconcile());
+	},
+
+	// Runs before the store mixin's stopped(): queued placements finish while the store is open.
+	async stopped(this: SchedulerThis) {
+		this.cancel("reconcile");
+		await this.queue;
 	}
 };
 

@@ -643,4 +643,50 @@ describe("registry", () => {
 			await srv.close();
 		});
 	});
+
+	describe("stopping", () => {
+		it("waits for a check in flight before the store closes", async () => {
+			// A server that takes every connection and never answers: the check hangs until its timeout.
+			const sockets: net.Socket[] = [];
+			const silent = net.createServer(socket => sockets.push(socket));
+			await new Promise<void>(r => silent.listen(0, "127.0.0.1", () => r()));
+			const port = (silent.address() as net.AddressInfo).port;
+			const ownStore = path.join(dir, "stopping.db");
+			const broker = new ServiceBroker({
+				nodeID: "stopping",
+				transporter: "Fake",
+				logger: false
+			});
+			broker.createService(
+				withSettings(RegistryService, {
+					store: ownStore,
+					tickInterval: 50,
+					applyFile: null
+				})
+			);
+			const rejections: unknown[] = [];
+			const onRejection = (reason: unknown) => rejections.push(reason);
+			process.on("unhandledRejection", onRejection);
+			try {
+				await broker.start();
+				await broker.call("registry.createResource", {
+					name: "silent",
+					type: "http",
+					endpoint: `http://127.0.0.1:${port}/`,
+					healthCheck: { interval: "1s", timeout: "700ms" }
+				});
+				await eventually(async () => sockets.length > 0, 5000, "a check in flight");
+				const began = Date.now();
+				await broker.stop();
+				// stop() waited for the hanging check to time out and write its result.
+				expect(Date.now() - began).toBeGreaterThan(200);
+				await new Promise(r => setTimeout(r, 100));
+				expect(rejections).toEqual([]);
+			} finally {
+				process.off("unhandledRejection", onRejection);
+				for (const s of sockets) s.destroy();
+				silent.close();
+			}
+		});
+	});
 });
