@@ -4,10 +4,13 @@
  * node's agent what to run, follows the replicas' states, and places again what a lost or
  * drained node held.
  *
- * Every reservation is one store transaction over the node's allocation and the workload, each
- * checked by version: two schedulers (two processes on one Redis) can race, but only one of them
- * can win a GPU. Within one process, changes run one at a time (like Kubernetes' scheduling
- * loop), so that concurrent requests queue instead of retrying against each other.
+ * Replicas are placed in rounds (like Kubernetes' scheduling loop): requests that arrive while a
+ * round waits join it, and its replicas go to the Reserver (scheduler/reservations.ts) together,
+ * which commits hundreds of reservations per store transaction, each node's allocation checked
+ * by version: two schedulers (two processes on one Redis) can race, but only one of them can
+ * win a GPU. Each workload is then written once per round (scheduler/assign.ts says in which
+ * order, and what a crash between the two leaves). Within one process, changes run one at a
+ * time, so that concurrent requests queue instead of retrying against each other.
  */
 import crypto from "crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
@@ -16,36 +19,51 @@ import StoreMixin from "../mixins/store.mixin";
 import { ConflictError, NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import type { DocWrite, Store, StoredDoc, Versioned } from "./shared/store";
+import type { DocWrite, Store, Versioned } from "./shared/store";
 import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
 import type { Principal } from "./gateway/auth";
-import {
-	Allocation,
-	describeShortfall,
-	emptyAllocation,
-	gpusInUse,
-	PlacementNode,
-	PlacementRequest,
-	release,
-	reserve
-} from "./scheduler/placement";
+import { Allocation, describeShortfall, gpusInUse, PlacementRequest } from "./scheduler/placement";
 import {
 	addEvent,
 	newWorkload,
 	pendingReplica,
-	replicaKey,
 	replicaSpec,
 	totalRequest,
 	Workload,
 	WorkloadInput,
 	workloadView
 } from "./scheduler/workload";
-import { PlacementIndex } from "./scheduler/placement-index";
+import {
+	applyPlacements,
+	applyReleases,
+	audit,
+	Outcome,
+	placedReplicas,
+	Wanted,
+	wantedPlacements
+} from "./scheduler/assign";
+import { Reserver } from "./scheduler/reservations";
 import { addUsage, Charge, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
 
 /** Retries of a transaction that lost a race with another scheduler. */
 const MAX_CONFLICTS = 20;
+
+/** Placements of one round in flight at once: enough for full group commits. */
+const PLACE_WINDOW = 4096;
+
+/**
+ * A reservation no replica names is released only when older than this: a placement round
+ * writes its workloads well within it.
+ */
+const AUDIT_GRACE = 60_000;
+
+interface Round {
+	ids: Set<string>;
+	/** Every waiting workload, not only `ids`. */
+	all: boolean;
+	done: Promise<void>;
+}
 
 interface SchedulerSettings {
 	/** ms between two reconcile rounds (pending placement, agent sync). */
@@ -61,7 +79,12 @@ interface Meta {
 
 interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	store: Store;
+	reserver: Reserver;
 	queue: Promise<unknown>;
+	/** The placement round that still takes requests (see requestPlacement). */
+	round: Round | null;
+	/** Workloads with pending replicas, as far as this scheduler knows (all: at reconcile). */
+	waiting: Set<string>;
 	serial<T>(fn: () => Promise<T>): Promise<T>;
 	byIdempotencyKey(tenant: string, key?: string): Promise<Workload | null>;
 	commitWithUsage(
@@ -75,8 +98,10 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	tenantOf(ctx: Context<unknown, Meta>): string;
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
-	placementNodes(): Promise<Map<string, PlacementNode & { version: number }>>;
-	placePending(only?: string[]): Promise<Set<string>>;
+	requestPlacement(ids?: string[]): Promise<void>;
+	loadInventory(): Promise<void>;
+	placePending(ids: string[]): Promise<Set<string>>;
+	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	releaseReplicas(
 		w: Workload,
 		indexes: number[],
@@ -291,7 +316,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						id: ctx.params.id
 					});
 				});
-				await this.serial(async () => this.syncNodes(await this.placePending()));
+				await this.requestPlacement([ctx.params.id]);
 				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
 			}
 		},
@@ -332,7 +357,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					});
 				});
 				// Freed capacity may fit what waits.
-				void this.serial(async () => this.syncNodes(await this.placePending()));
+				this.requestPlacement().catch((err: Error) =>
+					this.logger.warn("Placing what waits failed:", err.message)
+				);
 				return { ...workloadView(w), status: "stopped" };
 			}
 		},
@@ -411,16 +438,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		[EVENTS.nodeUp]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				// A returning node is told what it should run: replicas moved away meanwhile stop.
-				await this.serial(async () =>
-					this.syncNodes([ctx.params.id, ...(await this.placePending())])
-				);
+				await this.serial(async () => this.syncNodes([ctx.params.id]));
+				await this.requestPlacement();
 			}
 		},
 		[EVENTS.nodeUpdated]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				if (ctx.params.status === "draining")
 					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`, false);
-				else await this.serial(async () => this.syncNodes(await this.placePending()));
+				else await this.requestPlacement();
 			}
 		},
 		[EVENTS.replicaState]: {
@@ -619,159 +645,143 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				});
 			});
 			// Nothing else changed, so only the new workload can have become placeable.
-			await this.serial(async () => this.syncNodes(await this.placePending([created.id])));
+			await this.requestPlacement([created.id]);
 			return created;
 		},
 
-		/** Nodes as the placement sees them: the inventory's view plus the store's allocations. */
-		async placementNodes(this: SchedulerThis) {
-			const [{ items }, allocations] = await Promise.all([
-				this.broker.call("nodes.list", { limit: 10000 }) as Promise<{ items: NodeInfo[] }>,
-				this.store.list<Allocation>(COLLECTIONS.allocations)
-			]);
-			const byNode = new Map(allocations.map(a => [a.id, a]));
-			const nodes = new Map<string, PlacementNode & { version: number }>();
+		/**
+		 * Asks for a placement round: of these workloads, or (none given) of every workload this
+		 * scheduler knows to wait. Requests that come while a round waits in the queue join it,
+		 * so that concurrent creates are placed together, in the Reserver's group commits.
+		 * Resolves when the round that took the request is done.
+		 */
+		requestPlacement(this: SchedulerThis, ids?: string[]) {
+			let round = this.round;
+			if (!round) {
+				const next: Round = { ids: new Set(), all: false, done: Promise.resolve() };
+				next.done = this.serial(async () => {
+					if (this.round === next) this.round = null;
+					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
+					await this.syncNodes(await this.placePending(wanted));
+				});
+				round = this.round = next;
+			}
+			if (ids) for (const id of ids) round.ids.add(id);
+			else round.all = true;
+			return round.done;
+		},
+
+		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
+		async loadInventory(this: SchedulerThis) {
+			const { items } = (await this.broker.call("nodes.list", { limit: 10000 })) as {
+				items: NodeInfo[];
+			};
+			const seen = new Set<string>();
 			for (const n of items) {
-				const a = byNode.get(n.id);
-				nodes.set(n.id, {
+				seen.add(n.id);
+				this.reserver.setNode({
 					id: n.id,
 					status: n.status,
 					labels: n.labels,
-					capacity: n.capacity,
-					allocated: a?.value ?? emptyAllocation(),
-					version: a?.version ?? 0
+					capacity: n.capacity
 				});
 			}
-			return nodes;
+			for (const n of [...this.reserver.index.values()])
+				if (!seen.has(n.id)) this.reserver.removeNode(n.id);
 		},
 
 		/**
-		 * Places every pending replica that fits now (of the `only` workloads, if given), highest
-		 * priority first and FIFO within a priority; records the reason on those that do not fit.
-		 * Resolves to the nodes to sync.
+		 * Places every pending replica of these workloads that fits now, highest priority first
+		 * and FIFO within a priority, and records the reason on those that do not fit. The
+		 * replicas go to the Reserver together (many per store transaction); each workload is
+		 * then written once. Resolves to the nodes to sync.
 		 */
-		async placePending(this: SchedulerThis, only?: string[]) {
+		async placePending(this: SchedulerThis, ids: string[]) {
 			const touched = new Set<string>();
-			const docs = only
-				? (
-						await Promise.all(
-							only.map(async id => {
-								const d = await this.store.get<Workload>(COLLECTIONS.workloads, id);
-								return d ? { id, ...d } : null;
-							})
-						)
-					).filter((d): d is StoredDoc<Workload> => d !== null)
-				: await this.store.list<Workload>(COLLECTIONS.workloads);
-			const waiting = docs
-				.filter(d => d.value.replicas.some(r => r.state === "pending"))
-				.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
-			if (waiting.length === 0) return touched;
-			let nodes = await this.placementNodes();
-			// Each decision in O(log nodes) rather than a scan (benchmark/scheduler.bench.ts).
-			const indexOf = (all: typeof nodes) => {
-				const index = new PlacementIndex();
-				for (const n of all.values()) index.update(n);
-				return index;
-			};
-			let index = indexOf(nodes);
-			for (const first of waiting) {
-				let doc: StoredDoc<Workload> | null = first;
-				for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
-					const w: Workload = doc.value;
-					const r = w.replicas.find(x => x.state === "pending");
-					if (!r) break;
-					const avoid = new Set<string>(
-						w.placement.antiAffinity
-							? w.replicas.filter(x => x.node).map(x => x.node!)
-							: []
-					);
-					const req: PlacementRequest = {
-						resources: w.resources,
-						strategy: w.placement.strategy,
-						nodeSelector: w.placement.nodeSelector,
-						avoid
-					};
-					const spot = index.place(req);
-					const now = Date.now();
-					if (!spot) {
-						const reason = describeShortfall([...nodes.values()], req);
-						const fresh = w.replicas.filter(
-							x => x.state === "pending" && x.reason !== reason
-						);
-						if (fresh.length === 0) break;
-						for (const x of fresh) x.reason = reason;
-						addEvent(w, {
-							at: now,
-							type: "pending",
-							message: `Waiting for capacity: ${reason}`
-						});
-						await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version);
-						break;
+			const docs: Versioned<Workload>[] = [];
+			for (const [i, doc] of (await this.readWorkloads(ids)).entries()) {
+				if (doc?.value.replicas.some(r => r.state === "pending")) docs.push(doc);
+				else this.waiting.delete(ids[i]);
+			}
+			if (docs.length === 0) return touched;
+			docs.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
+			await this.loadInventory();
+			const plans = docs.map(doc => ({ doc, outcomes: [] as Outcome[] }));
+			// A bounded number of placements in flight: each waits for about one batch, not for
+			// the whole round.
+			let inFlight: Promise<void>[] = [];
+			const ask = (plan: (typeof plans)[number], want: Wanted, req: PlacementRequest) =>
+				this.reserver.reserve(want.key, req).then(
+					spot => void plan.outcomes.push({ ...want, spot }),
+					(err: Error) =>
+						this.logger.warn(`Replica ${want.key} was not placed:`, err.message)
+				);
+			for (const plan of plans) {
+				const w = plan.doc.value;
+				const req = placementRequest(w);
+				if (!w.placement.antiAffinity) {
+					for (const want of wantedPlacements(w)) {
+						inFlight.push(ask(plan, want, req));
+						if (inFlight.length >= PLACE_WINDOW)
+							await Promise.all(inFlight.splice(0, PLACE_WINDOW / 2));
 					}
-					const node = nodes.get(spot.nodeID)!;
-					const allocated = reserve(
-						node.allocated,
-						replicaKey(w.id, r.index),
-						w.resources,
-						spot.gpus
-					);
-					Object.assign(r, {
-						node: spot.nodeID,
-						gpus: spot.gpus,
-						fence: r.fence + 1,
-						state: "starting",
-						since: now
-					});
-					delete r.reason;
-					addEvent(w, {
-						at: now,
-						type: "placed",
-						replica: r.index,
-						node: spot.nodeID,
-						message: `Replica ${r.index} placed on ${spot.nodeID}${spot.gpus.length ? ` with GPU ${spot.gpus.join(",")}` : ""}.`
-					});
-					const ok = await this.store.transact(
-						[
-							{
-								collection: COLLECTIONS.allocations,
-								id: spot.nodeID,
-								version: node.version
-							},
-							{ collection: COLLECTIONS.workloads, id: w.id, version: doc.version }
-						],
-						[
-							{
-								collection: COLLECTIONS.allocations,
-								id: spot.nodeID,
-								value: allocated
-							},
-							{ collection: COLLECTIONS.workloads, id: w.id, value: w }
-						]
-					);
-					if (ok) {
-						// A new object: the index keeps the one it was given.
-						const placed = { ...node, allocated, version: node.version + 1 };
-						nodes.set(placed.id, placed);
-						index.update(placed);
-						doc = { ...doc, version: doc.version + 1 };
-						touched.add(spot.nodeID);
-						this.announceAllocation(spot.nodeID, allocated);
-						attempt = -1; // next replica of the same workload
-						continue;
-					}
-					// Another scheduler moved first: read again and retry.
-					nodes = await this.placementNodes();
-					index = indexOf(nodes);
-					doc = await this.store
-						.get<Workload>(COLLECTIONS.workloads, w.id)
-						.then(d => (d ? { id: w.id, ...d } : null));
+					continue;
+				}
+				// Each replica must know where its siblings went: one at a time, after what came
+				// before it in the round (FIFO).
+				await Promise.all(inFlight);
+				inFlight = [];
+				const avoid = new Set(w.replicas.filter(r => r.node).map(r => r.node!));
+				for (const want of wantedPlacements(w)) {
+					await ask(plan, want, { ...req, avoid });
+					const spot = plan.outcomes[plan.outcomes.length - 1]?.spot;
+					if (!spot) break;
+					avoid.add(spot.nodeID);
 				}
 			}
+			await Promise.all(inFlight);
+			const nodes = [...this.reserver.index.values()];
+			await Promise.all(
+				plans.map(async ({ doc, outcomes }) => {
+					if (outcomes.length === 0) return;
+					const id = doc.value.id;
+					const reason = outcomes.some(o => !o.spot)
+						? describeShortfall(nodes, placementRequest(doc.value))
+						: null;
+					let current: Versioned<Workload> | null = doc;
+					let unused = outcomes.filter(o => o.spot).map(o => o.key);
+					for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
+						const w: Workload = current.value;
+						const applied = applyPlacements(w, outcomes, reason, Date.now());
+						unused = applied.unused;
+						if (
+							!applied.changed ||
+							(await this.store.cas(COLLECTIONS.workloads, id, w, current.version))
+						) {
+							if (w.replicas.some(r => r.state === "pending")) this.waiting.add(id);
+							else this.waiting.delete(id);
+							break;
+						}
+						await backoff(attempt);
+						current = await this.store.get<Workload>(COLLECTIONS.workloads, id);
+					}
+					// Deleted, scaled down or placed otherwise meanwhile: give back what it took.
+					if (!current) unused = outcomes.filter(o => o.spot).map(o => o.key);
+					await Promise.all(unused.map(key => this.reserver.release(key)));
+					for (const o of outcomes) if (o.spot) touched.add(o.spot.nodeID);
+				})
+			);
 			return touched;
+		},
+
+		/** Workload documents by id, null for those that are gone. */
+		async readWorkloads(this: SchedulerThis, ids: string[]) {
+			return Promise.all(ids.map(id => this.store.get<Workload>(COLLECTIONS.workloads, id)));
 		},
 
 		/**
 		 * Gives back the resources of some replicas; with `pend`, they wait to be placed again.
+		 * The reservations go first: a replica never names a node it has no reservation on.
 		 * Resolves to the nodes that lost replicas (to sync).
 		 */
 		async releaseReplicas(
@@ -782,53 +792,21 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			pend: boolean
 		) {
 			const nodes = new Set<string>();
-			for (const index of indexes) {
-				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-					const doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
-					const w = doc?.value;
-					const r = w?.replicas[index];
-					if (!doc || !w || !r?.node) break;
-					const nodeID = r.node;
-					const alloc = await this.store.get<Allocation>(COLLECTIONS.allocations, nodeID);
-					const allocated = release(
-						alloc?.value ?? emptyAllocation(),
-						replicaKey(w.id, index),
-						w.resources,
-						r.gpus
-					);
-					const now = Date.now();
-					w.replicas[index] = pend
-						? pendingReplica(index, r.fence, now, reason)
-						: { ...r, node: null, gpus: [], state: "stopped", reason, since: now };
-					if (pend)
-						addEvent(w, {
-							at: now,
-							type: "rescheduled",
-							replica: index,
-							node: nodeID,
-							message: `Replica ${index} left ${nodeID} (${reason}); placing it again.`
-						});
-					const ok = await this.store.transact(
-						[
-							{
-								collection: COLLECTIONS.allocations,
-								id: nodeID,
-								version: alloc?.version ?? 0
-							},
-							{ collection: COLLECTIONS.workloads, id: w.id, version: doc.version }
-						],
-						[
-							{ collection: COLLECTIONS.allocations, id: nodeID, value: allocated },
-							{ collection: COLLECTIONS.workloads, id: w.id, value: w }
-						]
-					);
-					if (ok) {
-						nodes.add(nodeID);
-						this.announceAllocation(nodeID, allocated);
-						break;
-					}
+			const placed = placedReplicas(w0, indexes);
+			if (placed.length === 0) return nodes;
+			await Promise.all(placed.map(p => this.reserver.release(p.key)));
+			let doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
+			for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
+				const w: Workload = doc.value;
+				if (!applyReleases(w, placed, reason, pend, Date.now())) break;
+				if (await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version)) {
+					if (pend) this.waiting.add(w.id);
+					break;
 				}
+				await backoff(attempt);
+				doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
 			}
+			for (const p of placed) nodes.add(p.node);
 			return nodes;
 		},
 
@@ -850,21 +828,20 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							touched.add(n);
 					}
 				}
-				for (const n of await this.placePending()) touched.add(n);
+				for (const n of await this.placePending([...this.waiting])) touched.add(n);
 				await this.syncNodes(touched);
 			});
 		},
 
 		/** Tells each node's agent the complete set of replicas it should run now. */
 		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
-			const ids = [...new Set(nodeIDs)];
-			if (ids.length === 0) return;
+			const ids = new Set(nodeIDs);
+			if (ids.size === 0) return;
 			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
-			for (const nodeID of ids) {
-				const replicas: ReplicaSpec[] = [];
-				for (const { value: w } of docs)
-					for (const r of w.replicas)
-						if (r.node === nodeID) replicas.push(replicaSpec(w, r));
+			const lists = new Map<string, ReplicaSpec[]>([...ids].map(id => [id, []]));
+			for (const { value: w } of docs)
+				for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
+			for (const [nodeID, replicas] of lists) {
 				// Not awaited: a node that died a moment ago answers only at the timeout, and the
 				// scheduling queue must not wait for it. A node that is away gets its list when it
 				// comes back (node.up), and the reconcile loop repeats every list.
@@ -880,12 +857,51 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 		},
 
-		/** The periodic safety net: place what waits, and re-tell every live node its replicas. */
+		/**
+		 * The periodic safety net: catch up with other schedulers, repair what a crash between a
+		 * reservation and its workload's write left, place what waits, and re-tell every live
+		 * node its replicas.
+		 */
 		async reconcile(this: SchedulerThis) {
 			await this.serial(async () => {
-				const touched = await this.placePending();
-				const nodes = await this.placementNodes();
-				for (const n of nodes.values())
+				// Workloads before placements: see audit().
+				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+				await this.reserver.refresh();
+				const { lost, orphans } = audit(
+					docs.map(d => d.value),
+					this.reserver.placementEntries(),
+					Date.now(),
+					AUDIT_GRACE
+				);
+				if (orphans.length) {
+					this.logger.warn(
+						`Releasing ${orphans.length} reservation(s) that no replica holds.`
+					);
+					await Promise.all(orphans.map(key => this.reserver.release(key)));
+				}
+				const touched = new Set<string>();
+				for (const d of docs) {
+					const indexes = lost.filter(l => l.workloadId === d.id).map(l => l.index);
+					if (indexes.length === 0) continue;
+					this.logger.warn(
+						`Placing ${indexes.length} replica(s) of '${d.value.name}' again: their reservation is gone.`
+					);
+					for (const n of await this.releaseReplicas(
+						d.value,
+						indexes,
+						"its reservation was lost",
+						true
+					))
+						touched.add(n);
+				}
+				this.waiting = new Set(
+					docs
+						.filter(d => d.value.replicas.some(r => r.state === "pending"))
+						.map(d => d.id)
+				);
+				for (const l of lost) this.waiting.add(l.workloadId);
+				for (const n of await this.placePending([...this.waiting])) touched.add(n);
+				for (const n of this.reserver.index.values())
 					if (
 						n.status !== "down" &&
 						gpusInUse(n.allocated) + n.allocated.cpu + n.allocated.memory > 0
@@ -915,10 +931,16 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 	created(this: SchedulerThis) {
 		this.queue = Promise.resolve();
+		this.round = null;
+		this.waiting = new Set();
 		this.generation = 0;
 	},
 
 	started(this: SchedulerThis) {
+		this.reserver = new Reserver(this.store, {
+			onAllocation: (nodeID, a) => this.announceAllocation(nodeID, a)
+		});
+		// The first reconcile places what waited while no scheduler ran.
 		this.every("reconcile", this.settings.reconcileInterval, () => this.reconcile());
 	},
 
@@ -934,6 +956,17 @@ function backoff(attempt: number): Promise<void> {
 	const ms = Math.random() * Math.min(50, 2 ** attempt);
 	return new Promise(resolve => setTimeout(resolve, ms));
 }
+
+function placementRequest(w: Workload): PlacementRequest {
+	return {
+		resources: w.resources,
+		strategy: w.placement.strategy,
+		nodeSelector: w.placement.nodeSelector,
+		avoid: NO_NODES
+	};
+}
+
+const NO_NODES: ReadonlySet<string> = new Set();
 
 function range(from: number, to: number): number[] {
 	return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);

@@ -20,13 +20,20 @@
  * release only through `refresh()`, which the scheduler's periodic reconcile should call.
  *
  * Each placed replica is also kept as its own document in "placements" (key: the replica key,
- * value: node, GPUs and resources), written in the same transaction as the allocation. Why a
+ * value: node, GPUs, resources and when), written in the same transaction as the allocation. Why a
  * document per replica, rather than replica keys inside the node's allocation: a release needs
  * exactly what was reserved (the request and the GPU indexes), and a restarted scheduler needs,
  * per replica, where it runs; the allocation stays a small fixed-size sum that is cheap to
  * rewrite on every batch, where a list of every replica on a busy node would grow with it. The
  * placement document is also the idempotency record: creating it checks version 0, so a
  * replica reserved twice, by one scheduler or by two, takes resources once.
+ *
+ * What this Reserver knows of the placements is a cache, and every answer it gives is checked
+ * against the store in the batch's transaction: "placed already" checks the record's version,
+ * "not placed" (on release) checks that there is no record. So a placement another scheduler
+ * released, or made, is never answered from a stale cache. A key is never placed twice over
+ * time (the scheduler's keys carry the placement's fence), so a record's version cannot come
+ * back to an old value.
  */
 import { ConflictError } from "../shared/errors";
 import { COLLECTIONS } from "../shared/collections";
@@ -51,6 +58,8 @@ export interface PlacementRecord {
 	nodeID: string;
 	gpus: number[];
 	resources: ResourceRequest;
+	/** When it was committed (ms): the scheduler's audit leaves young records alone. */
+	at: number;
 }
 
 /** A node as the inventory describes it; its allocation is the store's. */
@@ -194,6 +203,11 @@ export class Reserver {
 		return this.placed.get(key)?.value;
 	}
 
+	/** Every placement this Reserver knows, by key (fresh after `refresh()`). */
+	*placementEntries(): IterableIterator<[string, PlacementRecord]> {
+		for (const [key, doc] of this.placed) yield [key, doc.value];
+	}
+
 	/** Replicas placed, as far as this Reserver knows. */
 	get placements(): number {
 		return this.placed.size;
@@ -299,12 +313,17 @@ export class Reserver {
 				op.record = null;
 				if (had) {
 					op.answer = { nodeID: had.value.nodeID, gpus: had.value.gpus };
+					checks.push({ collection: PLACEMENTS, id: op.key, version: had.version });
 					continue;
 				}
 				const spot = this.index.place(op.req);
 				op.answer = spot;
 				if (!spot) continue;
-				const record: PlacementRecord = { ...spot, resources: op.req.resources };
+				const record: PlacementRecord = {
+					...spot,
+					resources: op.req.resources,
+					at: Date.now()
+				};
 				op.record = record;
 				const base = after.get(spot.nodeID) ?? this.committed(spot.nodeID);
 				this.change(after, spot.nodeID, reserve(base, op.key, record.resources, spot.gpus));
@@ -312,7 +331,10 @@ export class Reserver {
 				writes.push({ collection: PLACEMENTS, id: op.key, value: record });
 			} else {
 				op.answer = had !== undefined;
-				if (!had) continue;
+				if (!had) {
+					checks.push({ collection: PLACEMENTS, id: op.key, version: 0 });
+					continue;
+				}
 				const { nodeID, resources, gpus } = had.value;
 				const base = after.get(nodeID) ?? this.committed(nodeID);
 				this.change(after, nodeID, release(base, op.key, resources, gpus));
@@ -327,7 +349,7 @@ export class Reserver {
 			writes.push({ collection: ALLOCATIONS, id: nodeID, value });
 		}
 		let ok = true;
-		if (writes.length) {
+		if (checks.length) {
 			this.stats.transactions++;
 			try {
 				ok = await this.store.transact(checks, writes);
@@ -339,8 +361,14 @@ export class Reserver {
 		if (!ok) {
 			this.stats.conflicts++;
 			for (const nodeID of after.keys()) this.show(nodeID, this.committed(nodeID));
+			// The nodes of cached records too: a record that changed moved its node's allocation.
+			const nodeIDs = new Set(after.keys());
+			for (const op of ops) {
+				const had = this.placed.get(op.key);
+				if (had) nodeIDs.add(had.value.nodeID);
+			}
 			await this.read(
-				[...after.keys()],
+				[...nodeIDs],
 				ops.map(op => op.key)
 			);
 			return false;

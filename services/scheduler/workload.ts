@@ -55,6 +55,8 @@ export interface Workload {
 	createdAt: number;
 	createdBy: string;
 	replicas: Replica[];
+	/** The highest fence handed out, kept when replicas are scaled away (see lastFence). */
+	fence?: number;
 	events: WorkloadEvent[];
 }
 
@@ -196,8 +198,24 @@ export function totalRequest(resources: ResourceRequest, replicas: number) {
 	};
 }
 
-export function replicaKey(workloadId: string, index: number): string {
-	return `${workloadId}/${index}`;
+/**
+ * The key of one placement of a replica: its reservation in the store and the holder of its
+ * whole GPUs. The fence is in it, so a key is never placed twice (see reservations.ts).
+ */
+export function replicaKey(workloadId: string, index: number, fence: number): string {
+	return `${workloadId}/${index}@${fence}`;
+}
+
+export function parseReplicaKey(
+	key: string
+): { workloadId: string; index: number; fence: number } | null {
+	const m = /^(.+)\/(\d+)@(\d+)$/.exec(key);
+	return m ? { workloadId: m[1], index: Number(m[2]), fence: Number(m[3]) } : null;
+}
+
+/** The highest fence the workload has handed out: the next placement takes one more. */
+export function lastFence(w: Workload): number {
+	return w.replicas.reduce((max, r) => Math.max(max, r.fence), w.fence ?? 0);
 }
 
 /** What the agent of `replica.node` is told to run. */

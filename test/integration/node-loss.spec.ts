@@ -134,7 +134,8 @@ describe("node loss", () => {
 		const tookMs = Date.now() - killedAt;
 		console.log(`3 replicas running elsewhere ${tookMs} ms after kill -9 of ${victim}`);
 		expect(tookMs).toBeLessThan(10_000);
-		expect(moved.replicas.every((r: any) => r.fence === 2)).toBe(true);
+		// Each moved once: fences 1 to 3 were the first placements, 4 to 6 the moves.
+		expect(moved.replicas.map((r: any) => r.fence).sort()).toEqual([4, 5, 6]);
 		await eventually(
 			async () => processesWith(marker).length === 3,
 			5000,

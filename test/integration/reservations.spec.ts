@@ -223,6 +223,23 @@ describe.each(backends)("Reserver on $name", backend => {
 		);
 	});
 
+	it("checks its cached answers against the store: another Reserver's release and placement", async () => {
+		const nodes = [gpuNode("a", 1), gpuNode("b", 1)];
+		const store = connect();
+		const a = await reserver(nodes, store);
+		const b = await reserver(nodes);
+		expect(await a.reserve("w/0@1", req({ gpu: 1 }))).toEqual({ nodeID: "a", gpus: [0] });
+		// b never saw w/0@1 placed: its release must not answer "not placed" from its cache.
+		expect(await b.release("w/0@1")).toBe(true);
+		// a still holds w/0@1 in its cache: placing it again must not answer the released spot
+		// without the store agreeing. It is placed anew.
+		expect(await a.reserve("w/0@1", req({ gpu: 1 }))).toEqual({ nodeID: "a", gpus: [0] });
+		expect(await b.reserve("w/1@2", req({ gpu: 1 }))).toEqual({ nodeID: "b", gpus: [0] });
+		expect(await audit(store, nodes)).toBe(2);
+		expect(a.stats.conflicts).toBeGreaterThan(0);
+		expect(b.stats.conflicts).toBeGreaterThan(0);
+	});
+
 	it("reads its placements back after a restart", async () => {
 		const nodes = [gpuNode("a", 2)];
 		const first = await reserver(nodes);
@@ -233,7 +250,8 @@ describe.each(backends)("Reserver on $name", backend => {
 		expect(second.placementOf("w/0")).toEqual({
 			nodeID: "a",
 			gpus: [0],
-			resources: req({ gpu: 1 }).resources
+			resources: req({ gpu: 1 }).resources,
+			at: expect.any(Number)
 		});
 		expect(second.index.get("a")?.allocated.cpu).toBe(5);
 		expect(await second.reserve("w/2", req({ gpu: 1 }))).toEqual({ nodeID: "a", gpus: [1] });

@@ -1,0 +1,188 @@
+/**
+ * Between the Reserver's placements and the workload documents. Pure, so that the cases two
+ * schedulers create (one placed the replica first, the workload changed or went away while its
+ * replicas were placed, a crash between the reservation and the workload's write) are
+ * unit-tested without a store.
+ *
+ * The order of writes that makes them safe: a placement is reserved before the workload names
+ * it, and released before the workload forgets it. So a replica that names a node always has
+ * its reservation, unless a crash came between; `audit` finds what such a crash left.
+ */
+import type { Placement } from "./placement";
+import type { PlacementRecord } from "./reservations";
+import {
+	addEvent,
+	lastFence,
+	parseReplicaKey,
+	pendingReplica,
+	replicaKey,
+	Workload
+} from "./workload";
+
+/** One pending replica's placement to reserve: its key carries the fence it will have. */
+export interface Wanted {
+	index: number;
+	fence: number;
+	key: string;
+}
+
+export interface Outcome extends Wanted {
+	/** Where the Reserver placed it; null when no node fits. */
+	spot: Placement | null;
+}
+
+/** The placements to reserve for a workload's pending replicas, in replica order. */
+export function wantedPlacements(w: Workload): Wanted[] {
+	let fence = lastFence(w);
+	return w.replicas
+		.filter(r => r.state === "pending")
+		.map(r => {
+			fence++;
+			return { index: r.index, fence, key: replicaKey(w.id, r.index, fence) };
+		});
+}
+
+/**
+ * Puts placed replicas into the workload (as it is now, maybe changed since the placements
+ * were planned) and the reason into those that did not fit. Resolves to whether the document
+ * changed, and the keys reserved for a replica that no longer wants them (deleted, scaled
+ * away, or placed otherwise meanwhile): those must be released.
+ */
+export function applyPlacements(
+	w: Workload,
+	outcomes: Outcome[],
+	reason: string | null,
+	now: number
+): { changed: boolean; unused: string[] } {
+	const unused: string[] = [];
+	let changed = false;
+	let waiting = false;
+	for (const o of outcomes) {
+		const r = w.replicas[o.index];
+		if (!o.spot) {
+			if (r?.state === "pending" && reason && r.reason !== reason) {
+				r.reason = reason;
+				changed = waiting = true;
+			}
+			continue;
+		}
+		// Placed with this very key already (by another scheduler, same plan): nothing to do.
+		if (r && r.fence === o.fence && r.node === o.spot.nodeID) continue;
+		if (!r || r.state !== "pending" || r.fence >= o.fence) {
+			unused.push(o.key);
+			continue;
+		}
+		Object.assign(r, {
+			node: o.spot.nodeID,
+			gpus: o.spot.gpus,
+			fence: o.fence,
+			state: "starting",
+			since: now
+		});
+		delete r.reason;
+		w.fence = Math.max(lastFence(w), o.fence);
+		addEvent(w, {
+			at: now,
+			type: "placed",
+			replica: r.index,
+			node: o.spot.nodeID,
+			message: `Replica ${r.index} placed on ${o.spot.nodeID}${o.spot.gpus.length ? ` with GPU ${o.spot.gpus.join(",")}` : ""}.`
+		});
+		changed = true;
+	}
+	if (waiting && reason)
+		addEvent(w, { at: now, type: "pending", message: `Waiting for capacity: ${reason}` });
+	return { changed, unused };
+}
+
+/** A placed replica's reservation, by the fence it was placed with. */
+export interface Placed {
+	index: number;
+	fence: number;
+	node: string;
+	key: string;
+}
+
+/** The placed replicas among `indexes`: what to release to take them off their nodes. */
+export function placedReplicas(w: Workload, indexes: number[]): Placed[] {
+	return indexes.flatMap(i => {
+		const r = w.replicas[i];
+		return r?.node
+			? [{ index: i, fence: r.fence, node: r.node, key: replicaKey(w.id, i, r.fence) }]
+			: [];
+	});
+}
+
+/**
+ * Takes released replicas off their nodes in the workload (as it is now): pending again (they
+ * will be placed anew), or stopped. A replica placed again since (another fence) is left alone.
+ * Resolves to whether the document changed.
+ */
+export function applyReleases(
+	w: Workload,
+	released: Placed[],
+	reason: string,
+	pend: boolean,
+	now: number
+): boolean {
+	let changed = false;
+	for (const p of released) {
+		const r = w.replicas[p.index];
+		if (!r || r.fence !== p.fence || r.node !== p.node) continue;
+		w.fence = lastFence(w);
+		w.replicas[p.index] = pend
+			? pendingReplica(p.index, r.fence, now, reason)
+			: { ...r, node: null, gpus: [], state: "stopped", reason, since: now };
+		if (pend)
+			addEvent(w, {
+				at: now,
+				type: "rescheduled",
+				replica: p.index,
+				node: p.node,
+				message: `Replica ${p.index} left ${p.node} (${reason}); placing it again.`
+			});
+		changed = true;
+	}
+	return changed;
+}
+
+export interface AuditResult {
+	/** Replicas that name a node but have no reservation there: placed again. */
+	lost: Array<{ workloadId: string; index: number }>;
+	/** Reservations no replica names, older than the grace: released. */
+	orphans: string[];
+}
+
+/**
+ * What a crash between a reservation and its workload's write left behind. `workloads` must be
+ * read before `placements`: a replica then names only reservations made before the read, so one
+ * missing from `placements` was released meanwhile. A reservation made after the workloads were
+ * read is not named yet: the grace (longer than any placement round) keeps it from being taken
+ * for an orphan.
+ */
+export function audit(
+	workloads: Iterable<Workload>,
+	placements: Iterable<[string, PlacementRecord]>,
+	now: number,
+	graceMs: number
+): AuditResult {
+	const byId = new Map<string, Workload>();
+	for (const w of workloads) byId.set(w.id, w);
+	const records = new Map(placements);
+	const lost: AuditResult["lost"] = [];
+	for (const w of byId.values())
+		for (const r of w.replicas) {
+			if (!r.node) continue;
+			const record = records.get(replicaKey(w.id, r.index, r.fence));
+			if (!record || record.nodeID !== r.node)
+				lost.push({ workloadId: w.id, index: r.index });
+		}
+	const orphans: string[] = [];
+	for (const [key, record] of records) {
+		if (now - record.at < graceMs) continue;
+		const k = parseReplicaKey(key);
+		const r = k && byId.get(k.workloadId)?.replicas[k.index];
+		if (!r || r.fence !== k.fence || r.node !== record.nodeID) orphans.push(key);
+	}
+	return { lost, orphans };
+}
