@@ -47,7 +47,13 @@ import {
 	PlacementRecord,
 	Reserver
 } from "../services/scheduler/reservations";
+import { ServiceBroker } from "moleculer";
+import SchedulerService from "../services/scheduler.service";
+import { audit } from "../services/scheduler/assign";
+import type { Workload } from "../services/scheduler/workload";
+import type { ResourceRequest } from "../services/shared/types";
 import { startRedis } from "../test/helpers/servers";
+import { withSettings } from "../test/helpers/services";
 
 const GiB = 1024 ** 3;
 const NODES = 5000;
@@ -58,9 +64,12 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 512);
 const MAX_BATCH = process.env.BENCH_MAX_BATCH ? Number(process.env.BENCH_MAX_BATCH) : undefined;
 /** Release before placing while CPU or GPU use is above this share. */
 const THRESHOLD = 0.8;
-const TARGETS: Record<string, number> = { sqlite: 20_000, redis: 5_000 };
+/** The targets are the scheduler service's: its own path, rounds and workload writes included. */
+const TARGETS: Record<string, number> = { "service-sqlite": 20_000, "service-redis": 5_000 };
+/** Replicas per workload in the service scenarios. */
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 50);
 
-type Scenario = "scan" | "index" | "sqlite" | "redis";
+type Scenario = "scan" | "index" | "sqlite" | "redis" | "service-sqlite" | "service-redis";
 
 export interface SchedulerRow {
 	scenario: Scenario;
@@ -83,8 +92,10 @@ export interface SchedulerRow {
 const LABELS: Record<Scenario, string> = {
 	scan: "baseline: place() scan, in memory",
 	index: "PlacementIndex, in memory",
-	sqlite: "embedded store (SQLite file)",
-	redis: "Redis"
+	sqlite: "Reserver alone, embedded store",
+	redis: "Reserver alone, Redis",
+	"service-sqlite": "scheduler service, embedded store",
+	"service-redis": "scheduler service, Redis"
 };
 
 /** mulberry32: the same cluster and requests in every scenario and run. */
@@ -440,6 +451,125 @@ async function stored(scenario: "sqlite" | "redis", wanted: number): Promise<Sch
 	}
 }
 
+/**
+ * Through the scheduler service itself, on a broker of its own: `scheduler.create` of workloads
+ * of REPLICAS replicas each, CONCURRENCY / 8 callers at a time (each create waits for its
+ * round), and `scheduler.remove` of a random held workload whenever the cluster is busy. The
+ * inventory is a stub `nodes` service that lists the 5,000 nodes; the agents' syncs find no
+ * agent and fail fast. Reconcile runs at its default interval. A placement's latency runs from
+ * the scheduler's reservation request to its commit (the Reserver's part of a create).
+ */
+async function service(scenario: "service-sqlite" | "service-redis", wanted: number) {
+	const memory = new Memory();
+	memory.start();
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-bench-service-"));
+	const store =
+		scenario === "service-sqlite" ? path.join(dir, "store.db") : process.env.BENCH_REDIS_URL!;
+	const nodes = cluster();
+	const broker = new ServiceBroker({ nodeID: "bench", logger: false, metrics: false });
+	broker.createService({
+		name: "nodes",
+		actions: { list: () => ({ items: nodes, total: nodes.length }) }
+	});
+	broker.createService(
+		withSettings(SchedulerService, { store, storePrefix: `bench${process.pid}` })
+	);
+	try {
+		await broker.start();
+		const scheduler = broker.getLocalService("scheduler") as unknown as { reserver: Reserver };
+		const reserver = scheduler.reserver;
+		const latencies: number[] = [];
+		const reserveTimed = reserver.reserve.bind(reserver);
+		reserver.reserve = (key, req) => {
+			const t0 = performance.now();
+			return reserveTimed(key, req).then(spot => {
+				if (spot) latencies.push(performance.now() - t0);
+				return spot;
+			});
+		};
+		const random = rng(42);
+		const next = picker(random);
+		const load = new Load(nodes, random);
+		const meta = { user: { sub: "bench", tenant: "bench", roles: ["admin"] } };
+		const held = new Map<string, PlacementRequest>();
+		let creates = 0;
+		let removes = 0;
+		let seq = 0;
+		const asGiB = (bytes: number) => `${bytes / GiB}Gi`;
+		const remove = async () => {
+			const key = load.take();
+			held.delete(key);
+			removes++;
+			await broker.call("scheduler.remove", { id: key }, { meta });
+		};
+		const caller = async () => {
+			while (latencies.length < wanted) {
+				while (load.busy() && load.size) await remove();
+				const r = next();
+				const w = (await broker.call(
+					"scheduler.create",
+					{
+						name: `w${seq++}`,
+						kind: "process",
+						process: { command: "sleep" },
+						resources: {
+							cpu: r.resources.cpu,
+							memory: asGiB(r.resources.memory),
+							gpu: r.resources.gpu,
+							...(r.resources.gpuMemory
+								? { gpuMemory: asGiB(r.resources.gpuMemory) }
+								: {})
+						},
+						replicas: REPLICAS,
+						placement: { strategy: r.strategy, nodeSelector: r.nodeSelector }
+					},
+					{ meta }
+				)) as { id: string };
+				creates++;
+				held.set(w.id, r);
+				// The load counts a workload as its replicas' sum, placed or waiting.
+				load.add(w.id, { ...r, resources: scaled(r.resources, REPLICAS) });
+			}
+		};
+		const began = performance.now();
+		await Promise.all(Array.from({ length: Math.max(1, CONCURRENCY / 8) }, caller));
+		const seconds = (performance.now() - began) / 1000;
+		memory.stop();
+		// Read the end state before stopping: the scheduler's store connection is the one open.
+		const state = (scheduler as unknown as { store: Store }).store;
+		{
+			const consistentNow = (await consistent(state, nodes)) && (await matches(state));
+			return row(scenario, Float64Array.from(latencies), seconds, memory, {
+				releases: removes * REPLICAS,
+				unplaced: creates * REPLICAS - latencies.length,
+				transactions: reserver.stats.transactions,
+				conflicts: reserver.stats.conflicts,
+				consistent: consistentNow
+			});
+		}
+	} finally {
+		await broker.stop();
+		fs.rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+/** Each replica a workload places has its reservation, and each reservation a replica. */
+async function matches(store: Store): Promise<boolean> {
+	const workloads = await store.list<Workload>(COLLECTIONS.workloads);
+	const placements = await store.list<PlacementRecord>(PLACEMENTS);
+	const { lost, orphans } = audit(
+		workloads.map(d => d.value),
+		placements.map(p => [p.id, p.value] as [string, PlacementRecord]),
+		Number.MAX_SAFE_INTEGER,
+		0
+	);
+	return lost.length === 0 && orphans.length === 0;
+}
+
+function scaled(r: ResourceRequest, n: number): ResourceRequest {
+	return { cpu: r.cpu * n, memory: r.memory * n, gpu: r.gpu * n, gpuMemory: r.gpuMemory * n };
+}
+
 /** Runs one scenario in a child process and returns its row. */
 function child(scenario: Scenario, env: Record<string, string> = {}): Promise<SchedulerRow> {
 	return new Promise((resolve, reject) => {
@@ -457,10 +587,15 @@ function child(scenario: Scenario, env: Record<string, string> = {}): Promise<Sc
 }
 
 export async function run(): Promise<SchedulerRow[]> {
-	const rows = [await child("scan"), await child("index"), await child("sqlite")];
+	const only = process.env.BENCH_SCENARIOS?.split(",") as Scenario[] | undefined;
+	const wanted = (s: Scenario) => !only || only.includes(s);
+	const rows: SchedulerRow[] = [];
+	for (const s of ["scan", "index", "sqlite", "service-sqlite"] as const)
+		if (wanted(s)) rows.push(await child(s));
 	const redis = await startRedis();
 	try {
-		rows.push(await child("redis", { BENCH_REDIS_URL: redis.url }));
+		for (const s of ["redis", "service-redis"] as const)
+			if (wanted(s)) rows.push(await child(s, { BENCH_REDIS_URL: redis.url }));
 	} finally {
 		await redis.stop();
 	}
@@ -506,7 +641,9 @@ if (scenario && require.main === module) {
 			? Promise.resolve().then(() =>
 					inMemory(scenario, scenario === "scan" ? BASELINE : PLACEMENTS_WANTED)
 				)
-			: stored(scenario, PLACEMENTS_WANTED);
+			: scenario === "sqlite" || scenario === "redis"
+				? stored(scenario, PLACEMENTS_WANTED)
+				: service(scenario, PLACEMENTS_WANTED);
 	go.then(
 		r => process.send!(r, () => process.exit(0)),
 		err => {

@@ -26,6 +26,7 @@ import { Allocation, describeShortfall, gpusInUse, PlacementRequest } from "./sc
 import {
 	addEvent,
 	newWorkload,
+	parseReplicaKey,
 	pendingReplica,
 	replicaSpec,
 	totalRequest,
@@ -102,6 +103,11 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	loadInventory(): Promise<void>;
 	placePending(ids: string[]): Promise<Set<string>>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
+	readCached(ids: string[]): Promise<Array<Workload | null>>;
+	/** What readCached read last, by workload id; never handed out to be changed. */
+	cache: Map<string, Versioned<Workload>>;
+	/** Node events came since the Reserver was told the inventory (and at every reconcile). */
+	inventoryStale: boolean;
 	releaseReplicas(
 		w: Workload,
 		indexes: number[],
@@ -432,11 +438,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	events: {
 		[EVENTS.nodeDown]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				this.inventoryStale = true;
 				await this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`, true);
 			}
 		},
 		[EVENTS.nodeUp]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				this.inventoryStale = true;
 				// A returning node is told what it should run: replicas moved away meanwhile stop.
 				await this.serial(async () => this.syncNodes([ctx.params.id]));
 				await this.requestPlacement();
@@ -444,6 +452,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 		[EVENTS.nodeUpdated]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
+				this.inventoryStale = true;
 				if (ctx.params.status === "draining")
 					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`, false);
 				else await this.requestPlacement();
@@ -673,6 +682,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
 		async loadInventory(this: SchedulerThis) {
+			this.inventoryStale = false;
 			const { items } = (await this.broker.call("nodes.list", { limit: 10000 })) as {
 				items: NodeInfo[];
 			};
@@ -705,7 +715,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 			if (docs.length === 0) return touched;
 			docs.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
-			await this.loadInventory();
+			if (this.inventoryStale) await this.loadInventory();
 			const plans = docs.map(doc => ({ doc, outcomes: [] as Outcome[] }));
 			// A bounded number of placements in flight: each waits for about one batch, not for
 			// the whole round.
@@ -774,6 +784,21 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			return touched;
 		},
 
+		/**
+		 * Workloads by id (null: gone) as the store has them now, for reading only: a document
+		 * is read again only when its version moved. A busy node holds replicas of many
+		 * workloads, and every sync of it needs them all.
+		 */
+		async readCached(this: SchedulerThis, ids: string[]) {
+			const versions = await this.store.versions(COLLECTIONS.workloads, ids);
+			const stale = ids.filter((id, i) => this.cache.get(id)?.version !== versions[i]);
+			for (const [i, doc] of (await this.readWorkloads(stale)).entries()) {
+				if (doc) this.cache.set(stale[i], doc);
+				else this.cache.delete(stale[i]);
+			}
+			return ids.map((id, i) => (versions[i] ? (this.cache.get(id)?.value ?? null) : null));
+		},
+
 		/** Workload documents by id, null for those that are gone. */
 		async readWorkloads(this: SchedulerThis, ids: string[]) {
 			return Promise.all(ids.map(id => this.store.get<Workload>(COLLECTIONS.workloads, id)));
@@ -833,14 +858,27 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			});
 		},
 
-		/** Tells each node's agent the complete set of replicas it should run now. */
+		/**
+		 * Tells each node's agent the complete set of replicas it should run now. The node's
+		 * allocation names the replicas reserved there; their workloads say which of them are
+		 * placed (a replica reserved a moment ago by another scheduler joins at its own sync).
+		 */
 		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
-			const ids = new Set(nodeIDs);
-			if (ids.size === 0) return;
-			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
-			const lists = new Map<string, ReplicaSpec[]>([...ids].map(id => [id, []]));
-			for (const { value: w } of docs)
-				for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
+			const ids = [...new Set(nodeIDs)];
+			if (ids.length === 0) return;
+			const allocations = await Promise.all(
+				ids.map(id => this.store.get<Allocation>(COLLECTIONS.allocations, id))
+			);
+			const workloadIds = new Set<string>();
+			for (const a of allocations)
+				for (const key of Object.keys(a?.value.replicas ?? {})) {
+					const k = parseReplicaKey(key);
+					if (k) workloadIds.add(k.workloadId);
+				}
+			const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
+			for (const w of await this.readCached([...workloadIds]))
+				for (const r of w?.replicas ?? [])
+					if (r.node) lists.get(r.node)?.push(replicaSpec(w!, r));
 			for (const [nodeID, replicas] of lists) {
 				// Not awaited: a node that died a moment ago answers only at the timeout, and the
 				// scheduling queue must not wait for it. A node that is away gets its list when it
@@ -867,6 +905,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				// Workloads before placements: see audit().
 				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
 				await this.reserver.refresh();
+				this.inventoryStale = true;
+				const listed = new Set(docs.map(d => d.id));
+				for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
 				const { lost, orphans } = audit(
 					docs.map(d => d.value),
 					this.reserver.placementEntries(),
@@ -933,6 +974,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.queue = Promise.resolve();
 		this.round = null;
 		this.waiting = new Set();
+		this.cache = new Map();
+		this.inventoryStale = true;
 		this.generation = 0;
 	},
 

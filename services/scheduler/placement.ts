@@ -18,6 +18,11 @@ export interface Allocation {
 	memory: number;
 	/** Per GPU index: the replica that has it whole, or the GPU memory shared replicas took. */
 	gpus: Record<number, { exclusive: string | null; memory: number }>;
+	/**
+	 * The replica keys holding a reservation here: what the scheduler tells the node's agent
+	 * to run is read from this, in the same document the reservations are checked against.
+	 */
+	replicas?: Record<string, true>;
 }
 
 export interface PlacementNode {
@@ -47,7 +52,7 @@ export interface Placement {
 export const GPU_MODEL_SELECTOR = "gpu.model";
 
 export function emptyAllocation(): Allocation {
-	return { cpu: 0, memory: 0, gpus: {} };
+	return { cpu: 0, memory: 0, gpus: {}, replicas: {} };
 }
 
 /** GPUs this request can have on this node, or null when they are not there. */
@@ -156,7 +161,8 @@ export function reserve(
 	const next: Allocation = {
 		cpu: a.cpu + r.cpu,
 		memory: a.memory + r.memory,
-		gpus: { ...a.gpus }
+		gpus: { ...a.gpus },
+		replicas: { ...a.replicas, [key]: true }
 	};
 	for (const index of gpus) {
 		const g = next.gpus[index] ?? { exclusive: null, memory: 0 };
@@ -176,8 +182,10 @@ export function release(
 	const next: Allocation = {
 		cpu: Math.max(0, a.cpu - r.cpu),
 		memory: Math.max(0, a.memory - r.memory),
-		gpus: { ...a.gpus }
+		gpus: { ...a.gpus },
+		replicas: { ...a.replicas }
 	};
+	delete next.replicas![key];
 	for (const index of gpus) {
 		const g = next.gpus[index];
 		if (!g) continue;

@@ -79,11 +79,14 @@ describe("single node with the embedded store", () => {
 		);
 		const drained = await api(token, "/api/v1/nodes/solo/drain", "POST");
 		expect(drained.body.status).toBe("draining");
-		// The only node drains: the replica waits, and says why.
+		// The only node drains: the replica waits, and says why (first that it left the node,
+		// then, once no node takes it, what every node lacks).
 		const waiting = await eventually(
 			async () => {
 				const w = (await api(token, "/api/v1/workloads")).body.items[0];
-				return w.status === "pending" && w.replicas[0].reason && w;
+				return (
+					w.status === "pending" && /1 node is draining/.test(w.replicas[0].reason) && w
+				);
 			},
 			10_000,
 			"the workload pending"

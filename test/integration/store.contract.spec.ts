@@ -111,6 +111,15 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect(await store.get("nodes", "n1")).toEqual({ value: { gpus: 3 }, version: 3 });
 	});
 
+	it("reads versions alone, 0 for a missing document", async () => {
+		await store.put("nodes", "n1", { gpus: 1 });
+		await store.put("nodes", "n1", { gpus: 2 });
+		await store.put("nodes", "n2", { gpus: 1 });
+		await store.put("other", "n3", { gpus: 1 });
+		expect(await store.versions("nodes", ["n2", "n1", "n3"])).toEqual([1, 2, 0]);
+		expect(await store.versions("nodes", [])).toEqual([]);
+	});
+
 	it("lists a collection in id order with versions, apart from other collections", async () => {
 		await store.put("nodes", "b", 2);
 		await store.put("nodes", "a", 1);

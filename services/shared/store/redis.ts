@@ -199,6 +199,12 @@ export class RedisStore implements Store {
 		return reply ? { value: JSON.parse(reply[0]) as T, version: Number(reply[1]) } : null;
 	}
 
+	async versions(collection: string, ids: string[]): Promise<number[]> {
+		if (ids.length === 0) return [];
+		const versions = await this.call(this.redis.hmget(this.docKeys(collection)[1], ...ids));
+		return versions.map(v => Number(v ?? 0));
+	}
+
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
 		const flat = await this.call(this.redis.storeList(...this.docKeys(collection)));
 		const docs: StoredDoc<T>[] = [];

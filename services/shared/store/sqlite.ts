@@ -182,6 +182,10 @@ export class SqliteStore implements Store {
 		return row ? { value: JSON.parse(row.value) as T, version: row.version } : null;
 	}
 
+	async versions(collection: string, ids: string[]): Promise<number[]> {
+		return this.call(() => ids.map(id => this.stmt.version.get(collection, id) ?? 0));
+	}
+
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
 		return this.call(() => this.stmt.list.all(collection)).map(row => ({
 			id: row.id,

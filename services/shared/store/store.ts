@@ -56,6 +56,8 @@ export interface Store {
 	readonly kind: string;
 
 	get<T>(collection: string, id: string): Promise<Versioned<T> | null>;
+	/** The current version of each document (0: missing): cheap, no value is read or parsed. */
+	versions(collection: string, ids: string[]): Promise<number[]>;
 	/** Every document of a collection, in id order. */
 	list<T>(collection: string): Promise<StoredDoc<T>[]>;
 	/** Writes unconditionally; resolves to the new version. */

@@ -130,13 +130,17 @@ describe("reserve and release", () => {
 		expect(a).toEqual({
 			cpu: 2,
 			memory: 4 * GiB,
-			gpus: { 0: { exclusive: "w/0", memory: 0 }, 1: { exclusive: "w/0", memory: 0 } }
+			gpus: { 0: { exclusive: "w/0", memory: 0 }, 1: { exclusive: "w/0", memory: 0 } },
+			replicas: { "w/0": true }
 		});
 		expect(gpusInUse(a)).toBe(2);
 		expect(release(a, "w/0", r, [0, 1])).toEqual(emptyAllocation());
 		const s = req({ gpuMemory: GiB }).resources;
 		const shared = reserve(reserve(emptyAllocation(), "a", s, [0]), "b", s, [0]);
-		expect(release(shared, "a", s, [0]).gpus).toEqual({ 0: { exclusive: null, memory: GiB } });
+		expect(release(shared, "a", s, [0])).toMatchObject({
+			gpus: { 0: { exclusive: null, memory: GiB } },
+			replicas: { b: true }
+		});
 	});
 });
 
