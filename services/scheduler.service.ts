@@ -26,7 +26,7 @@ import { Allocation, describeShortfall, gpusInUse, PlacementRequest } from "./sc
 import {
 	addEvent,
 	newWorkload,
-	parseReplicaKey,
+	lastFence,
 	pendingReplica,
 	replicaSpec,
 	totalRequest,
@@ -39,6 +39,7 @@ import {
 	applyReleases,
 	audit,
 	Outcome,
+	Placed,
 	placedReplicas,
 	Wanted,
 	wantedPlacements
@@ -63,6 +64,8 @@ interface Round {
 	ids: Set<string>;
 	/** Every waiting workload, not only `ids`. */
 	all: boolean;
+	/** Nodes to sync besides those the round places on. */
+	sync: Set<string>;
 	done: Promise<void>;
 }
 
@@ -99,7 +102,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	tenantOf(ctx: Context<unknown, Meta>): string;
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
-	requestPlacement(ids?: string[]): Promise<void>;
+	requestPlacement(ids?: string[], sync?: string[]): Promise<void>;
+	releaseForgotten(placed: Placed[]): Promise<void>;
 	loadInventory(): Promise<void>;
 	placePending(ids: string[]): Promise<Set<string>>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
@@ -270,20 +274,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				await this.load(ctx.params.id, ctx);
 				await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						let doc = await this.load(ctx.params.id, ctx);
+						const doc = await this.load(ctx.params.id, ctx);
 						const from = doc.value.replicas.length;
 						const to = ctx.params.replicas;
 						if (from === to) return;
 						const now = Date.now();
-						let nodes = new Set<string>();
+						let gone: Placed[] = [];
 						if (to < from) {
-							nodes = await this.releaseReplicas(
-								doc.value,
-								range(to, from),
-								"scaled down",
-								false
-							);
-							doc = await this.load(ctx.params.id, ctx);
+							gone = placedReplicas(doc.value, range(to, from));
+							doc.value.fence = lastFence(doc.value);
 							doc.value.replicas = doc.value.replicas.slice(0, to);
 						} else {
 							const [usage, tenant] = await Promise.all([
@@ -315,7 +314,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							await backoff(attempt);
 							continue;
 						}
-						await this.syncNodes(nodes);
+						await this.releaseForgotten(gone);
+						await this.syncNodes(gone.map(p => p.node));
 						return;
 					}
 					throw new ConflictError("The workload kept changing; try again.", {
@@ -332,15 +332,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
 				await this.load(ctx.params.id, ctx);
-				const w = await this.serial(async () => {
+				const { w, gone, released } = await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						const first = await this.load(ctx.params.id, ctx);
-						const nodes = await this.releaseReplicas(
-							first.value,
-							range(0, first.value.replicas.length),
-							"deleted",
-							false
-						);
 						const doc = await this.load(ctx.params.id, ctx);
 						const w = doc.value;
 						const refund = totalRequest(w.resources, w.replicas.length);
@@ -355,15 +348,23 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							await backoff(attempt);
 							continue;
 						}
-						await this.syncNodes(nodes);
-						return w;
+						const gone = placedReplicas(w, range(0, w.replicas.length));
+						this.waiting.delete(w.id);
+						// Not awaited in the queue: the releases of removes that follow join the
+						// same group commit.
+						return { w, gone, released: this.releaseForgotten(gone) };
 					}
 					throw new ConflictError("The workload kept changing; try again.", {
 						id: ctx.params.id
 					});
 				});
-				// Freed capacity may fit what waits.
-				this.requestPlacement().catch((err: Error) =>
+				await released;
+				// Its nodes stop its replicas, and freed capacity may fit what waits: both in the
+				// next round, with whatever else comes meanwhile.
+				this.requestPlacement(
+					undefined,
+					gone.map(p => p.node)
+				).catch((err: Error) =>
 					this.logger.warn("Placing what waits failed:", err.message)
 				);
 				return { ...workloadView(w), status: "stopped" };
@@ -664,19 +665,26 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * so that concurrent creates are placed together, in the Reserver's group commits.
 		 * Resolves when the round that took the request is done.
 		 */
-		requestPlacement(this: SchedulerThis, ids?: string[]) {
+		requestPlacement(this: SchedulerThis, ids?: string[], sync: string[] = []) {
 			let round = this.round;
 			if (!round) {
-				const next: Round = { ids: new Set(), all: false, done: Promise.resolve() };
+				const next: Round = {
+					ids: new Set(),
+					all: false,
+					sync: new Set(),
+					done: Promise.resolve()
+				};
 				next.done = this.serial(async () => {
 					if (this.round === next) this.round = null;
 					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
-					await this.syncNodes(await this.placePending(wanted));
+					const touched = await this.placePending(wanted);
+					await this.syncNodes([...touched, ...next.sync]);
 				});
 				round = this.round = next;
 			}
 			if (ids) for (const id of ids) round.ids.add(id);
 			else round.all = true;
+			for (const nodeID of sync) round.sync.add(nodeID);
 			return round.done;
 		},
 
@@ -805,9 +813,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 
 		/**
-		 * Gives back the resources of some replicas; with `pend`, they wait to be placed again.
-		 * The reservations go first: a replica never names a node it has no reservation on.
-		 * Resolves to the nodes that lost replicas (to sync).
+		 * Takes some replicas off their nodes; with `pend`, they wait to be placed again. The
+		 * workload forgets them first and their reservations go after (see assign.ts). Resolves
+		 * to the nodes that lost replicas (to sync).
 		 */
 		async releaseReplicas(
 			this: SchedulerThis,
@@ -816,23 +824,30 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			reason: string,
 			pend: boolean
 		) {
-			const nodes = new Set<string>();
-			const placed = placedReplicas(w0, indexes);
-			if (placed.length === 0) return nodes;
-			await Promise.all(placed.map(p => this.reserver.release(p.key)));
 			let doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
+			let gone: Placed[] = [];
 			for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
 				const w: Workload = doc.value;
-				if (!applyReleases(w, placed, reason, pend, Date.now())) break;
+				gone = placedReplicas(w, indexes);
+				if (!applyReleases(w, gone, reason, pend, Date.now())) {
+					gone = [];
+					break;
+				}
 				if (await this.store.cas(COLLECTIONS.workloads, w.id, w, doc.version)) {
 					if (pend) this.waiting.add(w.id);
 					break;
 				}
+				gone = [];
 				await backoff(attempt);
 				doc = await this.store.get<Workload>(COLLECTIONS.workloads, w0.id);
 			}
-			for (const p of placed) nodes.add(p.node);
-			return nodes;
+			await this.releaseForgotten(gone);
+			return new Set(gone.map(p => p.node));
+		},
+
+		/** Gives back the reservations of replicas their workload no longer names. */
+		async releaseForgotten(this: SchedulerThis, placed: Placed[]) {
+			await Promise.all(placed.map(p => this.reserver.release(p.key)));
 		},
 
 		/**
@@ -860,8 +875,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/**
 		 * Tells each node's agent the complete set of replicas it should run now. The node's
-		 * allocation names the replicas reserved there; their workloads say which of them are
-		 * placed (a replica reserved a moment ago by another scheduler joins at its own sync).
+		 * allocation names the workloads with replicas reserved there; those say which replicas
+		 * are placed (a replica reserved a moment ago by another scheduler joins at its own sync).
 		 */
 		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
 			const ids = [...new Set(nodeIDs)];
@@ -871,10 +886,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			);
 			const workloadIds = new Set<string>();
 			for (const a of allocations)
-				for (const key of Object.keys(a?.value.replicas ?? {})) {
-					const k = parseReplicaKey(key);
-					if (k) workloadIds.add(k.workloadId);
-				}
+				for (const id of Object.keys(a?.value.workloads ?? {})) workloadIds.add(id);
 			const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
 			for (const w of await this.readCached([...workloadIds]))
 				for (const r of w?.replicas ?? [])

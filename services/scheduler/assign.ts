@@ -5,8 +5,10 @@
  * unit-tested without a store.
  *
  * The order of writes that makes them safe: a placement is reserved before the workload names
- * it, and released before the workload forgets it. So a replica that names a node always has
- * its reservation, unless a crash came between; `audit` finds what such a crash left.
+ * it, and the workload forgets it before it is released. So a replica that names a node always
+ * has its reservation there: nothing runs on resources another replica may take. A crash
+ * between the two writes leaves at worst a reservation no replica names, which `audit` finds
+ * and the scheduler's reconcile gives back.
  */
 import type { Placement } from "./placement";
 import type { PlacementRecord } from "./reservations";
@@ -147,7 +149,10 @@ export function applyReleases(
 }
 
 export interface AuditResult {
-	/** Replicas that name a node but have no reservation there: placed again. */
+	/**
+	 * Replicas that name a node but have no reservation there: placed again. The order of
+	 * writes never leaves one; this is the net under a bug or a store restored from backup.
+	 */
 	lost: Array<{ workloadId: string; index: number }>;
 	/** Reservations no replica names, older than the grace: released. */
 	orphans: string[];

@@ -11,6 +11,7 @@
  */
 import type { Capacity, NodeStatus, ResourceRequest } from "../shared/types";
 import { formatSize } from "../shared/units";
+import { workloadOf } from "./workload";
 
 /** What is reserved on one node. */
 export interface Allocation {
@@ -19,10 +20,11 @@ export interface Allocation {
 	/** Per GPU index: the replica that has it whole, or the GPU memory shared replicas took. */
 	gpus: Record<number, { exclusive: string | null; memory: number }>;
 	/**
-	 * The replica keys holding a reservation here: what the scheduler tells the node's agent
-	 * to run is read from this, in the same document the reservations are checked against.
+	 * Replicas reserved here, counted by workload: the scheduler reads what a node's agent must
+	 * run from these workloads, out of the same document the reservations are checked against.
+	 * By workload rather than by replica, so that the document stays small on a busy node.
 	 */
-	replicas?: Record<string, true>;
+	workloads?: Record<string, number>;
 }
 
 export interface PlacementNode {
@@ -52,7 +54,7 @@ export interface Placement {
 export const GPU_MODEL_SELECTOR = "gpu.model";
 
 export function emptyAllocation(): Allocation {
-	return { cpu: 0, memory: 0, gpus: {}, replicas: {} };
+	return { cpu: 0, memory: 0, gpus: {}, workloads: {} };
 }
 
 /** GPUs this request can have on this node, or null when they are not there. */
@@ -162,7 +164,7 @@ export function reserve(
 		cpu: a.cpu + r.cpu,
 		memory: a.memory + r.memory,
 		gpus: { ...a.gpus },
-		replicas: { ...a.replicas, [key]: true }
+		workloads: count(a.workloads, workloadOf(key), 1)
 	};
 	for (const index of gpus) {
 		const g = next.gpus[index] ?? { exclusive: null, memory: 0 };
@@ -183,9 +185,8 @@ export function release(
 		cpu: Math.max(0, a.cpu - r.cpu),
 		memory: Math.max(0, a.memory - r.memory),
 		gpus: { ...a.gpus },
-		replicas: { ...a.replicas }
+		workloads: count(a.workloads, workloadOf(key), -1)
 	};
-	delete next.replicas![key];
 	for (const index of gpus) {
 		const g = next.gpus[index];
 		if (!g) continue;
@@ -198,6 +199,18 @@ export function release(
 		if (!after.exclusive && after.memory === 0) delete next.gpus[index];
 		else next.gpus[index] = after;
 	}
+	return next;
+}
+
+function count(
+	counts: Record<string, number> | undefined,
+	id: string,
+	by: 1 | -1
+): Record<string, number> {
+	const next = { ...counts };
+	const n = (next[id] ?? 0) + by;
+	if (n > 0) next[id] = n;
+	else delete next[id];
 	return next;
 }
 

@@ -213,6 +213,11 @@ export function parseReplicaKey(
 	return m ? { workloadId: m[1], index: Number(m[2]), fence: Number(m[3]) } : null;
 }
 
+/** The workload a placement key belongs to (the key itself when it is not a replica key). */
+export function workloadOf(key: string): string {
+	return parseReplicaKey(key)?.workloadId ?? key;
+}
+
 /** The highest fence the workload has handed out: the next placement takes one more. */
 export function lastFence(w: Workload): number {
 	return w.replicas.reduce((max, r) => Math.max(max, r.fence), w.fence ?? 0);

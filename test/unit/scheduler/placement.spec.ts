@@ -126,21 +126,25 @@ describe("place", () => {
 describe("reserve and release", () => {
 	it("are inverses", () => {
 		const r = req({ cpu: 2, memory: 4 * GiB, gpu: 2 }).resources;
-		const a = reserve(emptyAllocation(), "w/0", r, [0, 1]);
+		const a = reserve(emptyAllocation(), "w/0@1", r, [0, 1]);
 		expect(a).toEqual({
 			cpu: 2,
 			memory: 4 * GiB,
-			gpus: { 0: { exclusive: "w/0", memory: 0 }, 1: { exclusive: "w/0", memory: 0 } },
-			replicas: { "w/0": true }
+			gpus: { 0: { exclusive: "w/0@1", memory: 0 }, 1: { exclusive: "w/0@1", memory: 0 } },
+			workloads: { w: 1 }
 		});
 		expect(gpusInUse(a)).toBe(2);
-		expect(release(a, "w/0", r, [0, 1])).toEqual(emptyAllocation());
+		expect(release(a, "w/0@1", r, [0, 1])).toEqual(emptyAllocation());
 		const s = req({ gpuMemory: GiB }).resources;
-		const shared = reserve(reserve(emptyAllocation(), "a", s, [0]), "b", s, [0]);
-		expect(release(shared, "a", s, [0])).toMatchObject({
+		const shared = reserve(reserve(emptyAllocation(), "a/0@1", s, [0]), "b/0@1", s, [0]);
+		expect(release(shared, "a/0@1", s, [0])).toMatchObject({
 			gpus: { 0: { exclusive: null, memory: GiB } },
-			replicas: { b: true }
+			workloads: { b: 1 }
 		});
+		// Replicas are counted by workload.
+		const two = reserve(reserve(emptyAllocation(), "w/0@1", s, [0]), "w/1@2", s, [0]);
+		expect(two.workloads).toEqual({ w: 2 });
+		expect(release(two, "w/0@1", s, [0]).workloads).toEqual({ w: 1 });
 	});
 });
 
