@@ -72,6 +72,11 @@ interface Round {
 interface SchedulerSettings {
 	/** ms between two reconcile rounds (pending placement, agent sync). */
 	reconcileInterval: number;
+	/**
+	 * ms a placement round's syncs wait, to go out with those of the rounds that follow: under
+	 * churn a busy node is sent one list per while, not one per round.
+	 */
+	syncDelay: number;
 }
 
 interface Meta {
@@ -104,6 +109,9 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
 	requestPlacement(ids?: string[], sync?: string[]): Promise<void>;
 	releaseForgotten(placed: Placed[]): Promise<void>;
+	syncSoon(nodeIDs: string[]): void;
+	toSync: Set<string>;
+	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
 	placePending(ids: string[]): Promise<Set<string>>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
@@ -148,7 +156,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	mixins: [StoreMixin(), PeriodicMixin()],
 
 	settings: {
-		reconcileInterval: 2000
+		reconcileInterval: 2000,
+		syncDelay: 50
 	},
 
 	actions: {
@@ -678,7 +687,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					if (this.round === next) this.round = null;
 					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
 					const touched = await this.placePending(wanted);
-					await this.syncNodes([...touched, ...next.sync]);
+					this.syncSoon([...touched, ...next.sync]);
 				});
 				round = this.round = next;
 			}
@@ -686,6 +695,20 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			else round.all = true;
 			for (const nodeID of sync) round.sync.add(nodeID);
 			return round.done;
+		},
+
+		/** Syncs these nodes in syncDelay ms, with every other node asked for meanwhile. */
+		syncSoon(this: SchedulerThis, nodeIDs: string[]) {
+			for (const id of nodeIDs) this.toSync.add(id);
+			if (this.syncTimer || this.toSync.size === 0) return;
+			this.syncTimer = setTimeout(() => {
+				this.syncTimer = null;
+				const ids = [...this.toSync];
+				this.toSync.clear();
+				this.serial(() => this.syncNodes(ids)).catch((err: Error) =>
+					this.logger.warn("Syncing nodes failed:", err.message)
+				);
+			}, this.settings.syncDelay);
 		},
 
 		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
@@ -759,13 +782,23 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 			await Promise.all(inFlight);
 			const nodes = [...this.reserver.index.values()];
+			// Workloads of one shape that did not fit share the reason: one scan of the nodes each.
+			const reasons = new Map<string, string>();
+			const shortfall = (w: Workload) => {
+				const req = placementRequest(w);
+				const shape = JSON.stringify([req.resources, req.strategy, req.nodeSelector]);
+				let reason = reasons.get(shape);
+				if (reason === undefined) {
+					reason = describeShortfall(nodes, req);
+					reasons.set(shape, reason);
+				}
+				return reason;
+			};
 			await Promise.all(
 				plans.map(async ({ doc, outcomes }) => {
 					if (outcomes.length === 0) return;
 					const id = doc.value.id;
-					const reason = outcomes.some(o => !o.spot)
-						? describeShortfall(nodes, placementRequest(doc.value))
-						: null;
+					const reason = outcomes.some(o => !o.spot) ? shortfall(doc.value) : null;
 					let current: Versioned<Workload> | null = doc;
 					let unused = outcomes.filter(o => o.spot).map(o => o.key);
 					for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
@@ -879,7 +912,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * are placed (a replica reserved a moment ago by another scheduler joins at its own sync).
 		 */
 		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
-			const ids = [...new Set(nodeIDs)];
+			// Only nodes connected now: one that is away gets its list when it is back (node.up).
+			const ids = [...new Set(nodeIDs)].filter(
+				id => this.broker.registry.nodes.get(id)?.available
+			);
 			if (ids.length === 0) return;
 			const allocations = await Promise.all(
 				ids.map(id => this.store.get<Allocation>(COLLECTIONS.allocations, id))
@@ -987,6 +1023,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.round = null;
 		this.waiting = new Set();
 		this.cache = new Map();
+		this.toSync = new Set();
+		this.syncTimer = null;
 		this.inventoryStale = true;
 		this.generation = 0;
 	},
@@ -1002,6 +1040,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	// Runs before the store mixin's stopped(): queued placements finish while the store is open.
 	async stopped(this: SchedulerThis) {
 		this.cancel("reconcile");
+		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.queue;
 	}
 };
