@@ -50,7 +50,7 @@ import {
 import { ServiceBroker } from "moleculer";
 import SchedulerService from "../services/scheduler.service";
 import { audit } from "../services/scheduler/assign";
-import type { Workload } from "../services/scheduler/workload";
+import { replicaKey, type Workload } from "../services/scheduler/workload";
 import type { ResourceRequest } from "../services/shared/types";
 import { startRedis } from "../test/helpers/servers";
 import { withSettings } from "../test/helpers/services";
@@ -177,6 +177,11 @@ function picker(random: () => number): () => PlacementRequest {
 	const table: PlacementRequest[] = [];
 	for (const [weight, r] of MIX) for (let i = 0; i < weight; i++) table.push(r);
 	return () => table[Math.floor(random() * table.length)];
+}
+
+/** Replica keys as the scheduler makes them, REPLICAS to a workload (allocations count by workload). */
+function keyOf(seq: number): string {
+	return replicaKey(`w${Math.floor(seq / REPLICAS)}`, seq % REPLICAS, 1);
 }
 
 /** What the simulated callers hold: to release at random, and to know how busy the cluster is. */
@@ -315,7 +320,7 @@ function inMemory(scenario: "scan" | "index", wanted: number): SchedulerRow {
 	while (placed < wanted) {
 		while (load.busy()) free();
 		const r = next();
-		const key = `r${seq++}`;
+		const key = keyOf(seq++);
 		const t0 = performance.now();
 		const spot = scenario === "scan" ? place(byId.values(), r) : index.place(r);
 		if (spot) {
@@ -422,7 +427,7 @@ async function stored(scenario: "sqlite" | "redis", wanted: number): Promise<Sch
 				asked++;
 				while (load.busy() && load.size) free();
 				const r = next();
-				const key = `r${seq++}`;
+				const key = keyOf(seq++);
 				const t0 = performance.now();
 				const spot = await reserver.reserve(key, r);
 				if (spot) {

@@ -153,6 +153,11 @@ export function place(nodes: Iterable<PlacementNode>, req: PlacementRequest): Pl
 	return { nodeID: best.node.id, gpus: pickGpus(best.node, req) ?? [] };
 }
 
+/** A copy that `reserveInto` and `releaseInto` may change without touching `a`. */
+export function copyAllocation(a: Allocation): Allocation {
+	return { cpu: a.cpu, memory: a.memory, gpus: { ...a.gpus }, workloads: { ...a.workloads } };
+}
+
 /** The allocation after reserving `req` with `gpus` for replica `key`. */
 export function reserve(
 	a: Allocation,
@@ -160,17 +165,8 @@ export function reserve(
 	r: ResourceRequest,
 	gpus: number[]
 ): Allocation {
-	const next: Allocation = {
-		cpu: a.cpu + r.cpu,
-		memory: a.memory + r.memory,
-		gpus: { ...a.gpus },
-		workloads: count(a.workloads, workloadOf(key), 1)
-	};
-	for (const index of gpus) {
-		const g = next.gpus[index] ?? { exclusive: null, memory: 0 };
-		next.gpus[index] =
-			r.gpu > 0 ? { exclusive: key, memory: 0 } : { ...g, memory: g.memory + r.gpuMemory };
-	}
+	const next = copyAllocation(a);
+	reserveInto(next, key, r, gpus);
 	return next;
 }
 
@@ -181,14 +177,34 @@ export function release(
 	r: ResourceRequest,
 	gpus: number[]
 ): Allocation {
-	const next: Allocation = {
-		cpu: Math.max(0, a.cpu - r.cpu),
-		memory: Math.max(0, a.memory - r.memory),
-		gpus: { ...a.gpus },
-		workloads: count(a.workloads, workloadOf(key), -1)
-	};
+	const next = copyAllocation(a);
+	releaseInto(next, key, r, gpus);
+	return next;
+}
+
+/**
+ * `reserve`, changing `a` in place: for a copy only its caller holds (several changes to one
+ * node in one batch copy it once).
+ */
+export function reserveInto(a: Allocation, key: string, r: ResourceRequest, gpus: number[]): void {
+	a.cpu += r.cpu;
+	a.memory += r.memory;
 	for (const index of gpus) {
-		const g = next.gpus[index];
+		const g = a.gpus[index] ?? { exclusive: null, memory: 0 };
+		a.gpus[index] =
+			r.gpu > 0 ? { exclusive: key, memory: 0 } : { ...g, memory: g.memory + r.gpuMemory };
+	}
+	const workloads = (a.workloads ??= {});
+	const id = workloadOf(key);
+	workloads[id] = (workloads[id] ?? 0) + 1;
+}
+
+/** `release`, changing `a` in place (see reserveInto). */
+export function releaseInto(a: Allocation, key: string, r: ResourceRequest, gpus: number[]): void {
+	a.cpu = Math.max(0, a.cpu - r.cpu);
+	a.memory = Math.max(0, a.memory - r.memory);
+	for (const index of gpus) {
+		const g = a.gpus[index];
 		if (!g) continue;
 		const after =
 			r.gpu > 0
@@ -196,22 +212,14 @@ export function release(
 					? { exclusive: null, memory: g.memory }
 					: g
 				: { ...g, memory: Math.max(0, g.memory - r.gpuMemory) };
-		if (!after.exclusive && after.memory === 0) delete next.gpus[index];
-		else next.gpus[index] = after;
+		if (!after.exclusive && after.memory === 0) delete a.gpus[index];
+		else a.gpus[index] = after;
 	}
-	return next;
-}
-
-function count(
-	counts: Record<string, number> | undefined,
-	id: string,
-	by: 1 | -1
-): Record<string, number> {
-	const next = { ...counts };
-	const n = (next[id] ?? 0) + by;
-	if (n > 0) next[id] = n;
-	else delete next[id];
-	return next;
+	const workloads = (a.workloads ??= {});
+	const id = workloadOf(key);
+	const n = (workloads[id] ?? 0) - 1;
+	if (n > 0) workloads[id] = n;
+	else delete workloads[id];
 }
 
 /** GPUs a node has given out, whole or shared: what `/api/v1/nodes` shows as `allocated.gpus`. */

@@ -40,9 +40,10 @@ import { COLLECTIONS } from "../shared/collections";
 import type { DocWrite, Store, VersionCheck, Versioned } from "../shared/store";
 import type { ResourceRequest } from "../shared/types";
 import {
+	copyAllocation,
 	emptyAllocation,
-	release,
-	reserve,
+	releaseInto,
+	reserveInto,
 	type Allocation,
 	type Placement,
 	type PlacementNode,
@@ -325,8 +326,9 @@ export class Reserver {
 					at: Date.now()
 				};
 				op.record = record;
-				const base = after.get(spot.nodeID) ?? this.committed(spot.nodeID);
-				this.change(after, spot.nodeID, reserve(base, op.key, record.resources, spot.gpus));
+				const draft = this.draft(after, spot.nodeID);
+				reserveInto(draft, op.key, record.resources, spot.gpus);
+				this.reindex(spot.nodeID, draft);
 				checks.push({ collection: PLACEMENTS, id: op.key, version: 0 });
 				writes.push({ collection: PLACEMENTS, id: op.key, value: record });
 			} else {
@@ -336,8 +338,9 @@ export class Reserver {
 					continue;
 				}
 				const { nodeID, resources, gpus } = had.value;
-				const base = after.get(nodeID) ?? this.committed(nodeID);
-				this.change(after, nodeID, release(base, op.key, resources, gpus));
+				const draft = this.draft(after, nodeID);
+				releaseInto(draft, op.key, resources, gpus);
+				this.reindex(nodeID, draft);
 				// No check of the record itself: whoever changed it wrote its node's allocation in
 				// the same transaction, so the node's check below catches that.
 				writes.push({ collection: PLACEMENTS, id: op.key, value: null });
@@ -393,10 +396,24 @@ export class Reserver {
 		return true;
 	}
 
-	/** Within a batch: the node's allocation becomes `next`, and the index sees it at once. */
-	private change(after: Map<string, Allocation>, nodeID: string, next: Allocation): void {
-		after.set(nodeID, next);
-		this.show(nodeID, next);
+	/**
+	 * The batch's own copy of a node's allocation, made at its first change in the batch: the
+	 * batch's changes go into it in place, and the committed one stays as it was until the
+	 * transaction succeeds.
+	 */
+	private draft(after: Map<string, Allocation>, nodeID: string): Allocation {
+		let draft = after.get(nodeID);
+		if (!draft) {
+			draft = copyAllocation(this.committed(nodeID));
+			after.set(nodeID, draft);
+		}
+		return draft;
+	}
+
+	/** Within a batch: the index sees the node's changed draft at once. */
+	private reindex(nodeID: string, draft: Allocation): void {
+		const node = this.index.get(nodeID);
+		if (node) this.index.update({ ...node, allocated: draft });
 	}
 
 	private committed(nodeID: string): Allocation {

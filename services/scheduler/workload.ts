@@ -215,7 +215,9 @@ export function parseReplicaKey(
 
 /** The workload a placement key belongs to (the key itself when it is not a replica key). */
 export function workloadOf(key: string): string {
-	return parseReplicaKey(key)?.workloadId ?? key;
+	// On every reservation and release: no regular expression.
+	const slash = key.lastIndexOf("/");
+	return slash > 0 && key.indexOf("@", slash) > slash + 1 ? key.slice(0, slash) : key;
 }
 
 /** The highest fence the workload has handed out: the next placement takes one more. */
