@@ -221,6 +221,13 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 				writes
 			)
 		).toBe(false);
+		// The written documents' own checks failing, after other writes went in.
+		expect(await store.transact([{ collection: "nodes", id: "n1", version: 5 }], writes)).toBe(
+			false
+		);
+		expect(
+			await store.transact([n1, { collection: "reservations", id: "r1", version: 3 }], writes)
+		).toBe(false);
 		expect(await store.get("nodes", "n1")).toEqual({ value: { free: 8 }, version: 1 });
 		expect(await store.get("reservations", "r1")).toBeNull();
 		expect(await store.get("reservations", "old")).toEqual({ value: { gpus: 1 }, version: 1 });
