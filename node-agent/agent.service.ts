@@ -18,6 +18,7 @@ import type {
 } from "../services/shared/types";
 import { parseAllowedCommands, parseServiceDirs, replicaFactory, Runner } from "./runner";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
+import { SyncOrder, SyncPlan } from "./sync-order";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
 import { capacityFromFacts, MachineProbe, SystemProbe } from "./probes/machine";
 
@@ -39,9 +40,11 @@ interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	probe: MachineProbe;
 	runner: Runner;
 	/** The newest list applied, and the one being applied. */
-	generation: number;
+	order: SyncOrder;
 	syncing: Promise<unknown>;
-	applySync(replicas: ReplicaSpec[], generation: number): Promise<unknown>;
+	applyPlan(plan: SyncPlan | null): Promise<unknown>;
+	/** One sync at a time, in the order they came. */
+	serialSync<T>(fn: () => Promise<T>): Promise<T>;
 	facts: MachineFacts;
 	capacity: Capacity;
 	sendReport(): Promise<void>;
@@ -86,13 +89,55 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 				this: AgentThis,
 				ctx: Context<{ replicas: ReplicaSpec[]; generation: number }>
 			) {
-				// One list at a time, and never an older list after a newer one: schedulers send
-				// lists without waiting, so two may cross on the way.
-				const run = this.syncing.then(() =>
-					this.applySync(ctx.params.replicas, ctx.params.generation)
+				// Never an older list after a newer one: schedulers send lists without waiting,
+				// so two may cross on the way (see sync-order.ts).
+				return this.serialSync(() =>
+					this.applyPlan(
+						this.order.node(
+							ctx.params.replicas,
+							ctx.params.generation,
+							this.runner.list()
+						)
+					)
 				);
-				this.syncing = run.catch(() => undefined);
-				return run;
+			}
+		},
+
+		/**
+		 * Makes this node run exactly the listed replicas of some workloads, leaving the others
+		 * alone: what a placement round changed.
+		 */
+		syncWorkloads: {
+			visibility: "public",
+			params: {
+				workloads: {
+					type: "array",
+					items: {
+						type: "object",
+						props: {
+							workloadId: "string",
+							replicas: { type: "array", items: "object" }
+						}
+					}
+				},
+				generation: { type: "number", integer: true, min: 0 }
+			},
+			handler(
+				this: AgentThis,
+				ctx: Context<{
+					workloads: Array<{ workloadId: string; replicas: ReplicaSpec[] }>;
+					generation: number;
+				}>
+			) {
+				return this.serialSync(() =>
+					this.applyPlan(
+						this.order.workload(
+							ctx.params.workloads,
+							ctx.params.generation,
+							this.runner.list()
+						)
+					)
+				);
 			}
 		},
 
@@ -132,16 +177,17 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	methods: {
-		async applySync(this: AgentThis, replicas: ReplicaSpec[], generation: number) {
-			if (generation <= this.generation) return { replicas: this.runner.list(), stale: true };
-			this.generation = generation;
-			const wanted = new Map(replicas.map(r => [`${r.workloadId}/${r.replica}`, r]));
-			for (const running of this.runner.list()) {
-				const want = wanted.get(`${running.workloadId}/${running.replica}`);
-				if (!want || want.fence > running.fence)
-					await this.runner.stop(running.workloadId, running.replica);
-			}
-			for (const spec of wanted.values()) {
+		serialSync<T>(this: AgentThis, fn: () => Promise<T>): Promise<T> {
+			const run = this.syncing.then(fn);
+			this.syncing = run.catch(() => undefined);
+			return run;
+		},
+
+		async applyPlan(this: AgentThis, plan: SyncPlan | null) {
+			if (!plan) return { replicas: this.runner.list(), stale: true };
+			for (const running of plan.stop)
+				await this.runner.stop(running.workloadId, running.replica);
+			for (const spec of plan.start) {
 				// A refused start (command not allowed, module missing) is already reported as a
 				// failed replica; the others still start.
 				await this.runner.start(spec).catch(err => this.logger.warn(err.message));
@@ -177,7 +223,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Parse the override before anything starts, so a typo stops the node with the reason.
 		const override = this.settings.capacityOverride;
 		if (override) this.capacity = parseCapacityOverride(override);
-		this.generation = 0;
+		this.order = new SyncOrder();
 		this.syncing = Promise.resolve();
 		this.runner = new Runner({
 			createReplica: replicaFactory({

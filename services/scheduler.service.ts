@@ -28,6 +28,7 @@ import {
 	newWorkload,
 	lastFence,
 	pendingReplica,
+	workloadOf,
 	replicaSpec,
 	totalRequest,
 	Workload,
@@ -65,7 +66,7 @@ interface Round {
 	/** Every waiting workload, not only `ids`. */
 	all: boolean;
 	/** Nodes to sync besides those the round places on. */
-	sync: Set<string>;
+	changes: Changes;
 	done: Promise<void>;
 }
 
@@ -107,13 +108,14 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	tenantOf(ctx: Context<unknown, Meta>): string;
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
-	requestPlacement(ids?: string[], sync?: string[]): Promise<void>;
+	requestPlacement(ids?: string[], gone?: Placed[]): Promise<void>;
 	releaseForgotten(placed: Placed[]): Promise<void>;
-	syncSoon(nodeIDs: string[]): void;
-	toSync: Set<string>;
+	syncSoon(changes: Changes): void;
+	syncWorkloads(changes: Changes): Promise<void>;
+	toSync: Changes;
 	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
-	placePending(ids: string[]): Promise<Set<string>>;
+	placePending(ids: string[]): Promise<Changes>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	readCached(ids: string[]): Promise<Array<Workload | null>>;
 	/** What readCached read last, by workload id; never handed out to be changed. */
@@ -370,10 +372,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				await released;
 				// Its nodes stop its replicas, and freed capacity may fit what waits: both in the
 				// next round, with whatever else comes meanwhile.
-				this.requestPlacement(
-					undefined,
-					gone.map(p => p.node)
-				).catch((err: Error) =>
+				this.requestPlacement(undefined, gone).catch((err: Error) =>
 					this.logger.warn("Placing what waits failed:", err.message)
 				);
 				return { ...workloadView(w), status: "stopped" };
@@ -674,41 +673,81 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * so that concurrent creates are placed together, in the Reserver's group commits.
 		 * Resolves when the round that took the request is done.
 		 */
-		requestPlacement(this: SchedulerThis, ids?: string[], sync: string[] = []) {
+		requestPlacement(this: SchedulerThis, ids?: string[], gone: Placed[] = []) {
 			let round = this.round;
 			if (!round) {
 				const next: Round = {
 					ids: new Set(),
 					all: false,
-					sync: new Set(),
+					changes: new Map(),
 					done: Promise.resolve()
 				};
 				next.done = this.serial(async () => {
 					if (this.round === next) this.round = null;
 					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
-					const touched = await this.placePending(wanted);
-					this.syncSoon([...touched, ...next.sync]);
+					const changes = await this.placePending(wanted);
+					for (const [nodeID, ids] of next.changes)
+						for (const id of ids) addChange(changes, nodeID, id);
+					this.syncSoon(changes);
 				});
 				round = this.round = next;
 			}
 			if (ids) for (const id of ids) round.ids.add(id);
 			else round.all = true;
-			for (const nodeID of sync) round.sync.add(nodeID);
+			for (const p of gone) addChange(round.changes, p.node, workloadOf(p.key));
 			return round.done;
 		},
 
-		/** Syncs these nodes in syncDelay ms, with every other node asked for meanwhile. */
-		syncSoon(this: SchedulerThis, nodeIDs: string[]) {
-			for (const id of nodeIDs) this.toSync.add(id);
+		/**
+		 * Tells the nodes the new lists of these workloads in syncDelay ms, with every other
+		 * change made meanwhile.
+		 */
+		syncSoon(this: SchedulerThis, changes: Changes) {
+			for (const [nodeID, ids] of changes)
+				for (const id of ids) addChange(this.toSync, nodeID, id);
 			if (this.syncTimer || this.toSync.size === 0) return;
 			this.syncTimer = setTimeout(() => {
 				this.syncTimer = null;
-				const ids = [...this.toSync];
-				this.toSync.clear();
-				this.serial(() => this.syncNodes(ids)).catch((err: Error) =>
+				const due = this.toSync;
+				this.toSync = new Map();
+				this.serial(() => this.syncWorkloads(due)).catch((err: Error) =>
 					this.logger.warn("Syncing nodes failed:", err.message)
 				);
 			}, this.settings.syncDelay);
+		},
+
+		/** Sends each node its replicas of the workloads that changed there (sync-order.ts). */
+		async syncWorkloads(this: SchedulerThis, changes: Changes) {
+			// Only nodes connected now: one that is away gets its whole list when it is back.
+			const nodes = [...changes.keys()].filter(
+				id => this.broker.registry.nodes.get(id)?.available
+			);
+			const ids = [...new Set(nodes.flatMap(n => [...changes.get(n)!]))];
+			if (ids.length === 0) return;
+			const docs = await this.readCached(ids);
+			const byId = new Map(ids.map((id, i) => [id, docs[i]]));
+			const generation = this.nextGeneration();
+			for (const nodeID of nodes) {
+				const workloads = [...changes.get(nodeID)!].map(workloadId => {
+					const w = byId.get(workloadId);
+					return {
+						workloadId,
+						replicas: w
+							? w.replicas.filter(r => r.node === nodeID).map(r => replicaSpec(w, r))
+							: []
+					};
+				});
+				// Not awaited, as in syncNodes.
+				this.broker
+					.call(
+						"agent.syncWorkloads",
+						{ workloads, generation },
+						{ nodeID, retries: 0, timeout: 5000 }
+					)
+					.catch((err: Error) =>
+						this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
+					);
+			}
 		},
 
 		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
@@ -738,13 +777,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * then written once. Resolves to the nodes to sync.
 		 */
 		async placePending(this: SchedulerThis, ids: string[]) {
-			const touched = new Set<string>();
+			const changes: Changes = new Map();
 			const docs: Versioned<Workload>[] = [];
 			for (const [i, doc] of (await this.readWorkloads(ids)).entries()) {
 				if (doc?.value.replicas.some(r => r.state === "pending")) docs.push(doc);
 				else this.waiting.delete(ids[i]);
 			}
-			if (docs.length === 0) return touched;
+			if (docs.length === 0) return changes;
 			docs.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
 			if (this.inventoryStale) await this.loadInventory();
 			const plans = docs.map(doc => ({ doc, outcomes: [] as Outcome[] }));
@@ -819,10 +858,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					// Deleted, scaled down or placed otherwise meanwhile: give back what it took.
 					if (!current) unused = outcomes.filter(o => o.spot).map(o => o.key);
 					await Promise.all(unused.map(key => this.reserver.release(key)));
-					for (const o of outcomes) if (o.spot) touched.add(o.spot.nodeID);
+					for (const o of outcomes) if (o.spot) addChange(changes, o.spot.nodeID, id);
 				})
 			);
-			return touched;
+			return changes;
 		},
 
 		/**
@@ -901,32 +940,22 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							touched.add(n);
 					}
 				}
-				for (const n of await this.placePending([...this.waiting])) touched.add(n);
+				for (const n of (await this.placePending([...this.waiting])).keys()) touched.add(n);
 				await this.syncNodes(touched);
 			});
 		},
 
-		/**
-		 * Tells each node's agent the complete set of replicas it should run now. The node's
-		 * allocation names the workloads with replicas reserved there; those say which replicas
-		 * are placed (a replica reserved a moment ago by another scheduler joins at its own sync).
-		 */
+		/** Tells each node's agent the complete set of replicas it should run now. */
 		async syncNodes(this: SchedulerThis, nodeIDs: Iterable<string>) {
 			// Only nodes connected now: one that is away gets its list when it is back (node.up).
 			const ids = [...new Set(nodeIDs)].filter(
 				id => this.broker.registry.nodes.get(id)?.available
 			);
 			if (ids.length === 0) return;
-			const allocations = await Promise.all(
-				ids.map(id => this.store.get<Allocation>(COLLECTIONS.allocations, id))
-			);
-			const workloadIds = new Set<string>();
-			for (const a of allocations)
-				for (const id of Object.keys(a?.value.workloads ?? {})) workloadIds.add(id);
+			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
 			const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
-			for (const w of await this.readCached([...workloadIds]))
-				for (const r of w?.replicas ?? [])
-					if (r.node) lists.get(r.node)?.push(replicaSpec(w!, r));
+			for (const { value: w } of docs)
+				for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
 			for (const [nodeID, replicas] of lists) {
 				// Not awaited: a node that died a moment ago answers only at the timeout, and the
 				// scheduling queue must not wait for it. A node that is away gets its list when it
@@ -989,7 +1018,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						.map(d => d.id)
 				);
 				for (const l of lost) this.waiting.add(l.workloadId);
-				for (const n of await this.placePending([...this.waiting])) touched.add(n);
+				for (const n of (await this.placePending([...this.waiting])).keys()) touched.add(n);
 				for (const n of this.reserver.index.values())
 					if (
 						n.status !== "down" &&
@@ -1023,7 +1052,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.round = null;
 		this.waiting = new Set();
 		this.cache = new Map();
-		this.toSync = new Set();
+		this.toSync = new Map();
 		this.syncTimer = null;
 		this.inventoryStale = true;
 		this.generation = 0;
@@ -1049,6 +1078,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 function backoff(attempt: number): Promise<void> {
 	const ms = Math.random() * Math.min(50, 2 ** attempt);
 	return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+/** Per node, the workloads whose replicas there changed. */
+type Changes = Map<string, Set<string>>;
+
+function addChange(changes: Changes, nodeID: string, workloadId: string): void {
+	let ids = changes.get(nodeID);
+	if (!ids) changes.set(nodeID, (ids = new Set()));
+	ids.add(workloadId);
 }
 
 function placementRequest(w: Workload): PlacementRequest {

@@ -11,7 +11,6 @@
  */
 import type { Capacity, NodeStatus, ResourceRequest } from "../shared/types";
 import { formatSize } from "../shared/units";
-import { workloadOf } from "./workload";
 
 /** What is reserved on one node. */
 export interface Allocation {
@@ -19,12 +18,6 @@ export interface Allocation {
 	memory: number;
 	/** Per GPU index: the replica that has it whole, or the GPU memory shared replicas took. */
 	gpus: Record<number, { exclusive: string | null; memory: number }>;
-	/**
-	 * Replicas reserved here, counted by workload: the scheduler reads what a node's agent must
-	 * run from these workloads, out of the same document the reservations are checked against.
-	 * By workload rather than by replica, so that the document stays small on a busy node.
-	 */
-	workloads?: Record<string, number>;
 }
 
 export interface PlacementNode {
@@ -54,7 +47,7 @@ export interface Placement {
 export const GPU_MODEL_SELECTOR = "gpu.model";
 
 export function emptyAllocation(): Allocation {
-	return { cpu: 0, memory: 0, gpus: {}, workloads: {} };
+	return { cpu: 0, memory: 0, gpus: {} };
 }
 
 /** GPUs this request can have on this node, or null when they are not there. */
@@ -155,7 +148,7 @@ export function place(nodes: Iterable<PlacementNode>, req: PlacementRequest): Pl
 
 /** A copy that `reserveInto` and `releaseInto` may change without touching `a`. */
 export function copyAllocation(a: Allocation): Allocation {
-	return { cpu: a.cpu, memory: a.memory, gpus: { ...a.gpus }, workloads: { ...a.workloads } };
+	return { cpu: a.cpu, memory: a.memory, gpus: { ...a.gpus } };
 }
 
 /** The allocation after reserving `req` with `gpus` for replica `key`. */
@@ -194,9 +187,6 @@ export function reserveInto(a: Allocation, key: string, r: ResourceRequest, gpus
 		a.gpus[index] =
 			r.gpu > 0 ? { exclusive: key, memory: 0 } : { ...g, memory: g.memory + r.gpuMemory };
 	}
-	const workloads = (a.workloads ??= {});
-	const id = workloadOf(key);
-	workloads[id] = (workloads[id] ?? 0) + 1;
 }
 
 /** `release`, changing `a` in place (see reserveInto). */
@@ -215,11 +205,6 @@ export function releaseInto(a: Allocation, key: string, r: ResourceRequest, gpus
 		if (!after.exclusive && after.memory === 0) delete a.gpus[index];
 		else a.gpus[index] = after;
 	}
-	const workloads = (a.workloads ??= {});
-	const id = workloadOf(key);
-	const n = (workloads[id] ?? 0) - 1;
-	if (n > 0) workloads[id] = n;
-	else delete workloads[id];
 }
 
 /** GPUs a node has given out, whole or shared: what `/api/v1/nodes` shows as `allocated.gpus`. */

@@ -55,25 +55,41 @@ export function stubAgent(spec: AgentSpec): ServiceSchema {
 			facts: () => ({ hostname: spec.id }),
 			sync: {
 				handler(this: any, ctx: any) {
-					const replicas: ReplicaSpec[] = ctx.params.replicas;
-					this.running = replicas;
-					for (const r of replicas) {
-						const status: ReplicaStatus = {
-							workloadId: r.workloadId,
-							replica: r.replica,
-							fence: r.fence,
-							nodeID: spec.id,
-							state: "running",
-							restarts: 0,
-							at: Date.now()
-						};
-						ctx.emit("workload.replica.state", status);
-					}
-					return { running: replicas.length };
+					this.running = [];
+					return this.take(ctx.params.replicas, ctx);
+				}
+			},
+			syncWorkloads: {
+				handler(this: any, ctx: any) {
+					const lists: Array<{ workloadId: string; replicas: ReplicaSpec[] }> =
+						ctx.params.workloads;
+					const ids = new Set(lists.map(l => l.workloadId));
+					this.running = this.running.filter((r: ReplicaSpec) => !ids.has(r.workloadId));
+					return this.take(
+						lists.flatMap(l => l.replicas),
+						ctx
+					);
 				}
 			}
 		},
 		methods: {
+			/** Runs these replicas too, and says each is running. */
+			take(this: any, replicas: ReplicaSpec[], ctx: any) {
+				this.running = this.running.concat(replicas);
+				for (const r of replicas) {
+					const status: ReplicaStatus = {
+						workloadId: r.workloadId,
+						replica: r.replica,
+						fence: r.fence,
+						nodeID: spec.id,
+						state: "running",
+						restarts: 0,
+						at: Date.now()
+					};
+					ctx.emit("workload.replica.state", status);
+				}
+				return { running: this.running.length };
+			},
 			report(this: any) {
 				const t = Date.now() / 1000;
 				const running: ReplicaSpec[] = this.running;

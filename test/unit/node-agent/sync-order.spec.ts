@@ -1,0 +1,101 @@
+import { Running, SyncOrder } from "../../../node-agent/sync-order";
+import type { ReplicaSpec } from "../../../services/shared/types";
+
+function spec(workloadId: string, replica: number, fence: number): ReplicaSpec {
+	return {
+		workloadId,
+		tenant: "acme",
+		name: workloadId,
+		replica,
+		fence,
+		kind: "process",
+		process: { command: "sleep", args: [], env: {} },
+		resources: { cpu: 1, memory: 1, gpu: 0, gpuMemory: 0 },
+		gpus: [],
+		restart: { policy: "never", maxRestarts: 0 }
+	};
+}
+
+const running = (workloadId: string, replica: number, fence: number): Running => ({
+	workloadId,
+	replica,
+	fence
+});
+
+const keys = (plan: { stop: Running[]; start: ReplicaSpec[] } | null) =>
+	plan && {
+		stop: plan.stop.map(r => `${r.workloadId}/${r.replica}@${r.fence}`),
+		start: plan.start.map(r => `${r.workloadId}/${r.replica}@${r.fence}`)
+	};
+
+describe("SyncOrder", () => {
+	it("applies a node list: stops what it lacks or has placed anew, starts what it holds", () => {
+		const order = new SyncOrder();
+		const plan = order.node([spec("a", 0, 2), spec("b", 0, 1)], 10, [
+			running("a", 0, 1),
+			running("c", 0, 1)
+		]);
+		expect(keys(plan)).toEqual({ stop: ["a/0@1", "c/0@1"], start: ["a/0@2", "b/0@1"] });
+	});
+
+	it("ignores a node list older than one applied", () => {
+		const order = new SyncOrder();
+		order.node([], 10, []);
+		expect(order.node([spec("a", 0, 1)], 9, [])).toBeNull();
+		expect(order.node([spec("a", 0, 1)], 10, [])).toBeNull();
+	});
+
+	it("changes only the listed workloads with a workload list", () => {
+		const order = new SyncOrder();
+		const plan = order.workload([{ workloadId: "a", replicas: [spec("a", 1, 3)] }], 10, [
+			running("a", 0, 1),
+			running("b", 0, 1)
+		]);
+		expect(keys(plan)).toEqual({ stop: ["a/0@1"], start: ["a/1@3"] });
+	});
+
+	it("ignores a workload list older than a node list or than one of its workload", () => {
+		const order = new SyncOrder();
+		order.node([], 10, []);
+		expect(order.workload([{ workloadId: "a", replicas: [] }], 9, [])).toBeNull();
+		order.workload([{ workloadId: "a", replicas: [] }], 12, []);
+		expect(order.workload([{ workloadId: "a", replicas: [] }], 11, [])).toBeNull();
+		// Another workload in the same old message is still news.
+		expect(
+			keys(
+				order.workload(
+					[
+						{ workloadId: "a", replicas: [spec("a", 0, 1)] },
+						{ workloadId: "b", replicas: [spec("b", 0, 1)] }
+					],
+					11,
+					[]
+				)
+			)
+		).toEqual({ stop: [], start: ["b/0@1"] });
+	});
+
+	it("keeps what a newer workload list said when an older node list arrives", () => {
+		const order = new SyncOrder();
+		order.workload([{ workloadId: "a", replicas: [spec("a", 0, 5)] }], 20, []);
+		// A node list built before the placement: it has a's old replica, and not b's fate.
+		const plan = order.node([spec("a", 0, 4), spec("b", 0, 1)], 15, [
+			running("a", 0, 5),
+			running("c", 0, 1)
+		]);
+		expect(keys(plan)).toEqual({ stop: ["c/0@1"], start: ["b/0@1"] });
+		// A node list newer than the workload list speaks for a again.
+		expect(keys(order.node([], 25, [running("a", 0, 5)]))).toEqual({
+			stop: ["a/0@5"],
+			start: []
+		});
+	});
+
+	it("ignores replicas of other workloads in a workload list", () => {
+		const order = new SyncOrder();
+		const plan = order.workload([{ workloadId: "a", replicas: [spec("b", 0, 1)] }], 5, [
+			running("a", 0, 1)
+		]);
+		expect(keys(plan)).toEqual({ stop: ["a/0@1"], start: [] });
+	});
+});
