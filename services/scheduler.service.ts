@@ -67,7 +67,8 @@ interface Round {
 	all: boolean;
 	/** Nodes to sync besides those the round places on. */
 	changes: Changes;
-	done: Promise<void>;
+	/** Resolves to the workloads the round wrote, as written. */
+	done: Promise<Map<string, Workload>>;
 }
 
 interface SchedulerSettings {
@@ -108,14 +109,14 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	tenantOf(ctx: Context<unknown, Meta>): string;
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
-	requestPlacement(ids?: string[], gone?: Placed[]): Promise<void>;
+	requestPlacement(ids?: string[], gone?: Placed[]): Promise<Map<string, Workload>>;
 	releaseForgotten(placed: Placed[]): Promise<void>;
 	syncSoon(changes: Changes): void;
 	syncWorkloads(changes: Changes): Promise<void>;
 	toSync: Changes;
 	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
-	placePending(ids: string[]): Promise<Changes>;
+	placePending(ids: string[], written?: Map<string, Workload>): Promise<Changes>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	readCached(ids: string[]): Promise<Array<Workload | null>>;
 	/** What readCached read last, by workload id; never handed out to be changed. */
@@ -235,8 +236,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					ctx.meta.idempotencyKey
 				);
 				ctx.meta.$statusCode = 201;
-				const placed = await this.load(w.id, ctx);
-				return workloadView(placed.value, true);
+				return workloadView(w, true);
 			}
 		},
 
@@ -342,7 +342,6 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		remove: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
-				await this.load(ctx.params.id, ctx);
 				const { w, gone, released } = await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
 						const doc = await this.load(ctx.params.id, ctx);
@@ -662,9 +661,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					tenant
 				});
 			});
-			// Nothing else changed, so only the new workload can have become placeable.
-			await this.requestPlacement([created.id]);
-			return created;
+			// Nothing else changed, so only the new workload can have become placeable. What the
+			// round wrote of it is what the store holds (another round may have written it).
+			const written = (await this.requestPlacement([created.id])).get(created.id);
+			if (written) return written;
+			return (
+				(await this.store.get<Workload>(COLLECTIONS.workloads, created.id))?.value ??
+				created
+			);
 		},
 
 		/**
@@ -680,15 +684,17 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					ids: new Set(),
 					all: false,
 					changes: new Map(),
-					done: Promise.resolve()
+					done: Promise.resolve(new Map())
 				};
 				next.done = this.serial(async () => {
 					if (this.round === next) this.round = null;
 					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
-					const changes = await this.placePending(wanted);
+					const written = new Map<string, Workload>();
+					const changes = await this.placePending(wanted, written);
 					for (const [nodeID, ids] of next.changes)
 						for (const id of ids) addChange(changes, nodeID, id);
 					this.syncSoon(changes);
+					return written;
 				});
 				round = this.round = next;
 			}
@@ -776,7 +782,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * replicas go to the Reserver together (many per store transaction); each workload is
 		 * then written once. Resolves to the nodes to sync.
 		 */
-		async placePending(this: SchedulerThis, ids: string[]) {
+		async placePending(this: SchedulerThis, ids: string[], written?: Map<string, Workload>) {
 			const changes: Changes = new Map();
 			const docs: Versioned<Workload>[] = [];
 			for (const [i, doc] of (await this.readWorkloads(ids)).entries()) {
@@ -848,6 +854,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							!applied.changed ||
 							(await this.store.cas(COLLECTIONS.workloads, id, w, current.version))
 						) {
+							if (applied.changed) written?.set(id, w);
 							if (w.replicas.some(r => r.state === "pending")) this.waiting.add(id);
 							else this.waiting.delete(id);
 							break;

@@ -59,6 +59,8 @@ export function applyPlacements(
 	const unused: string[] = [];
 	let changed = false;
 	let waiting = false;
+	/** Per node, the replicas placed there now: one event each node, not each replica. */
+	const placed = new Map<string, Outcome[]>();
 	for (const o of outcomes) {
 		const r = w.replicas[o.index];
 		if (!o.spot) {
@@ -82,19 +84,42 @@ export function applyPlacements(
 			since: now
 		});
 		delete r.reason;
-		w.fence = Math.max(lastFence(w), o.fence);
+		// o.fence is above every fence of the plan's document: no scan of the replicas.
+		w.fence = Math.max(w.fence ?? 0, o.fence);
+		const on = placed.get(o.spot.nodeID);
+		if (on) on.push(o);
+		else placed.set(o.spot.nodeID, [o]);
+		changed = true;
+	}
+	for (const [node, list] of placed) {
+		const gpus = list.flatMap(o => o.spot!.gpus);
+		const withGpus = gpus.length ? ` with GPU ${gpus.join(",")}` : "";
 		addEvent(w, {
 			at: now,
 			type: "placed",
-			replica: r.index,
-			node: o.spot.nodeID,
-			message: `Replica ${r.index} placed on ${o.spot.nodeID}${o.spot.gpus.length ? ` with GPU ${o.spot.gpus.join(",")}` : ""}.`
+			...(list.length === 1 ? { replica: list[0].index } : {}),
+			node,
+			message:
+				list.length === 1
+					? `Replica ${list[0].index} placed on ${node}${withGpus}.`
+					: `Replicas ${ranges(list.map(o => o.index))} placed on ${node}${withGpus}.`
 		});
-		changed = true;
 	}
 	if (waiting && reason)
 		addEvent(w, { at: now, type: "pending", message: `Waiting for capacity: ${reason}` });
 	return { changed, unused };
+}
+
+/** "0-3, 7, 9-10": replica indexes, in order, as ranges. */
+export function ranges(indexes: number[]): string {
+	const sorted = [...indexes].sort((a, b) => a - b);
+	const parts: string[] = [];
+	for (let i = 0; i < sorted.length; i++) {
+		const from = sorted[i];
+		while (i + 1 < sorted.length && sorted[i + 1] === sorted[i] + 1) i++;
+		parts.push(from === sorted[i] ? `${from}` : `${from}-${sorted[i]}`);
+	}
+	return parts.join(", ");
 }
 
 /** A placed replica's reservation, by the fence it was placed with. */
@@ -128,10 +153,10 @@ export function applyReleases(
 	now: number
 ): boolean {
 	let changed = false;
+	w.fence = lastFence(w);
 	for (const p of released) {
 		const r = w.replicas[p.index];
 		if (!r || r.fence !== p.fence || r.node !== p.node) continue;
-		w.fence = lastFence(w);
 		w.replicas[p.index] = pend
 			? pendingReplica(p.index, r.fence, now, reason)
 			: { ...r, node: null, gpus: [], state: "stopped", reason, since: now };

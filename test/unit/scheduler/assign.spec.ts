@@ -3,6 +3,7 @@ import {
 	applyReleases,
 	audit,
 	placedReplicas,
+	ranges,
 	wantedPlacements
 } from "../../../services/scheduler/assign";
 import type { PlacementRecord } from "../../../services/scheduler/reservations";
@@ -87,8 +88,25 @@ describe("applyPlacements", () => {
 		]);
 		expect(w.replicas[2].reason).toBe("2 nodes have no free GPU.");
 		expect(w.events.map(e => e.type)).toEqual(["created", "placed", "placed", "pending"]);
+		expect(w.events[1].message).toBe("Replica 0 placed on a with GPU 0.");
 		// The next plan starts after the fences handed out.
 		expect(wantedPlacements(w).map(o => o.key)).toEqual(["w1/2@3"]);
+	});
+
+	it("tells of the replicas placed on one node in one event", () => {
+		const w = workload(5);
+		const wanted = wantedPlacements(w);
+		applyPlacements(
+			w,
+			wanted.map((o, i) => ({ ...o, spot: { nodeID: i === 2 ? "b" : "a", gpus: [i] } })),
+			null,
+			2000
+		);
+		expect(w.events.slice(1).map(e => [e.node, e.replica, e.message])).toEqual([
+			["a", undefined, "Replicas 0-1, 3-4 placed on a with GPU 0,1,3,4."],
+			["b", 2, "Replica 2 placed on b with GPU 2."]
+		]);
+		expect(ranges([9, 1, 2, 3, 7])).toBe("1-3, 7, 9");
 	});
 
 	it("changes nothing when another scheduler applied the same placement first", () => {
