@@ -74,6 +74,8 @@ interface Round {
 interface SchedulerSettings {
 	/** ms between two reconcile rounds (pending placement, agent sync). */
 	reconcileInterval: number;
+	/** ms between two audits of the reservations against the workloads (see assign.ts). */
+	auditInterval: number;
 	/**
 	 * ms a placement round's syncs wait, to go out with those of the rounds that follow: under
 	 * churn a busy node is sent one list per while, not one per round.
@@ -123,6 +125,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	cache: Map<string, Versioned<Workload>>;
 	/** Node events came since the Reserver was told the inventory (and at every reconcile). */
 	inventoryStale: boolean;
+	/** When the last audit ran (0: never, so the first reconcile audits). */
+	auditedAt: number;
 	releaseReplicas(
 		w: Workload,
 		indexes: number[],
@@ -160,6 +164,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 	settings: {
 		reconcileInterval: 2000,
+		auditInterval: 30_000,
 		syncDelay: 50
 	},
 
@@ -988,16 +993,21 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			await this.serial(async () => {
 				// Workloads before placements: see audit().
 				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
-				await this.reserver.refresh();
+				// Reading every placement costs what the audit is worth only now and then.
+				const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
+				await this.reserver.refresh({ placements: auditNow });
 				this.inventoryStale = true;
 				const listed = new Set(docs.map(d => d.id));
 				for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
-				const { lost, orphans } = audit(
-					docs.map(d => d.value),
-					this.reserver.placementEntries(),
-					Date.now(),
-					AUDIT_GRACE
-				);
+				const { lost, orphans } = auditNow
+					? audit(
+							docs.map(d => d.value),
+							this.reserver.placementEntries(),
+							Date.now(),
+							AUDIT_GRACE
+						)
+					: { lost: [], orphans: [] };
+				if (auditNow) this.auditedAt = Date.now();
 				if (orphans.length) {
 					this.logger.warn(
 						`Releasing ${orphans.length} reservation(s) that no replica holds.`
@@ -1062,6 +1072,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.toSync = new Map();
 		this.syncTimer = null;
 		this.inventoryStale = true;
+		this.auditedAt = 0;
 		this.generation = 0;
 	},
 

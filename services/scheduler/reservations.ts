@@ -17,7 +17,7 @@
  * and re-created one would start again at version 1).
  *
  * What other schedulers reserve reaches this one's view through those conflicts; what they
- * release only through `refresh()`, which the scheduler's periodic reconcile should call.
+ * release only through `refresh()`, which the scheduler's periodic reconcile calls.
  *
  * Each placed replica is also kept as its own document in "placements" (key: the replica key,
  * value: node, GPUs, resources and when), written in the same transaction as the allocation. Why a
@@ -111,6 +111,7 @@ interface ReleaseOp extends Waiter<boolean> {
 interface RefreshOp extends Waiter<void> {
 	kind: "refresh";
 	key: null;
+	placements: boolean;
 }
 
 type Op = ReserveOp | ReleaseOp | RefreshOp;
@@ -146,7 +147,7 @@ export class Reserver {
 	/** Takes the inventory's nodes and reads every allocation and placement from the store. */
 	async load(nodes: Iterable<InventoryNode>): Promise<void> {
 		for (const node of nodes) this.setNode(node);
-		await this.refresh();
+		await this.refresh({ placements: true });
 	}
 
 	/** A node joined or changed status, capacity or labels; what is reserved on it stays. */
@@ -190,12 +191,21 @@ export class Reserver {
 	}
 
 	/**
-	 * Reads every allocation and placement again, between two batches: to catch up with what
-	 * other schedulers released (what they reserved shows up through conflicts anyway).
+	 * Reads every allocation again, between two batches: to catch up with what other
+	 * schedulers released (what they reserved shows up through conflicts anyway). With
+	 * `placements`, every placement record too (for an audit): the placements this Reserver
+	 * does not know, or knows wrong, cost it only a conflict when it meets them.
 	 */
-	refresh(): Promise<void> {
+	refresh(opts: { placements?: boolean } = {}): Promise<void> {
 		return new Promise((resolve, reject) =>
-			this.enqueue({ kind: "refresh", key: null, resolve, reject, settled: false })
+			this.enqueue({
+				kind: "refresh",
+				key: null,
+				placements: opts.placements ?? false,
+				resolve,
+				reject,
+				settled: false
+			})
 		);
 	}
 
@@ -204,7 +214,7 @@ export class Reserver {
 		return this.placed.get(key)?.value;
 	}
 
-	/** Every placement this Reserver knows, by key (fresh after `refresh()`). */
+	/** Every placement this Reserver knows, by key (all of them after a refresh of placements). */
 	*placementEntries(): IterableIterator<[string, PlacementRecord]> {
 		for (const [key, doc] of this.placed) yield [key, doc.value];
 	}
@@ -271,7 +281,7 @@ export class Reserver {
 	private async run(batch: Op[]): Promise<void> {
 		try {
 			if (batch[0].kind === "refresh") {
-				await this.readAll();
+				await this.readAll(batch[0].placements);
 				settle(batch[0], undefined);
 				return;
 			}
@@ -443,15 +453,17 @@ export class Reserver {
 		]);
 	}
 
-	private async readAll(): Promise<void> {
+	private async readAll(withPlacements: boolean): Promise<void> {
 		const [allocations, placements] = await Promise.all([
 			this.store.list<Allocation>(ALLOCATIONS),
-			this.store.list<PlacementRecord>(PLACEMENTS)
+			withPlacements ? this.store.list<PlacementRecord>(PLACEMENTS) : null
 		]);
 		this.allocations.clear();
 		for (const d of allocations) this.allocations.set(d.id, d);
-		this.placed.clear();
-		for (const d of placements) this.placed.set(d.id, d);
+		if (placements) {
+			this.placed.clear();
+			for (const d of placements) this.placed.set(d.id, d);
+		}
 		for (const node of [...this.index.values()]) this.show(node.id, this.committed(node.id));
 	}
 }
