@@ -119,6 +119,11 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
 	placePending(ids: string[], written?: Map<string, Workload>): Promise<Changes>;
+	writePlacements(
+		plans: Plan[],
+		changes: Changes,
+		written?: Map<string, Workload>
+	): Promise<void>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	readCached(ids: string[]): Promise<Array<Workload | null>>;
 	/** What readCached read last, by workload id; never handed out to be changed. */
@@ -797,11 +802,11 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			if (docs.length === 0) return changes;
 			docs.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
 			if (this.inventoryStale) await this.loadInventory();
-			const plans = docs.map(doc => ({ doc, outcomes: [] as Outcome[] }));
+			const plans: Plan[] = docs.map(doc => ({ doc, outcomes: [] }));
 			// A bounded number of placements in flight: each waits for about one batch, not for
 			// the whole round.
 			let inFlight: Promise<void>[] = [];
-			const ask = (plan: (typeof plans)[number], want: Wanted, req: PlacementRequest) =>
+			const ask = (plan: Plan, want: Wanted, req: PlacementRequest) =>
 				this.reserver.reserve(want.key, req).then(
 					spot => void plan.outcomes.push({ ...want, spot }),
 					(err: Error) =>
@@ -831,6 +836,21 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				}
 			}
 			await Promise.all(inFlight);
+			await this.writePlacements(plans, changes, written);
+			return changes;
+		},
+
+		/**
+		 * Writes each workload of a round once: its placed replicas, and the reason on those
+		 * that did not fit. A placement the workload no longer wants (deleted, scaled down or
+		 * placed otherwise meanwhile) is given back.
+		 */
+		async writePlacements(
+			this: SchedulerThis,
+			plans: Plan[],
+			changes: Changes,
+			written?: Map<string, Workload>
+		) {
 			const nodes = [...this.reserver.index.values()];
 			// Workloads of one shape that did not fit share the reason: one scan of the nodes each.
 			const reasons = new Map<string, string>();
@@ -850,7 +870,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					const id = doc.value.id;
 					const reason = outcomes.some(o => !o.spot) ? shortfall(doc.value) : null;
 					let current: Versioned<Workload> | null = doc;
-					let unused = outcomes.filter(o => o.spot).map(o => o.key);
+					let unused: string[] = [];
 					for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
 						const w: Workload = current.value;
 						const applied = applyPlacements(w, outcomes, reason, Date.now());
@@ -867,13 +887,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						await backoff(attempt);
 						current = await this.store.get<Workload>(COLLECTIONS.workloads, id);
 					}
-					// Deleted, scaled down or placed otherwise meanwhile: give back what it took.
+					// Deleted meanwhile: all it took goes back. (Unwritten after every try, what no
+					// replica names goes back at the next audit.)
 					if (!current) unused = outcomes.filter(o => o.spot).map(o => o.key);
 					await Promise.all(unused.map(key => this.reserver.release(key)));
 					for (const o of outcomes) if (o.spot) addChange(changes, o.spot.nodeID, id);
 				})
 			);
-			return changes;
 		},
 
 		/**
@@ -1096,6 +1116,12 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 function backoff(attempt: number): Promise<void> {
 	const ms = Math.random() * Math.min(50, 2 ** attempt);
 	return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+/** A workload of a placement round, and where its pending replicas went. */
+interface Plan {
+	doc: Versioned<Workload>;
+	outcomes: Outcome[];
 }
 
 /** Per node, the workloads whose replicas there changed. */
