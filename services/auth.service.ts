@@ -30,6 +30,8 @@ interface QuotaInput {
 interface Meta {
 	user?: Principal;
 	$statusCode?: number;
+	/** With 201: where the new resource is (the Location header). */
+	$location?: string;
 }
 
 interface AuthThis extends Service {
@@ -107,6 +109,7 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 						id: tenant.id
 					});
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/tenants/${encodeURIComponent(tenant.id)}`;
 				return this.view(tenant);
 			}
 		},

@@ -168,6 +168,8 @@ interface Meta {
 	user?: Principal;
 	idempotencyKey?: string;
 	$statusCode?: number;
+	/** With 201: where the new resource is (the Location header). */
+	$location?: string;
 }
 
 /** What the snapshot document holds. */
@@ -371,6 +373,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 				}
 				this.rules = [...this.rules.filter(r => r.id !== id), rule];
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/alerts/rules/${encodeURIComponent(rule.id)}`;
 				return rule;
 			}
 		},

@@ -58,6 +58,8 @@ interface RegistrySettings {
 interface Meta {
 	user?: Principal;
 	$statusCode?: number;
+	/** With 201: where the new resource is (the Location header). */
+	$location?: string;
 }
 
 interface Target {
@@ -163,6 +165,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			async handler(this: RegistryThis, ctx: Context<ResourceInput, Meta>) {
 				const r = await this.saveResource(ctx.params);
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/resources/${encodeURIComponent(r.id)}`;
 				return this.resourceView(r);
 			}
 		},
@@ -244,6 +247,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			async handler(this: RegistryThis, ctx: Context<ServiceInput, Meta>) {
 				const s = await this.saveService(ctx.params);
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/services/${encodeURIComponent(s.name)}`;
 				return this.serviceView(s);
 			}
 		},

@@ -88,6 +88,8 @@ interface Meta {
 	idempotencyKey?: string;
 	/** moleculer-web answers with this HTTP status. */
 	$statusCode?: number;
+	/** With 201: where the new resource is (the Location header). */
+	$location?: string;
 }
 
 interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
@@ -246,6 +248,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					ctx.meta.idempotencyKey
 				);
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/workloads/${w.id}`;
 				return workloadView(w, true);
 			}
 		},

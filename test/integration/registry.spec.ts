@@ -112,6 +112,7 @@ describe("registry", () => {
 				healthCheck: { interval: "500ms", timeout: "400ms" }
 			});
 			expect(res.status).toBe(201);
+			expect(res.headers.location).toBe(`/api/v1/resources/${res.body.id}`);
 			expect(JSON.stringify(res.body)).not.toMatch(/s3cret-pw|another-secret/);
 			expect(res.body.endpoint).toBe("postgres://postgres:***@127.0.0.1:5432/postgres");
 			expect(res.body.config).toEqual({ password: "***", pool: 4 });

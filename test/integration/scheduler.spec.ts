@@ -139,6 +139,7 @@ describe("scheduler over the API", () => {
 			replicas: 2
 		});
 		expect(res.status).toBe(201);
+		expect(res.headers.location).toBe(`/api/v1/workloads/${res.body.id}`);
 		expect(res.body).toMatchObject({ name: "llm", tenant: "acme", kind: "process" });
 		const nodes = res.body.replicas.map((r: any) => r.node);
 		// binpack: both on one GPU node, on different GPUs.
