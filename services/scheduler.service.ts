@@ -55,17 +55,11 @@ const MAX_CONFLICTS = 20;
 /** Placements of one round in flight at once: enough for full group commits. */
 const PLACE_WINDOW = 4096;
 
-/**
- * A reservation no replica names is released only when older than this: a placement round
- * writes its workloads well within it.
- */
-const AUDIT_GRACE = 60_000;
-
 interface Round {
 	ids: Set<string>;
 	/** Every waiting workload, not only `ids`. */
 	all: boolean;
-	/** Nodes to sync besides those the round places on. */
+	/** What to sync besides the round's own placements: replicas removed from nodes. */
 	changes: Changes;
 	/** Resolves to the workloads the round wrote, as written. */
 	done: Promise<Map<string, Workload>>;
@@ -76,6 +70,11 @@ interface SchedulerSettings {
 	reconcileInterval: number;
 	/** ms between two audits of the reservations against the workloads (see assign.ts). */
 	auditInterval: number;
+	/**
+	 * A reservation no replica names is given back only when older than this (ms): a placement
+	 * round writes its workloads well within it.
+	 */
+	auditGrace: number;
 	/**
 	 * ms a placement round's syncs wait, to go out with those of the rounds that follow: under
 	 * churn a busy node is sent one list per while, not one per round.
@@ -172,6 +171,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	settings: {
 		reconcileInterval: 2000,
 		auditInterval: 30_000,
+		auditGrace: 60_000,
 		syncDelay: 50
 	},
 
@@ -1027,7 +1027,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							docs.map(d => d.value),
 							this.reserver.placementEntries(),
 							Date.now(),
-							AUDIT_GRACE
+							this.settings.auditGrace
 						)
 					: { lost: [], orphans: [] };
 				if (auditNow) this.auditedAt = Date.now();

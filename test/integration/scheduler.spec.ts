@@ -13,6 +13,10 @@ import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/auth";
+import { COLLECTIONS } from "../../services/shared/collections";
+import { SqliteStore } from "../../services/shared/store/sqlite";
+import { Allocation, release, reserve } from "../../services/scheduler/placement";
+import { PLACEMENTS } from "../../services/scheduler/reservations";
 import { withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 import { stubAgent } from "../helpers/stub-agent";
@@ -33,7 +37,16 @@ describe("scheduler over the API", () => {
 		heartbeatTimeout: 3
 	});
 	control.createService(withSettings(NodesService, { store }));
-	control.createService(withSettings(SchedulerService, { store, reconcileInterval: 300 }));
+	// Audits often and without grace: this scheduler is the only one, and it audits between
+	// its rounds, never during one.
+	control.createService(
+		withSettings(SchedulerService, {
+			store,
+			reconcileInterval: 300,
+			auditInterval: 300,
+			auditGrace: 0
+		})
+	);
 	control.createService(withSettings(AuthService, { store }));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
@@ -426,5 +439,77 @@ describe("scheduler over the API", () => {
 			"then the older low"
 		);
 		expect(await nodeOf(low2.id)).toBeNull();
+	});
+
+	it("gives back a reservation no replica names, and places again one that lost its own", async () => {
+		const created = await api("post", "/api/v1/workloads").send({
+			name: "audited",
+			kind: "process",
+			process: { command: "x" },
+			resources: { cpu: 1, memory: "1Gi" }
+		});
+		expect(created.status).toBe(201);
+		const w = created.body;
+		const node: string = w.replicas[0].node;
+		expect(node).toBeTruthy();
+		const direct = new SqliteStore(store);
+		const ALLOCATIONS = COLLECTIONS.allocations;
+		const allocation = async () => (await direct.get<Allocation>(ALLOCATIONS, node))!;
+		try {
+			const before = (await allocation()).value.cpu;
+			// A crash between a reservation and its workload's write leaves one nobody names.
+			const resources = { cpu: 2, memory: GiB, gpu: 0, gpuMemory: 0 };
+			const a = await allocation();
+			await direct.transact(
+				[{ collection: ALLOCATIONS, id: node, version: a.version }],
+				[
+					{
+						collection: PLACEMENTS,
+						id: "ghost/0@1",
+						value: { nodeID: node, gpus: [], resources, at: 0 }
+					},
+					{
+						collection: ALLOCATIONS,
+						id: node,
+						value: reserve(a.value, "ghost/0@1", resources, [])
+					}
+				]
+			);
+			await eventually(
+				async () =>
+					(await direct.get(PLACEMENTS, "ghost/0@1")) === null &&
+					(await allocation()).value.cpu === before,
+				5000,
+				"the orphan reservation given back"
+			);
+			// A replica whose reservation is gone (a store restored from an old backup, say).
+			const key = `${w.id}/0@${w.replicas[0].fence}`;
+			const b = await allocation();
+			await direct.transact(
+				[{ collection: ALLOCATIONS, id: node, version: b.version }],
+				[
+					{ collection: PLACEMENTS, id: key, value: null },
+					{
+						collection: ALLOCATIONS,
+						id: node,
+						value: release(b.value, key, w.resources, [])
+					}
+				]
+			);
+			const again = await eventually(
+				async () => {
+					const { body } = await api("get", `/api/v1/workloads/${w.id}`);
+					const r = body.replicas[0];
+					return r.fence > w.replicas[0].fence && r.node && body;
+				},
+				5000,
+				"the replica placed again"
+			);
+			const placed = `${w.id}/0@${again.replicas[0].fence}`;
+			expect(await direct.get(PLACEMENTS, placed)).not.toBeNull();
+			expect((await allocation()).value.cpu).toBe(before);
+		} finally {
+			await direct.close();
+		}
 	});
 });
