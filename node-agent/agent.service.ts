@@ -185,8 +185,12 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		async applyPlan(this: AgentThis, plan: SyncPlan | null) {
 			if (!plan) return { replicas: this.runner.list(), stale: true };
+			// One failed stop must not keep the rest of the list from being applied: the list
+			// is not sent again (its generation is spent).
 			for (const running of plan.stop)
-				await this.runner.stop(running.workloadId, running.replica);
+				await this.runner
+					.stop(running.workloadId, running.replica)
+					.catch(err => this.logger.warn(err.message));
 			for (const spec of plan.start) {
 				// A refused start (command not allowed, module missing) is already reported as a
 				// failed replica; the others still start.

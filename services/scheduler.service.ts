@@ -113,6 +113,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
 	requestPlacement(ids?: string[], gone?: Placed[]): Promise<Map<string, Workload>>;
+	quietly(what: string, fn: () => Promise<unknown>): Promise<void>;
+	placeQuietly(id: string): Promise<Workload | undefined>;
 	releaseForgotten(placed: Placed[]): Promise<void>;
 	syncSoon(changes: Changes): void;
 	syncWorkloads(changes: Changes): Promise<void>;
@@ -120,11 +122,7 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
 	placePending(ids: string[], written?: Map<string, Workload>): Promise<Changes>;
-	writePlacements(
-		plans: Plan[],
-		changes: Changes,
-		written?: Map<string, Workload>
-	): Promise<void>;
+	roundWriter(changes: Changes, written?: Map<string, Workload>): (plan: Plan) => Promise<void>;
 	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	readCached(ids: string[]): Promise<Array<Workload | null>>;
 	/** What readCached read last, by workload id; never handed out to be changed. */
@@ -135,7 +133,7 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	auditedAt: number;
 	releaseReplicas(
 		w: Workload,
-		indexes: number[],
+		pick: (w: Workload) => Placed[],
 		reason: string,
 		pend: boolean
 	): Promise<Set<string>>;
@@ -325,7 +323,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 								0
 							);
 							for (let i = from; i < to; i++)
-								doc.value.replicas.push(pendingReplica(i, 0, now));
+								doc.value.replicas.push(
+									pendingReplica(i, lastFence(doc.value), now)
+								);
 						}
 						addEvent(doc.value, {
 							at: now,
@@ -346,7 +346,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						id: ctx.params.id
 					});
 				});
-				await this.requestPlacement([ctx.params.id]);
+				await this.placeQuietly(ctx.params.id);
 				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
 			}
 		},
@@ -381,7 +381,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						id: ctx.params.id
 					});
 				});
-				await released;
+				// Deleted already: a release that fails is left to the audit, not answered as an error.
+				await released.catch((err: Error) =>
+					this.logger.warn(
+						`Workload '${w.name}' deleted; its reservations go back at the next audit:`,
+						err.message
+					)
+				);
 				// Its nodes stop its replicas, and freed capacity may fit what waits: both in the
 				// next round, with whatever else comes meanwhile.
 				this.requestPlacement(undefined, gone).catch((err: Error) =>
@@ -460,23 +466,29 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		[EVENTS.nodeDown]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				this.inventoryStale = true;
-				await this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`, true);
+				await this.quietly(`Moving replicas off ${ctx.params.id}`, () =>
+					this.evacuate(ctx.params.id, `node ${ctx.params.id} is down`, true)
+				);
 			}
 		},
 		[EVENTS.nodeUp]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				this.inventoryStale = true;
 				// A returning node is told what it should run: replicas moved away meanwhile stop.
-				await this.serial(async () => this.syncNodes([ctx.params.id]));
-				await this.requestPlacement();
+				await this.quietly(`Syncing returning node ${ctx.params.id}`, async () => {
+					await this.serial(async () => this.syncNodes([ctx.params.id]));
+					await this.requestPlacement();
+				});
 			}
 		},
 		[EVENTS.nodeUpdated]: {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				this.inventoryStale = true;
-				if (ctx.params.status === "draining")
-					await this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`, false);
-				else await this.requestPlacement();
+				await this.quietly(`Following node ${ctx.params.id}`, () =>
+					ctx.params.status === "draining"
+						? this.evacuate(ctx.params.id, `node ${ctx.params.id} is draining`, false)
+						: this.requestPlacement()
+				);
 			}
 		},
 		[EVENTS.replicaState]: {
@@ -676,12 +688,41 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			});
 			// Nothing else changed, so only the new workload can have become placeable. What the
 			// round wrote of it is what the store holds (another round may have written it).
-			const written = (await this.requestPlacement([created.id])).get(created.id);
+			const written = await this.placeQuietly(created.id);
 			if (written) return written;
 			return (
 				(await this.store.get<Workload>(COLLECTIONS.workloads, created.id))?.value ??
 				created
 			);
+		},
+
+		/**
+		 * Runs an event's work: a failure is logged, because nobody waits for an event handler's
+		 * answer (and an emitter that does not catch would leave the rejection unhandled).
+		 */
+		async quietly(this: SchedulerThis, what: string, fn: () => Promise<unknown>) {
+			try {
+				await fn();
+			} catch (err) {
+				this.logger.warn(`${what} failed; reconcile tries again:`, (err as Error).message);
+			}
+		},
+
+		/**
+		 * Places a workload whose change is committed already: a failure is logged, not answered
+		 * (the change stands, and reconcile places it). Resolves to the workload as the round
+		 * wrote it, if it did.
+		 */
+		async placeQuietly(this: SchedulerThis, id: string) {
+			try {
+				return (await this.requestPlacement([id])).get(id);
+			} catch (err) {
+				this.logger.warn(
+					`Placing workload ${id} failed; reconcile tries again:`,
+					(err as Error).message
+				);
+				return undefined;
+			}
 		},
 
 		/**
@@ -703,10 +744,16 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					if (this.round === next) this.round = null;
 					const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
 					const written = new Map<string, Workload>();
-					const changes = await this.placePending(wanted, written);
-					for (const [nodeID, ids] of next.changes)
-						for (const id of ids) addChange(changes, nodeID, id);
-					this.syncSoon(changes);
+					// What removes took off nodes is told even when placing fails.
+					const changes: Changes = new Map();
+					try {
+						for (const [nodeID, ids] of await this.placePending(wanted, written))
+							for (const id of ids) addChange(changes, nodeID, id);
+					} finally {
+						for (const [nodeID, ids] of next.changes)
+							for (const id of ids) addChange(changes, nodeID, id);
+						this.syncSoon(changes);
+					}
 					return written;
 				});
 				round = this.round = next;
@@ -743,9 +790,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			);
 			const ids = [...new Set(nodes.flatMap(n => [...changes.get(n)!]))];
 			if (ids.length === 0) return;
+			// Numbered before reading: a list never holds less than its number promises.
+			const generation = this.nextGeneration();
 			const docs = await this.readCached(ids);
 			const byId = new Map(ids.map((id, i) => [id, docs[i]]));
-			const generation = this.nextGeneration();
 			for (const nodeID of nodes) {
 				const workloads = [...changes.get(nodeID)!].map(workloadId => {
 					const w = byId.get(workloadId);
@@ -771,10 +819,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
 		async loadInventory(this: SchedulerThis) {
-			this.inventoryStale = false;
 			const { items } = (await this.broker.call("nodes.list", { limit: 10000 })) as {
 				items: NodeInfo[];
 			};
+			this.inventoryStale = false;
 			const seen = new Set<string>();
 			for (const n of items) {
 				seen.add(n.id);
@@ -806,9 +854,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			docs.sort((a, b) => b.value.priority - a.value.priority || a.value.seq - b.value.seq);
 			if (this.inventoryStale) await this.loadInventory();
 			const plans: Plan[] = docs.map(doc => ({ doc, outcomes: [] }));
+			const writer = this.roundWriter(changes, written);
 			// A bounded number of placements in flight: each waits for about one batch, not for
 			// the whole round.
 			let inFlight: Promise<void>[] = [];
+			// Each workload is written as soon as its own placements are committed, not at the
+			// end of the round: a reservation is named within moments (see the audit's grace).
+			const writes: Promise<void>[] = [];
 			const ask = (plan: Plan, want: Wanted, req: PlacementRequest) =>
 				this.reserver.reserve(want.key, req).then(
 					spot => void plan.outcomes.push({ ...want, spot }),
@@ -819,11 +871,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				const w = plan.doc.value;
 				const req = placementRequest(w);
 				if (!w.placement.antiAffinity) {
+					const own: Promise<void>[] = [];
 					for (const want of wantedPlacements(w)) {
-						inFlight.push(ask(plan, want, req));
+						const asked = ask(plan, want, req);
+						own.push(asked);
+						inFlight.push(asked);
 						if (inFlight.length >= PLACE_WINDOW)
 							await Promise.all(inFlight.splice(0, PLACE_WINDOW / 2));
 					}
+					writes.push(Promise.all(own).then(() => writer(plan)));
 					continue;
 				}
 				// Each replica must know where its siblings went: one at a time, after what came
@@ -837,24 +893,18 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					if (!spot) break;
 					avoid.add(spot.nodeID);
 				}
+				writes.push(writer(plan));
 			}
-			await Promise.all(inFlight);
-			await this.writePlacements(plans, changes, written);
+			await Promise.all(writes);
 			return changes;
 		},
 
 		/**
-		 * Writes each workload of a round once: its placed replicas, and the reason on those
-		 * that did not fit. A placement the workload no longer wants (deleted, scaled down or
-		 * placed otherwise meanwhile) is given back.
+		 * The writer of a round's workloads, each once: its placed replicas, and the reason on
+		 * those that did not fit. A placement the workload no longer wants (deleted, scaled down
+		 * or placed otherwise meanwhile) is given back.
 		 */
-		async writePlacements(
-			this: SchedulerThis,
-			plans: Plan[],
-			changes: Changes,
-			written?: Map<string, Workload>
-		) {
-			const nodes = [...this.reserver.index.values()];
+		roundWriter(this: SchedulerThis, changes: Changes, written?: Map<string, Workload>) {
 			// Workloads of one shape that did not fit share the reason: one scan of the nodes each.
 			const reasons = new Map<string, string>();
 			const shortfall = (w: Workload) => {
@@ -862,41 +912,42 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				const shape = JSON.stringify([req.resources, req.strategy, req.nodeSelector]);
 				let reason = reasons.get(shape);
 				if (reason === undefined) {
-					reason = describeShortfall(nodes, req);
+					reason = describeShortfall([...this.reserver.index.values()], req);
 					reasons.set(shape, reason);
 				}
 				return reason;
 			};
-			await Promise.all(
-				plans.map(async ({ doc, outcomes }) => {
-					if (outcomes.length === 0) return;
-					const id = doc.value.id;
-					const reason = outcomes.some(o => !o.spot) ? shortfall(doc.value) : null;
-					let current: Versioned<Workload> | null = doc;
-					let unused: string[] = [];
-					for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
-						const w: Workload = current.value;
-						const applied = applyPlacements(w, outcomes, reason, Date.now());
-						unused = applied.unused;
-						if (
-							!applied.changed ||
-							(await this.store.cas(COLLECTIONS.workloads, id, w, current.version))
-						) {
-							if (applied.changed) written?.set(id, w);
-							if (w.replicas.some(r => r.state === "pending")) this.waiting.add(id);
-							else this.waiting.delete(id);
-							break;
-						}
-						await backoff(attempt);
-						current = await this.store.get<Workload>(COLLECTIONS.workloads, id);
+			return async ({ doc, outcomes }: Plan) => {
+				if (outcomes.length === 0) return;
+				const id = doc.value.id;
+				const reason = outcomes.some(o => !o.spot) ? shortfall(doc.value) : null;
+				let current: Versioned<Workload> | null = doc;
+				let unused: string[] = [];
+				for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
+					const w: Workload = current.value;
+					const applied = applyPlacements(w, outcomes, reason, Date.now());
+					unused = applied.unused;
+					if (
+						!applied.changed ||
+						(await this.store.cas(COLLECTIONS.workloads, id, w, current.version))
+					) {
+						if (applied.changed) written?.set(id, w);
+						if (w.replicas.some(r => r.state === "pending")) this.waiting.add(id);
+						else this.waiting.delete(id);
+						break;
 					}
-					// Deleted meanwhile: all it took goes back. (Unwritten after every try, what no
-					// replica names goes back at the next audit.)
-					if (!current) unused = outcomes.filter(o => o.spot).map(o => o.key);
-					await Promise.all(unused.map(key => this.reserver.release(key)));
-					for (const o of outcomes) if (o.spot) addChange(changes, o.spot.nodeID, id);
-				})
-			);
+					await backoff(attempt);
+					current = await this.store.get<Workload>(COLLECTIONS.workloads, id);
+				}
+				// Deleted meanwhile: all it took goes back. (Unwritten after every try, what no
+				// replica names goes back at the next audit.)
+				if (!current) unused = outcomes.filter(o => o.spot).map(o => o.key);
+				await Promise.all(unused.map(key => this.reserver.release(key))).catch(
+					(err: Error) =>
+						this.logger.warn(`Left to the audit to give back (${id}):`, err.message)
+				);
+				for (const o of outcomes) if (o.spot) addChange(changes, o.spot.nodeID, id);
+			};
 		},
 
 		/**
@@ -920,14 +971,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 
 		/**
-		 * Takes some replicas off their nodes; with `pend`, they wait to be placed again. The
-		 * workload forgets them first and their reservations go after (see assign.ts). Resolves
-		 * to the nodes that lost replicas (to sync).
+		 * Takes the placements `pick` chooses (from the workload as it is at each try) off their
+		 * nodes; with `pend`, they wait to be placed again. The workload forgets them first and
+		 * their reservations go after (see assign.ts). Resolves to the nodes that lost replicas.
 		 */
 		async releaseReplicas(
 			this: SchedulerThis,
 			w0: Workload,
-			indexes: number[],
+			pick: (w: Workload) => Placed[],
 			reason: string,
 			pend: boolean
 		) {
@@ -935,7 +986,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			let gone: Placed[] = [];
 			for (let attempt = 0; doc && attempt < MAX_CONFLICTS; attempt++) {
 				const w: Workload = doc.value;
-				gone = placedReplicas(w, indexes);
+				gone = pick(w);
 				if (!applyReleases(w, gone, reason, pend, Date.now())) {
 					gone = [];
 					break;
@@ -971,7 +1022,11 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						this.logger.info(
 							`Moving ${on.length} replica(s) of '${d.value.name}' off ${nodeID}: ${reason}.`
 						);
-						for (const n of await this.releaseReplicas(d.value, on, reason, true))
+						// What is still on the node when the workload is written: a replica that
+						// moved meanwhile stays where it went.
+						const still = (w: Workload) =>
+							placedReplicas(w, on).filter(p => p.node === nodeID);
+						for (const n of await this.releaseReplicas(d.value, still, reason, true))
 							touched.add(n);
 					}
 				}
@@ -987,6 +1042,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				id => this.broker.registry.nodes.get(id)?.available
 			);
 			if (ids.length === 0) return;
+			// Numbered before reading, as in syncWorkloads.
+			const generation = this.nextGeneration();
 			const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
 			const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
 			for (const { value: w } of docs)
@@ -998,7 +1055,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				this.broker
 					.call(
 						"agent.sync",
-						{ replicas, generation: this.nextGeneration() },
+						{ replicas, generation },
 						{ nodeID, retries: 0, timeout: 5000 }
 					)
 					.catch((err: Error) =>
@@ -1019,7 +1076,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				// Reading every placement costs what the audit is worth only now and then.
 				const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
 				await this.reserver.refresh({ placements: auditNow });
-				this.inventoryStale = true;
+				// The syncs below go to the nodes the inventory has now.
+				await this.loadInventory();
 				const listed = new Set(docs.map(d => d.id));
 				for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
 				const { lost, orphans } = auditNow
@@ -1039,14 +1097,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				}
 				const touched = new Set<string>();
 				for (const d of docs) {
-					const indexes = lost.filter(l => l.workloadId === d.id).map(l => l.index);
-					if (indexes.length === 0) continue;
+					const gone = lost.filter(l => l.workloadId === d.id);
+					if (gone.length === 0) continue;
 					this.logger.warn(
-						`Placing ${indexes.length} replica(s) of '${d.value.name}' again: their reservation is gone.`
+						`Placing ${gone.length} replica(s) of '${d.value.name}' again: their reservation is gone.`
 					);
+					// Exactly the placements found lost: one placed anew meanwhile is left alone.
 					for (const n of await this.releaseReplicas(
 						d.value,
-						indexes,
+						() => gone,
 						"its reservation was lost",
 						true
 					))
@@ -1059,19 +1118,24 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				);
 				for (const l of lost) this.waiting.add(l.workloadId);
 				for (const n of (await this.placePending([...this.waiting])).keys()) touched.add(n);
+				// Every live node, the idle ones too: one may still run what a lost sync should
+				// have stopped.
 				for (const n of this.reserver.index.values())
-					if (
-						n.status !== "down" &&
-						gpusInUse(n.allocated) + n.allocated.cpu + n.allocated.memory > 0
-					)
-						touched.add(n.id);
+					if (n.status !== "down") touched.add(n.id);
 				await this.syncNodes(touched);
 			});
 		},
 
-		/** Orders the lists sent to agents: a later list always has a larger number. */
+		/**
+		 * Orders the lists sent to agents: a later list always has a larger number. Numbers are
+		 * the clock in µs, so that two schedulers' lists order by time too (as far as their
+		 * clocks agree); the random part keeps two from the same millisecond apart.
+		 */
 		nextGeneration(this: SchedulerThis): number {
-			this.generation = Math.max(this.generation + 1, Date.now() * 1000);
+			this.generation = Math.max(
+				this.generation + 1,
+				Date.now() * 1000 + Math.floor(Math.random() * 1000)
+			);
 			return this.generation;
 		},
 

@@ -178,7 +178,7 @@ export interface AuditResult {
 	 * Replicas that name a node but have no reservation there: placed again. The order of
 	 * writes never leaves one; this is the net under a bug or a store restored from backup.
 	 */
-	lost: Array<{ workloadId: string; index: number }>;
+	lost: Array<Placed & { workloadId: string }>;
 	/** Reservations no replica names, older than the grace: released. */
 	orphans: string[];
 }
@@ -205,7 +205,13 @@ export function audit(
 			if (!r.node) continue;
 			const record = records.get(replicaKey(w.id, r.index, r.fence));
 			if (!record || record.nodeID !== r.node)
-				lost.push({ workloadId: w.id, index: r.index });
+				lost.push({
+					workloadId: w.id,
+					index: r.index,
+					fence: r.fence,
+					node: r.node,
+					key: replicaKey(w.id, r.index, r.fence)
+				});
 		}
 	const orphans: string[] = [];
 	for (const [key, record] of records) {

@@ -512,4 +512,24 @@ describe("scheduler over the API", () => {
 			await direct.close();
 		}
 	});
+
+	it("re-tells idle nodes their lists too, so a replica whose stop was lost stops", async () => {
+		const { body } = await api("get", "/api/v1/nodes?status=ready");
+		const idle = body.items.find((n: any) => n.allocated.cpu === 0);
+		expect(idle).toBeDefined();
+		const agent = agents.get(idle.id)!.getLocalService("agent") as any;
+		// As if the sync that should have stopped a deleted workload's replica never arrived.
+		agent.running.push({
+			workloadId: "deleted",
+			replica: 0,
+			fence: 1,
+			gpus: [],
+			resources: { cpu: 0, memory: 0, gpu: 0, gpuMemory: 0 }
+		});
+		await eventually(
+			async () => !agent.running.some((r: any) => r.workloadId === "deleted"),
+			5000,
+			"the stray replica dropped by a full list"
+		);
+	});
 });

@@ -194,7 +194,7 @@ describe("audit", () => {
 	it("finds replicas whose reservation is gone", () => {
 		const w = placed();
 		expect(audit([w], [["w1/0@1", record("a")]], 100_000, 60_000).lost).toEqual([
-			{ workloadId: "w1", index: 1 }
+			{ workloadId: "w1", index: 1, fence: 2, node: "a", key: "w1/1@2" }
 		]);
 	});
 
