@@ -118,6 +118,11 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	releaseForgotten(placed: Placed[]): Promise<void>;
 	syncSoon(changes: Changes): void;
 	syncWorkloads(changes: Changes): Promise<void>;
+	tellAgent(
+		nodeID: string,
+		action: "agent.sync" | "agent.syncWorkloads",
+		params: Record<string, unknown>
+	): void;
 	toSync: Changes;
 	syncTimer: NodeJS.Timeout | null;
 	loadInventory(): Promise<void>;
@@ -804,17 +809,26 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 							: []
 					};
 				});
-				// Not awaited, as in syncNodes.
-				this.broker
-					.call(
-						"agent.syncWorkloads",
-						{ workloads, generation },
-						{ nodeID, retries: 0, timeout: 5000 }
-					)
-					.catch((err: Error) =>
-						this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
-					);
+				this.tellAgent(nodeID, "agent.syncWorkloads", { workloads, generation });
 			}
+		},
+
+		/**
+		 * Sends a node's agent a list, not awaited: a node that died a moment ago answers only at
+		 * the timeout, and the scheduling queue must not wait for it. A node that is away gets
+		 * its list when it comes back (node.up), and the reconcile loop repeats every list.
+		 */
+		tellAgent(
+			this: SchedulerThis,
+			nodeID: string,
+			action: "agent.sync" | "agent.syncWorkloads",
+			params: Record<string, unknown>
+		) {
+			this.broker
+				.call(action, params, { nodeID, retries: 0, timeout: 5000 })
+				.catch((err: Error) =>
+					this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
+				);
 		},
 
 		/** Tells the Reserver the inventory's nodes: their status, capacity and labels. */
@@ -1048,20 +1062,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
 			for (const { value: w } of docs)
 				for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
-			for (const [nodeID, replicas] of lists) {
-				// Not awaited: a node that died a moment ago answers only at the timeout, and the
-				// scheduling queue must not wait for it. A node that is away gets its list when it
-				// comes back (node.up), and the reconcile loop repeats every list.
-				this.broker
-					.call(
-						"agent.sync",
-						{ replicas, generation },
-						{ nodeID, retries: 0, timeout: 5000 }
-					)
-					.catch((err: Error) =>
-						this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
-					);
-			}
+			for (const [nodeID, replicas] of lists)
+				this.tellAgent(nodeID, "agent.sync", { replicas, generation });
 		},
 
 		/**
