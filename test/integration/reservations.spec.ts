@@ -4,13 +4,8 @@
  * Whatever the race, the store's allocations must equal the sum of its placement records and
  * never exceed a node's capacity.
  */
-import fs from "fs";
-import os from "os";
-import path from "path";
 import { COLLECTIONS } from "../../services/shared/collections";
 import { ConflictError, StoreUnavailableError } from "../../services/shared/errors";
-import { RedisStore } from "../../services/shared/store/redis";
-import { SqliteStore } from "../../services/shared/store/sqlite";
 import type { Store } from "../../services/shared/store/store";
 import {
 	Allocation,
@@ -24,53 +19,12 @@ import {
 	PlacementRecord,
 	Reserver
 } from "../../services/scheduler/reservations";
-import { startRedis, TestServer } from "../helpers/servers";
+import { redisBackend, sqliteBackend } from "../helpers/store-backends";
 
 const GiB = 1024 ** 3;
 const NO_AVOID: ReadonlySet<string> = new Set();
 
-interface Backend {
-	name: string;
-	start(): Promise<void>;
-	stop(): Promise<void>;
-	/** A fresh empty place; each call of the returned function opens one more connection. */
-	fresh(): () => Store;
-}
-
-const backends: Backend[] = [
-	(() => {
-		let dir = "";
-		let n = 0;
-		return {
-			name: "sqlite",
-			async start() {
-				dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-reserve-"));
-			},
-			async stop() {
-				fs.rmSync(dir, { recursive: true, force: true });
-			},
-			fresh() {
-				const file = path.join(dir, `r${++n}.db`);
-				return () => new SqliteStore(file);
-			}
-		};
-	})(),
-	(() => {
-		let server: TestServer;
-		let n = 0;
-		return {
-			name: "redis",
-			async start() {
-				server = await startRedis();
-			},
-			stop: () => server.stop(),
-			fresh() {
-				const prefix = `reserve${++n}`;
-				return () => new RedisStore(server.url, { prefix });
-			}
-		};
-	})()
-];
+const backends = [sqliteBackend(), redisBackend()];
 
 function gpuNode(id: string, gpus: number, cpu = 16): InventoryNode {
 	return {
