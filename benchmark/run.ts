@@ -5,35 +5,36 @@
 import * as gateway from "./gateway.bench";
 import * as scheduler from "./scheduler.bench";
 
+interface Suite<Row> {
+	run(): Promise<Row[]>;
+	table(rows: Row[]): string;
+	/** What missed its target; empty when every target was met. */
+	verdict(rows: Row[]): string[];
+}
+
+/** Runs a suite, prints its table and verdict; a missed target fails the run. */
+async function report<Row>(header: string, suite: Suite<Row>, met: string): Promise<void> {
+	console.log(header);
+	const rows = await suite.run();
+	console.log(suite.table(rows));
+	const misses = suite.verdict(rows);
+	console.log(misses.length ? `MISSED: ${misses.join("; ")}` : met);
+	if (misses.length) process.exitCode = 1;
+}
+
 const SUITES: Record<string, () => Promise<void>> = {
-	async gateway() {
-		console.log(
-			`gateway: wrk -t1 -c50, ${process.env.BENCH_ROUNDS ?? 3} alternating rounds of ${process.env.BENCH_SECONDS ?? 5} s (about 2 min)…`
-		);
-		const rows = await gateway.run();
-		console.log(gateway.table(rows));
-		const misses = gateway.verdict(rows);
-		console.log(
-			misses.length
-				? `MISSED: ${misses.join("; ")}`
-				: "Targets met: ≥70% of bare, P99 < 10 ms."
-		);
-		if (misses.length) process.exitCode = 1;
-	},
-	async scheduler() {
-		console.log(
-			`scheduler: 5,000 nodes, ${process.env.BENCH_PLACEMENTS ?? "1,000,000"} placements per store, each scenario in a child process (a few minutes)…`
-		);
-		const rows = await scheduler.run();
-		console.log(scheduler.table(rows));
-		const misses = scheduler.verdict(rows);
-		console.log(
-			misses.length
-				? `MISSED: ${misses.join("; ")}`
-				: "Targets met: ≥20,000 placements/s with the embedded store, ≥5,000/s with Redis; the stores add up."
-		);
-		if (misses.length) process.exitCode = 1;
-	}
+	gateway: () =>
+		report(
+			`gateway: wrk -t1 -c50, ${process.env.BENCH_ROUNDS ?? 3} alternating rounds of ${process.env.BENCH_SECONDS ?? 5} s (about 2 min)…`,
+			gateway,
+			"Targets met: ≥70% of bare, P99 < 10 ms."
+		),
+	scheduler: () =>
+		report(
+			`scheduler: 5,000 nodes, ${process.env.BENCH_PLACEMENTS ?? "1,000,000"} placements per store, each scenario in a child process (a few minutes)…`,
+			scheduler,
+			"Targets met: ≥20,000 placements/s with the embedded store, ≥5,000/s with Redis; the stores add up."
+		)
 };
 
 async function main(): Promise<void> {
