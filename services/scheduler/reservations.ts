@@ -219,11 +219,6 @@ export class Reserver {
 		for (const [key, doc] of this.placed) yield [key, doc.value];
 	}
 
-	/** Replicas placed, as far as this Reserver knows. */
-	get placements(): number {
-		return this.placed.size;
-	}
-
 	private enqueue(op: Op): void {
 		this.queue.push(op);
 		if (!this.draining) {
