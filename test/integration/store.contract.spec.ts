@@ -193,6 +193,37 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect(await store.get("nodes", "n1")).toEqual({ value: { free: 0 }, version: 2 });
 	});
 
+	it("checks a deleted or twice-written document at the version it had before the transaction", async () => {
+		await store.put("reservations", "r1", { gpus: 1 });
+		await store.put("reservations", "r2", { gpus: 2 });
+		const del = (id: string) => ({ collection: "reservations", id, value: null });
+		const check = (id: string, version: number) => ({
+			collection: "reservations",
+			id,
+			version
+		});
+		// Deleting a document checked at another version, or checked absent, writes nothing.
+		expect(await store.transact([check("r2", 1), check("r1", 2)], [del("r2"), del("r1")])).toBe(
+			false
+		);
+		expect(await store.transact([check("r1", 0)], [del("r1")])).toBe(false);
+		expect(await store.get("reservations", "r2")).toEqual({ value: { gpus: 2 }, version: 1 });
+		// Checked absent and deleted: holds for a document that is not there.
+		expect(await store.transact([check("gone", 0)], [del("gone")])).toBe(true);
+		// Written twice in one transaction: checked against the version before both writes.
+		const twice = [
+			{ collection: "reservations", id: "r1", value: { gpus: 3 } },
+			{ collection: "reservations", id: "r1", value: { gpus: 4 } }
+		];
+		expect(await store.transact([check("r1", 2)], twice)).toBe(false);
+		expect(await store.transact([check("r1", 1)], twice)).toBe(true);
+		expect(await store.get("reservations", "r1")).toEqual({ value: { gpus: 4 }, version: 3 });
+		expect(await store.transact([check("r1", 3), check("r2", 1)], [del("r1"), del("r2")])).toBe(
+			true
+		);
+		expect(await store.list("reservations")).toEqual([]);
+	});
+
 	it("transacts without checks as unconditional writes", async () => {
 		await store.put("nodes", "n1", 1);
 		expect(
