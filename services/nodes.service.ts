@@ -10,7 +10,7 @@ import StoreMixin from "../mixins/store.mixin";
 import { NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import { Allocation, gpusInUse } from "./scheduler/placement";
+import { Allocation, emptyAllocation, gpusInUse } from "./scheduler/placement";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
@@ -28,7 +28,8 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	announce(changes: Array<Change | null>): Promise<void>;
 	fetchFacts(node: NodeInfo): Promise<void>;
 	scheduleSweep(): void;
-	view(node: NodeInfo, withFacts?: boolean): NodeInfo;
+	view(node: NodeInfo, a?: Allocation, withFacts?: boolean): NodeInfo;
+	allocations(): Promise<Map<string, Allocation>>;
 	findNode(id: string): NodeInfo;
 	workloadsOn(id: string): Promise<unknown[]>;
 }
@@ -64,12 +65,16 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				...pageParams(10000),
 				status: { type: "enum", values: ["ready", "draining", "down"], optional: true }
 			},
-			handler(this: NodesThis, ctx: Context<ListParams>) {
+			async handler(this: NodesThis, ctx: Context<ListParams>) {
 				const { status } = ctx.params;
 				let nodes = this.inventory.list();
 				if (status) nodes = nodes.filter(n => n.status === status);
 				const { items, total } = page(nodes, ctx.params, 1000);
-				return { items: items.map(n => this.view(n)), total };
+				const allocated = await this.allocations();
+				return {
+					items: items.map(n => this.view(n, allocated.get(n.id) ?? emptyAllocation())),
+					total
+				};
 			}
 		},
 
@@ -78,7 +83,14 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
 				const node = this.findNode(ctx.params.id);
-				return { ...this.view(node, true), workloads: await this.workloadsOn(node.id) };
+				const [workloads, doc] = await Promise.all([
+					this.workloadsOn(node.id),
+					this.store.get<Allocation>(COLLECTIONS.allocations, node.id)
+				]);
+				return {
+					...this.view(node, doc?.value ?? emptyAllocation(), true),
+					workloads
+				};
 			}
 		},
 
@@ -156,10 +168,23 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			return node;
 		},
 
-		view(this: NodesThis, node: NodeInfo, withFacts = false): NodeInfo {
-			if (withFacts) return node;
+		/**
+		 * A node as the API shows it. The reads (list, get) pass the allocation in the store, so
+		 * that a create or a delete shows at once; elsewhere the node's own is the one the
+		 * scheduler last announced (node.allocated, a few times a second).
+		 */
+		view(this: NodesThis, node: NodeInfo, a?: Allocation, withFacts = false): NodeInfo {
 			const { facts: _facts, ...rest } = node;
-			return rest;
+			const shown = withFacts ? node : rest;
+			return a
+				? { ...shown, allocated: { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) } }
+				: shown;
+		},
+
+		/** Every node's allocation in the store, by node. */
+		async allocations(this: NodesThis) {
+			const docs = await this.store.list<Allocation>(COLLECTIONS.allocations);
+			return new Map(docs.map(d => [d.id, d.value]));
 		},
 
 		/** Persists and emits each change; usage-only reports never reach the store. */
@@ -218,10 +243,10 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	async started(this: NodesThis) {
 		const [saved, allocations] = await Promise.all([
 			this.store.list<NodeInfo>(COLLECTIONS.nodes),
-			this.store.list<Allocation>(COLLECTIONS.allocations)
+			this.allocations()
 		]);
 		this.inventory.restore(saved.map(d => d.value));
-		for (const { id, value: a } of allocations) {
+		for (const [id, a] of allocations) {
 			const node = this.inventory.nodes.get(id);
 			if (node) node.allocated = { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) };
 		}

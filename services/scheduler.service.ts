@@ -52,6 +52,9 @@ import { page, pageParams, quantity } from "./shared/params";
 /** Retries of a transaction that lost a race with another scheduler. */
 const MAX_CONFLICTS = 20;
 
+/** ms a shape's shortfall reason is reused (see the shortfall method). */
+const SHORTFALL_TTL = 1000;
+
 /** Placements of one round in flight at once: enough for full group commits. */
 const PLACE_WINDOW = 4096;
 
@@ -80,6 +83,11 @@ interface SchedulerSettings {
 	 * churn a busy node is sent one list per while, not one per round.
 	 */
 	syncDelay: number;
+	/**
+	 * ms between two announcements of a node's allocation (node.allocated): a busy node's
+	 * allocation changes with every group commit, and the cluster hears its latest once per while.
+	 */
+	announceDelay: number;
 }
 
 interface Meta {
@@ -146,6 +154,17 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	syncNodes(nodeIDs: Iterable<string>): Promise<void>;
 	reconcile(): Promise<void>;
 	announceAllocation(nodeID: string, a: Allocation): void;
+	/** Allocations committed since the last announcement, by node (see announceDelay). */
+	toAnnounce: Map<string, Allocation>;
+	announceTimer: NodeJS.Timeout | null;
+	/** Why a request of a shape does not fit, and when that was found (see shortfall). */
+	shortfalls: Map<string, { reason: string; at: number }>;
+	shortfall(w: Workload): string;
+	/**
+	 * Workloads this scheduler has just created, as written: their first placement round takes
+	 * them from here instead of reading them back (a version check still guards the write).
+	 */
+	created: Map<string, Versioned<Workload>>;
 	nextGeneration(): number;
 	generation: number;
 }
@@ -175,7 +194,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		reconcileInterval: 2000,
 		auditInterval: 30_000,
 		auditGrace: 60_000,
-		syncDelay: 50
+		syncDelay: 50,
+		announceDelay: 200
 	},
 
 	actions: {
@@ -681,6 +701,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						this.logger.info(
 							`Workload '${w.name}' (${w.id}) of tenant '${tenant}' created.`
 						);
+						this.created.set(w.id, { value: w, version: 1 });
 						return w;
 					}
 					// Another scheduler wrote the tenant's usage first: back off a random while,
@@ -694,6 +715,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			// Nothing else changed, so only the new workload can have become placeable. What the
 			// round wrote of it is what the store holds (another round may have written it).
 			const written = await this.placeQuietly(created.id);
+			// Its round took it, unless the round failed first.
+			this.created.delete(created.id);
 			if (written) return written;
 			return (
 				(await this.store.get<Workload>(COLLECTIONS.workloads, created.id))?.value ??
@@ -837,6 +860,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				items: NodeInfo[];
 			};
 			this.inventoryStale = false;
+			this.shortfalls.clear();
 			const seen = new Set<string>();
 			for (const n of items) {
 				seen.add(n.id);
@@ -860,7 +884,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		async placePending(this: SchedulerThis, ids: string[], written?: Map<string, Workload>) {
 			const changes: Changes = new Map();
 			const docs: Versioned<Workload>[] = [];
-			for (const [i, doc] of (await this.readWorkloads(ids)).entries()) {
+			const read = await Promise.all(
+				ids.map(id => {
+					const doc = this.created.get(id);
+					this.created.delete(id);
+					return doc ?? this.store.get<Workload>(COLLECTIONS.workloads, id);
+				})
+			);
+			for (const [i, doc] of read.entries()) {
 				if (doc?.value.replicas.some(r => r.state === "pending")) docs.push(doc);
 				else this.waiting.delete(ids[i]);
 			}
@@ -919,22 +950,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * or placed otherwise meanwhile) is given back.
 		 */
 		roundWriter(this: SchedulerThis, changes: Changes, written?: Map<string, Workload>) {
-			// Workloads of one shape that did not fit share the reason: one scan of the nodes each.
-			const reasons = new Map<string, string>();
-			const shortfall = (w: Workload) => {
-				const req = placementRequest(w);
-				const shape = JSON.stringify([req.resources, req.strategy, req.nodeSelector]);
-				let reason = reasons.get(shape);
-				if (reason === undefined) {
-					reason = describeShortfall([...this.reserver.index.values()], req);
-					reasons.set(shape, reason);
-				}
-				return reason;
-			};
 			return async ({ doc, outcomes }: Plan) => {
 				if (outcomes.length === 0) return;
 				const id = doc.value.id;
-				const reason = outcomes.some(o => !o.spot) ? shortfall(doc.value) : null;
+				const reason = outcomes.some(o => !o.spot) ? this.shortfall(doc.value) : null;
 				let current: Versioned<Workload> | null = doc;
 				let unused: string[] = [];
 				for (let attempt = 0; current && attempt < MAX_CONFLICTS; attempt++) {
@@ -1141,11 +1160,40 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			return this.generation;
 		},
 
+		/** Announces a node's allocation within announceDelay ms, with the others due then. */
 		announceAllocation(this: SchedulerThis, nodeID: string, a: Allocation) {
-			this.broker.broadcast(EVENTS.nodeAllocated, {
-				nodeID,
-				allocated: { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) }
-			});
+			this.toAnnounce.set(nodeID, a);
+			if (this.announceTimer) return;
+			this.announceTimer = setTimeout(() => {
+				this.announceTimer = null;
+				const due = this.toAnnounce;
+				this.toAnnounce = new Map();
+				for (const [id, allocated] of due)
+					this.broker.broadcast(EVENTS.nodeAllocated, {
+						nodeID: id,
+						allocated: {
+							cpu: allocated.cpu,
+							memory: allocated.memory,
+							gpus: gpusInUse(allocated)
+						}
+					});
+			}, this.settings.announceDelay);
+		},
+
+		/**
+		 * Why a workload's request fits no node, for its pending replicas. Finding out scans every
+		 * node, so a shape's reason is kept for SHORTFALL_TTL ms (and until the inventory changes):
+		 * under churn, scanning for every placement round took a twentieth of the scheduler's CPU.
+		 */
+		shortfall(this: SchedulerThis, w: Workload) {
+			const req = placementRequest(w);
+			const shape = JSON.stringify([req.resources, req.strategy, req.nodeSelector]);
+			const now = Date.now();
+			const known = this.shortfalls.get(shape);
+			if (known && now - known.at < SHORTFALL_TTL) return known.reason;
+			const reason = describeShortfall([...this.reserver.index.values()], req);
+			this.shortfalls.set(shape, { reason, at: now });
+			return reason;
 		},
 
 		tenantOf(this: SchedulerThis, ctx: Context<unknown, Meta>) {
@@ -1163,6 +1211,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.inventoryStale = true;
 		this.auditedAt = 0;
 		this.generation = 0;
+		this.toAnnounce = new Map();
+		this.announceTimer = null;
+		this.shortfalls = new Map();
+		this.created = new Map();
 	},
 
 	started(this: SchedulerThis) {
@@ -1177,6 +1229,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	async stopped(this: SchedulerThis) {
 		this.cancel("reconcile");
 		if (this.syncTimer) clearTimeout(this.syncTimer);
+		if (this.announceTimer) clearTimeout(this.announceTimer);
 		await this.queue;
 	}
 };

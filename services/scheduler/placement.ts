@@ -128,9 +128,24 @@ export function describeShortfall(nodes: PlacementNode[], req: PlacementRequest)
 	const need = [`cpu ${cpu}`, `memory ${formatSize(memory)}`];
 	if (gpu) need.push(`gpu ${gpu}`);
 	if (gpuMemory) need.push(`gpuMemory ${formatSize(gpuMemory)}`);
-	const parts = [...counts].map(([reason, n]) => `${n} ${n === 1 ? "node" : "nodes"} ${reason}`);
+	const parts = [...counts].map(([reason, n]) =>
+		n === 1 ? `1 node ${reason}` : `${n} nodes ${plural(reason)}`
+	);
 	return `0/${nodes.length} nodes fit (${need.join(", ")}): ${parts.join("; ")}.`;
 }
+
+/** `unfit`'s reason, said of several nodes: "lacks CPU" → "lack CPU". */
+function plural(reason: string): string {
+	return reason.replace(/^(is|lacks|does|has|runs)\b/, verb => PLURAL_VERBS[verb]);
+}
+
+const PLURAL_VERBS: Record<string, string> = {
+	is: "are",
+	lacks: "lack",
+	does: "do",
+	has: "have",
+	runs: "run"
+};
 
 /** The best node for the request, or null when none fits. */
 export function place(nodes: Iterable<PlacementNode>, req: PlacementRequest): Placement | null {

@@ -14,6 +14,7 @@ import NodesService from "../../services/nodes.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/auth";
 import { COLLECTIONS } from "../../services/shared/collections";
+import { EVENTS } from "../../services/shared/events";
 import { SqliteStore } from "../../services/shared/store/sqlite";
 import { Allocation, release, reserve } from "../../services/scheduler/placement";
 import { PLACEMENTS } from "../../services/scheduler/reservations";
@@ -44,10 +45,21 @@ describe("scheduler over the API", () => {
 			store,
 			reconcileInterval: 300,
 			auditInterval: 300,
-			auditGrace: 0
+			auditGrace: 0,
+			// Long enough that a test's burst of creates falls within one announcement.
+			announceDelay: 1000
 		})
 	);
 	control.createService(withSettings(AuthService, { store }));
+	const announced: Array<{ nodeID: string; allocated: { cpu: number } }> = [];
+	control.createService({
+		name: "allocation-listener",
+		events: {
+			[EVENTS.nodeAllocated](ctx: { params: (typeof announced)[number] }) {
+				announced.push(ctx.params);
+			}
+		}
+	});
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);
@@ -234,7 +246,7 @@ describe("scheduler over the API", () => {
 		expect(res.status).toBe(201);
 		expect(res.body.status).toBe("pending");
 		expect(res.body.replicas[0].reason).toMatch(
-			/^0\/3 nodes fit \(cpu 1, memory 1Gi, gpu 2\): .*lacks free GPUs/
+			/^0\/3 nodes fit \(cpu 1, memory 1Gi, gpu 2\): .*lack free GPUs/
 		);
 		const small = (await api("get", "/api/v1/workloads", tokens.other)).body.items.find(
 			(w: any) => w.name === "small"
@@ -531,5 +543,69 @@ describe("scheduler over the API", () => {
 			5000,
 			"the stray replica dropped by a full list"
 		);
+	});
+
+	it("announces a node's allocation once per while, with the latest", async () => {
+		const create = async (name: string) =>
+			(
+				await api("post", "/api/v1/workloads", tokens.other).send({
+					name,
+					kind: "process",
+					process: { command: "x" },
+					resources: { cpu: 1, memory: "1Gi" }
+				})
+			).body;
+		const first = await create("burst-1");
+		const at = first.replicas[0].node;
+		const before = (await api("get", `/api/v1/nodes/${at}`)).body.allocated.cpu;
+		announced.length = 0;
+		const made = [first, await create("burst-2"), await create("burst-3")];
+		// binpack: the fullest node that fits, fuller with each. Two more commits on that node.
+		expect(made.map(w => w.replicas[0].node)).toEqual([at, at, at]);
+		// The node's read shows them at once; the announcement follows with their sum.
+		expect((await api("get", `/api/v1/nodes/${at}`)).body.allocated.cpu).toBe(before + 2);
+		const heard = await eventually(
+			async () => {
+				const mine = announced.filter(e => e.nodeID === at);
+				return mine.at(-1)?.allocated.cpu === before + 2 && mine;
+			},
+			3000,
+			"the node's allocation announced"
+		);
+		expect(heard.length).toBeLessThan(2);
+		for (const w of made) await api("delete", `/api/v1/workloads/${w.id}`, tokens.other);
+	});
+
+	it("explains what does not fit with the nodes as they are now", async () => {
+		const create = async (name: string) =>
+			(
+				await api("post", "/api/v1/workloads", tokens.other).send({
+					name,
+					kind: "process",
+					process: { command: "x" },
+					resources: { cpu: 1, memory: "1Gi", gpu: 4 }
+				})
+			).body;
+		const draining = (await api("get", "/api/v1/nodes?status=draining")).body.total;
+		const saysDraining = (n: number) =>
+			n === 1 ? "1 node is draining" : `${n} nodes are draining`;
+		const first = await create("four-gpus");
+		expect(first.replicas[0].reason).toMatch(/^0\/\d+ nodes fit .*lack free GPUs/);
+		expect(first.replicas[0].reason).toContain(saysDraining(draining));
+		expect((await api("post", "/api/v1/nodes/cpu-1/drain", tokens.admin)).status).toBe(200);
+		try {
+			// Reconcile tries it again, and its reason follows the drain.
+			await eventually(
+				async () =>
+					(
+						await api("get", `/api/v1/workloads/${first.id}`, tokens.other)
+					).body.replicas[0].reason.includes(saysDraining(draining + 1)),
+				5000,
+				"the reason to name the draining node"
+			);
+		} finally {
+			await api("post", "/api/v1/nodes/cpu-1/uncordon", tokens.admin);
+			await api("delete", `/api/v1/workloads/${first.id}`, tokens.other);
+		}
 	});
 });

@@ -157,4 +157,34 @@ describe("describeShortfall", () => {
 		);
 		expect(describeShortfall([], req())).toMatch(/No node/);
 	});
+
+	it("says it of several nodes in the plural", () => {
+		const zoneA = { labels: { zone: "a" } };
+		const full = { ...zoneA, allocated: { cpu: 16, memory: 0, gpus: {} } };
+		const text = describeShortfall(
+			[
+				node("a", { ...zoneA, status: "draining" }),
+				node("b", { ...zoneA, status: "draining" }),
+				node("c", { labels: { zone: "b" } }),
+				node("d", { labels: { zone: "b" } }),
+				node("e", zoneA, 2),
+				node("f", zoneA, 2),
+				node("g", full, 2, "NVIDIA H100"),
+				node("h", full, 2, "NVIDIA H100"),
+				node("i", zoneA, 1, "NVIDIA H100"),
+				node("j", zoneA, 1, "NVIDIA H100"),
+				node("k", zoneA, 2, "NVIDIA H100"),
+				node("l", zoneA, 2, "NVIDIA H100")
+			],
+			req(
+				{ gpu: 2 },
+				{ nodeSelector: { zone: "a", "gpu.model": "H100" }, avoid: new Set(["k", "l"]) }
+			)
+		);
+		expect(text).toBe(
+			"0/12 nodes fit (cpu 1, memory 1Gi, gpu 2): 2 nodes are draining; 2 nodes do not match zone=a; " +
+				"2 nodes have no H100 GPU; 2 nodes lack CPU; 2 nodes lack free GPUs; " +
+				"2 nodes run another replica (anti-affinity)."
+		);
+	});
 });
