@@ -21,6 +21,13 @@ import {
 	Workload
 } from "./workload";
 
+/**
+ * Most "placed" events of one write, one per node; a write that placed replicas on more nodes
+ * tells of them in one event (each replica says its node), so that a workload spread wide
+ * keeps its other events and a small document.
+ */
+const PLACED_EVENTS = 8;
+
 /** One pending replica's placement to reserve: its key carries the fence it will have. */
 export interface Wanted {
 	index: number;
@@ -90,6 +97,15 @@ export function applyPlacements(
 		if (on) on.push(o);
 		else placed.set(o.spot.nodeID, [o]);
 		changed = true;
+	}
+	if (placed.size > PLACED_EVENTS) {
+		const indexes = [...placed.values()].flatMap(list => list.map(o => o.index));
+		addEvent(w, {
+			at: now,
+			type: "placed",
+			message: `Replicas ${ranges(indexes)} placed on ${placed.size} nodes.`
+		});
+		placed.clear();
 	}
 	for (const [node, list] of placed) {
 		const gpus = list.flatMap(o => o.spot!.gpus);

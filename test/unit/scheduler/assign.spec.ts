@@ -109,6 +109,20 @@ describe("applyPlacements", () => {
 		expect(ranges([9, 1, 2, 3, 7])).toBe("1-3, 7, 9");
 	});
 
+	it("tells of replicas spread over many nodes in one event, each replica naming its node", () => {
+		const w = workload(20);
+		applyPlacements(
+			w,
+			wantedPlacements(w).map((o, i) => ({ ...o, spot: { nodeID: `n${i}`, gpus: [] } })),
+			null,
+			2000
+		);
+		expect(w.events.slice(1).map(e => [e.type, e.node, e.message])).toEqual([
+			["placed", undefined, "Replicas 0-19 placed on 20 nodes."]
+		]);
+		expect(w.replicas.map(r => r.node)).toEqual(w.replicas.map((_, i) => `n${i}`));
+	});
+
 	it("changes nothing when another scheduler applied the same placement first", () => {
 		const w = workload(1);
 		const outcomes = wantedPlacements(w).map(o => ({ ...o, spot: { nodeID: "a", gpus: [0] } }));
