@@ -55,8 +55,8 @@ const MAX_CONFLICTS = 20;
 /** ms a shape's shortfall reason is reused (see the shortfall method). */
 const SHORTFALL_TTL = 1000;
 
-/** Placements of one round in flight at once: enough for full group commits. */
-const PLACE_WINDOW = 4096;
+/** Placements of one round in flight at once: enough for two of the Reserver's full batches. */
+const PLACE_WINDOW = 8192;
 
 interface Round {
 	ids: Set<string>;
