@@ -86,6 +86,17 @@ describe("scheduler over the API", () => {
 	const api = (method: "get" | "post" | "put" | "delete", url: string, token = tokens.operator) =>
 		request(server)[method](url).set("Authorization", `Bearer ${token}`);
 
+	/** Another tenant's process workload of one replica: its body as created. */
+	const createOther = async (name: string, resources: Record<string, unknown>) =>
+		(
+			await api("post", "/api/v1/workloads", tokens.other).send({
+				name,
+				kind: "process",
+				process: { command: "x" },
+				resources
+			})
+		).body;
+
 	beforeAll(async () => {
 		await control.start();
 		server = (gateway as any).server;
@@ -546,15 +557,7 @@ describe("scheduler over the API", () => {
 	});
 
 	it("announces a node's allocation once per while, with the latest", async () => {
-		const create = async (name: string) =>
-			(
-				await api("post", "/api/v1/workloads", tokens.other).send({
-					name,
-					kind: "process",
-					process: { command: "x" },
-					resources: { cpu: 1, memory: "1Gi" }
-				})
-			).body;
+		const create = (name: string) => createOther(name, { cpu: 1, memory: "1Gi" });
 		const first = await create("burst-1");
 		const at = first.replicas[0].node;
 		const before = (await api("get", `/api/v1/nodes/${at}`)).body.allocated.cpu;
@@ -577,19 +580,10 @@ describe("scheduler over the API", () => {
 	});
 
 	it("explains what does not fit with the nodes as they are now", async () => {
-		const create = async (name: string) =>
-			(
-				await api("post", "/api/v1/workloads", tokens.other).send({
-					name,
-					kind: "process",
-					process: { command: "x" },
-					resources: { cpu: 1, memory: "1Gi", gpu: 4 }
-				})
-			).body;
 		const draining = (await api("get", "/api/v1/nodes?status=draining")).body.total;
 		const saysDraining = (n: number) =>
 			n === 1 ? "1 node is draining" : `${n} nodes are draining`;
-		const first = await create("four-gpus");
+		const first = await createOther("four-gpus", { cpu: 1, memory: "1Gi", gpu: 4 });
 		expect(first.replicas[0].reason).toMatch(/^0\/\d+ nodes fit .*lack free GPUs/);
 		expect(first.replicas[0].reason).toContain(saysDraining(draining));
 		expect((await api("post", "/api/v1/nodes/cpu-1/drain", tokens.admin)).status).toBe(200);
