@@ -19,7 +19,7 @@ import StoreMixin from "../mixins/store.mixin";
 import { ConflictError, NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import type { DocWrite, Store, Versioned } from "./shared/store";
+import type { DocWrite, Store, VersionCheck, Versioned } from "./shared/store";
 import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
 import type { Principal } from "./gateway/auth";
 import { Allocation, describeShortfall, gpusInUse, PlacementRequest } from "./scheduler/placement";
@@ -46,6 +46,7 @@ import {
 	wantedPlacements
 } from "./scheduler/assign";
 import { Reserver } from "./scheduler/reservations";
+import { Gathered, Gatherer } from "./scheduler/gather";
 import { addUsage, Charge, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
 
@@ -99,6 +100,34 @@ interface Meta {
 	$location?: string;
 }
 
+interface CreateRequest {
+	input: WorkloadInput;
+	user: Principal;
+	/** The request's Idempotency-Key. */
+	key?: string;
+}
+
+interface RemoveRequest {
+	id: string;
+	/** Who asks: another tenant's workload is not found. */
+	user?: Principal;
+}
+
+/** A deleted workload, its placements to take off their nodes, and their release. */
+interface Removed {
+	w: Workload;
+	gone: Placed[];
+	released: Promise<void>;
+}
+
+/** A tenant's quota, and its usage with the changes planned so far (`next`). */
+interface TenantState {
+	quota?: Quota;
+	/** The usage document's version as read (0: none yet). */
+	version: number;
+	next: TenantUsage;
+}
+
 interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	store: Store;
 	reserver: Reserver;
@@ -117,9 +146,28 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 		workloads: number,
 		extra?: DocWrite[]
 	): Promise<boolean>;
-	tenantOf(ctx: Context<unknown, Meta>): string;
-	load(id: string, ctx: Context<unknown, Meta>): Promise<Versioned<Workload>>;
+	load(id: string, user: Principal | undefined): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
+	/** Creates waiting to be made together (createGroup). */
+	creates: Gatherer<CreateRequest, Workload>;
+	createGroup(group: Gathered<CreateRequest, Workload>[]): Promise<void>;
+	createTogether(
+		group: Gathered<CreateRequest, Workload>[]
+	): Promise<Gathered<CreateRequest, Workload>[]>;
+	createOne(req: CreateRequest): Promise<Workload>;
+	commitCreates(
+		made: Array<{ w: Workload; key?: string }>,
+		tenants: Map<string, TenantState>
+	): Promise<boolean>;
+	tenantState(tenant: string): Promise<TenantState>;
+	/** Deletes waiting to be made together (removeGroup). */
+	removes: Gatherer<RemoveRequest, Removed>;
+	removeGroup(group: Gathered<RemoveRequest, Removed>[]): Promise<void>;
+	removeTogether(
+		group: Gathered<RemoveRequest, Removed>[]
+	): Promise<Gathered<RemoveRequest, Removed>[]>;
+	removeOne(req: RemoveRequest): Promise<Removed>;
+	forget(w: Workload): Removed;
 	requestPlacement(ids?: string[], gone?: Placed[]): Promise<Map<string, Workload>>;
 	quietly(what: string, fn: () => Promise<unknown>): Promise<void>;
 	placeQuietly(id: string): Promise<Workload | undefined>;
@@ -303,7 +351,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		get: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
-				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
+				return workloadView((await this.load(ctx.params.id, ctx.meta.user)).value, true);
 			}
 		},
 
@@ -318,10 +366,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				this: SchedulerThis,
 				ctx: Context<{ id: string; replicas: number }, Meta>
 			) {
-				await this.load(ctx.params.id, ctx);
+				await this.load(ctx.params.id, ctx.meta.user);
 				await this.serial(async () => {
 					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						const doc = await this.load(ctx.params.id, ctx);
+						const doc = await this.load(ctx.params.id, ctx.meta.user);
 						const from = doc.value.replicas.length;
 						const to = ctx.params.replicas;
 						if (from === to) return;
@@ -372,7 +420,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					});
 				});
 				await this.placeQuietly(ctx.params.id);
-				return workloadView((await this.load(ctx.params.id, ctx)).value, true);
+				return workloadView((await this.load(ctx.params.id, ctx.meta.user)).value, true);
 			}
 		},
 
@@ -380,31 +428,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		remove: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: SchedulerThis, ctx: Context<{ id: string }, Meta>) {
-				const { w, gone, released } = await this.serial(async () => {
-					for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-						const doc = await this.load(ctx.params.id, ctx);
-						const w = doc.value;
-						const refund = totalRequest(w.resources, w.replicas.length);
-						const names = [
-							{
-								collection: COLLECTIONS.names,
-								id: `${w.tenant}/${w.name}`,
-								value: null
-							}
-						];
-						if (!(await this.commitWithUsage(doc, null, refund, -1, -1, names))) {
-							await backoff(attempt);
-							continue;
-						}
-						const gone = placedReplicas(w, range(0, w.replicas.length));
-						this.waiting.delete(w.id);
-						// Not awaited in the queue: the releases of removes that follow join the
-						// same group commit.
-						return { w, gone, released: this.releaseForgotten(gone) };
-					}
-					throw new ConflictError("The workload kept changing; try again.", {
-						id: ctx.params.id
-					});
+				const { w, gone, released } = await this.removes.add({
+					id: ctx.params.id,
+					user: ctx.meta.user
 				});
 				// Deleted already: a release that fails is left to the audit, not answered as an error.
 				await released.catch((err: Error) =>
@@ -441,7 +467,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				this: SchedulerThis,
 				ctx: Context<{ id: string; replica?: number; limit?: number }, Meta>
 			) {
-				const w = (await this.load(ctx.params.id, ctx)).value;
+				const w = (await this.load(ctx.params.id, ctx.meta.user)).value;
 				const replicas = w.replicas.filter(
 					r =>
 						r.node &&
@@ -612,9 +638,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 
 		/** A workload the caller may see: 404 for another tenant's, as for a missing one. */
-		async load(this: SchedulerThis, id: string, ctx: Context<unknown, Meta>) {
+		async load(this: SchedulerThis, id: string, user: Principal | undefined) {
 			const doc = await this.store.get<Workload>(COLLECTIONS.workloads, id);
-			const user = ctx.meta.user;
 			if (!doc || (user && !user.roles.includes("admin") && doc.value.tenant !== user.tenant))
 				throw new NotFoundError("Workload", id);
 			return doc;
@@ -626,92 +651,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			user: Principal,
 			key?: string
 		) {
-			const tenant = user.tenant;
-			const created = await this.serial(async () => {
-				for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-					const earlier = await this.byIdempotencyKey(tenant, key);
-					if (earlier) return earlier;
-					const now = Date.now();
-					const w = newWorkload(input, {
-						id: crypto.randomUUID(),
-						tenant,
-						createdBy: user.sub,
-						seq: now * 1000 + (attempt % 1000),
-						now
-					});
-					const name = `${tenant}/${w.name}`;
-					if (await this.store.get(COLLECTIONS.names, name)) {
-						// A twin request with this key (sent to another scheduler) may have just made it.
-						const twin = await this.byIdempotencyKey(tenant, key);
-						if (twin) return twin;
-						throw new ConflictError(`A workload named '${w.name}' exists already.`, {
-							name: w.name
-						});
-					}
-					const [usage, tenantDoc] = await Promise.all([
-						this.store.get<TenantUsage>(COLLECTIONS.usage, tenant),
-						this.store.get<{ quota?: Quota }>(COLLECTIONS.tenants, tenant)
-					]);
-					const charge = totalRequest(w.resources, w.replicas.length);
-					checkQuota(
-						tenant,
-						tenantDoc?.value.quota,
-						usage?.value ?? emptyUsage(),
-						charge,
-						1
-					);
-					const ok = await this.store.transact(
-						[
-							{ collection: COLLECTIONS.names, id: name, version: 0 },
-							{
-								collection: COLLECTIONS.usage,
-								id: tenant,
-								version: usage?.version ?? 0
-							},
-							...(key
-								? [
-										{
-											collection: COLLECTIONS.idempotency,
-											id: `${tenant}/${key}`,
-											version: 0
-										}
-									]
-								: [])
-						],
-						[
-							{ collection: COLLECTIONS.workloads, id: w.id, value: w },
-							{ collection: COLLECTIONS.names, id: name, value: { id: w.id } },
-							{
-								collection: COLLECTIONS.usage,
-								id: tenant,
-								value: addUsage(usage?.value ?? emptyUsage(), charge, 1, 1)
-							},
-							...(key
-								? [
-										{
-											collection: COLLECTIONS.idempotency,
-											id: `${tenant}/${key}`,
-											value: { id: w.id }
-										}
-									]
-								: [])
-						]
-					);
-					if (ok) {
-						this.logger.info(
-							`Workload '${w.name}' (${w.id}) of tenant '${tenant}' created.`
-						);
-						this.created.set(w.id, { value: w, version: 1 });
-						return w;
-					}
-					// Another scheduler wrote the tenant's usage first: back off a random while,
-					// so that two busy schedulers take turns instead of colliding again.
-					await backoff(attempt);
-				}
-				throw new ConflictError("Too many concurrent changes for this tenant; try again.", {
-					tenant
-				});
-			});
+			const created = await this.creates.add({ input, user, key });
 			// Nothing else changed, so only the new workload can have become placeable. What the
 			// round wrote of it is what the store holds (another round may have written it).
 			const written = await this.placeQuietly(created.id);
@@ -722,6 +662,240 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				(await this.store.get<Workload>(COLLECTIONS.workloads, created.id))?.value ??
 				created
 			);
+		},
+
+		/**
+		 * Creates a group of workloads (see gather.ts) in one transaction. A request that needs
+		 * more than that (a twin in the group by name or key, a taken name) and every request
+		 * of a group whose transaction lost a race are created one at a time after it.
+		 */
+		async createGroup(this: SchedulerThis, group: Gathered<CreateRequest, Workload>[]) {
+			const alone = group.length > 1 ? await this.createTogether(group) : group;
+			for (const g of alone) {
+				try {
+					g.resolve(await this.createOne(g.item));
+				} catch (err) {
+					g.reject(err);
+				}
+			}
+		},
+
+		async createTogether(this: SchedulerThis, group: Gathered<CreateRequest, Workload>[]) {
+			const now = Date.now();
+			const later: Gathered<CreateRequest, Workload>[] = [];
+			const seen = new Set<string>();
+			const tenants = new Map<string, TenantState>();
+			const plan: Array<{ g: Gathered<CreateRequest, Workload>; w: Workload }> = [];
+			for (const g of group) {
+				const { input, user, key } = g.item;
+				const tenant = user.tenant;
+				const name = `${tenant}/${input.name}`;
+				const idem = key && `key:${tenant}/${key}`;
+				if (seen.has(name) || (idem && seen.has(idem))) {
+					later.push(g);
+					continue;
+				}
+				seen.add(name);
+				if (idem) seen.add(idem);
+				try {
+					const earlier = await this.byIdempotencyKey(tenant, key);
+					if (earlier) {
+						g.resolve(earlier);
+						continue;
+					}
+					if (await this.store.get(COLLECTIONS.names, name)) {
+						later.push(g);
+						continue;
+					}
+					const t = tenants.get(tenant) ?? (await this.tenantState(tenant));
+					tenants.set(tenant, t);
+					const w = newWorkload(input, {
+						id: crypto.randomUUID(),
+						tenant,
+						createdBy: user.sub,
+						seq: now * 1000 + (g.index % 1000),
+						now
+					});
+					const charge = totalRequest(w.resources, w.replicas.length);
+					checkQuota(tenant, t.quota, t.next, charge, 1);
+					t.next = addUsage(t.next, charge, 1, 1);
+					plan.push({ g, w });
+				} catch (err) {
+					g.reject(err);
+				}
+			}
+			if (plan.length === 0) return later;
+			const made = plan.map(({ g, w }) => ({ w, key: g.item.key }));
+			if (!(await this.commitCreates(made, tenants)))
+				return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
+			for (const { g, w } of plan) g.resolve(w);
+			return later;
+		},
+
+		/**
+		 * Writes new workloads with their names (and idempotency keys) and their tenants' usage
+		 * in one transaction: false when a name or key was taken, or a usage changed, meanwhile.
+		 */
+		async commitCreates(
+			this: SchedulerThis,
+			made: Array<{ w: Workload; key?: string }>,
+			tenants: Map<string, TenantState>
+		) {
+			const checks: VersionCheck[] = [];
+			const writes: DocWrite[] = [];
+			for (const { w, key } of made) {
+				const name = `${w.tenant}/${w.name}`;
+				checks.push({ collection: COLLECTIONS.names, id: name, version: 0 });
+				writes.push(
+					{ collection: COLLECTIONS.workloads, id: w.id, value: w },
+					{ collection: COLLECTIONS.names, id: name, value: { id: w.id } }
+				);
+				if (key) {
+					const id = `${w.tenant}/${key}`;
+					checks.push({ collection: COLLECTIONS.idempotency, id, version: 0 });
+					writes.push({ collection: COLLECTIONS.idempotency, id, value: { id: w.id } });
+				}
+			}
+			for (const [tenant, t] of tenants) {
+				checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
+				writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
+			}
+			if (!(await this.store.transact(checks, writes))) return false;
+			for (const { w } of made) {
+				this.logger.info(`Workload '${w.name}' (${w.id}) of tenant '${w.tenant}' created.`);
+				this.created.set(w.id, { value: w, version: 1 });
+			}
+			return true;
+		},
+
+		/** Deletes a group of workloads (see gather.ts) in one transaction, as createGroup. */
+		async removeGroup(this: SchedulerThis, group: Gathered<RemoveRequest, Removed>[]) {
+			const alone = group.length > 1 ? await this.removeTogether(group) : group;
+			for (const g of alone) {
+				try {
+					g.resolve(await this.removeOne(g.item));
+				} catch (err) {
+					g.reject(err);
+				}
+			}
+		},
+
+		async removeTogether(this: SchedulerThis, group: Gathered<RemoveRequest, Removed>[]) {
+			const later: Gathered<RemoveRequest, Removed>[] = [];
+			const seen = new Set<string>();
+			const plan: Array<{ g: Gathered<RemoveRequest, Removed>; doc: Versioned<Workload> }> =
+				[];
+			for (const g of group) {
+				// A second delete of one workload answers after the first: 404.
+				if (seen.has(g.item.id)) {
+					later.push(g);
+					continue;
+				}
+				seen.add(g.item.id);
+				try {
+					plan.push({ g, doc: await this.load(g.item.id, g.item.user) });
+				} catch (err) {
+					g.reject(err);
+				}
+			}
+			if (plan.length === 0) return later;
+			const tenants = new Map<string, TenantState>();
+			const checks: VersionCheck[] = [];
+			const writes: DocWrite[] = [];
+			for (const { doc } of plan) {
+				const w = doc.value;
+				const t = tenants.get(w.tenant) ?? (await this.tenantState(w.tenant));
+				tenants.set(w.tenant, t);
+				t.next = addUsage(t.next, totalRequest(w.resources, w.replicas.length), -1, -1);
+				checks.push({ collection: COLLECTIONS.workloads, id: w.id, version: doc.version });
+				writes.push(
+					{ collection: COLLECTIONS.workloads, id: w.id, value: null },
+					{ collection: COLLECTIONS.names, id: `${w.tenant}/${w.name}`, value: null }
+				);
+			}
+			for (const [tenant, t] of tenants) {
+				checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
+				writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
+			}
+			if (!(await this.store.transact(checks, writes)))
+				return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
+			for (const { g, doc } of plan) g.resolve(this.forget(doc.value));
+			return later;
+		},
+
+		/** Deletes one workload, trying again while it or its tenant's usage changes. */
+		async removeOne(this: SchedulerThis, { id, user }: RemoveRequest) {
+			for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+				const doc = await this.load(id, user);
+				const w = doc.value;
+				const refund = totalRequest(w.resources, w.replicas.length);
+				const names = [
+					{ collection: COLLECTIONS.names, id: `${w.tenant}/${w.name}`, value: null }
+				];
+				if (await this.commitWithUsage(doc, null, refund, -1, -1, names))
+					return this.forget(w);
+				await backoff(attempt);
+			}
+			throw new ConflictError("The workload kept changing; try again.", { id });
+		},
+
+		/** After a workload's delete: its replicas to take off their nodes, and their release. */
+		forget(this: SchedulerThis, w: Workload): Removed {
+			const gone = placedReplicas(w, range(0, w.replicas.length));
+			this.waiting.delete(w.id);
+			// Not awaited in the queue: the releases of the deletes that follow join the same
+			// group commit.
+			return { w, gone, released: this.releaseForgotten(gone) };
+		},
+
+		/** A tenant's quota and usage as the store has them now. */
+		async tenantState(this: SchedulerThis, tenant: string): Promise<TenantState> {
+			const [usage, doc] = await Promise.all([
+				this.store.get<TenantUsage>(COLLECTIONS.usage, tenant),
+				this.store.get<{ quota?: Quota }>(COLLECTIONS.tenants, tenant)
+			]);
+			return {
+				quota: doc?.value.quota,
+				version: usage?.version ?? 0,
+				next: usage?.value ?? emptyUsage()
+			};
+		},
+
+		/** Creates one workload, trying again while other schedulers change its tenant's usage. */
+		async createOne(this: SchedulerThis, { input, user, key }: CreateRequest) {
+			const tenant = user.tenant;
+			for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+				const earlier = await this.byIdempotencyKey(tenant, key);
+				if (earlier) return earlier;
+				const now = Date.now();
+				const w = newWorkload(input, {
+					id: crypto.randomUUID(),
+					tenant,
+					createdBy: user.sub,
+					seq: now * 1000 + (attempt % 1000),
+					now
+				});
+				const name = `${tenant}/${w.name}`;
+				if (await this.store.get(COLLECTIONS.names, name)) {
+					// A twin request with this key (sent to another scheduler) may have just made it.
+					const twin = await this.byIdempotencyKey(tenant, key);
+					if (twin) return twin;
+					throw new ConflictError(`A workload named '${w.name}' exists already.`, {
+						name: w.name
+					});
+				}
+				const t = await this.tenantState(tenant);
+				const charge = totalRequest(w.resources, w.replicas.length);
+				checkQuota(tenant, t.quota, t.next, charge, 1);
+				t.next = addUsage(t.next, charge, 1, 1);
+				if (await this.commitCreates([{ w, key }], new Map([[tenant, t]]))) return w;
+				// Another scheduler wrote the tenant's usage first: back off a random while,
+				// so that two busy schedulers take turns instead of colliding again.
+				await backoff(attempt);
+			}
+			throw new ConflictError("Too many concurrent changes for this tenant; try again.", {
+				tenant
+			});
 		},
 
 		/**
@@ -1194,10 +1368,6 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const reason = describeShortfall([...this.reserver.index.values()], req);
 			this.shortfalls.set(shape, { reason, at: now });
 			return reason;
-		},
-
-		tenantOf(this: SchedulerThis, ctx: Context<unknown, Meta>) {
-			return ctx.meta.user!.tenant;
 		}
 	},
 
@@ -1215,6 +1385,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.announceTimer = null;
 		this.shortfalls = new Map();
 		this.created = new Map();
+		this.creates = new Gatherer(
+			task => this.serial(task),
+			group => this.createGroup(group)
+		);
+		this.removes = new Gatherer(
+			task => this.serial(task),
+			group => this.removeGroup(group)
+		);
 	},
 
 	started(this: SchedulerThis) {

@@ -602,4 +602,73 @@ describe("scheduler over the API", () => {
 			await api("delete", `/api/v1/workloads/${first.id}`, tokens.other);
 		}
 	});
+
+	it("creates and deletes what comes at once in one transaction, each answered as if alone", async () => {
+		await api("post", "/api/v1/tenants", tokens.admin).send({
+			id: "grp",
+			quota: { workloads: 3 }
+		});
+		const user = { sub: "gina", tenant: "grp", roles: ["operator"] };
+		const scheduler = control.getLocalService("scheduler") as any;
+		const groups: number[] = [];
+		for (const method of ["createGroup", "removeGroup"]) {
+			const original = scheduler[method];
+			scheduler[method] = (group: unknown[]) => {
+				groups.push(group.length);
+				return original.call(scheduler, group);
+			};
+		}
+		const settle = (p: Promise<any>) =>
+			p.then(
+				ok => ({ ok }),
+				err => ({ code: err.code as number })
+			);
+		const create = (name: string, key?: string) =>
+			settle(
+				control.call(
+					"scheduler.create",
+					{
+						name,
+						kind: "process",
+						process: { command: "x" },
+						resources: { cpu: 0.25, memory: "64Mi" }
+					},
+					{ meta: { user, ...(key ? { idempotencyKey: key } : {}) } }
+				)
+			);
+		const [once, retried, g2, g2again, g3, g4] = await Promise.all([
+			create("g1", "k1"),
+			create("g1", "k1"),
+			create("g2"),
+			create("g2"),
+			create("g3"),
+			create("g4")
+		]);
+		expect(groups).toEqual([6]);
+		expect(retried.ok.id).toBe(once.ok.id);
+		expect(g2.ok.name).toBe("g2");
+		expect(g2again).toEqual({ code: 409 });
+		expect(g3.ok.name).toBe("g3");
+		expect(g4).toEqual({ code: 403 });
+		const usage = async () =>
+			(await api("get", "/api/v1/tenants/grp", tokens.admin)).body.usage;
+		expect(await usage()).toMatchObject({ cpu: 0.75, workloads: 3 });
+
+		const remove = (id: string) =>
+			settle(control.call("scheduler.remove", { id }, { meta: { user } }));
+		const removed = await Promise.all([
+			remove(once.ok.id),
+			remove(once.ok.id),
+			remove(g2.ok.id),
+			remove(g3.ok.id),
+			remove("no-such-workload")
+		]);
+		expect(groups).toEqual([6, 5]);
+		expect(removed.map(r => r.ok?.name ?? r.code)).toEqual(["g1", 404, "g2", "g3", 404]);
+		expect(await usage()).toMatchObject({ cpu: 0, memory: 0, workloads: 0 });
+		// Their names are free again.
+		const again = await create("g1");
+		expect(again.ok.name).toBe("g1");
+		await remove(again.ok.id);
+	});
 });

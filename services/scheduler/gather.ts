@@ -1,0 +1,45 @@
+/**
+ * Gathers requests into groups, so that a group is handled in one go: the scheduler creates (or
+ * deletes) every workload of a group in one store transaction, where one transaction each cost
+ * a commit each. The first request of a group puts the group in a queue, and the requests that
+ * arrive while it waits there join it; those that arrive once it runs form the next group. So a
+ * lone request waits for nothing more than before, and under load groups grow by themselves.
+ */
+
+/** One request of a group, settled by the group's handler. */
+export interface Gathered<T, R> {
+	item: T;
+	/** Position in the group: the handler answers in this order where order matters. */
+	index: number;
+	resolve(value: R): void;
+	reject(err: unknown): void;
+}
+
+export class Gatherer<T, R> {
+	private waiting: Gathered<T, R>[] | null = null;
+
+	constructor(
+		/** Runs a task after those queued before it (the scheduler's serial queue). */
+		private readonly queue: (task: () => Promise<void>) => Promise<void>,
+		/** Handles a group and settles each of its requests. */
+		private readonly handle: (group: Gathered<T, R>[]) => Promise<void>
+	) {}
+
+	add(item: T): Promise<R> {
+		return new Promise<R>((resolve, reject) => {
+			if (this.waiting) {
+				this.waiting.push({ item, index: this.waiting.length, resolve, reject });
+				return;
+			}
+			const group: Gathered<T, R>[] = [{ item, index: 0, resolve, reject }];
+			this.waiting = group;
+			this.queue(async () => {
+				this.waiting = null;
+				await this.handle(group);
+			}).catch((err: unknown) => {
+				// Settling twice is a no-op: only the requests the handler left get the error.
+				for (const g of group) g.reject(err);
+			});
+		});
+	}
+}
