@@ -148,9 +148,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	): Promise<boolean>;
 	load(id: string, user: Principal | undefined): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
-	/** Creates waiting to be made together (createGroup). */
+	/** Creates waiting to be made together (createTogether). */
 	creates: Gatherer<CreateRequest, Workload>;
-	createGroup(group: Gathered<CreateRequest, Workload>[]): Promise<void>;
 	createTogether(
 		group: Gathered<CreateRequest, Workload>[]
 	): Promise<Gathered<CreateRequest, Workload>[]>;
@@ -160,9 +159,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 		tenants: Map<string, TenantState>
 	): Promise<boolean>;
 	tenantState(tenant: string): Promise<TenantState>;
-	/** Deletes waiting to be made together (removeGroup). */
+	/** Deletes waiting to be made together (removeTogether). */
 	removes: Gatherer<RemoveRequest, Removed>;
-	removeGroup(group: Gathered<RemoveRequest, Removed>[]): Promise<void>;
 	removeTogether(
 		group: Gathered<RemoveRequest, Removed>[]
 	): Promise<Gathered<RemoveRequest, Removed>[]>;
@@ -667,19 +665,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		/**
 		 * Creates a group of workloads (see gather.ts) in one transaction. A request that needs
 		 * more than that (a twin in the group by name or key, a taken name) and every request
-		 * of a group whose transaction lost a race are created one at a time after it.
+		 * of a group whose transaction lost a race are left to createOne, after it.
 		 */
-		async createGroup(this: SchedulerThis, group: Gathered<CreateRequest, Workload>[]) {
-			const alone = group.length > 1 ? await this.createTogether(group) : group;
-			for (const g of alone) {
-				try {
-					g.resolve(await this.createOne(g.item));
-				} catch (err) {
-					g.reject(err);
-				}
-			}
-		},
-
 		async createTogether(this: SchedulerThis, group: Gathered<CreateRequest, Workload>[]) {
 			const now = Date.now();
 			const later: Gathered<CreateRequest, Workload>[] = [];
@@ -768,18 +755,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			return true;
 		},
 
-		/** Deletes a group of workloads (see gather.ts) in one transaction, as createGroup. */
-		async removeGroup(this: SchedulerThis, group: Gathered<RemoveRequest, Removed>[]) {
-			const alone = group.length > 1 ? await this.removeTogether(group) : group;
-			for (const g of alone) {
-				try {
-					g.resolve(await this.removeOne(g.item));
-				} catch (err) {
-					g.reject(err);
-				}
-			}
-		},
-
+		/** Deletes a group of workloads in one transaction, as createTogether creates. */
 		async removeTogether(this: SchedulerThis, group: Gathered<RemoveRequest, Removed>[]) {
 			const later: Gathered<RemoveRequest, Removed>[] = [];
 			const seen = new Set<string>();
@@ -1387,11 +1363,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.created = new Map();
 		this.creates = new Gatherer(
 			task => this.serial(task),
-			group => this.createGroup(group)
+			group => this.createTogether(group),
+			req => this.createOne(req)
 		);
 		this.removes = new Gatherer(
 			task => this.serial(task),
-			group => this.removeGroup(group)
+			group => this.removeTogether(group),
+			req => this.removeOne(req)
 		);
 	},
 

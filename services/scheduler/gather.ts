@@ -6,10 +6,10 @@
  * lone request waits for nothing more than before, and under load groups grow by themselves.
  */
 
-/** One request of a group, settled by the group's handler. */
+/** One request of a group. */
 export interface Gathered<T, R> {
 	item: T;
-	/** Position in the group: the handler answers in this order where order matters. */
+	/** Position in the group: requests are answered in this order where order matters. */
 	index: number;
 	resolve(value: R): void;
 	reject(err: unknown): void;
@@ -21,8 +21,13 @@ export class Gatherer<T, R> {
 	constructor(
 		/** Runs a task after those queued before it (the scheduler's serial queue). */
 		private readonly queue: (task: () => Promise<void>) => Promise<void>,
-		/** Handles a group and settles each of its requests. */
-		private readonly handle: (group: Gathered<T, R>[]) => Promise<void>
+		/**
+		 * Handles a group of two or more in one go: settles what it can and resolves to the
+		 * requests it leaves to `alone`, in order.
+		 */
+		private readonly together: (group: Gathered<T, R>[]) => Promise<Gathered<T, R>[]>,
+		/** Handles one request by itself. */
+		private readonly alone: (item: T) => Promise<R>
 	) {}
 
 	add(item: T): Promise<R> {
@@ -35,9 +40,16 @@ export class Gatherer<T, R> {
 			this.waiting = group;
 			this.queue(async () => {
 				this.waiting = null;
-				await this.handle(group);
+				const left = group.length > 1 ? await this.together(group) : group;
+				for (const g of left) {
+					try {
+						g.resolve(await this.alone(g.item));
+					} catch (err) {
+						g.reject(err);
+					}
+				}
 			}).catch((err: unknown) => {
-				// Settling twice is a no-op: only the requests the handler left get the error.
+				// Settling twice is a no-op: only the requests `together` left get the error.
 				for (const g of group) g.reject(err);
 			});
 		});

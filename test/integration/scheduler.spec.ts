@@ -611,14 +611,14 @@ describe("scheduler over the API", () => {
 		const user = { sub: "gina", tenant: "grp", roles: ["operator"] };
 		const scheduler = control.getLocalService("scheduler") as any;
 		const groups: number[] = [];
-		for (const method of ["createGroup", "removeGroup"]) {
+		for (const method of ["createTogether", "removeTogether"]) {
 			const original = scheduler[method];
 			scheduler[method] = (group: unknown[]) => {
 				groups.push(group.length);
 				return original.call(scheduler, group);
 			};
 		}
-		const settle = (p: Promise<any>) =>
+		const settle = (p: Promise<any>): Promise<{ ok?: any; code?: number }> =>
 			p.then(
 				ok => ({ ok }),
 				err => ({ code: err.code as number })

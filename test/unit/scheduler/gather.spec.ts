@@ -1,7 +1,12 @@
 import { Gathered, Gatherer } from "../../../services/scheduler/gather";
 
-/** A serial queue like the scheduler's, and the groups a Gatherer handed it. */
-function setup(handle?: (group: Gathered<string, string>[]) => Promise<void>) {
+type Group = Gathered<string, string>[];
+
+/**
+ * A serial queue like the scheduler's, and a Gatherer on it: `together` answers the items
+ * without "!" (and says which groups it saw), `alone` answers what it left.
+ */
+function setup(together?: (group: Group) => Promise<Group>) {
 	let tail: Promise<unknown> = Promise.resolve();
 	const queue = (task: () => Promise<void>) => {
 		const run = tail.then(task);
@@ -11,11 +16,17 @@ function setup(handle?: (group: Gathered<string, string>[]) => Promise<void>) {
 	const groups: string[][] = [];
 	const gatherer = new Gatherer<string, string>(
 		queue,
-		handle ??
+		together ??
 			(async group => {
 				groups.push(group.map(g => g.item));
-				for (const g of group) g.resolve(`${g.item}@${g.index}`);
-			})
+				const left = group.filter(g => g.item.endsWith("!"));
+				for (const g of group) if (!left.includes(g)) g.resolve(`${g.item}@${g.index}`);
+				return left;
+			}),
+		async item => {
+			if (item === "fails!") throw new Error("no room");
+			return `${item} alone`;
+		}
 	);
 	return { gatherer, groups, queue };
 }
@@ -23,31 +34,48 @@ function setup(handle?: (group: Gathered<string, string>[]) => Promise<void>) {
 describe("Gatherer", () => {
 	it("puts requests that arrive while a group waits into that group", async () => {
 		const { gatherer, groups } = setup();
-		const answers = await Promise.all(["a", "b", "c"].map(x => gatherer.add(x)));
-		expect(groups).toEqual([["a", "b", "c"]]);
-		expect(answers).toEqual(["a@0", "b@1", "c@2"]);
+		const answers = await Promise.all(["a", "b!", "c"].map(x => gatherer.add(x)));
+		expect(groups).toEqual([["a", "b!", "c"]]);
+		expect(answers).toEqual(["a@0", "b! alone", "c@2"]);
+	});
+
+	it("answers a lone request by itself, and each left request with its own outcome", async () => {
+		const { gatherer, groups } = setup();
+		expect(await gatherer.add("a")).toBe("a alone");
+		const results = await Promise.allSettled(["fails!", "b!"].map(x => gatherer.add(x)));
+		expect(results).toEqual([
+			{ status: "rejected", reason: new Error("no room") },
+			{ status: "fulfilled", value: "b! alone" }
+		]);
+		expect(groups).toEqual([["fails!", "b!"]]);
 	});
 
 	it("starts a new group for requests that arrive once a group runs", async () => {
 		let release!: () => void;
 		const blocked = new Promise<void>(resolve => (release = resolve));
 		const groups: string[][] = [];
-		const { gatherer } = setup(async group => {
+		const { gatherer, queue } = setup(async group => {
 			groups.push(group.map(g => g.item));
-			if (groups.length === 1) await blocked;
 			for (const g of group) g.resolve(g.item);
+			return [];
 		});
-		const first = gatherer.add("a");
+		void queue(() => blocked);
+		const first = [gatherer.add("a"), gatherer.add("b")];
 		await new Promise(resolve => setImmediate(resolve));
-		// "a" runs now: these two wait for it, together.
-		const later = [gatherer.add("b"), gatherer.add("c")];
+		// The queue is blocked: "a" and "b" wait; once it is free they run, and these two
+		// arrive while they run.
 		release();
-		await Promise.all([first, ...later]);
-		expect(groups).toEqual([["a"], ["b", "c"]]);
+		await new Promise(resolve => setImmediate(resolve));
+		const later = [gatherer.add("c"), gatherer.add("d")];
+		await Promise.all([...first, ...later]);
+		expect(groups).toEqual([
+			["a", "b"],
+			["c", "d"]
+		]);
 	});
 
 	it("waits for what was queued before the group", async () => {
-		const { gatherer, groups, queue } = setup();
+		const { gatherer, queue } = setup();
 		const order: string[] = [];
 		const earlier = queue(async () => {
 			await new Promise(resolve => setTimeout(resolve, 10));
@@ -55,20 +83,19 @@ describe("Gatherer", () => {
 		});
 		const answer = gatherer.add("a").then(a => order.push(a));
 		await Promise.all([earlier, answer]);
-		expect(order).toEqual(["earlier task", "a@0"]);
-		expect(groups).toEqual([["a"]]);
+		expect(order).toEqual(["earlier task", "a alone"]);
 	});
 
-	it("rejects the requests a failing handler left unsettled, and goes on", async () => {
+	it("rejects the requests a failing group left unsettled, and goes on", async () => {
 		const { gatherer } = setup(async group => {
 			group[0].resolve("done");
-			if (group.length > 1) throw new Error("store down");
+			throw new Error("store down");
 		});
 		const results = await Promise.allSettled([gatherer.add("a"), gatherer.add("b")]);
 		expect(results).toEqual([
 			{ status: "fulfilled", value: "done" },
 			{ status: "rejected", reason: new Error("store down") }
 		]);
-		await expect(gatherer.add("c")).resolves.toBe("done");
+		await expect(gatherer.add("c")).resolves.toBe("c alone");
 	});
 });
