@@ -1058,7 +1058,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const writes: Promise<void>[] = [];
 			const ask = (plan: Plan, want: Wanted, req: PlacementRequest) =>
 				this.reserver.reserve(want.key, req).then(
-					spot => void plan.outcomes.push({ ...want, spot }),
+					spot =>
+						void plan.outcomes.push({
+							index: want.index,
+							fence: want.fence,
+							key: want.key,
+							spot
+						}),
 					(err: Error) =>
 						this.logger.warn(`Replica ${want.key} was not placed:`, err.message)
 				);

@@ -200,7 +200,9 @@ export function reserveInto(a: Allocation, key: string, r: ResourceRequest, gpus
 	for (const index of gpus) {
 		const g = a.gpus[index] ?? { exclusive: null, memory: 0 };
 		a.gpus[index] =
-			r.gpu > 0 ? { exclusive: key, memory: 0 } : { ...g, memory: g.memory + r.gpuMemory };
+			r.gpu > 0
+				? { exclusive: key, memory: 0 }
+				: { exclusive: g.exclusive, memory: g.memory + r.gpuMemory };
 	}
 }
 
@@ -216,7 +218,7 @@ export function releaseInto(a: Allocation, key: string, r: ResourceRequest, gpus
 				? g.exclusive === key
 					? { exclusive: null, memory: g.memory }
 					: g
-				: { ...g, memory: Math.max(0, g.memory - r.gpuMemory) };
+				: { exclusive: g.exclusive, memory: Math.max(0, g.memory - r.gpuMemory) };
 		if (!after.exclusive && after.memory === 0) delete a.gpus[index];
 		else a.gpus[index] = after;
 	}

@@ -159,7 +159,7 @@ export class Reserver {
 			this.index.get(node.id)?.allocated ??
 			this.allocations.get(node.id)?.value ??
 			emptyAllocation();
-		this.index.update({ ...node, allocated });
+		this.index.update(withAllocation(node, allocated));
 	}
 
 	/** A node left the inventory: nothing more is placed there (its reservations stay). */
@@ -425,7 +425,7 @@ export class Reserver {
 	/** Within a batch: the index sees the node's changed draft at once. */
 	private reindex(nodeID: string, draft: Allocation): void {
 		const node = this.index.get(nodeID);
-		if (node) this.index.update({ ...node, allocated: draft });
+		if (node) this.index.update(withAllocation(node, draft));
 	}
 
 	private committed(nodeID: string): Allocation {
@@ -435,7 +435,8 @@ export class Reserver {
 	/** Puts an allocation into the index, when the node is in the inventory. */
 	private show(nodeID: string, allocated: Allocation): void {
 		const node = this.index.get(nodeID);
-		if (node && node.allocated !== allocated) this.index.update({ ...node, allocated });
+		if (node && node.allocated !== allocated)
+			this.index.update(withAllocation(node, allocated));
 	}
 
 	/** Reads some nodes' allocations and some replicas' placements again. */
@@ -468,6 +469,20 @@ export class Reserver {
 		}
 		for (const node of [...this.index.values()]) this.show(node.id, this.committed(node.id));
 	}
+}
+
+/**
+ * The node with another allocation, for the index (which keeps what it is given). Spelled out,
+ * not spread: this runs for every placement and release, and every node keeps one shape.
+ */
+function withAllocation(node: InventoryNode, allocated: Allocation): PlacementNode {
+	return {
+		id: node.id,
+		status: node.status,
+		labels: node.labels,
+		capacity: node.capacity,
+		allocated
+	};
 }
 
 function settle<T>(w: Waiter<T>, value: T): void {
