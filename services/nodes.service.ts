@@ -70,9 +70,21 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				let nodes = this.inventory.list();
 				if (status) nodes = nodes.filter(n => n.status === status);
 				const { items, total } = page(nodes, ctx.params, 1000);
-				const allocated = await this.allocations();
+				const allocated = await this.allocations().catch((err: Error) => {
+					// The store is away: what node.allocated said last is better than no list.
+					this.logger.warn(
+						"Listing nodes with their last announced allocations:",
+						err.message
+					);
+					return null;
+				});
 				return {
-					items: items.map(n => this.view(n, allocated.get(n.id) ?? emptyAllocation())),
+					items: items.map(n =>
+						this.view(
+							n,
+							allocated ? (allocated.get(n.id) ?? emptyAllocation()) : undefined
+						)
+					),
 					total
 				};
 			}

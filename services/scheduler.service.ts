@@ -120,6 +120,13 @@ interface Removed {
 	released: Promise<void>;
 }
 
+/** A workload to create, with its Idempotency-Key and the version that key's record must have. */
+interface Made {
+	w: Workload;
+	key?: string;
+	keyVersion: number;
+}
+
 /** A tenant's quota, and its usage with the changes planned so far (`next`). */
 interface TenantState {
 	quota?: Quota;
@@ -137,7 +144,13 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	/** Workloads with pending replicas, as far as this scheduler knows (all: at reconcile). */
 	waiting: Set<string>;
 	serial<T>(fn: () => Promise<T>): Promise<T>;
-	byIdempotencyKey(tenant: string, key?: string): Promise<Workload | null>;
+	byIdempotencyKey(
+		tenant: string,
+		key?: string
+	): Promise<{ earlier: Workload | null; keyVersion: number }>;
+	/** A workload's place in the FIFO order: the clock in µs, and never the same twice. */
+	nextSeq(now: number): number;
+	lastSeq: number;
 	commitWithUsage(
 		doc: Versioned<Workload>,
 		next: Workload | null,
@@ -154,10 +167,7 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 		group: Gathered<CreateRequest, Workload>[]
 	): Promise<Gathered<CreateRequest, Workload>[]>;
 	createOne(req: CreateRequest): Promise<Workload>;
-	commitCreates(
-		made: Array<{ w: Workload; key?: string }>,
-		tenants: Map<string, TenantState>
-	): Promise<boolean>;
+	commitCreates(made: Made[], tenants: Map<string, TenantState>): Promise<boolean>;
 	tenantState(tenant: string): Promise<TenantState>;
 	/** Deletes waiting to be made together (removeTogether). */
 	removes: Gatherer<RemoveRequest, Removed>;
@@ -617,15 +627,20 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		},
 
 		/** The workload an earlier create with this Idempotency-Key made, if any. */
+		/**
+		 * The workload an earlier create with this Idempotency-Key made, if it is still there,
+		 * and the version of the key's record (0: none). A key whose workload was deleted since
+		 * is taken again by the next create with it (checked at that version).
+		 */
 		async byIdempotencyKey(this: SchedulerThis, tenant: string, key?: string) {
-			if (!key) return null;
+			if (!key) return { earlier: null, keyVersion: 0 };
 			const seen = await this.store.get<{ id: string }>(
 				COLLECTIONS.idempotency,
 				`${tenant}/${key}`
 			);
 			const existing =
 				seen && (await this.store.get<Workload>(COLLECTIONS.workloads, seen.value.id));
-			return existing ? existing.value : null;
+			return { earlier: existing ? existing.value : null, keyVersion: seen?.version ?? 0 };
 		},
 
 		/** Runs changes of this process one after another. */
@@ -671,8 +686,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const now = Date.now();
 			const later: Gathered<CreateRequest, Workload>[] = [];
 			const seen = new Set<string>();
+			/** Tenants as read; `tenants`: those the group creates for, to commit. */
+			const read = new Map<string, TenantState>();
 			const tenants = new Map<string, TenantState>();
-			const plan: Array<{ g: Gathered<CreateRequest, Workload>; w: Workload }> = [];
+			const plan: Array<{ g: Gathered<CreateRequest, Workload>; made: Made }> = [];
 			for (const g of group) {
 				const { input, user, key } = g.item;
 				const tenant = user.tenant;
@@ -685,7 +702,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				seen.add(name);
 				if (idem) seen.add(idem);
 				try {
-					const earlier = await this.byIdempotencyKey(tenant, key);
+					const { earlier, keyVersion } = await this.byIdempotencyKey(tenant, key);
 					if (earlier) {
 						g.resolve(earlier);
 						continue;
@@ -694,28 +711,43 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						later.push(g);
 						continue;
 					}
-					const t = tenants.get(tenant) ?? (await this.tenantState(tenant));
-					tenants.set(tenant, t);
+					const t = read.get(tenant) ?? (await this.tenantState(tenant));
+					read.set(tenant, t);
 					const w = newWorkload(input, {
 						id: crypto.randomUUID(),
 						tenant,
 						createdBy: user.sub,
-						seq: now * 1000 + (g.index % 1000),
+						seq: this.nextSeq(now),
 						now
 					});
 					const charge = totalRequest(w.resources, w.replicas.length);
-					checkQuota(tenant, t.quota, t.next, charge, 1);
+					try {
+						checkQuota(tenant, t.quota, t.next, charge, 1);
+					} catch (err) {
+						// Over quota only with the group's own creates, which may not commit: asked
+						// again after them.
+						if (tenants.has(tenant)) {
+							later.push(g);
+							continue;
+						}
+						throw err;
+					}
 					t.next = addUsage(t.next, charge, 1, 1);
-					plan.push({ g, w });
+					tenants.set(tenant, t);
+					plan.push({ g, made: { w, key, keyVersion } });
 				} catch (err) {
 					g.reject(err);
 				}
 			}
 			if (plan.length === 0) return later;
-			const made = plan.map(({ g, w }) => ({ w, key: g.item.key }));
-			if (!(await this.commitCreates(made, tenants)))
+			if (
+				!(await this.commitCreates(
+					plan.map(p => p.made),
+					tenants
+				))
+			)
 				return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
-			for (const { g, w } of plan) g.resolve(w);
+			for (const { g, made } of plan) g.resolve(made.w);
 			return later;
 		},
 
@@ -723,14 +755,10 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * Writes new workloads with their names (and idempotency keys) and their tenants' usage
 		 * in one transaction: false when a name or key was taken, or a usage changed, meanwhile.
 		 */
-		async commitCreates(
-			this: SchedulerThis,
-			made: Array<{ w: Workload; key?: string }>,
-			tenants: Map<string, TenantState>
-		) {
+		async commitCreates(this: SchedulerThis, made: Made[], tenants: Map<string, TenantState>) {
 			const checks: VersionCheck[] = [];
 			const writes: DocWrite[] = [];
-			for (const { w, key } of made) {
+			for (const { w, key, keyVersion } of made) {
 				const name = `${w.tenant}/${w.name}`;
 				checks.push({ collection: COLLECTIONS.names, id: name, version: 0 });
 				writes.push(
@@ -739,7 +767,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				);
 				if (key) {
 					const id = `${w.tenant}/${key}`;
-					checks.push({ collection: COLLECTIONS.idempotency, id, version: 0 });
+					checks.push({ collection: COLLECTIONS.idempotency, id, version: keyVersion });
 					writes.push({ collection: COLLECTIONS.idempotency, id, value: { id: w.id } });
 				}
 			}
@@ -841,20 +869,20 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		async createOne(this: SchedulerThis, { input, user, key }: CreateRequest) {
 			const tenant = user.tenant;
 			for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-				const earlier = await this.byIdempotencyKey(tenant, key);
+				const { earlier, keyVersion } = await this.byIdempotencyKey(tenant, key);
 				if (earlier) return earlier;
 				const now = Date.now();
 				const w = newWorkload(input, {
 					id: crypto.randomUUID(),
 					tenant,
 					createdBy: user.sub,
-					seq: now * 1000 + (attempt % 1000),
+					seq: this.nextSeq(now),
 					now
 				});
 				const name = `${tenant}/${w.name}`;
 				if (await this.store.get(COLLECTIONS.names, name)) {
 					// A twin request with this key (sent to another scheduler) may have just made it.
-					const twin = await this.byIdempotencyKey(tenant, key);
+					const twin = (await this.byIdempotencyKey(tenant, key)).earlier;
 					if (twin) return twin;
 					throw new ConflictError(`A workload named '${w.name}' exists already.`, {
 						name: w.name
@@ -864,7 +892,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				const charge = totalRequest(w.resources, w.replicas.length);
 				checkQuota(tenant, t.quota, t.next, charge, 1);
 				t.next = addUsage(t.next, charge, 1, 1);
-				if (await this.commitCreates([{ w, key }], new Map([[tenant, t]]))) return w;
+				if (await this.commitCreates([{ w, key, keyVersion }], new Map([[tenant, t]])))
+					return w;
 				// Another scheduler wrote the tenant's usage first: back off a random while,
 				// so that two busy schedulers take turns instead of colliding again.
 				await backoff(attempt);
@@ -1316,6 +1345,11 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			return this.generation;
 		},
 
+		nextSeq(this: SchedulerThis, now: number) {
+			this.lastSeq = Math.max(this.lastSeq + 1, now * 1000);
+			return this.lastSeq;
+		},
+
 		/** Announces a node's allocation within announceDelay ms, with the others due then. */
 		announceAllocation(this: SchedulerThis, nodeID: string, a: Allocation) {
 			this.toAnnounce.set(nodeID, a);
@@ -1348,6 +1382,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			const known = this.shortfalls.get(shape);
 			if (known && now - known.at < SHORTFALL_TTL) return known.reason;
 			const reason = describeShortfall([...this.reserver.index.values()], req);
+			for (const [old, { at }] of this.shortfalls)
+				if (now - at >= SHORTFALL_TTL) this.shortfalls.delete(old);
 			this.shortfalls.set(shape, { reason, at: now });
 			return reason;
 		}
@@ -1363,6 +1399,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.inventoryStale = true;
 		this.auditedAt = 0;
 		this.generation = 0;
+		this.lastSeq = 0;
 		this.toAnnounce = new Map();
 		this.announceTimer = null;
 		this.shortfalls = new Map();

@@ -2,8 +2,9 @@
  * Gathers requests into groups, so that a group is handled in one go: the scheduler creates (or
  * deletes) every workload of a group in one store transaction, where one transaction each cost
  * a commit each. The first request of a group puts the group in a queue, and the requests that
- * arrive while it waits there join it; those that arrive once it runs form the next group. So a
- * lone request waits for nothing more than before, and under load groups grow by themselves.
+ * arrive while it waits there join it, up to `max`; those that arrive once it runs (or find it
+ * full) form the next group. So a lone request waits for nothing more than before, and under
+ * load groups grow by themselves, to a size one store transaction takes well.
  */
 
 /** One request of a group. */
@@ -27,19 +28,21 @@ export class Gatherer<T, R> {
 		 */
 		private readonly together: (group: Gathered<T, R>[]) => Promise<Gathered<T, R>[]>,
 		/** Handles one request by itself. */
-		private readonly alone: (item: T) => Promise<R>
+		private readonly alone: (item: T) => Promise<R>,
+		/** Most requests in one group. */
+		private readonly max = 1000
 	) {}
 
 	add(item: T): Promise<R> {
 		return new Promise<R>((resolve, reject) => {
-			if (this.waiting) {
+			if (this.waiting && this.waiting.length < this.max) {
 				this.waiting.push({ item, index: this.waiting.length, resolve, reject });
 				return;
 			}
 			const group: Gathered<T, R>[] = [{ item, index: 0, resolve, reject }];
 			this.waiting = group;
 			this.queue(async () => {
-				this.waiting = null;
+				if (this.waiting === group) this.waiting = null;
 				const left = group.length > 1 ? await this.together(group) : group;
 				for (const g of left) {
 					try {

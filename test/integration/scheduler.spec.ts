@@ -86,15 +86,20 @@ describe("scheduler over the API", () => {
 	const api = (method: "get" | "post" | "put" | "delete", url: string, token = tokens.operator) =>
 		request(server)[method](url).set("Authorization", `Bearer ${token}`);
 
+	/** A process workload of one replica, as a create's body. */
+	const processWorkload = (name: string, resources: Record<string, unknown>) => ({
+		name,
+		kind: "process",
+		process: { command: "x" },
+		resources
+	});
+
 	/** Another tenant's process workload of one replica: its body as created. */
 	const createOther = async (name: string, resources: Record<string, unknown>) =>
 		(
-			await api("post", "/api/v1/workloads", tokens.other).send({
-				name,
-				kind: "process",
-				process: { command: "x" },
-				resources
-			})
+			await api("post", "/api/v1/workloads", tokens.other).send(
+				processWorkload(name, resources)
+			)
 		).body;
 
 	beforeAll(async () => {
@@ -277,12 +282,7 @@ describe("scheduler over the API", () => {
 	});
 
 	it("returns the same workload for a retried create with the same Idempotency-Key", async () => {
-		const body = {
-			name: "once",
-			kind: "process",
-			process: { command: "x" },
-			resources: { cpu: 0.5, memory: "256Mi" }
-		};
+		const body = processWorkload("once", { cpu: 0.5, memory: "256Mi" });
 		const a = await api("post", "/api/v1/workloads").set("Idempotency-Key", "k-1").send(body);
 		const b = await api("post", "/api/v1/workloads").set("Idempotency-Key", "k-1").send(body);
 		expect(a.status).toBe(201);
@@ -627,12 +627,7 @@ describe("scheduler over the API", () => {
 			settle(
 				control.call(
 					"scheduler.create",
-					{
-						name,
-						kind: "process",
-						process: { command: "x" },
-						resources: { cpu: 0.25, memory: "64Mi" }
-					},
+					processWorkload(name, { cpu: 0.25, memory: "64Mi" }),
 					{ meta: { user, ...(key ? { idempotencyKey: key } : {}) } }
 				)
 			);
@@ -670,5 +665,49 @@ describe("scheduler over the API", () => {
 		const again = await create("g1");
 		expect(again.ok.name).toBe("g1");
 		await remove(again.ok.id);
+	});
+
+	it("takes an Idempotency-Key again once its workload is deleted", async () => {
+		const body = processWorkload("keyed", { cpu: 0.25, memory: "64Mi" });
+		const post = () =>
+			api("post", "/api/v1/workloads", tokens.other)
+				.set("Idempotency-Key", "k-re")
+				.send(body);
+		const first = await post();
+		expect(first.status).toBe(201);
+		expect(
+			(await api("delete", `/api/v1/workloads/${first.body.id}`, tokens.other)).status
+		).toBe(200);
+		const again = await post();
+		expect(again.status).toBe(201);
+		expect(again.body.id).not.toBe(first.body.id);
+		// And it stands for the new one now.
+		expect((await post()).body.id).toBe(again.body.id);
+		await api("delete", `/api/v1/workloads/${again.body.id}`, tokens.other);
+	});
+
+	it("lists nodes with their last announced allocations while the store is away", async () => {
+		const store = (control.getLocalService("nodes") as any).store;
+		const list = store.list.bind(store);
+		const away = jest
+			.spyOn(store, "list")
+			.mockImplementation((collection: any) =>
+				collection === COLLECTIONS.allocations
+					? Promise.reject(new Error("the store is away"))
+					: list(collection)
+			);
+		try {
+			const res = await api("get", "/api/v1/nodes");
+			expect(res.status).toBe(200);
+			expect(res.body.items.length).toBeGreaterThan(0);
+			for (const n of res.body.items)
+				expect(n.allocated).toEqual({
+					cpu: expect.any(Number),
+					memory: expect.any(Number),
+					gpus: expect.any(Number)
+				});
+		} finally {
+			away.mockRestore();
+		}
 	});
 });

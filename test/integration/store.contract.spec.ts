@@ -224,6 +224,18 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect(await store.list("reservations")).toEqual([]);
 	});
 
+	it("takes one transaction of 30,000 checked writes (a scheduler's group commit)", async () => {
+		const checks = Array.from({ length: 30_000 }, (_, i) => ({
+			collection: "placements",
+			id: `w/${i}@1`,
+			version: 0
+		}));
+		const writes = checks.map(c => ({ collection: c.collection, id: c.id, value: { n: 1 } }));
+		expect(await store.transact(checks, writes)).toBe(true);
+		expect(await store.versions("placements", ["w/0@1", "w/29999@1"])).toEqual([1, 1]);
+		expect(await store.list("placements")).toHaveLength(30_000);
+	});
+
 	it("transacts without checks as unconditional writes", async () => {
 		await store.put("nodes", "n1", 1);
 		expect(

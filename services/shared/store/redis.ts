@@ -148,7 +148,8 @@ interface StoreCommands {
 		expected: number
 	): Promise<number | null>;
 	storeDelete(vals: string, vers: string, id: string, ...expected: number[]): Promise<number>;
-	storeTransact(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+	/** [numKeys, ...keys, ...args] in one array (ioredis flattens it). */
+	storeTransact(numKeysKeysAndArgs: (string | number)[]): Promise<number>;
 	storeAppend(stream: string, meta: string, json: string): Promise<number>;
 	storeReadLog(
 		stream: string,
@@ -258,7 +259,9 @@ export class RedisStore implements Store {
 		for (const w of writes) {
 			args.push(index(w.collection), w.id, w.value === null ? "" : encode(w.value));
 		}
-		return (await this.call(this.redis.storeTransact(keys.length, ...keys, ...args))) === 1;
+		// One array, not spread into arguments: a group commit has tens of thousands of them,
+		// past what a JavaScript call takes.
+		return (await this.call(this.redis.storeTransact([keys.length, ...keys, ...args]))) === 1;
 	}
 
 	async append<T>(log: string, entry: T): Promise<number> {

@@ -50,6 +50,30 @@ describe("Gatherer", () => {
 		expect(groups).toEqual([["fails!", "b!"]]);
 	});
 
+	it("starts a new group once the waiting one is full", async () => {
+		const groups: string[][] = [];
+		let tail: Promise<unknown> = Promise.resolve();
+		const gatherer = new Gatherer<string, string>(
+			task => {
+				const run = tail.then(task);
+				tail = run.catch(() => undefined);
+				return run;
+			},
+			async group => {
+				groups.push(group.map(g => g.item));
+				for (const g of group) g.resolve(g.item);
+				return [];
+			},
+			async item => item,
+			2
+		);
+		await Promise.all(["a", "b", "c", "d", "e"].map(x => gatherer.add(x)));
+		expect(groups).toEqual([
+			["a", "b"],
+			["c", "d"]
+		]);
+	});
+
 	it("starts a new group for requests that arrive once a group runs", async () => {
 		let release!: () => void;
 		const blocked = new Promise<void>(resolve => (release = resolve));
