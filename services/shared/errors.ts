@@ -60,8 +60,8 @@ export class CommandNotAllowedError extends Errors.MoleculerClientError {
 	constructor(command: string, nodeID: string) {
 		super(
 			`Command '${command}' is not allowed on node '${nodeID}'. To allow it, ` +
-				`set ISA_ALLOWED_COMMANDS=python3,/opt/bin/* on node ${nodeID} ` +
-				"(comma separated executable names, paths or globs that match the command).",
+				`add it to ISA_ALLOWED_COMMANDS on node ${nodeID}, e.g. ISA_ALLOWED_COMMANDS=${command} ` +
+				"(comma separated executable names, paths or globs such as /opt/bin/*).",
 			403,
 			ERR_COMMAND_NOT_ALLOWED,
 			{ command, nodeID }

@@ -103,7 +103,7 @@ describe("ISA_ALLOWED_COMMANDS", () => {
 		expect(err.data).toEqual({ command: NODE, nodeID: "gpu-node-1" });
 		expect(err.message).toContain(`'${NODE}'`);
 		expect(err.message).toContain(
-			"set ISA_ALLOWED_COMMANDS=python3,/opt/bin/* on node gpu-node-1"
+			`add it to ISA_ALLOWED_COMMANDS on node gpu-node-1, e.g. ISA_ALLOWED_COMMANDS=${NODE}`
 		);
 		expect(statuses.map(s => s.state)).toEqual(["failed"]);
 		expect(statuses[0].reason).toBe(err.message);
