@@ -65,28 +65,12 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				...pageParams(10000),
 				status: { type: "enum", values: ["ready", "draining", "down"], optional: true }
 			},
-			async handler(this: NodesThis, ctx: Context<ListParams>) {
+			handler(this: NodesThis, ctx: Context<ListParams>) {
 				const { status } = ctx.params;
 				let nodes = this.inventory.list();
 				if (status) nodes = nodes.filter(n => n.status === status);
 				const { items, total } = page(nodes, ctx.params, 1000);
-				const allocated = await this.allocations().catch((err: Error) => {
-					// The store is away: what node.allocated said last is better than no list.
-					this.logger.warn(
-						"Listing nodes with their last announced allocations:",
-						err.message
-					);
-					return null;
-				});
-				return {
-					items: items.map(n =>
-						this.view(
-							n,
-							allocated ? (allocated.get(n.id) ?? emptyAllocation()) : undefined
-						)
-					),
-					total
-				};
+				return { items: items.map(n => this.view(n)), total };
 			}
 		},
 
@@ -181,9 +165,10 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		},
 
 		/**
-		 * A node as the API shows it. The reads (list, get) pass the allocation in the store, so
-		 * that a create or a delete shows at once; elsewhere the node's own is the one the
-		 * scheduler last announced (node.allocated, a few times a second).
+		 * A node as the API shows it. Its allocation is the one the scheduler last announced
+		 * (node.allocated, a few times a second), or `a` when given: a node's own read passes
+		 * the store's, exact at once. The list does not read the store: it answers thousands
+		 * of nodes, often (the dashboard, the scheduler's inventory), from memory.
 		 */
 		view(this: NodesThis, node: NodeInfo, a?: Allocation, withFacts = false): NodeInfo {
 			const { facts: _facts, ...rest } = node;

@@ -7,6 +7,7 @@
 import fs from "fs";
 import os from "os";
 import path from "path";
+import { isDeepStrictEqual } from "util";
 import { ServiceBroker } from "moleculer";
 import {
 	ClusterFixture,
@@ -142,11 +143,19 @@ describe("node loss", () => {
 			"exactly 3 replica processes"
 		);
 
-		const { body } = await api("/api/v1/nodes");
-		const allocated = Object.fromEntries(body.items.map((n: any) => [n.id, n.allocated.cpu]));
 		const expected: Record<string, number> = { a1: 0, a2: 0, a3: 0 };
 		for (const r of moved.replicas) expected[r.node] += 1;
-		expect(allocated).toEqual(expected);
+		// The list follows the scheduler's announcements, a few times a second.
+		const allocated = async () => {
+			const { body } = await api("/api/v1/nodes");
+			return Object.fromEntries(body.items.map((n: any) => [n.id, n.allocated.cpu]));
+		};
+		await eventually(
+			async () => isDeepStrictEqual(await allocated(), expected),
+			3000,
+			"reservations that match what runs"
+		).catch(() => undefined);
+		expect(await allocated()).toEqual(expected);
 
 		// The old node returns: it is told it runs nothing, and starts nothing.
 		nodes.set(victim, startNode(victim, agentEnv));
