@@ -740,12 +740,11 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				}
 			}
 			if (plan.length === 0) return later;
-			if (
-				!(await this.commitCreates(
-					plan.map(p => p.made),
-					tenants
-				))
-			)
+			const committed = await this.commitCreates(
+				plan.map(p => p.made),
+				tenants
+			);
+			if (!committed)
 				return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
 			for (const { g, made } of plan) g.resolve(made.w);
 			return later;
