@@ -1,10 +1,10 @@
 /**
  * Gathers requests into groups that are handled in one go: the scheduler creates (or deletes)
  * all the workloads of a group in one store transaction, instead of one transaction, and one
- * commit, per request. The first request of a group puts the group in a queue, and the requests that
- * arrive while it waits there join it, up to `max`; those that arrive once it runs (or find it
- * full) form the next group. So a lone request waits for nothing more than before, and under
- * load groups grow by themselves, to a size one store transaction takes well.
+ * commit, per request. The first request of a group puts the group in a queue, and the
+ * requests that arrive while it waits there join it, up to `max`; those that arrive once it
+ * runs (or find it full) form the next group. So a lone request waits for nothing more than
+ * before, and under load groups grow by themselves, to a size one store transaction takes well.
  */
 
 /** One request of a group. */
