@@ -150,6 +150,7 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	): Promise<{ earlier: Workload | null; keyVersion: number }>;
 	/** A workload's place in the FIFO order: the clock in µs, and never the same twice. */
 	nextSeq(now: number): number;
+	draftWorkload(input: WorkloadInput, user: Principal, now: number): Workload;
 	lastSeq: number;
 	commitWithUsage(
 		doc: Versioned<Workload>,
@@ -713,13 +714,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					}
 					const t = read.get(tenant) ?? (await this.tenantState(tenant));
 					read.set(tenant, t);
-					const w = newWorkload(input, {
-						id: crypto.randomUUID(),
-						tenant,
-						createdBy: user.sub,
-						seq: this.nextSeq(now),
-						now
-					});
+					const w = this.draftWorkload(input, user, now);
 					const charge = totalRequest(w.resources, w.replicas.length);
 					try {
 						checkQuota(tenant, t.quota, t.next, charge, 1);
@@ -871,13 +866,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				const { earlier, keyVersion } = await this.byIdempotencyKey(tenant, key);
 				if (earlier) return earlier;
 				const now = Date.now();
-				const w = newWorkload(input, {
-					id: crypto.randomUUID(),
-					tenant,
-					createdBy: user.sub,
-					seq: this.nextSeq(now),
-					now
-				});
+				const w = this.draftWorkload(input, user, now);
 				const name = `${tenant}/${w.name}`;
 				if (await this.store.get(COLLECTIONS.names, name)) {
 					// A twin request with this key (sent to another scheduler) may have just made it.
@@ -1342,6 +1331,17 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				Date.now() * 1000 + Math.floor(Math.random() * 1000)
 			);
 			return this.generation;
+		},
+
+		/** A new workload of the user's tenant, after every other in FIFO order. */
+		draftWorkload(this: SchedulerThis, input: WorkloadInput, user: Principal, now: number) {
+			return newWorkload(input, {
+				id: crypto.randomUUID(),
+				tenant: user.tenant,
+				createdBy: user.sub,
+				seq: this.nextSeq(now),
+				now
+			});
 		},
 
 		nextSeq(this: SchedulerThis, now: number) {
