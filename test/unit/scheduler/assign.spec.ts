@@ -31,6 +31,18 @@ function workload(replicas = 3, id = "w1"): Workload {
 	);
 }
 
+/** A workload whose replicas are all placed on node "a" (GPU 0), at 2000. */
+function placedOnA(replicas: number): Workload {
+	const w = workload(replicas);
+	applyPlacements(
+		w,
+		wantedPlacements(w).map(o => ({ ...o, spot: { nodeID: "a", gpus: [0] } })),
+		null,
+		2000
+	);
+	return w;
+}
+
 function record(nodeID: string, at = 0): PlacementRecord {
 	return {
 		nodeID,
@@ -151,13 +163,7 @@ describe("applyPlacements", () => {
 
 describe("applyReleases", () => {
 	it("pends the released replicas, and leaves one placed again since alone", () => {
-		const w = workload(2);
-		applyPlacements(
-			w,
-			wantedPlacements(w).map(o => ({ ...o, spot: { nodeID: "a", gpus: [0] } })),
-			null,
-			2000
-		);
+		const w = placedOnA(2);
 		const placed = placedReplicas(w, [0, 1]);
 		expect(placed.map(p => p.key)).toEqual(["w1/0@1", "w1/1@2"]);
 		// Replica 1 moved on meanwhile (another fence).
@@ -172,32 +178,15 @@ describe("applyReleases", () => {
 	});
 
 	it("stops them when they are not to be placed again", () => {
-		const w = workload(1);
-		applyPlacements(
-			w,
-			wantedPlacements(w).map(o => ({ ...o, spot: { nodeID: "a", gpus: [0] } })),
-			null,
-			2000
-		);
+		const w = placedOnA(1);
 		applyReleases(w, placedReplicas(w, [0]), "deleted", false, 3000);
 		expect(w.replicas[0]).toMatchObject({ node: null, state: "stopped", reason: "deleted" });
 	});
 });
 
 describe("audit", () => {
-	function placed(): Workload {
-		const w = workload(2);
-		applyPlacements(
-			w,
-			wantedPlacements(w).map(o => ({ ...o, spot: { nodeID: "a", gpus: [0] } })),
-			null,
-			2000
-		);
-		return w;
-	}
-
 	it("finds nothing when every placed replica has its reservation", () => {
-		const w = placed();
+		const w = placedOnA(2);
 		const records: [string, PlacementRecord][] = [
 			["w1/0@1", record("a")],
 			["w1/1@2", record("a")]
@@ -206,14 +195,14 @@ describe("audit", () => {
 	});
 
 	it("finds replicas whose reservation is gone", () => {
-		const w = placed();
+		const w = placedOnA(2);
 		expect(audit([w], [["w1/0@1", record("a")]], 100_000, 60_000).lost).toEqual([
 			{ workloadId: "w1", index: 1, fence: 2, node: "a", key: "w1/1@2" }
 		]);
 	});
 
 	it("finds old reservations no replica names, and spares young ones", () => {
-		const w = placed();
+		const w = placedOnA(2);
 		const records: [string, PlacementRecord][] = [
 			["w1/0@1", record("a")],
 			["w1/1@2", record("a")],
