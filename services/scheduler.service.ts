@@ -47,7 +47,7 @@ import {
 } from "./scheduler/assign";
 import { Reserver } from "./scheduler/reservations";
 import { Gathered, Gatherer } from "./scheduler/gather";
-import { addUsage, Charge, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
+import { addUsage, checkQuota, emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
 
 /** Retries of a transaction that lost a race with another scheduler. */
@@ -152,14 +152,11 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	nextSeq(now: number): number;
 	draftWorkload(input: WorkloadInput, user: Principal, now: number): Workload;
 	lastSeq: number;
-	commitWithUsage(
-		doc: Versioned<Workload>,
-		next: Workload | null,
-		charge: Charge,
-		sign: 1 | -1,
-		workloads: number,
-		extra?: DocWrite[]
+	commitWorkloads(
+		changes: Array<{ doc: Versioned<Workload>; next: Workload | null }>,
+		tenants: Map<string, TenantState>
 	): Promise<boolean>;
+	commitRemoves(docs: Versioned<Workload>[]): Promise<boolean>;
 	load(id: string, user: Principal | undefined): Promise<Versioned<Workload>>;
 	createWorkload(input: WorkloadInput, user: Principal, key?: string): Promise<Workload>;
 	/** Creates waiting to be made together (createTogether). */
@@ -384,26 +381,15 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						if (from === to) return;
 						const now = Date.now();
 						let gone: Placed[] = [];
+						const tenant = doc.value.tenant;
+						const t = await this.tenantState(tenant);
 						if (to < from) {
 							gone = placedReplicas(doc.value, range(to, from));
 							doc.value.fence = lastFence(doc.value);
 							doc.value.replicas = doc.value.replicas.slice(0, to);
 						} else {
-							const [usage, tenant] = await Promise.all([
-								this.store.get<TenantUsage>(COLLECTIONS.usage, doc.value.tenant),
-								this.store.get<{ quota?: Quota }>(
-									COLLECTIONS.tenants,
-									doc.value.tenant
-								)
-							]);
 							const more = totalRequest(doc.value.resources, to - from);
-							checkQuota(
-								doc.value.tenant,
-								tenant?.value.quota,
-								usage?.value ?? emptyUsage(),
-								more,
-								0
-							);
+							checkQuota(tenant, t.quota, t.next, more, 0);
 							for (let i = from; i < to; i++)
 								doc.value.replicas.push(
 									pendingReplica(i, lastFence(doc.value), now)
@@ -416,7 +402,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						});
 						const change = to > from ? 1 : -1;
 						const charge = totalRequest(doc.value.resources, Math.abs(to - from));
-						if (!(await this.commitWithUsage(doc, doc.value, charge, change, 0))) {
+						t.next = addUsage(t.next, charge, change, 0);
+						const changes = [{ doc, next: doc.value }];
+						if (!(await this.commitWorkloads(changes, new Map([[tenant, t]])))) {
 							await backoff(attempt);
 							continue;
 						}
@@ -596,38 +584,45 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 	methods: {
 		/**
-		 * Writes a workload (null: deletes it) and its tenant's usage in one transaction, both
-		 * checked by version; false when either changed meanwhile.
+		 * Writes workloads (null: deletes one, and frees its name) and their tenants' usage in
+		 * one transaction, each checked at the version read: false when any changed meanwhile.
 		 */
-		async commitWithUsage(
+		async commitWorkloads(
 			this: SchedulerThis,
-			doc: Versioned<Workload>,
-			next: Workload | null,
-			charge: Charge,
-			sign: 1 | -1,
-			workloads: number,
-			extra: DocWrite[] = []
+			changes: Array<{ doc: Versioned<Workload>; next: Workload | null }>,
+			tenants: Map<string, TenantState>
 		) {
-			const tenant = doc.value.tenant;
-			const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, tenant);
-			return this.store.transact(
-				[
-					{ collection: COLLECTIONS.workloads, id: doc.value.id, version: doc.version },
-					{ collection: COLLECTIONS.usage, id: tenant, version: usage?.version ?? 0 }
-				],
-				[
-					{ collection: COLLECTIONS.workloads, id: doc.value.id, value: next },
-					{
-						collection: COLLECTIONS.usage,
-						id: tenant,
-						value: addUsage(usage?.value ?? emptyUsage(), charge, sign, workloads)
-					},
-					...extra
-				]
+			const checks: VersionCheck[] = [];
+			const writes: DocWrite[] = [];
+			for (const { doc, next } of changes) {
+				const w = doc.value;
+				checks.push({ collection: COLLECTIONS.workloads, id: w.id, version: doc.version });
+				writes.push({ collection: COLLECTIONS.workloads, id: w.id, value: next });
+				if (!next)
+					writes.push({
+						collection: COLLECTIONS.names,
+						id: `${w.tenant}/${w.name}`,
+						value: null
+					});
+			}
+			addUsageWrites(tenants, checks, writes);
+			return this.store.transact(checks, writes);
+		},
+
+		/** Deletes workloads and refunds their tenants, in one transaction (commitWorkloads). */
+		async commitRemoves(this: SchedulerThis, docs: Versioned<Workload>[]) {
+			const tenants = new Map<string, TenantState>();
+			for (const { value: w } of docs) {
+				const t = tenants.get(w.tenant) ?? (await this.tenantState(w.tenant));
+				tenants.set(w.tenant, t);
+				t.next = addUsage(t.next, totalRequest(w.resources, w.replicas.length), -1, -1);
+			}
+			return this.commitWorkloads(
+				docs.map(doc => ({ doc, next: null })),
+				tenants
 			);
 		},
 
-		/** The workload an earlier create with this Idempotency-Key made, if any. */
 		/**
 		 * The workload an earlier create with this Idempotency-Key made, if it is still there,
 		 * and the version of the key's record (0: none). A key whose workload was deleted since
@@ -765,10 +760,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 					writes.push({ collection: COLLECTIONS.idempotency, id, value: { id: w.id } });
 				}
 			}
-			for (const [tenant, t] of tenants) {
-				checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
-				writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
-			}
+			addUsageWrites(tenants, checks, writes);
 			if (!(await this.store.transact(checks, writes))) return false;
 			for (const { w } of made) {
 				this.logger.info(`Workload '${w.name}' (${w.id}) of tenant '${w.tenant}' created.`);
@@ -797,25 +789,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				}
 			}
 			if (plan.length === 0) return later;
-			const tenants = new Map<string, TenantState>();
-			const checks: VersionCheck[] = [];
-			const writes: DocWrite[] = [];
-			for (const { doc } of plan) {
-				const w = doc.value;
-				const t = tenants.get(w.tenant) ?? (await this.tenantState(w.tenant));
-				tenants.set(w.tenant, t);
-				t.next = addUsage(t.next, totalRequest(w.resources, w.replicas.length), -1, -1);
-				checks.push({ collection: COLLECTIONS.workloads, id: w.id, version: doc.version });
-				writes.push(
-					{ collection: COLLECTIONS.workloads, id: w.id, value: null },
-					{ collection: COLLECTIONS.names, id: `${w.tenant}/${w.name}`, value: null }
-				);
-			}
-			for (const [tenant, t] of tenants) {
-				checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
-				writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
-			}
-			if (!(await this.store.transact(checks, writes)))
+			if (!(await this.commitRemoves(plan.map(p => p.doc))))
 				return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
 			for (const { g, doc } of plan) g.resolve(this.forget(doc.value));
 			return later;
@@ -825,13 +799,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		async removeOne(this: SchedulerThis, { id, user }: RemoveRequest) {
 			for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
 				const doc = await this.load(id, user);
-				const w = doc.value;
-				const refund = totalRequest(w.resources, w.replicas.length);
-				const names = [
-					{ collection: COLLECTIONS.names, id: `${w.tenant}/${w.name}`, value: null }
-				];
-				if (await this.commitWithUsage(doc, null, refund, -1, -1, names))
-					return this.forget(w);
+				if (await this.commitRemoves([doc])) return this.forget(doc.value);
 				await backoff(attempt);
 			}
 			throw new ConflictError("The workload kept changing; try again.", { id });
@@ -1446,6 +1414,18 @@ interface Plan {
 
 /** Per node, the workloads whose replicas there changed. */
 type Changes = Map<string, Set<string>>;
+
+/** Each tenant's usage as planned, checked at the version read, into a transaction. */
+function addUsageWrites(
+	tenants: Map<string, TenantState>,
+	checks: VersionCheck[],
+	writes: DocWrite[]
+): void {
+	for (const [tenant, t] of tenants) {
+		checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
+		writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
+	}
+}
 
 function addChange(changes: Changes, nodeID: string, workloadId: string): void {
 	let ids = changes.get(nodeID);
