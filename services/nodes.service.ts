@@ -10,7 +10,7 @@ import StoreMixin from "../mixins/store.mixin";
 import { NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import { Allocation, emptyAllocation, gpusInUse } from "./scheduler/placement";
+import { Allocation, allocationSummary, emptyAllocation } from "./scheduler/placement";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
@@ -29,7 +29,6 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	fetchFacts(node: NodeInfo): Promise<void>;
 	scheduleSweep(): void;
 	view(node: NodeInfo, a?: Allocation, withFacts?: boolean): NodeInfo;
-	allocations(): Promise<Map<string, Allocation>>;
 	findNode(id: string): NodeInfo;
 	workloadsOn(id: string): Promise<unknown[]>;
 }
@@ -173,15 +172,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		view(this: NodesThis, node: NodeInfo, a?: Allocation, withFacts = false): NodeInfo {
 			const { facts: _facts, ...rest } = node;
 			const shown = withFacts ? node : rest;
-			return a
-				? { ...shown, allocated: { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) } }
-				: shown;
-		},
-
-		/** Every node's allocation in the store, by node. */
-		async allocations(this: NodesThis) {
-			const docs = await this.store.list<Allocation>(COLLECTIONS.allocations);
-			return new Map(docs.map(d => [d.id, d.value]));
+			return a ? { ...shown, allocated: allocationSummary(a) } : shown;
 		},
 
 		/** Persists and emits each change; usage-only reports never reach the store. */
@@ -240,12 +231,12 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	async started(this: NodesThis) {
 		const [saved, allocations] = await Promise.all([
 			this.store.list<NodeInfo>(COLLECTIONS.nodes),
-			this.allocations()
+			this.store.list<Allocation>(COLLECTIONS.allocations)
 		]);
 		this.inventory.restore(saved.map(d => d.value));
-		for (const [id, a] of allocations) {
+		for (const { id, value: a } of allocations) {
 			const node = this.inventory.nodes.get(id);
-			if (node) node.allocated = { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) };
+			if (node) node.allocated = allocationSummary(a);
 		}
 		this.scheduleSweep();
 	}

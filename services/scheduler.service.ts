@@ -22,7 +22,12 @@ import { EVENTS } from "./shared/events";
 import type { DocWrite, Store, VersionCheck, Versioned } from "./shared/store";
 import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
 import type { Principal } from "./gateway/auth";
-import { Allocation, describeShortfall, gpusInUse, PlacementRequest } from "./scheduler/placement";
+import {
+	Allocation,
+	allocationSummary,
+	describeShortfall,
+	PlacementRequest
+} from "./scheduler/placement";
 import {
 	addEvent,
 	newWorkload,
@@ -1328,11 +1333,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				for (const [id, allocated] of due)
 					this.broker.broadcast(EVENTS.nodeAllocated, {
 						nodeID: id,
-						allocated: {
-							cpu: allocated.cpu,
-							memory: allocated.memory,
-							gpus: gpusInUse(allocated)
-						}
+						allocated: allocationSummary(allocated)
 					});
 			}, this.settings.announceDelay);
 		},

@@ -9,7 +9,7 @@
  * - binpack fills the fullest node that fits (keeps whole nodes free for big jobs); spread picks
  *   the emptiest (fewer replicas lost with one node).
  */
-import type { Capacity, NodeStatus, ResourceRequest } from "../shared/types";
+import type { Capacity, NodeInfo, NodeStatus, ResourceRequest } from "../shared/types";
 import { formatSize } from "../shared/units";
 
 /** What is reserved on one node. */
@@ -227,4 +227,9 @@ export function releaseInto(a: Allocation, key: string, r: ResourceRequest, gpus
 /** GPUs a node has given out, whole or shared: what `/api/v1/nodes` shows as `allocated.gpus`. */
 export function gpusInUse(a: Allocation): number {
 	return Object.values(a.gpus).filter(g => g.exclusive || g.memory > 0).length;
+}
+
+/** A node's allocation as `/api/v1/nodes` shows it and `node.allocated` announces it. */
+export function allocationSummary(a: Allocation): NodeInfo["allocated"] {
+	return { cpu: a.cpu, memory: a.memory, gpus: gpusInUse(a) };
 }
