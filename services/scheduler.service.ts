@@ -195,7 +195,6 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	loadInventory(): Promise<void>;
 	placePending(ids: string[], written?: Map<string, Workload>): Promise<Changes>;
 	roundWriter(changes: Changes, written?: Map<string, Workload>): (plan: Plan) => Promise<void>;
-	readWorkloads(ids: string[]): Promise<Array<Versioned<Workload> | null>>;
 	readCached(ids: string[]): Promise<Array<Workload | null>>;
 	/** What readCached read last, by workload id; never handed out to be changed. */
 	cache: Map<string, Versioned<Workload>>;
@@ -1137,16 +1136,14 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		async readCached(this: SchedulerThis, ids: string[]) {
 			const versions = await this.store.versions(COLLECTIONS.workloads, ids);
 			const stale = ids.filter((id, i) => this.cache.get(id)?.version !== versions[i]);
-			for (const [i, doc] of (await this.readWorkloads(stale)).entries()) {
+			const read = await Promise.all(
+				stale.map(id => this.store.get<Workload>(COLLECTIONS.workloads, id))
+			);
+			for (const [i, doc] of read.entries()) {
 				if (doc) this.cache.set(stale[i], doc);
 				else this.cache.delete(stale[i]);
 			}
 			return ids.map((id, i) => (versions[i] ? (this.cache.get(id)?.value ?? null) : null));
-		},
-
-		/** Workload documents by id, null for those that are gone. */
-		async readWorkloads(this: SchedulerThis, ids: string[]) {
-			return Promise.all(ids.map(id => this.store.get<Workload>(COLLECTIONS.workloads, id)));
 		},
 
 		/**
