@@ -4,9 +4,9 @@
  */
 import type { BrokerOptions, Errors } from "moleculer";
 import { IsaEnv, loadEnv } from "./services/shared/env";
-import { CapacityStrategy } from "./services/shared/capacity-strategy";
-import { IsaPrometheusReporter } from "./services/shared/metrics";
-import { replCommands } from "./services/shared/repl-commands";
+import { CapacityStrategy } from "./strategies/capacity";
+import { IsaPrometheusReporter } from "./reporters/prometheus";
+import { replCommands } from "./repl/commands";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and

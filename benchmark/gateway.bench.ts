@@ -10,7 +10,7 @@ import { fork } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { mintToken } from "../services/gateway/auth";
+import { mintToken } from "../services/gateway/jwt";
 import { eventually, startNode } from "../test/helpers/cluster";
 import { freePort, startNats, TestServer } from "../test/helpers/servers";
 import { wrk, WrkResult } from "./wrk";

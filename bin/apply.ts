@@ -8,7 +8,7 @@
  */
 import fs from "fs";
 import { parseArgs } from "util";
-import { mintToken } from "../services/gateway/auth";
+import { mintToken } from "../services/gateway/jwt";
 import { existingSecret } from "../services/gateway/secret";
 import { loadEnv } from "../services/shared/env";
 
@@ -20,8 +20,8 @@ function fail(message: string): never {
 }
 
 async function token(): Promise<string> {
-	if (process.env.ISA_TOKEN) return process.env.ISA_TOKEN;
 	const env = loadEnv();
+	if (env.token) return env.token;
 	const secret =
 		existingSecret(env.jwtSecret, env.dataDir) ??
 		fail(

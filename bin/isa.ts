@@ -12,13 +12,13 @@ import path from "path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
-import { prepareRepl } from "../services/shared/repl-commands";
+import { prepareRepl } from "../repl/commands";
 
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
 	nodes: "../services/nodes.service",
 	scheduler: "../services/scheduler.service",
-	auth: "../services/auth.service",
+	auth: "../services/tenants.service",
 	registry: "../services/registry.service",
 	config: "../services/config.service",
 	monitor: "../services/monitor.service",

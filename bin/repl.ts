@@ -6,7 +6,7 @@ import os from "os";
 import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { loadEnv } from "../services/shared/env";
-import { prepareRepl } from "../services/shared/repl-commands";
+import { prepareRepl } from "../repl/commands";
 
 async function main(): Promise<void> {
 	const env = loadEnv();
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
 	}
 	const broker = new ServiceBroker({
 		...createBrokerConfig(env),
-		nodeID: process.env.NODEID || `repl-${os.hostname()}-${process.pid}`,
+		nodeID: env.givenNodeID ?? `repl-${os.hostname()}-${process.pid}`,
 		logger: { type: "Console", options: { level: "warn" } }
 	});
 	await broker.start();

@@ -8,7 +8,9 @@
  */
 import { parseArgs } from "util";
 import { loadEnv } from "../services/shared/env";
-import { mintToken, parseTtl, Role, ROLES } from "../services/gateway/auth";
+import { mintToken } from "../services/gateway/jwt";
+import { parseDuration } from "../services/shared/duration";
+import { Role, ROLES } from "../services/shared/principal";
 import { existingSecret, secretPath } from "../services/gateway/secret";
 
 const USAGE =
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
 		);
 	let ttl: number;
 	try {
-		ttl = parseTtl(values.ttl ?? "24h");
+		ttl = Math.round(parseDuration(values.ttl ?? "24h", { field: "--ttl", min: 1000 }) / 1000);
 	} catch (err) {
 		fail((err as Error).message);
 	}

@@ -14,7 +14,7 @@ import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
 import { ConflictError, InvalidInputError, NotFoundError } from "./shared/errors";
 import type { Store } from "./shared/store";
-import type { Principal } from "./gateway/auth";
+import type { Principal } from "./shared/principal";
 import { page, pageParams } from "./shared/params";
 
 /**

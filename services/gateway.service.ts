@@ -13,7 +13,8 @@ import StoreMixin from "../mixins/store.mixin";
 import { loadEnv } from "./shared/env";
 import { ForbiddenError, InvalidInputError } from "./shared/errors";
 import type { Store } from "./shared/store";
-import { Access, canAccess, mintToken, Principal, rolesFor, TokenVerifier } from "./gateway/auth";
+import { mintToken, TokenVerifier } from "./gateway/jwt";
+import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
 import {
 	dashboardDirs,
@@ -159,11 +160,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"DELETE workloads/:id": "scheduler.remove",
 					"GET workloads/:id/logs": "scheduler.logs",
 
-					"GET tenants": "auth.listTenants",
-					"POST tenants": "auth.createTenant",
-					"GET tenants/:id": "auth.getTenant",
-					"PUT tenants/:id": "auth.updateTenant",
-					"DELETE tenants/:id": "auth.deleteTenant",
+					"GET tenants": "tenants.listTenants",
+					"POST tenants": "tenants.createTenant",
+					"GET tenants/:id": "tenants.getTenant",
+					"PUT tenants/:id": "tenants.updateTenant",
+					"DELETE tenants/:id": "tenants.deleteTenant",
 
 					"GET resources": "registry.listResources",
 					"POST resources": "registry.createResource",

@@ -20,7 +20,8 @@ import { EVENTS } from "./shared/events";
 import { page, pageParams } from "./shared/params";
 import type { Store } from "./shared/store";
 import type { NodeInfo, NodeReport } from "./shared/types";
-import type { Principal } from "./gateway/auth";
+import { parseDuration } from "./shared/duration";
+import { canSeeTenant, type Principal } from "./shared/principal";
 import type { PublicHealth } from "./registry/health";
 import type { Workload } from "./scheduler/workload";
 import {
@@ -31,7 +32,7 @@ import {
 	makeRule,
 	matches,
 	OPS,
-	parseDuration,
+	MAX_FOR_MS,
 	parseSelector,
 	RuleInput,
 	SEVERITIES
@@ -211,12 +212,7 @@ const durationParam = [
 
 /** Series and alerts of a tenant's workloads are that tenant's; an admin sees all. */
 function visible(labels: Labels, user: Principal | undefined): boolean {
-	return (
-		!user ||
-		labels.tenant === undefined ||
-		user.roles.includes("admin") ||
-		labels.tenant === user.tenant
-	);
+	return !user || labels.tenant === undefined || canSeeTenant(user, labels.tenant);
 }
 
 function byCreation(a: AlertRule, b: AlertRule): number {
@@ -284,11 +280,15 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 						? now - 3_600_000
 						: typeof ctx.params.since === "number"
 							? ctx.params.since
-							: now - parseDuration(ctx.params.since, "since");
+							: now -
+								parseDuration(ctx.params.since, {
+									field: "since",
+									max: MAX_FOR_MS
+								});
 				const step =
 					ctx.params.step === undefined
 						? undefined
-						: parseDuration(ctx.params.step, "step");
+						: parseDuration(ctx.params.step, { field: "step", max: MAX_FOR_MS });
 				const sel = metric ? parseSelector(metric) : null;
 				const result = this.series.query({
 					since,
@@ -486,11 +486,17 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			this.updateGauges();
 		},
 
-		/** Rules and workloads from the store: other instances and the scheduler write them. */
+		/** Rules from the store (other instances write them) and workloads from the scheduler. */
 		async refresh(this: MonitorThis) {
 			const [rules, workloads] = await Promise.all([
 				this.store.list<AlertRule>(COLLECTIONS.alertRules),
-				this.store.list<Workload>(COLLECTIONS.workloads)
+				this.broker
+					.call<{ items: Workload[] }, object>("scheduler.states", {}, { retries: 0 })
+					.then(
+						res => res.items,
+						// No scheduler now: the workloads as last seen.
+						() => this.workloads
+					)
 			]);
 			this.rules = rules
 				.map(d => d.value)
@@ -506,7 +512,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 						return false;
 					}
 				});
-			this.workloads = workloads.map(d => d.value);
+			this.workloads = workloads;
 		},
 
 		/** The whole inventory: catches up on events sent while this service was not there. */

@@ -10,7 +10,6 @@ import StoreMixin from "../mixins/store.mixin";
 import { NotFoundError } from "./shared/errors";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
-import { Allocation, allocationSummary, emptyAllocation } from "./scheduler/placement";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
@@ -28,18 +27,9 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	announce(changes: Array<Change | null>): Promise<void>;
 	fetchFacts(node: NodeInfo): Promise<void>;
 	scheduleSweep(): void;
-	view(node: NodeInfo, a?: Allocation, withFacts?: boolean): NodeInfo;
+	view(node: NodeInfo, allocated?: NodeInfo["allocated"], withFacts?: boolean): NodeInfo;
 	findNode(id: string): NodeInfo;
-	workloadsOn(id: string): Promise<unknown[]>;
-}
-
-/** The part of a scheduler's workload record this service reads. */
-interface PlacedWorkload {
-	id: string;
-	name: string;
-	tenant: string;
-	resources: unknown;
-	replicas: { index: number; node: string | null; state: string; gpus: number[] }[];
+	loadAllocations(): Promise<void>;
 }
 
 interface ListParams {
@@ -78,14 +68,12 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
 				const node = this.findNode(ctx.params.id);
-				const [workloads, doc] = await Promise.all([
-					this.workloadsOn(node.id),
-					this.store.get<Allocation>(COLLECTIONS.allocations, node.id)
-				]);
-				return {
-					...this.view(node, doc?.value ?? emptyAllocation(), true),
-					workloads
-				};
+				// The scheduler owns placements: it answers the node's workloads and allocation.
+				const { workloads, allocated } = await ctx.call<
+					{ workloads: unknown[]; allocated: NodeInfo["allocated"] },
+					{ node: string }
+				>("scheduler.placedOn", { node: node.id });
+				return { ...this.view(node, allocated, true), workloads };
 			}
 		},
 
@@ -139,24 +127,6 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	},
 
 	methods: {
-		/** The replicas placed on a node, as the scheduler recorded them. */
-		async workloadsOn(this: NodesThis, id: string) {
-			const docs = await this.store.list<PlacedWorkload>(COLLECTIONS.workloads);
-			return docs.flatMap(({ value: w }) =>
-				w.replicas
-					.filter(r => r.node === id)
-					.map(r => ({
-						id: w.id,
-						name: w.name,
-						tenant: w.tenant,
-						replica: r.index,
-						state: r.state,
-						gpus: r.gpus,
-						resources: w.resources
-					}))
-			);
-		},
-
 		findNode(this: NodesThis, id: string): NodeInfo {
 			const node = this.inventory.nodes.get(id);
 			if (!node) throw new NotFoundError("Node", id);
@@ -165,14 +135,39 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 
 		/**
 		 * A node as the API shows it. Its allocation is the one the scheduler last announced
-		 * (node.allocated, a few times a second), or `a` when given: a node's own read passes
-		 * the store's, exact at once. The list does not read the store: it answers thousands
-		 * of nodes, often (the dashboard, the scheduler's inventory), from memory.
+		 * (node.allocated, a few times a second), or `allocated` when given: a node's own read
+		 * passes the scheduler's, exact at once. The list asks nobody: it answers thousands of
+		 * nodes, often (the dashboard, the scheduler's inventory), from memory.
 		 */
-		view(this: NodesThis, node: NodeInfo, a?: Allocation, withFacts = false): NodeInfo {
+		view(
+			this: NodesThis,
+			node: NodeInfo,
+			allocated?: NodeInfo["allocated"],
+			withFacts = false
+		): NodeInfo {
 			const { facts: _facts, ...rest } = node;
 			const shown = withFacts ? node : rest;
-			return a ? { ...shown, allocated: allocationSummary(a) } : shown;
+			return allocated ? { ...shown, allocated } : shown;
+		},
+
+		/**
+		 * The allocations committed before this service started, from the scheduler if one runs
+		 * (one that starts later announces them itself). Missing them only delays the list's
+		 * figures until the next node.allocated.
+		 */
+		async loadAllocations(this: NodesThis) {
+			try {
+				const { items } = await this.broker.call<
+					{ items: Array<{ nodeID: string; allocated: NodeInfo["allocated"] }> },
+					object
+				>("scheduler.allocations", {}, { retries: 0 });
+				for (const { nodeID, allocated } of items) {
+					const node = this.inventory.nodes.get(nodeID);
+					if (node) node.allocated = allocated;
+				}
+			} catch (err) {
+				this.logger.debug("No allocations from a scheduler yet:", (err as Error).message);
+			}
 		},
 
 		/** Persists and emits each change; usage-only reports never reach the store. */
@@ -229,15 +224,9 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	},
 
 	async started(this: NodesThis) {
-		const [saved, allocations] = await Promise.all([
-			this.store.list<NodeInfo>(COLLECTIONS.nodes),
-			this.store.list<Allocation>(COLLECTIONS.allocations)
-		]);
+		const saved = await this.store.list<NodeInfo>(COLLECTIONS.nodes);
 		this.inventory.restore(saved.map(d => d.value));
-		for (const { id, value: a } of allocations) {
-			const node = this.inventory.nodes.get(id);
-			if (node) node.allocated = allocationSummary(a);
-		}
+		void this.loadAllocations();
 		this.scheduleSweep();
 	}
 };

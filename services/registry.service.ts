@@ -22,9 +22,9 @@ import {
 	ServiceUnavailableError
 } from "./shared/errors";
 import { EVENTS } from "./shared/events";
-import { ALL_SERVICES } from "./shared/env";
+import { ALL_SERVICES, loadEnv } from "./shared/env";
 import type { Store } from "./shared/store";
-import type { Principal } from "./gateway/auth";
+import type { Principal } from "./shared/principal";
 import { Breakers } from "./registry/breaker";
 import { CheckTarget, runCheck } from "./registry/checkers";
 import { dependencyTree, effectiveStatus, findCycle, Status } from "./registry/dependencies";
@@ -132,7 +132,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 	mixins: [StoreMixin(), PeriodicMixin()],
 
 	settings: {
-		applyFile: process.env.ISA_APPLY || null,
+		applyFile: loadEnv().applyFile,
 		tickInterval: 250,
 		breakerThreshold: 3,
 		breakerCooldown: 10_000

@@ -21,11 +21,12 @@ import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
 import type { DocWrite, Store, VersionCheck, Versioned } from "./shared/store";
 import type { NodeInfo, ReplicaSpec, ReplicaStatus } from "./shared/types";
-import type { Principal } from "./gateway/auth";
+import { canSeeTenant, tenantFilter, type Principal } from "./shared/principal";
 import {
 	Allocation,
 	allocationSummary,
 	describeShortfall,
+	emptyAllocation,
 	PlacementRequest
 } from "./scheduler/placement";
 import {
@@ -34,6 +35,7 @@ import {
 	lastFence,
 	pendingReplica,
 	workloadOf,
+	replicasOn,
 	replicaSpec,
 	totalRequest,
 	Workload,
@@ -202,6 +204,8 @@ interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	inventoryStale: boolean;
 	/** When the last audit ran (0: never, so the first reconcile audits). */
 	auditedAt: number;
+	/** Every node's allocation was announced once, after the first reconcile. */
+	announcedAll: boolean;
 	releaseReplicas(
 		w: Workload,
 		pick: (w: Workload) => Placed[],
@@ -345,9 +349,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				this: SchedulerThis,
 				ctx: Context<{ tenant?: string; limit?: number; offset?: number }, Meta>
 			) {
-				const user = ctx.meta.user!;
-				const isAdmin = user.roles.includes("admin");
-				const tenant = isAdmin ? ctx.params.tenant : user.tenant;
+				const tenant = tenantFilter(ctx.meta.user!, ctx.params.tenant);
 				const all = (await this.store.list<Workload>(COLLECTIONS.workloads))
 					.map(d => d.value)
 					.filter(w => !tenant || w.tenant === tenant)
@@ -511,6 +513,43 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 						?.value ?? emptyUsage()
 				);
 			}
+		},
+
+		/** The replicas placed on a node and the node's allocation, exact (for nodes.get). */
+		placedOn: {
+			visibility: "public",
+			params: { node: { type: "string", min: 1 } },
+			async handler(this: SchedulerThis, ctx: Context<{ node: string }>) {
+				const node = ctx.params.node;
+				const [docs, allocation] = await Promise.all([
+					this.store.list<Workload>(COLLECTIONS.workloads),
+					this.store.get<Allocation>(COLLECTIONS.allocations, node)
+				]);
+				return {
+					workloads: docs.flatMap(({ value: w }) => replicasOn(w, node)),
+					allocated: allocationSummary(allocation?.value ?? emptyAllocation())
+				};
+			}
+		},
+
+		/** Every node's allocation as committed (for an inventory that starts after us). */
+		allocations: {
+			visibility: "public",
+			async handler(this: SchedulerThis) {
+				const docs = await this.store.list<Allocation>(COLLECTIONS.allocations);
+				return {
+					items: docs.map(d => ({ nodeID: d.id, allocated: allocationSummary(d.value) }))
+				};
+			}
+		},
+
+		/** Every tenant's workloads with their status, without events (for the monitor). */
+		states: {
+			visibility: "public",
+			async handler(this: SchedulerThis) {
+				const docs = await this.store.list<Workload>(COLLECTIONS.workloads);
+				return { items: docs.map(d => workloadView(d.value)) };
+			}
 		}
 	},
 
@@ -653,7 +692,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		/** A workload the caller may see: 404 for another tenant's, as for a missing one. */
 		async load(this: SchedulerThis, id: string, user: Principal | undefined) {
 			const doc = await this.store.get<Workload>(COLLECTIONS.workloads, id);
-			if (!doc || (user && !user.roles.includes("admin") && doc.value.tenant !== user.tenant))
+			if (!doc || (user && !canSeeTenant(user, doc.value.tenant)))
 				throw new NotFoundError("Workload", id);
 			return doc;
 		},
@@ -1287,6 +1326,13 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 				for (const n of this.reserver.index.values())
 					if (n.status !== "down") touched.add(n.id);
 				await this.syncNodes(touched);
+				// The inventory may have started before this scheduler: it hears every
+				// allocation once, then only their changes.
+				if (!this.announcedAll) {
+					this.announcedAll = true;
+					for (const n of this.reserver.index.values())
+						this.announceAllocation(n.id, n.allocated);
+				}
 			});
 		},
 
@@ -1363,6 +1409,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.syncTimer = null;
 		this.inventoryStale = true;
 		this.auditedAt = 0;
+		this.announcedAll = false;
 		this.generation = 0;
 		this.lastSeq = 0;
 		this.toAnnounce = new Map();

@@ -31,7 +31,8 @@ import type { ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { EVENTS } from "../shared/events";
 import type { NodeReport, Usage } from "../shared/types";
-import { ERR_NO_TOKEN, ERR_INVALID_TOKEN, Principal } from "./auth";
+import { canSeeTenant, isAdmin, type Principal } from "../shared/principal";
+import { ERR_NO_TOKEN, ERR_INVALID_TOKEN } from "./jwt";
 
 const WebErrors = ApiGateway.Errors;
 
@@ -149,8 +150,8 @@ export function audienceOf(payload: unknown): string | undefined {
 }
 
 export function mayReceive(principal: Principal, audience: string | null | undefined): boolean {
-	if (principal.roles.includes("admin") || audience === undefined) return true;
-	return audience !== null && audience === principal.tenant;
+	if (audience === undefined) return true;
+	return audience === null ? isAdmin(principal) : canSeeTenant(principal, audience);
 }
 
 /** The token of a request: the Authorization header, else `?token=`; a 401 error otherwise. */
@@ -265,7 +266,7 @@ export class EventStream {
 
 	private open(principal: Principal, req: IncomingMessage, res: ServerResponse) {
 		const id = this.nextId++;
-		const admin = principal.roles.includes("admin");
+		const admin = isAdmin(principal);
 		res.writeHead(200, {
 			"Content-Type": "text/event-stream; charset=utf-8",
 			"Cache-Control": "no-cache, no-transform",

@@ -8,6 +8,7 @@
  */
 import crypto from "crypto";
 import { InvalidInputError } from "../shared/errors";
+import { parseDuration } from "../shared/duration";
 import { Labels, METRICS, Sample, seriesKey } from "./timeseries";
 
 export const OPS = [">", ">=", "<", "<=", "==", "!="] as const;
@@ -89,7 +90,7 @@ export interface Transition {
 	rule: AlertRule;
 }
 
-const MAX_FOR_MS = 30 * 24 * 3600 * 1000;
+export const MAX_FOR_MS = 30 * 24 * 3600 * 1000;
 
 function invalidMetric(text: string, message: string, position?: number): InvalidInputError {
 	return new InvalidInputError(`Invalid metric '${text}': ${message}`, {
@@ -188,34 +189,6 @@ export function matches(sel: Selector, metric: string, labels: Labels): boolean 
 	return sel.matchers.every(m => ((labels[m.label] ?? "") === m.value) === (m.op === "="));
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Milliseconds from seconds (a number or a string of digits) or "500ms", "30s", "1m30s", "2h". */
-export function parseDuration(value: number | string, field = "for"): number {
-	const fail = () =>
-		new InvalidInputError(
-			`${field} '${value}' is not a duration: use seconds or a string like "30s", "5m", "1h30m".`,
-			{ field, value }
-		);
-	let ms: number;
-	if (typeof value === "number" || /^\s*\d+(\.\d+)?\s*$/.test(value)) {
-		ms = Number(value) * 1000;
-	} else {
-		const text = value.trim();
-		if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) throw fail();
-		ms = 0;
-		for (const [, n, , unit] of text.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g))
-			ms += Number(n) * DURATION_UNITS[unit];
-	}
-	if (!Number.isFinite(ms) || ms < 0) throw fail();
-	if (ms > MAX_FOR_MS)
-		throw new InvalidInputError(`${field} '${value}' is longer than 30 days.`, {
-			field,
-			value
-		});
-	return Math.round(ms);
-}
-
 /** A rule from a checked request: its selector parsed and canonical, its `for` in ms. */
 export function makeRule(
 	input: RuleInput,
@@ -238,7 +211,7 @@ export function makeRule(
 		op: input.op,
 		threshold: input.threshold,
 		for: input.for,
-		forMs: parseDuration(input.for),
+		forMs: parseDuration(input.for, { field: "for", max: MAX_FOR_MS }),
 		severity: input.severity,
 		labels: { ...(input.labels ?? {}) },
 		createdAt: ids.now,

@@ -5,6 +5,10 @@
 import { InvalidInputError } from "../shared/errors";
 import { parseCpu, parseSize } from "../shared/units";
 import { quantity } from "../shared/params";
+import { parseDuration } from "../shared/duration";
+
+/** Checks more often than this would load the targets more than they tell (ms). */
+const MIN_INTERVAL = 500;
 
 export const RESOURCE_TYPES = [
 	"postgres",
@@ -86,41 +90,15 @@ export interface ServiceInput {
 	dependencies?: string[];
 }
 
-/** "10s", "500ms", "2m" or a number of seconds → ms. */
-export function parseDuration(value: number | string, field: string): number {
-	if (typeof value === "number") {
-		if (!Number.isFinite(value) || value <= 0)
-			throw new InvalidInputError(`${field} must be a positive number of seconds.`, {
-				field,
-				value
-			});
-		return Math.round(value * 1000);
-	}
-	const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-	if (!match || parseFloat(match[1]) <= 0)
-		throw new InvalidInputError(
-			`${field} '${value}' is not a duration: use 10, "10s", "500ms" or "2m".`,
-			{
-				field,
-				value
-			}
-		);
-	const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[
-		(match[2] ?? "s") as "ms" | "s" | "m" | "h"
-	];
-	return Math.round(parseFloat(match[1]) * factor);
-}
-
 export function normalizeHealthCheck(
 	input: HealthCheckInput = {},
 	field = "healthCheck"
 ): HealthCheckSpec {
-	const interval = parseDuration(input.interval ?? "10s", `${field}.interval`);
-	const timeout = parseDuration(input.timeout ?? "2s", `${field}.timeout`);
-	if (interval < 500)
-		throw new InvalidInputError(`${field}.interval must be at least 500ms.`, {
-			field: `${field}.interval`
-		});
+	const interval = parseDuration(input.interval ?? "10s", {
+		field: `${field}.interval`,
+		min: MIN_INTERVAL
+	});
+	const timeout = parseDuration(input.timeout ?? "2s", { field: `${field}.timeout`, min: 1 });
 	if (timeout > interval)
 		throw new InvalidInputError(`${field}.timeout must not be longer than the interval.`, {
 			field: `${field}.timeout`

@@ -243,6 +243,21 @@ export function replicaSpec(w: Workload, r: Replica): ReplicaSpec {
 }
 
 /** The API's view: the stored record plus its derived status. */
+/** A workload's replicas on one node, as the inventory shows them with the node. */
+export function replicasOn(w: Workload, node: string) {
+	return w.replicas
+		.filter(r => r.node === node)
+		.map(r => ({
+			id: w.id,
+			name: w.name,
+			tenant: w.tenant,
+			replica: r.index,
+			state: r.state,
+			gpus: r.gpus,
+			resources: w.resources
+		}));
+}
+
 export function workloadView(w: Workload, withEvents = false) {
 	const { events, ...rest } = w;
 	return { ...rest, status: workloadStatus(w), ...(withEvents ? { events } : {}) };

@@ -8,6 +8,8 @@ import { InvalidInputError } from "./errors";
 
 export interface IsaEnv {
 	nodeID: string;
+	/** NODEID as set, null when unset (a REPL then names itself apart from the host's node). */
+	givenNodeID: string | null;
 	host: string;
 	port: number;
 	/** Moleculer transporter URL; null runs a single node without one. */
@@ -36,13 +38,19 @@ export interface IsaEnv {
 	allowedCommands: string | undefined;
 	/** ISA_SERVICE_DIRS: where service workloads' modules are looked up. */
 	serviceDirs: string | undefined;
+	/** ISA_TENANT: the tenant the REPL's commands act for, as an admin. */
+	tenant: string;
+	/** ISA_TOKEN: the token `npm run apply` sends. */
+	token: string | null;
+	/** ISA_APPLY: a services/resources document the registry applies at start. */
+	applyFile: string | null;
 }
 
 export const ALL_SERVICES = [
 	"agent",
 	"nodes",
 	"scheduler",
-	"auth",
+	"tenants",
 	"registry",
 	"config",
 	"monitor",
@@ -89,6 +97,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		);
 	return {
 		nodeID: env.NODEID || os.hostname(),
+		givenNodeID: env.NODEID || null,
 		host: env.HOST || "127.0.0.1",
 		port: number(env, "PORT", 3000),
 		transporter: env.TRANSPORTER || null,
@@ -106,6 +115,9 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000,
 		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? ""),
 		allowedCommands: env.ISA_ALLOWED_COMMANDS,
-		serviceDirs: env.ISA_SERVICE_DIRS
+		serviceDirs: env.ISA_SERVICE_DIRS,
+		tenant: env.ISA_TENANT || "default",
+		token: env.ISA_TOKEN || null,
+		applyFile: env.ISA_APPLY || null
 	};
 }

@@ -4,7 +4,8 @@
  */
 import { spawn, ChildProcess } from "child_process";
 import path from "path";
-import { mintToken, Role } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
+import { Role } from "../../services/shared/principal";
 import { freePort, startNats, startRedis, TestServer } from "./servers";
 
 // From test/helpers under ts-jest, or from dist/test/helpers when the benchmark runs it.

@@ -3,7 +3,7 @@ import { spawnSync } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { TokenVerifier } from "../../services/gateway/auth";
+import { TokenVerifier } from "../../services/gateway/jwt";
 import { loadOrCreateSecret } from "../../services/gateway/secret";
 import { ROOT } from "../helpers/cluster";
 

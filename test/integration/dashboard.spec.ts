@@ -17,12 +17,13 @@ import { ServiceBroker, ServiceSchema } from "moleculer";
 import request from "supertest";
 import type { Browser, Page } from "playwright-core";
 import { chromium } from "playwright-core";
-import AuthService from "../../services/auth.service";
+import TenantsService from "../../services/tenants.service";
 import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
 import RegistryService from "../../services/registry.service";
 import SchedulerService from "../../services/scheduler.service";
-import { mintToken, Principal } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
+import { Principal } from "../../services/shared/principal";
 import { EventStream } from "../../services/gateway/events";
 import { withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
@@ -286,7 +287,7 @@ describe("dashboard", () => {
 	const control = new ServiceBroker({ nodeID: "control", ...brokerOpts });
 	control.createService(withSettings(NodesService, { store }));
 	control.createService(withSettings(SchedulerService, { store, reconcileInterval: 300 }));
-	control.createService(withSettings(AuthService, { store }));
+	control.createService(withSettings(TenantsService, { store }));
 	control.createService(
 		withSettings(RegistryService, { store, tickInterval: 100, applyFile: null })
 	);

@@ -10,8 +10,8 @@ import { SignJWT, UnsecuredJWT } from "jose";
 import request from "supertest";
 import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
-import { mintToken } from "../../services/gateway/auth";
-import { IsaPrometheusReporter } from "../../services/shared/metrics";
+import { mintToken } from "../../services/gateway/jwt";
+import { IsaPrometheusReporter } from "../../reporters/prometheus";
 import type { NodeReport } from "../../services/shared/types";
 import { withSettings } from "../helpers/services";
 

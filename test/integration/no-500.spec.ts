@@ -8,14 +8,14 @@ import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
 import request from "supertest";
-import AuthService from "../../services/auth.service";
+import TenantsService from "../../services/tenants.service";
 import ConfigService from "../../services/config.service";
 import GatewayService from "../../services/gateway.service";
 import MonitorService from "../../services/monitor.service";
 import NodesService from "../../services/nodes.service";
 import RegistryService from "../../services/registry.service";
 import SchedulerService from "../../services/scheduler.service";
-import { mintToken } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
 import { withSettings } from "../helpers/services";
 
 const SECRET = "no-500-secret";
@@ -115,7 +115,7 @@ describe("no request causes a 500", () => {
 	for (const schema of [
 		NodesService,
 		SchedulerService,
-		AuthService,
+		TenantsService,
 		RegistryService,
 		ConfigService,
 		MonitorService

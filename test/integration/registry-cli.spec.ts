@@ -7,7 +7,7 @@ import { spawnSync } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { mintToken } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
 import { freePort } from "../helpers/servers";
 import { ENTRY, eventually, NodeProcess, ROOT, startNode } from "../helpers/cluster";
 

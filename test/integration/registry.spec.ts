@@ -13,7 +13,7 @@ import { ServiceBroker } from "moleculer";
 import request from "supertest";
 import GatewayService from "../../services/gateway.service";
 import RegistryService from "../../services/registry.service";
-import { mintToken } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
 import { withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 
@@ -397,7 +397,7 @@ describe("registry", () => {
 			expect(res.status).toBe(200);
 			expect(res.body).toEqual({ tenant: "acme", user: "ops", n: 5 });
 			const scheduler = await api("post", "/api/v1/services/call").send({
-				service: "auth",
+				service: "tenants",
 				action: "createTenant",
 				params: { id: "x" }
 			});

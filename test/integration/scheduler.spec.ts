@@ -8,11 +8,11 @@ import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
 import request from "supertest";
-import AuthService from "../../services/auth.service";
+import TenantsService from "../../services/tenants.service";
 import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
 import SchedulerService from "../../services/scheduler.service";
-import { mintToken } from "../../services/gateway/auth";
+import { mintToken } from "../../services/gateway/jwt";
 import { COLLECTIONS } from "../../services/shared/collections";
 import { EVENTS } from "../../services/shared/events";
 import { SqliteStore } from "../../services/shared/store/sqlite";
@@ -50,7 +50,7 @@ describe("scheduler over the API", () => {
 			announceDelay: 1000
 		})
 	);
-	control.createService(withSettings(AuthService, { store }));
+	control.createService(withSettings(TenantsService, { store }));
 	const announced: Array<{ nodeID: string; allocated: { cpu: number } }> = [];
 	control.createService({
 		name: "allocation-listener",

@@ -2,7 +2,6 @@ import {
 	formatSelector,
 	makeRule,
 	matches,
-	parseDuration,
 	parseSelector,
 	RuleInput
 } from "../../../services/monitor/alerts";
@@ -88,37 +87,6 @@ describe("formatSelector and matches", () => {
 		expect(matches(sel, "resource.health", { name: "api" })).toBe(false);
 		expect(matches(parseSelector('service.health{endpoint=""}'), "service.health", {})).toBe(
 			true
-		);
-	});
-});
-
-describe("parseDuration", () => {
-	it.each([
-		[0, 0],
-		[30, 30_000],
-		[1.5, 1500],
-		["45", 45_000],
-		["30s", 30_000],
-		["1m", 60_000],
-		["1m30s", 90_000],
-		["500ms", 500],
-		["2h", 7_200_000],
-		[" 5m ", 300_000]
-	])("%j is %d ms", (value, ms) => {
-		expect(parseDuration(value)).toBe(ms);
-	});
-
-	it.each(["", "5 minutes", "1d", "m", "-1", "1.5.2s"])("refuses %j with 422", value => {
-		const err = failure(() => parseDuration(value));
-		expect(err).toBeInstanceOf(InvalidInputError);
-		expect(err.code).toBe(422);
-		expect(err.data).toEqual({ field: "for", value });
-	});
-
-	it("refuses negative numbers and more than 30 days", () => {
-		expect(failure(() => parseDuration(-1)).data).toEqual({ field: "for", value: -1 });
-		expect(failure(() => parseDuration("721h")).message).toBe(
-			"for '721h' is longer than 30 days."
 		);
 	});
 });

@@ -8,8 +8,7 @@ import {
 import {
 	normalizeHealthCheck,
 	normalizeResource,
-	normalizeService,
-	parseDuration
+	normalizeService
 } from "../../../services/registry/model";
 import { ownerOf } from "../../../services/registry/sharding";
 
@@ -94,14 +93,6 @@ describe("ownerOf", () => {
 });
 
 describe("model", () => {
-	it("reads durations", () => {
-		expect(parseDuration(10, "x")).toBe(10_000);
-		expect(parseDuration("500ms", "x")).toBe(500);
-		expect(parseDuration("2m", "x")).toBe(120_000);
-		expect(() => parseDuration("soon", "x")).toThrow(/not a duration/);
-		expect(() => parseDuration(0, "x")).toThrow(/positive/);
-	});
-
 	it("fills health check defaults and refuses a timeout longer than the interval", () => {
 		expect(normalizeHealthCheck()).toEqual({
 			interval: 10_000,

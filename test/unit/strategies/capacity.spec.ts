@@ -7,7 +7,7 @@ import {
 	capacityTableOf,
 	freeCapacity,
 	pickByCapacity
-} from "../../../services/shared/capacity-strategy";
+} from "../../../strategies/capacity";
 import { EVENTS } from "../../../services/shared/events";
 import { eventually } from "../../helpers/cluster";
 import type { NodeReport } from "../../../services/shared/types";

@@ -1,5 +1,5 @@
 /**
- * Token checks for the gateway: JWT (jose) with HS256 and a shared secret, or RS256 with a
+ * JWT checks for the gateway (jose): HS256 HS256 and a shared secret, or RS256 with a
  * configured public key. `exp` is required; `alg: none` and any other algorithm are refused.
  * Verified tokens are cached until they expire, because signature checks on every request would
  * cost the gateway a large share of its throughput.
@@ -13,37 +13,9 @@ import {
 	errors as joseErrors
 } from "jose";
 import ApiGateway from "moleculer-web";
+import { Principal, Role, ROLES } from "../shared/principal";
 
 const WebErrors = ApiGateway.Errors;
-
-export const ROLES = ["admin", "operator", "viewer"] as const;
-export type Role = (typeof ROLES)[number];
-
-/** Who made a request, from the verified token. */
-export interface Principal {
-	sub: string;
-	tenant: string;
-	roles: Role[];
-	/** Expiry, seconds since the epoch. */
-	exp: number;
-}
-
-/** What an action needs: read (any role), write (operator or admin), admin. */
-export type Access = "read" | "write" | "admin";
-
-const ACCESS_ROLES: Record<Access, Role[]> = {
-	read: ["admin", "operator", "viewer"],
-	write: ["admin", "operator"],
-	admin: ["admin"]
-};
-
-export function canAccess(principal: Principal, access: Access): boolean {
-	return principal.roles.some(role => ACCESS_ROLES[access].includes(role));
-}
-
-export function rolesFor(access: Access): Role[] {
-	return ACCESS_ROLES[access];
-}
 
 /** 401 with moleculer-web's shape; `type` says which check failed. */
 function unauthorized(type: string, reason: string): Error {
@@ -173,12 +145,4 @@ export async function mintToken(opts: MintOptions): Promise<string> {
 		.setIssuedAt()
 		.setExpirationTime(Math.floor(Date.now() / 1000) + opts.ttl)
 		.sign(new TextEncoder().encode(opts.secret));
-}
-
-/** "24h", "30m", "3600", "7d" → seconds. */
-export function parseTtl(text: string): number {
-	const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
-	if (!match) throw new TypeError(`'${text}' is not a duration: use 3600, 90m, 24h or 7d.`);
-	const factor = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2]] as number;
-	return parseInt(match[1], 10) * factor;
 }

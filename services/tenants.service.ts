@@ -1,7 +1,8 @@
 /**
- * auth: tenants and their quotas. (Token checks run inside the gateway, services/gateway/auth.ts,
+ * tenants: tenants and their quotas. (Token checks run inside the gateway, services/gateway/jwt.ts,
  * since a network hop per request would cost the gateway most of its throughput.) A tenant
- * without a record may still be named in tokens: it simply has no quota.
+ * without a record may still be named in tokens: it simply has no quota. Usage is the
+ * scheduler's: it charges quotas as it places, and answers `scheduler.usage`.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import StoreMixin from "../mixins/store.mixin";
@@ -9,8 +10,8 @@ import { COLLECTIONS } from "./shared/collections";
 import { ConflictError, NotFoundError } from "./shared/errors";
 import type { Store } from "./shared/store";
 import { parseCpu, parseSize } from "./shared/units";
-import type { Principal } from "./gateway/auth";
-import { emptyUsage, Quota, TenantUsage } from "./scheduler/quota";
+import { canSeeTenant, type Principal } from "./shared/principal";
+import type { Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
 
 interface Tenant {
@@ -34,10 +35,11 @@ interface Meta {
 	$location?: string;
 }
 
-interface AuthThis extends Service {
+interface TenantsThis extends Service {
 	store: Store;
 	view(t: Tenant): Promise<Tenant & { usage: TenantUsage }>;
 	find(id: string): Promise<{ value: Tenant; version: number }>;
+	usageOf(tenant: string): Promise<TenantUsage>;
 }
 
 const quotaSchema = {
@@ -60,12 +62,8 @@ function normalizeQuota(q: QuotaInput = {}): Quota {
 	return quota;
 }
 
-function isAdmin(ctx: Context<unknown, Meta>): boolean {
-	return !!ctx.meta.user?.roles.includes("admin");
-}
-
-const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
-	name: "auth",
+const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
+	name: "tenants",
 	mixins: [StoreMixin()],
 
 	actions: {
@@ -76,7 +74,7 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 				$$strict: true,
 				...pageParams(10000)
 			},
-			async handler(this: AuthThis, ctx: Context<{ limit?: number; offset?: number }>) {
+			async handler(this: TenantsThis, ctx: Context<{ limit?: number; offset?: number }>) {
 				const { items, total } = page(
 					await this.store.list<Tenant>(COLLECTIONS.tenants),
 					ctx.params
@@ -95,7 +93,7 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 				quota: { ...quotaSchema, optional: true }
 			},
 			async handler(
-				this: AuthThis,
+				this: TenantsThis,
 				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }, Meta>
 			) {
 				const tenant: Tenant = {
@@ -118,8 +116,9 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 		getTenant: {
 			access: "read",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
-			async handler(this: AuthThis, ctx: Context<{ id: string }, Meta>) {
-				if (!isAdmin(ctx) && ctx.meta.user?.tenant !== ctx.params.id)
+			async handler(this: TenantsThis, ctx: Context<{ id: string }, Meta>) {
+				const user = ctx.meta.user;
+				if (!user || !canSeeTenant(user, ctx.params.id))
 					throw new NotFoundError("Tenant", ctx.params.id);
 				return this.view((await this.find(ctx.params.id)).value);
 			}
@@ -135,7 +134,7 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 				quota: { ...quotaSchema, optional: true }
 			},
 			async handler(
-				this: AuthThis,
+				this: TenantsThis,
 				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }>
 			) {
 				const doc = await this.find(ctx.params.id);
@@ -159,15 +158,15 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 		deleteTenant: {
 			access: "admin",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
-			async handler(this: AuthThis, ctx: Context<{ id: string }>) {
+			async handler(this: TenantsThis, ctx: Context<{ id: string }>) {
 				const doc = await this.find(ctx.params.id);
-				const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, ctx.params.id);
-				if (usage && usage.value.workloads > 0)
+				const usage = await this.usageOf(ctx.params.id);
+				if (usage.workloads > 0)
 					throw new ConflictError(
-						`Tenant '${ctx.params.id}' still has ${usage.value.workloads} workload(s); delete them first.`,
+						`Tenant '${ctx.params.id}' still has ${usage.workloads} workload(s); delete them first.`,
 						{
 							id: ctx.params.id,
-							workloads: usage.value.workloads
+							workloads: usage.workloads
 						}
 					);
 				await this.store.delete(COLLECTIONS.tenants, ctx.params.id, doc.version);
@@ -177,17 +176,20 @@ const AuthService: ServiceSchema<Record<string, never>, AuthThis> = {
 	},
 
 	methods: {
-		async find(this: AuthThis, id: string) {
+		async find(this: TenantsThis, id: string) {
 			const doc = await this.store.get<Tenant>(COLLECTIONS.tenants, id);
 			if (!doc) throw new NotFoundError("Tenant", id);
 			return doc;
 		},
 
-		async view(this: AuthThis, t: Tenant) {
-			const usage = await this.store.get<TenantUsage>(COLLECTIONS.usage, t.id);
-			return { ...t, usage: usage?.value ?? emptyUsage() };
+		async view(this: TenantsThis, t: Tenant) {
+			return { ...t, usage: await this.usageOf(t.id) };
+		},
+
+		usageOf(this: TenantsThis, tenant: string) {
+			return this.broker.call<TenantUsage, { tenant: string }>("scheduler.usage", { tenant });
 		}
 	}
 };
 
-export default AuthService;
+export default TenantsService;

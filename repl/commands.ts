@@ -3,8 +3,9 @@
  * calls the cluster's actions and prints with the pure renderers below, which are unit-tested.
  */
 import type { ServiceBroker } from "moleculer";
-import type { NodeInfo } from "./types";
-import { formatSize } from "./units";
+import type { NodeInfo } from "../services/shared/types";
+import { loadEnv } from "../services/shared/env";
+import { formatSize } from "../services/shared/units";
 
 /** A plain text table: columns padded to their widest cell. */
 export function renderTable(header: string[], rows: string[][]): string {
@@ -87,7 +88,7 @@ export function renderWorkloads(items: WorkloadRow[]): string {
 
 /** The REPL acts as a trusted member of the cluster: an admin of ISA_TENANT (default "default"). */
 function replUser() {
-	return { sub: "repl", tenant: process.env.ISA_TENANT || "default", roles: ["admin"] };
+	return { sub: "repl", tenant: loadEnv().tenant, roles: ["admin"] };
 }
 
 interface ReplArgs {

@@ -27,8 +27,8 @@ import type {
 	ServiceRegistry,
 	ServiceSchema
 } from "moleculer";
-import { EVENTS } from "./events";
-import type { NodeReport } from "./types";
+import { EVENTS } from "../services/shared/events";
+import type { NodeReport } from "../services/shared/types";
 
 export interface CapacityStrategyOptions {
 	/** How many random candidates one call compares; 0, or more than there are, compares all. */

@@ -1,9 +1,4 @@
-import {
-	renderAlerts,
-	renderNodes,
-	renderTable,
-	renderWorkloads
-} from "../../../services/shared/repl-commands";
+import { renderAlerts, renderNodes, renderTable, renderWorkloads } from "../../../repl/commands";
 import type { NodeInfo } from "../../../services/shared/types";
 
 describe("REPL tables", () => {

@@ -1,14 +1,12 @@
 import { generateKeyPair, exportSPKI, SignJWT, UnsecuredJWT } from "jose";
 import {
-	canAccess,
 	ERR_INVALID_TOKEN,
 	ERR_NO_TOKEN,
 	ERR_TOKEN_EXPIRED,
 	mintToken,
-	parseTtl,
 	principalFromClaims,
 	TokenVerifier
-} from "../../../services/gateway/auth";
+} from "../../../services/gateway/jwt";
 
 const SECRET = "unit-test-secret-0123456789abcdef";
 const now = () => Math.floor(Date.now() / 1000);
@@ -146,26 +144,5 @@ describe("principalFromClaims", () => {
 		["roles not a list", { ...base, roles: "admin" }]
 	])("refuses %s", (_name, claims) => {
 		expect(() => principalFromClaims(claims)).toThrow(expect.objectContaining({ code: 401 }));
-	});
-});
-
-describe("canAccess", () => {
-	const who = (roles: string[]) => ({ sub: "a", tenant: "t", roles, exp: 0 }) as never;
-	it("lets every role read, operators and admins write, admins administer", () => {
-		expect(canAccess(who(["viewer"]), "read")).toBe(true);
-		expect(canAccess(who(["viewer"]), "write")).toBe(false);
-		expect(canAccess(who(["operator"]), "write")).toBe(true);
-		expect(canAccess(who(["operator"]), "admin")).toBe(false);
-		expect(canAccess(who(["viewer", "admin"]), "admin")).toBe(true);
-	});
-});
-
-describe("parseTtl", () => {
-	it("reads seconds, minutes, hours and days", () => {
-		expect(parseTtl("3600")).toBe(3600);
-		expect(parseTtl("90m")).toBe(5400);
-		expect(parseTtl("24h")).toBe(86400);
-		expect(parseTtl("7d")).toBe(604800);
-		expect(() => parseTtl("soon")).toThrow(/not a duration/);
 	});
 });

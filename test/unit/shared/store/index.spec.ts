@@ -6,7 +6,7 @@ import {
 	resolve,
 	SqliteStore,
 	Store
-} from "../../../services/shared/store";
+} from "../../../../services/shared/store";
 
 /** A backend of its own, to see that registered names reach `resolve` and `openStore`. */
 class MemStore extends SqliteStore {
