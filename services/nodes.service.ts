@@ -4,6 +4,7 @@
  * MISSED_REPORTS missed reports (sooner than Moleculer's heartbeat timeout), and keeps what
  * outlives a restart (capacity, labels, cordons) in the store.
  */
+import { Errors } from "moleculer";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
@@ -30,6 +31,12 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	view(node: NodeInfo, allocated?: NodeInfo["allocated"], withFacts?: boolean): NodeInfo;
 	findNode(id: string): NodeInfo;
 	loadAllocations(): Promise<void>;
+}
+
+/** What the scheduler answers of a node (scheduler.placedOn). */
+interface Placed {
+	workloads: unknown[];
+	allocated: NodeInfo["allocated"];
 }
 
 interface ListParams {
@@ -69,11 +76,17 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
 				const node = this.findNode(ctx.params.id);
 				// The scheduler owns placements: it answers the node's workloads and allocation.
-				const { workloads, allocated } = await ctx.call<
-					{ workloads: unknown[]; allocated: NodeInfo["allocated"] },
-					{ node: string }
-				>("scheduler.placedOn", { node: node.id });
-				return { ...this.view(node, allocated, true), workloads };
+				// Where none runs, nothing is placed: the node as announced, with no workloads.
+				const placed = await ctx
+					.call<Placed, { node: string }>("scheduler.placedOn", { node: node.id })
+					.catch((err: Error) => {
+						if (err instanceof Errors.ServiceNotFoundError) return null;
+						throw err;
+					});
+				return {
+					...this.view(node, placed?.allocated, true),
+					workloads: placed?.workloads ?? []
+				};
 			}
 		},
 

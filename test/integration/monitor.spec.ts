@@ -15,6 +15,7 @@ import MonitorService, { DEFAULT_RULES } from "../../services/monitor.service";
 import { COLLECTIONS } from "../../services/shared/collections";
 import { EVENTS } from "../../services/shared/events";
 import NodesService from "../../services/nodes.service";
+import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/jwt";
 import type { Alert } from "../../services/monitor/alerts";
 import type { WebhookBody } from "../../services/monitor/notify";
@@ -126,6 +127,8 @@ describe("monitor over the API", () => {
 		}
 	});
 	control.createService(withSettings(NodesService, { store }));
+	// The monitor hears the workloads from the scheduler, which owns them.
+	control.createService(withSettings(SchedulerService, { store }));
 	const monitor = control.createService(withSettings(MonitorService, { store, ...FAST }));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
@@ -372,7 +375,7 @@ describe("monitor over the API", () => {
 		expect(text).toMatch(/^# TYPE isa_node_gpu_temperature gauge$/m);
 	});
 
-	it("follows workloads from the store; a tenant sees only its own", async () => {
+	it("follows the scheduler's workloads; a tenant sees only its own", async () => {
 		const w = newWorkload(
 			{
 				name: "llm",

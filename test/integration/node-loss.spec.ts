@@ -67,7 +67,7 @@ describe("node loss", () => {
 			"control",
 			startNode("control", {
 				...common,
-				SERVICES: "nodes,scheduler,auth,gateway",
+				SERVICES: "nodes,scheduler,tenants,gateway",
 				PORT: String(cluster.port)
 			})
 		);
