@@ -1,5 +1,6 @@
 /**
- * The notifier against a real HTTP receiver on loopback that fails as told.
+ * The notifier against a real HTTP receiver on loopback, which fails or hangs on the first
+ * requests as each test configures.
  */
 import http from "http";
 import type { AddressInfo } from "net";
