@@ -9,7 +9,8 @@
 import crypto from "crypto";
 import { InvalidInputError } from "../shared/errors";
 import { parseDuration } from "../shared/duration";
-import { Labels, METRICS, Sample, seriesKey } from "./timeseries";
+import { METRICS } from "./sampling";
+import { Labels, Sample, seriesKey } from "./timeseries";
 
 export const OPS = [">", ">=", "<", "<=", "==", "!="] as const;
 export type Op = (typeof OPS)[number];
@@ -292,7 +293,8 @@ export class AlertEvaluator {
 				}
 			}
 		}
-		// The series went away (a node down takes its GPUs' series with it) or the rule did.
+		// Alerts not matched this round lost their series (a node that is down has no GPU series)
+		// or their rule (deleted): they end now.
 		for (const [key, entry] of this.active) if (!seen.has(key)) this.end(key, entry, now, out);
 		return out;
 	}

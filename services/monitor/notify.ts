@@ -44,7 +44,7 @@ interface Delivery {
 
 interface UrlQueue {
 	items: Delivery[];
-	/** The head is being sent. */
+	/** The first item is being sent now. */
 	busy: boolean;
 	retry: NodeJS.Timeout | null;
 }
@@ -183,7 +183,7 @@ export class Notifier {
 				bodyTimeout: this.opts.timeout,
 				signal: AbortSignal.timeout(this.opts.timeout)
 			});
-			// Read the answer, so the connection goes back to the pool.
+			// Consume the response body, so that undici can reuse the connection.
 			await res.body.dump();
 			return res.statusCode >= 200 && res.statusCode < 300 ? null : `HTTP ${res.statusCode}`;
 		} catch (err) {

@@ -1,6 +1,6 @@
 /**
- * Usage history in fixed memory, and the samples it is fed with. Pure: no timers, no I/O; the
- * monitor service samples the cluster once per evaluation and hands the samples in.
+ * Usage history in fixed memory. Pure: no timers, no I/O; the monitor service builds the samples
+ * once per evaluation (sampling.ts) and records them here.
  *
  * Memory bound: every series keeps one ring buffer per tier, `points` slots of `step` ms each,
  * and every sample goes into every tier, where it is averaged with the other samples of its
@@ -9,9 +9,6 @@
  * 24 h at 5 min: 648 slots) take about 13 KiB per series, and `maxSeries` caps the total: past
  * it, the series updated longest ago (a node or workload that went away) is evicted first.
  */
-import type { Capacity, NodeStatus, ReplicaState, Usage } from "../shared/types";
-import { workloadStatus, Workload, WorkloadStatus } from "../scheduler/workload";
-
 export type Labels = Record<string, string>;
 
 /** One value of one series at the time the samples are recorded. */
@@ -34,43 +31,6 @@ export const DEFAULT_TIERS: Tier[] = [
 
 /** Bytes one slot of a ring takes: Float64 bucket number and sum, Uint32 count. */
 export const BYTES_PER_POINT = 20;
-
-/**
- * Every metric the monitor samples, with its labels: what alert rules and `stats` may name.
- * Percentages are 0–100, memory in bytes, CPU in cores, temperature in °C.
- */
-export const METRICS: Record<string, { labels: string[]; help: string }> = {
-	"node.status": {
-		labels: ["node"],
-		help: "1 while the node reports (ready or draining), 0 down"
-	},
-	"node.cpu.usage": { labels: ["node"], help: "CPU busy, % of all cores" },
-	"node.memory.usage": { labels: ["node"], help: "memory used, % of capacity" },
-	"node.gpu.utilization": { labels: ["node", "gpu"], help: "GPU busy, %" },
-	"node.gpu.memory.used": { labels: ["node", "gpu"], help: "GPU memory used, bytes" },
-	"node.gpu.temperature": { labels: ["node", "gpu"], help: "GPU temperature, °C" },
-	"cluster.cpu.capacity": { labels: [], help: "cores on nodes that are up" },
-	"cluster.cpu.used": { labels: [], help: "cores busy" },
-	"cluster.cpu.allocated": { labels: [], help: "cores reserved by workloads" },
-	"cluster.memory.capacity": { labels: [], help: "bytes on nodes that are up" },
-	"cluster.memory.used": { labels: [], help: "bytes used" },
-	"cluster.memory.allocated": { labels: [], help: "bytes reserved by workloads" },
-	"cluster.gpu.total": { labels: [], help: "GPUs on nodes that are up" },
-	"cluster.gpu.free": { labels: [], help: "GPUs not reserved on ready nodes" },
-	"cluster.gpu.allocated": { labels: [], help: "GPUs reserved by workloads" },
-	"cluster.nodes": { labels: ["status"], help: "nodes by status" },
-	workloads: { labels: ["state"], help: "workloads by status" },
-	"workloads.pending": { labels: [], help: "workloads waiting for a place" },
-	"workload.replicas": {
-		labels: ["workload", "name", "tenant", "state"],
-		help: "a workload's replicas by state"
-	},
-	"service.health": {
-		labels: ["name", "endpoint"],
-		help: "1 healthy, 0 unhealthy, per endpoint (none for Moleculer services)"
-	},
-	"resource.health": { labels: ["id", "name"], help: "1 healthy, 0 unhealthy" }
-};
 
 /** A point of a series: [ms since the epoch (start of its bucket), value]. */
 export type Point = [number, number];
@@ -123,7 +83,7 @@ class Ring {
 
 	add(at: number, value: number): void {
 		const bucket = Math.floor(at / this.step);
-		// Too old to be kept next to what the ring holds now.
+		// Older than the oldest bucket the ring still holds: there is no slot for it.
 		if (bucket <= this.last - this.points) return;
 		const slot = bucket % this.points;
 		if (this.buckets[slot] !== bucket) {
@@ -159,7 +119,7 @@ class Ring {
 				held ? Math.round((this.sums[slot] / this.counts[slot]) * 1000) / 1000 : null
 			);
 		}
-		// Leading empty buckets carry nothing.
+		// Drop leading empty buckets: `load` places the values by counting back from `last`.
 		while (values.length && values[0] === null) values.shift();
 		return { last: this.last, values };
 	}
@@ -314,142 +274,4 @@ function rebucket(points: Point[], step: number): Point[] {
 	}
 	if (n > 0) out.push([bucket, sum / n]);
 	return out;
-}
-
-/** The part of a node (NodeInfo, or what a report told) that the samples come from. */
-export interface MonitoredNode {
-	id: string;
-	status: NodeStatus;
-	capacity: Capacity;
-	usage: Usage | null;
-	allocated: { cpu: number; memory: number; gpus: number };
-}
-
-function percent(part: number, whole: number): number {
-	return whole > 0 ? (part / whole) * 100 : 0;
-}
-
-/**
- * A node's series: `node.status` (1 while it reports, ready or draining; 0 down), and while
- * it is up `node.cpu.usage` and `node.memory.usage` in percent, and per GPU
- * `node.gpu.utilization` (%), `node.gpu.memory.used` (bytes), `node.gpu.temperature` (°C).
- */
-export function nodeSamples(n: MonitoredNode): Sample[] {
-	const node = { node: n.id };
-	const out: Sample[] = [
-		{ metric: "node.status", labels: node, value: n.status === "down" ? 0 : 1 }
-	];
-	if (n.status === "down" || !n.usage) return out;
-	out.push(
-		{ metric: "node.cpu.usage", labels: node, value: n.usage.cpuPercent },
-		{
-			metric: "node.memory.usage",
-			labels: node,
-			value: percent(n.usage.memory, n.capacity.memory)
-		}
-	);
-	for (const g of n.usage.gpus) {
-		const gpu = { node: n.id, gpu: String(g.index) };
-		out.push(
-			{ metric: "node.gpu.utilization", labels: gpu, value: g.utilization },
-			{ metric: "node.gpu.memory.used", labels: gpu, value: g.memoryUsed }
-		);
-		if (g.temperature !== null)
-			out.push({ metric: "node.gpu.temperature", labels: gpu, value: g.temperature });
-	}
-	return out;
-}
-
-/** Totals over the nodes that are up, GPUs free on ready nodes, and nodes by status. */
-export interface ClusterTotals {
-	cpu: { capacity: number; used: number; allocated: number };
-	memory: { capacity: number; used: number; allocated: number };
-	gpu: { total: number; free: number; allocated: number };
-	nodes: Record<NodeStatus, number>;
-}
-
-export function clusterTotals(nodes: Iterable<MonitoredNode>): ClusterTotals {
-	const t: ClusterTotals = {
-		cpu: { capacity: 0, used: 0, allocated: 0 },
-		memory: { capacity: 0, used: 0, allocated: 0 },
-		gpu: { total: 0, free: 0, allocated: 0 },
-		nodes: { ready: 0, draining: 0, down: 0 }
-	};
-	for (const n of nodes) {
-		t.nodes[n.status]++;
-		if (n.status === "down") continue;
-		t.cpu.capacity += n.capacity.cpu;
-		t.cpu.used += n.usage?.cpu ?? 0;
-		t.cpu.allocated += n.allocated.cpu;
-		t.memory.capacity += n.capacity.memory;
-		t.memory.used += n.usage?.memory ?? 0;
-		t.memory.allocated += n.allocated.memory;
-		t.gpu.total += n.capacity.gpus.length;
-		t.gpu.allocated += n.allocated.gpus;
-		// A draining node takes no new placements, so its idle GPUs are not free to use.
-		if (n.status === "ready")
-			t.gpu.free += Math.max(0, n.capacity.gpus.length - n.allocated.gpus);
-	}
-	return t;
-}
-
-/** `cluster.*`: CPU in cores, memory in bytes, GPUs in units, nodes by `status`. */
-export function clusterSamples(t: ClusterTotals): Sample[] {
-	const out: Sample[] = [];
-	for (const kind of ["cpu", "memory"] as const)
-		for (const what of ["capacity", "used", "allocated"] as const)
-			out.push({ metric: `cluster.${kind}.${what}`, labels: {}, value: t[kind][what] });
-	out.push(
-		{ metric: "cluster.gpu.total", labels: {}, value: t.gpu.total },
-		{ metric: "cluster.gpu.free", labels: {}, value: t.gpu.free },
-		{ metric: "cluster.gpu.allocated", labels: {}, value: t.gpu.allocated }
-	);
-	for (const status of Object.keys(t.nodes) as NodeStatus[])
-		out.push({ metric: "cluster.nodes", labels: { status }, value: t.nodes[status] });
-	return out;
-}
-
-export const WORKLOAD_STATES: WorkloadStatus[] = ["pending", "running", "failed", "stopped"];
-export const REPLICA_STATES: ReplicaState[] = [
-	"pending",
-	"starting",
-	"running",
-	"failed",
-	"stopped"
-];
-
-/** Workloads by status. */
-export function workloadCounts(workloads: Workload[]): Record<WorkloadStatus, number> {
-	const counts = { pending: 0, running: 0, failed: 0, stopped: 0 };
-	for (const w of workloads) counts[workloadStatus(w)]++;
-	return counts;
-}
-
-/**
- * `workloads{state}` and `workloads.pending` (workloads by status), and per workload
- * `workload.replicas{workload,name,tenant,state}` (its replicas in each state).
- */
-export function workloadSamples(workloads: Workload[]): Sample[] {
-	const counts = workloadCounts(workloads);
-	const out: Sample[] = WORKLOAD_STATES.map(state => ({
-		metric: "workloads",
-		labels: { state },
-		value: counts[state]
-	}));
-	out.push({ metric: "workloads.pending", labels: {}, value: counts.pending });
-	for (const w of workloads) {
-		const base = { workload: w.id, name: w.name, tenant: w.tenant };
-		for (const state of REPLICA_STATES)
-			out.push({
-				metric: "workload.replicas",
-				labels: { ...base, state },
-				value: w.replicas.filter(r => r.state === state).length
-			});
-	}
-	return out;
-}
-
-/** 1 healthy, 0 unhealthy; null for unknown (no value rather than a guess). */
-export function healthValue(status: string): number | null {
-	return status === "healthy" ? 1 : status === "unhealthy" ? 0 : null;
 }

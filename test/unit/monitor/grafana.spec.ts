@@ -3,7 +3,7 @@
  */
 import fs from "fs";
 import path from "path";
-import { GAUGES } from "../../../services/monitor.service";
+import { GAUGES } from "../../../services/monitor/gauges";
 
 const file = path.join(__dirname, "../../../configs/grafana-dashboard.json");
 

@@ -1,5 +1,6 @@
 /**
- * The notifier against a real HTTP receiver on loopback that fails as told.
+ * The notifier against a real HTTP receiver on loopback, which fails or hangs on the first
+ * requests as each test configures.
  */
 import http from "http";
 import type { AddressInfo } from "net";
@@ -111,7 +112,7 @@ describe("Notifier", () => {
 		expect(s.events).toEqual(["firing a-n1", "resolved a-n1"]);
 		expect(s.notifier.pending).toBe(2);
 		await eventually(async () => rx.bodies.length === 2, 5000, "two deliveries");
-		// Backoff 20 ms then 40 ms before the first went through.
+		// The first notification failed twice: 20 ms, then 40 ms of backoff before it got through.
 		expect(Date.now() - started).toBeGreaterThanOrEqual(60);
 		expect(rx.attempts).toBe(4);
 		expect(rx.bodies.map(b => b.status)).toEqual(["firing", "resolved"]);
@@ -121,6 +122,9 @@ describe("Notifier", () => {
 			alert: transition("firing", r).alert,
 			rule: { id: "r1", name: "down" }
 		});
+		// The receiver stores the body before it answers, so the second delivery can be seen
+		// above while the notifier's HTTP client has not yet handled the answer to it.
+		await eventually(async () => s.notifier.pending === 0, 5000, "the last answer handled");
 		expect(s.notifier.pending).toBe(0);
 	});
 
