@@ -22,5 +22,22 @@ export default tseslint.config(
 			"@typescript-eslint/no-explicit-any": "off",
 			"no-console": "off"
 		}
+	},
+	{
+		// The dashboard runs in the browser, where Node's globals are undefined. (Its tsconfig has
+		// Node's types for the server modules it takes types from, so tsc would not say so.)
+		files: ["services/gateway/dashboard/**/*.ts"],
+		rules: {
+			"no-restricted-globals": [
+				"error",
+				"process",
+				"Buffer",
+				"global",
+				"require",
+				"module",
+				"__dirname",
+				"__filename"
+			]
+		}
 	}
 );
