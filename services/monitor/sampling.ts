@@ -6,15 +6,9 @@
  */
 import type { PublicHealth } from "../registry/health";
 import { workloadStatus, Workload, WorkloadStatus } from "../scheduler/workload";
-import type {
-	Capacity,
-	NodeInfo,
-	NodeReport,
-	NodeStatus,
-	ReplicaState,
-	Usage
-} from "../shared/types";
+import type { NodeInfo, NodeReport, NodeStatus, ReplicaState } from "../shared/types";
 import type { Labels, Sample } from "./timeseries";
+import { ClusterTotals, clusterTotals, MonitoredNode } from "./totals";
 
 /**
  * Every metric the monitor samples, with its labels: what alert rules and `stats` may name.
@@ -53,15 +47,6 @@ export const METRICS: Record<string, { labels: string[]; help: string }> = {
 	"resource.health": { labels: ["id", "name"], help: "1 healthy, 0 unhealthy" }
 };
 
-/** The part of a node (NodeInfo, or what a report told) that the samples come from. */
-export interface MonitoredNode {
-	id: string;
-	status: NodeStatus;
-	capacity: Capacity;
-	usage: Usage | null;
-	allocated: { cpu: number; memory: number; gpus: number };
-}
-
 function percent(part: number, whole: number): number {
 	return whole > 0 ? (part / whole) * 100 : 0;
 }
@@ -95,39 +80,6 @@ export function nodeSamples(n: MonitoredNode): Sample[] {
 			out.push({ metric: "node.gpu.temperature", labels: gpu, value: g.temperature });
 	}
 	return out;
-}
-
-/** Totals over the nodes that are up, GPUs free on ready nodes, and nodes by status. */
-export interface ClusterTotals {
-	cpu: { capacity: number; used: number; allocated: number };
-	memory: { capacity: number; used: number; allocated: number };
-	gpu: { total: number; free: number; allocated: number };
-	nodes: Record<NodeStatus, number>;
-}
-
-export function clusterTotals(nodes: Iterable<MonitoredNode>): ClusterTotals {
-	const t: ClusterTotals = {
-		cpu: { capacity: 0, used: 0, allocated: 0 },
-		memory: { capacity: 0, used: 0, allocated: 0 },
-		gpu: { total: 0, free: 0, allocated: 0 },
-		nodes: { ready: 0, draining: 0, down: 0 }
-	};
-	for (const n of nodes) {
-		t.nodes[n.status]++;
-		if (n.status === "down") continue;
-		t.cpu.capacity += n.capacity.cpu;
-		t.cpu.used += n.usage?.cpu ?? 0;
-		t.cpu.allocated += n.allocated.cpu;
-		t.memory.capacity += n.capacity.memory;
-		t.memory.used += n.usage?.memory ?? 0;
-		t.memory.allocated += n.allocated.memory;
-		t.gpu.total += n.capacity.gpus.length;
-		t.gpu.allocated += n.allocated.gpus;
-		// A draining node takes no new placements, so its idle GPUs are not free to use.
-		if (n.status === "ready")
-			t.gpu.free += Math.max(0, n.capacity.gpus.length - n.allocated.gpus);
-	}
-	return t;
 }
 
 /** `cluster.*`: CPU in cores, memory in bytes, GPUs in units, nodes by `status`. */

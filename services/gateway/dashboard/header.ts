@@ -1,5 +1,5 @@
 /** The header's live indicator and signed-in user, and the banner under it. */
-import type { Principal } from "../auth";
+import type { Principal } from "../../shared/principal";
 import { byId, el } from "./dom";
 
 /** app.css colours #conn by this state. */

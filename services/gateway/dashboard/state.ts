@@ -5,7 +5,7 @@
 import type { Alert, AlertState } from "../../monitor/alerts";
 import type { WorkloadStatus } from "../../scheduler/workload";
 import type { NodeInfo, Usage } from "../../shared/types";
-import type { Principal } from "../auth";
+import type { Principal } from "../../shared/principal";
 import type { ReportSample } from "../events";
 import { naturalCompare } from "./format";
 import { addPoint, emptyHistory, History } from "./history";

@@ -3,7 +3,7 @@
  * gateway is asked (who it names, when it expires). The gateway verifies it on every request;
  * the page only reads it. Pure.
  */
-import type { Principal } from "../auth";
+import type { Principal } from "../../shared/principal";
 
 /** The localStorage key the token is kept under until sign-out. */
 export const TOKEN_KEY = "isa.token";

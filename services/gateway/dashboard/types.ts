@@ -12,7 +12,7 @@ import type { workloadView } from "../../scheduler/workload";
 import { EVENTS } from "../../shared/events";
 import type { page } from "../../shared/params";
 import type { NodeInfo, ReplicaStatus } from "../../shared/types";
-import type { Principal } from "../auth";
+import type { Principal } from "../../shared/principal";
 import type { ReportSample } from "../events";
 
 /** Every list action answers one page: `{ items, total }`. */

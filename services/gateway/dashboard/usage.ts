@@ -2,39 +2,9 @@
  * The cluster's and each node's usage in percent, from the nodes' latest reports: what the
  * tiles show and what the charts add a point of on every batch of reports. Pure.
  */
-import type { ClusterTotals, MonitoredNode } from "../../monitor/timeseries";
+import { ClusterTotals, clusterTotals, MonitoredNode } from "../../monitor/totals";
 import type { NodeInfo } from "../../shared/types";
 import { percent } from "./format";
-
-/**
- * Totals over the nodes that are up. This is services/monitor/timeseries.ts `clusterTotals`
- * (what the monitor records as the `cluster.*` series the history chart draws), which the page
- * cannot import: timeseries.ts imports scheduler/workload.ts, and that imports shared/errors.ts
- * and so moleculer. test/unit/gateway/dashboard/usage.spec.ts checks that both agree.
- */
-export function clusterTotals(nodes: Iterable<MonitoredNode>): ClusterTotals {
-	const t: ClusterTotals = {
-		cpu: { capacity: 0, used: 0, allocated: 0 },
-		memory: { capacity: 0, used: 0, allocated: 0 },
-		gpu: { total: 0, free: 0, allocated: 0 },
-		nodes: { ready: 0, draining: 0, down: 0 }
-	};
-	for (const n of nodes) {
-		t.nodes[n.status]++;
-		if (n.status === "down") continue;
-		t.cpu.capacity += n.capacity.cpu;
-		t.cpu.used += n.usage?.cpu ?? 0;
-		t.cpu.allocated += n.allocated.cpu;
-		t.memory.capacity += n.capacity.memory;
-		t.memory.used += n.usage?.memory ?? 0;
-		t.memory.allocated += n.allocated.memory;
-		t.gpu.total += n.capacity.gpus.length;
-		t.gpu.allocated += n.allocated.gpus;
-		if (n.status === "ready")
-			t.gpu.free += Math.max(0, n.capacity.gpus.length - n.allocated.gpus);
-	}
-	return t;
-}
 
 /** CPU, memory and GPU busy in percent; gpu is null where there is no GPU. */
 export interface Percents {

@@ -2,12 +2,11 @@ import type { NodeInfo, NodeReport } from "../../../services/shared/types";
 import {
 	ClusterView,
 	clusterSamples,
-	clusterTotals,
 	healthValue,
-	MonitoredNode,
 	nodeSamples,
 	workloadSamples
 } from "../../../services/monitor/sampling";
+import { clusterTotals, MonitoredNode } from "../../../services/monitor/totals";
 import { newWorkload, Workload } from "../../../services/scheduler/workload";
 
 const GiB = 1024 ** 3;

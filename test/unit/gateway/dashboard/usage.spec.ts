@@ -1,6 +1,4 @@
-import { clusterTotals as serverClusterTotals } from "../../../../services/monitor/timeseries";
 import {
-	clusterTotals,
 	clusterUsage,
 	gpuUtilization,
 	nodePercents
@@ -14,11 +12,6 @@ describe("dashboard usage", () => {
 		node("c", { status: "down", gpus: 8, gpuUtil: 100 }),
 		node("d", { usage: false, allocated: { cpu: 0, memory: 0, gpus: 0 } })
 	];
-
-	it("sums the cluster as the monitor's clusterTotals does", () => {
-		expect(clusterTotals(fleet)).toEqual(serverClusterTotals(fleet));
-		expect(clusterTotals([])).toEqual(serverClusterTotals([]));
-	});
 
 	it("averages every GPU of the nodes that are up, an unreported one as idle", () => {
 		expect(gpuUtilization(fleet)).toBeCloseTo((2 * 80 + 4 * 20) / 6);
