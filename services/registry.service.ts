@@ -26,7 +26,8 @@ import { ALL_SERVICES, loadEnv } from "./shared/env";
 import type { Store } from "./shared/store";
 import type { Principal } from "./shared/principal";
 import { Breakers } from "./registry/breaker";
-import { CheckTarget, runCheck } from "./registry/checkers";
+import type { CheckTarget } from "./registry/checkers/base";
+import { runCheck } from "./registry/checkers";
 import { dependencyTree, effectiveStatus, findCycle, Status } from "./registry/dependencies";
 import { HealthState, initialHealth, nextHealth, publicHealth } from "./registry/health";
 import {
