@@ -18,7 +18,7 @@ const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
 	nodes: "../services/nodes.service",
 	scheduler: "../services/scheduler.service",
-	auth: "../services/tenants.service",
+	tenants: "../services/tenants.service",
 	registry: "../services/registry.service",
 	config: "../services/config.service",
 	monitor: "../services/monitor.service",
