@@ -283,6 +283,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		}
 	},
 
+	// The parts live as long as the service; the catalog reads `this.store` at each call, since
+	// the store mixin opens it only in started().
 	created(this: RegistryThis) {
 		const breakers = new Breakers({
 			threshold: this.settings.breakerThreshold,
