@@ -29,6 +29,21 @@ export interface PlanStep<T> {
 	id?: string;
 }
 
+/** What applying a document does: a step per resource and per service it names. */
+export interface ApplyPlan {
+	services: PlanStep<ServiceInput>[];
+	resources: PlanStep<ResourceInput>[];
+}
+
+/** What `apply` answers: the names (`resource/x`, `service/y`) by change. */
+export interface ApplyReport {
+	created: string[];
+	updated: string[];
+	unchanged: string[];
+	dryRun: boolean;
+	changed: boolean;
+}
+
 const validator = new Validator();
 const checkResource = validator.compile({ $$strict: true, ...resourceParams });
 const checkService = validator.compile({ $$strict: true, ...serviceParams });
@@ -116,7 +131,7 @@ export function planApply(
 	services: Map<string, ExternalService>,
 	resources: Map<string, Resource>,
 	now: number
-): { services: PlanStep<ServiceInput>[]; resources: PlanStep<ResourceInput>[] } {
+): ApplyPlan {
 	return {
 		resources: doc.resources.map(input => {
 			const existing = resources.get(input.name);
@@ -142,4 +157,19 @@ export function planApply(
 			};
 		})
 	};
+}
+
+/** The report of a plan, applied or (`dryRun`) not. */
+export function applyReport(plan: ApplyPlan, dryRun: boolean): ApplyReport {
+	const names = (change: string) => [
+		...plan.resources.filter(s => s.change === change).map(s => `resource/${s.input.name}`),
+		...plan.services.filter(s => s.change === change).map(s => `service/${s.input.name}`)
+	];
+	const report = {
+		created: names("created"),
+		updated: names("updated"),
+		unchanged: names("unchanged"),
+		dryRun
+	};
+	return { ...report, changed: report.created.length + report.updated.length > 0 };
 }

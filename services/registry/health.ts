@@ -16,7 +16,7 @@
  * - `error` is the latest failure's. A success drops it, except while the target is still
  *   unhealthy, where it keeps saying why.
  */
-import type { CheckResult } from "./checkers";
+import type { CheckResult } from "./checkers/base";
 
 export type HealthStatus = "healthy" | "unhealthy" | "unknown";
 

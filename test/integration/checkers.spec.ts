@@ -12,14 +12,8 @@ import os from "os";
 import path from "path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Errors } from "moleculer";
-import {
-	CheckResult,
-	CheckTarget,
-	HealthChecker,
-	register,
-	resolve,
-	runCheck
-} from "../../services/registry/checkers";
+import { CheckResult, CheckTarget, HealthChecker } from "../../services/registry/checkers/base";
+import { register, resolve, runCheck } from "../../services/registry/checkers";
 import { initialHealth, nextHealth } from "../../services/registry/health";
 import { freePort, startNats, startRedis, TestServer } from "../helpers/servers";
 

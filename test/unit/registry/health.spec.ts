@@ -1,4 +1,4 @@
-import type { CheckResult } from "../../../services/registry/checkers";
+import type { CheckResult } from "../../../services/registry/checkers/base";
 import {
 	HealthState,
 	HealthThresholds,

@@ -1,0 +1,94 @@
+/**
+ * The periodic health checking. Each tick looks at every target (targets.ts) and starts the
+ * checks that are due, one at a time per target, for the targets this instance owns: several
+ * registry instances share the checking, each target checked by one live instance (rendezvous
+ * hashing, sharding.ts), and it moves when that instance leaves. A check's result goes through
+ * the rise/fall state machine (health.ts) into the store, and a change of status is announced.
+ * Stopping waits for the checks in flight, so that none writes to a store already closed.
+ */
+import type { LoggerInstance } from "moleculer";
+import { EVENTS } from "../shared/events";
+import type { Catalog } from "./catalog";
+import { runCheck } from "./checkers";
+import { nextHealth, publicHealth } from "./health";
+import { collectSecrets, redactText, redactUrl } from "./secrets";
+import { ownerOf } from "./sharding";
+import type { Target } from "./targets";
+
+export interface HealthLoopOptions {
+	catalog: Pick<Catalog, "targets" | "health" | "putHealth">;
+	/** This instance's nodeID. */
+	nodeID: string;
+	/** The nodeIDs of the live registry instances, this one included. */
+	instances(): string[];
+	broadcast(event: string, payload: Record<string, unknown>): void;
+	logger: Pick<LoggerInstance, "info" | "warn">;
+}
+
+export class HealthLoop {
+	/** Checks running now, by target key: stopping waits for them before the store closes. */
+	private readonly inFlight = new Map<string, Promise<void>>();
+	/** When each target's latest check started (ms since the epoch). */
+	private readonly lastRun = new Map<string, number>();
+	private stopping = false;
+
+	constructor(private readonly opts: HealthLoopOptions) {}
+
+	/** Starts the checks that are due and that this instance owns; does not wait for them. */
+	async tick(): Promise<void> {
+		const instances = this.opts.instances();
+		const now = Date.now();
+		const targets = await this.opts.catalog.targets();
+		// stop() may have begun while the targets were read: start nothing new then.
+		if (this.stopping) return;
+		for (const t of targets) {
+			if (ownerOf(t.key, instances) !== this.opts.nodeID) continue;
+			if (this.inFlight.has(t.key) || now - (this.lastRun.get(t.key) ?? 0) < t.interval)
+				continue;
+			this.lastRun.set(t.key, now);
+			const run = this.check(t)
+				.catch(err =>
+					this.opts.logger.warn(`Health check of ${t.kind} '${t.name}' failed:`, err)
+				)
+				.finally(() => this.inFlight.delete(t.key));
+			this.inFlight.set(t.key, run);
+		}
+	}
+
+	/** Checks one target, stores its next health, and announces a change of status. */
+	private async check(t: Target): Promise<void> {
+		const result = await runCheck(t.check);
+		// Drivers sometimes echo the connection string: the stored error never holds a secret.
+		if (result.error)
+			result.error = redactText(
+				result.error,
+				collectSecrets(t.check.endpoint, t.check.config)
+			);
+		const { state, changed } = nextHealth(
+			await this.opts.catalog.health(t.key),
+			result,
+			Date.now(),
+			t.thresholds
+		);
+		await this.opts.catalog.putHealth(t.key, state);
+		if (!changed) return;
+		const health = publicHealth(state);
+		this.opts.logger.info(
+			`${t.kind} '${t.name}' is ${state.status}${state.error ? `: ${state.error}` : ""}`
+		);
+		if (t.kind === "resource")
+			this.opts.broadcast(EVENTS.resourceHealthChanged, { id: t.ref, name: t.name, health });
+		else
+			this.opts.broadcast(EVENTS.serviceHealthChanged, {
+				name: t.name,
+				endpoint: redactUrl(t.check.endpoint),
+				health
+			});
+	}
+
+	/** Starts no more checks, and resolves once those in flight have ended. */
+	async stop(): Promise<void> {
+		this.stopping = true;
+		await Promise.all(this.inFlight.values());
+	}
+}
