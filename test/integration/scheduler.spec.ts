@@ -612,13 +612,13 @@ describe("scheduler over the API", () => {
 			quota: { workloads: 3 }
 		});
 		const user = { sub: "gina", tenant: "grp", roles: ["operator"] };
-		const scheduler = control.getLocalService("scheduler") as any;
+		const lifecycle = (control.getLocalService("scheduler") as any).lifecycle;
 		const groups: number[] = [];
 		for (const method of ["createTogether", "removeTogether"]) {
-			const original = scheduler[method];
-			scheduler[method] = (group: unknown[]) => {
+			const original = lifecycle[method];
+			lifecycle[method] = (group: unknown[]) => {
 				groups.push(group.length);
-				return original.call(scheduler, group);
+				return original.call(lifecycle, group);
 			};
 		}
 		const settle = (p: Promise<any>): Promise<{ ok?: any; code?: number }> =>

@@ -1,0 +1,180 @@
+/**
+ * What each node's agent is told, and when. After a placement round a node is sent the new
+ * lists of the workloads that changed there (syncWorkloads), gathered for syncDelay ms so that a
+ * busy node gets one message per while; after a node event and at every reconcile, the complete
+ * list of what it should run (syncNodes). Every list carries a generation number, so that an
+ * agent can tell an old list that arrives late from a new one (node-agent/sync-order.ts).
+ */
+import type { CallingOptions, LoggerInstance } from "moleculer";
+import type { ReplicaSpec } from "../shared/types";
+import type { WorkloadRepository } from "./repository";
+import type { SerialQueue } from "./rounds";
+import { replicaSpec, type Workload } from "./workload";
+
+/** Per node, the workloads whose replicas there changed. */
+export type Changes = Map<string, Set<string>>;
+
+export function addChange(changes: Changes, nodeID: string, workloadId: string): void {
+	let ids = changes.get(nodeID);
+	if (!ids) changes.set(nodeID, (ids = new Set()));
+	ids.add(workloadId);
+}
+
+/** How the scheduler reaches the agents (the broker, in the service). */
+export interface AgentLink {
+	/** Whether the node is connected now. */
+	connected(nodeID: string): boolean;
+	call(action: string, params: object, opts: CallingOptions): Promise<unknown>;
+}
+
+export interface AgentSyncSettings {
+	/**
+	 * ms a placement round's syncs wait, to go out with those of the rounds that follow: under
+	 * churn a busy node is sent one list per while, not one per round.
+	 */
+	syncDelay: number;
+}
+
+export class AgentSync {
+	/** Changes waiting for the sync timer (see syncSoon). */
+	private toSync: Changes = new Map();
+	private syncTimer: NodeJS.Timeout | null = null;
+	/** The last generation handed out (see nextGeneration). */
+	private generation = 0;
+
+	constructor(
+		private readonly agents: AgentLink,
+		private readonly workloads: WorkloadRepository,
+		private readonly queue: SerialQueue,
+		private readonly settings: AgentSyncSettings,
+		private readonly logger: LoggerInstance
+	) {}
+
+	/**
+	 * Tells the nodes the new lists of these workloads in syncDelay ms, with every other
+	 * change made meanwhile.
+	 */
+	syncSoon(changes: Changes): void {
+		for (const [nodeID, ids] of changes)
+			for (const id of ids) addChange(this.toSync, nodeID, id);
+		if (this.syncTimer || this.toSync.size === 0) return;
+		this.syncTimer = setTimeout(() => {
+			this.syncTimer = null;
+			const due = this.toSync;
+			this.toSync = new Map();
+			this.queue
+				.run(() => this.syncWorkloads(due))
+				.catch((err: Error) => this.logger.warn("Syncing nodes failed:", err.message));
+		}, this.settings.syncDelay);
+	}
+
+	/** Sends each node its replicas of the workloads that changed there (sync-order.ts). */
+	async syncWorkloads(changes: Changes): Promise<void> {
+		// Only nodes connected now: one that is away gets its whole list when it is back.
+		const nodes = [...changes.keys()].filter(id => this.agents.connected(id));
+		const ids = [...new Set(nodes.flatMap(n => [...changes.get(n)!]))];
+		if (ids.length === 0) return;
+		// Numbered before reading: a list never holds less than its number promises.
+		const generation = this.nextGeneration();
+		const docs = await this.workloads.readCached(ids);
+		const byId = new Map(ids.map((id, i) => [id, docs[i]]));
+		for (const nodeID of nodes) {
+			const workloads = [...changes.get(nodeID)!].map(workloadId => {
+				const w = byId.get(workloadId);
+				return {
+					workloadId,
+					replicas: w
+						? w.replicas.filter(r => r.node === nodeID).map(r => replicaSpec(w, r))
+						: []
+				};
+			});
+			this.tellAgent(nodeID, "agent.syncWorkloads", { workloads, generation });
+		}
+	}
+
+	/** Tells each node's agent the complete set of replicas it should run now. */
+	async syncNodes(nodeIDs: Iterable<string>): Promise<void> {
+		// Only nodes connected now: one that is away gets its list when it is back (node.up).
+		const ids = [...new Set(nodeIDs)].filter(id => this.agents.connected(id));
+		if (ids.length === 0) return;
+		// Numbered before reading, as in syncWorkloads.
+		const generation = this.nextGeneration();
+		const docs = await this.workloads.all();
+		const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
+		for (const { value: w } of docs)
+			for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
+		for (const [nodeID, replicas] of lists)
+			this.tellAgent(nodeID, "agent.sync", { replicas, generation });
+	}
+
+	/** Stops the sync timer, as the service stops. */
+	stop(): void {
+		if (this.syncTimer) clearTimeout(this.syncTimer);
+	}
+
+	/**
+	 * Sends a node's agent a list, not awaited: a node that died a moment ago answers only at
+	 * the timeout, and the scheduling queue must not wait for it. A node that is away gets
+	 * its list when it comes back (node.up), and the reconcile loop repeats every list.
+	 */
+	private tellAgent(
+		nodeID: string,
+		action: "agent.sync" | "agent.syncWorkloads",
+		params: Record<string, unknown>
+	): void {
+		this.agents
+			.call(action, params, { nodeID, retries: 0, timeout: 5000 })
+			.catch((err: Error) =>
+				this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
+			);
+	}
+
+	/**
+	 * Orders the lists sent to agents: a later list always has a larger number. Numbers are
+	 * the clock in µs, so that two schedulers' lists order by time too (as far as their
+	 * clocks agree); the random part keeps two from the same millisecond apart.
+	 */
+	private nextGeneration(): number {
+		this.generation = Math.max(
+			this.generation + 1,
+			Date.now() * 1000 + Math.floor(Math.random() * 1000)
+		);
+		return this.generation;
+	}
+}
+
+/** A replica's recent output as its agent answers it, or why it could not. */
+export interface ReplicaLogs {
+	replica: number;
+	node: string | null;
+	lines: unknown[];
+	error?: string;
+}
+
+/**
+ * Recent output of a workload's placed replicas (one, or every one), asked of their agents
+ * with `call` (the request's context, in the service); an agent that fails answers an error.
+ */
+export function replicaLogs(
+	w: Workload,
+	opts: { replica?: number; limit?: number },
+	call: (nodeID: string, params: object) => Promise<unknown[]>
+): Promise<ReplicaLogs[]> {
+	const replicas = w.replicas.filter(
+		r => r.node && (opts.replica === undefined || r.index === opts.replica)
+	);
+	return Promise.all(
+		replicas.map(async r => {
+			try {
+				const lines = await call(r.node!, {
+					workloadId: w.id,
+					replica: r.index,
+					limit: opts.limit ?? 200
+				});
+				return { replica: r.index, node: r.node, lines };
+			} catch (err) {
+				return { replica: r.index, node: r.node, lines: [], error: (err as Error).message };
+			}
+		})
+	);
+}

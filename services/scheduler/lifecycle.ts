@@ -1,0 +1,384 @@
+/**
+ * A workload's life as its owners change it: created (its tenant's quota charged, its name and
+ * Idempotency-Key taken), scaled, its replicas' states as their agents report them, and removed
+ * (the quota refunded, the name freed). Creates and removes that arrive together are made in one
+ * store transaction per group (gather.ts); a request the group cannot take, or a group that
+ * lost a race, is made alone after it, trying again while other schedulers change the same
+ * documents (retry.ts).
+ */
+import crypto from "crypto";
+import type { LoggerInstance } from "moleculer";
+import { ConflictError } from "../shared/errors";
+import type { Principal } from "../shared/principal";
+import type { Versioned } from "../shared/store";
+import type { ReplicaStatus } from "../shared/types";
+import type { AgentSync } from "./agent-sync";
+import { type Placed, placedReplicas } from "./assign";
+import { type Gathered, Gatherer } from "./gather";
+import { addUsage, checkQuota } from "./quota";
+import type { Recovery } from "./recovery";
+import type { Made, TenantState, WorkloadRepository } from "./repository";
+import { CONFLICT, retryOnConflict } from "./retry";
+import type { PlacementRounds, SerialQueue } from "./rounds";
+import {
+	addEvent,
+	lastFence,
+	newWorkload,
+	pendingReplica,
+	type Replica,
+	totalRequest,
+	type Workload,
+	type WorkloadInput
+} from "./workload";
+
+export interface CreateRequest {
+	input: WorkloadInput;
+	user: Principal;
+	/** The request's Idempotency-Key. */
+	key?: string;
+}
+
+export interface RemoveRequest {
+	id: string;
+	/** Who asks: another tenant's workload is not found. */
+	user?: Principal;
+}
+
+/** A deleted workload, its placements to take off their nodes, and their release. */
+export interface Removed {
+	w: Workload;
+	gone: Placed[];
+	released: Promise<void>;
+}
+
+export class WorkloadLifecycle {
+	/** Creates waiting to be made together (createTogether). */
+	private readonly creates: Gatherer<CreateRequest, Workload>;
+	/** Deletes waiting to be made together (removeTogether). */
+	private readonly removes: Gatherer<RemoveRequest, Removed>;
+	/** The last seq handed out (see nextSeq). */
+	private lastSeq = 0;
+
+	constructor(
+		private readonly workloads: WorkloadRepository,
+		private readonly queue: SerialQueue,
+		private readonly rounds: PlacementRounds,
+		private readonly recovery: Recovery,
+		private readonly agents: AgentSync,
+		private readonly logger: LoggerInstance
+	) {
+		this.creates = new Gatherer(
+			task => queue.run(task),
+			group => this.createTogether(group),
+			req => this.createOne(req)
+		);
+		this.removes = new Gatherer(
+			task => queue.run(task),
+			group => this.removeTogether(group),
+			req => this.removeOne(req)
+		);
+	}
+
+	/** Creates a workload and places its replicas now where they fit. */
+	async create(input: WorkloadInput, user: Principal, key?: string): Promise<Workload> {
+		const created = await this.creates.add({ input, user, key });
+		// Nothing else changed, so only the new workload can have become placeable. What the
+		// round wrote of it is what the store holds (another round may have written it).
+		const written = await this.rounds.placeQuietly(created.id);
+		// Its round took it, unless the round failed first.
+		this.workloads.handedOff(created.id);
+		if (written) return written;
+		return (await this.workloads.get(created.id))?.value ?? created;
+	}
+
+	/**
+	 * Creates a group of workloads (see gather.ts) in one transaction. A request that needs
+	 * more than that (a twin in the group by name or key, a taken name) and every request
+	 * of a group whose transaction lost a race are left to createOne, after it.
+	 */
+	async createTogether(
+		group: Gathered<CreateRequest, Workload>[]
+	): Promise<Gathered<CreateRequest, Workload>[]> {
+		const now = Date.now();
+		const later: Gathered<CreateRequest, Workload>[] = [];
+		const seen = new Set<string>();
+		/** Tenants as read; `tenants`: those the group creates for, to commit. */
+		const read = new Map<string, TenantState>();
+		const tenants = new Map<string, TenantState>();
+		const plan: Array<{ g: Gathered<CreateRequest, Workload>; made: Made }> = [];
+		for (const g of group) {
+			const { input, user, key } = g.item;
+			const tenant = user.tenant;
+			const name = `${tenant}/${input.name}`;
+			const idem = key && `key:${tenant}/${key}`;
+			if (seen.has(name) || (idem && seen.has(idem))) {
+				later.push(g);
+				continue;
+			}
+			seen.add(name);
+			if (idem) seen.add(idem);
+			try {
+				const { earlier, keyVersion } = await this.workloads.byIdempotencyKey(tenant, key);
+				if (earlier) {
+					g.resolve(earlier);
+					continue;
+				}
+				if (await this.workloads.nameTaken(tenant, input.name)) {
+					later.push(g);
+					continue;
+				}
+				const t = read.get(tenant) ?? (await this.workloads.tenantState(tenant));
+				read.set(tenant, t);
+				const w = this.draftWorkload(input, user, now);
+				const charge = totalRequest(w.resources, w.replicas.length);
+				try {
+					checkQuota(tenant, t.quota, t.next, charge, 1);
+				} catch (err) {
+					// Over quota only with the group's own creates, which may not commit: asked
+					// again after them.
+					if (tenants.has(tenant)) {
+						later.push(g);
+						continue;
+					}
+					throw err;
+				}
+				t.next = addUsage(t.next, charge, 1, 1);
+				tenants.set(tenant, t);
+				plan.push({ g, made: { w, key, keyVersion } });
+			} catch (err) {
+				g.reject(err);
+			}
+		}
+		if (plan.length === 0) return later;
+		const batch = plan.map(p => p.made);
+		if (!(await this.workloads.commitCreates(batch, tenants)))
+			return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
+		this.logCreated(batch);
+		for (const { g, made } of plan) g.resolve(made.w);
+		return later;
+	}
+
+	/** Creates one workload, trying again while other schedulers change its tenant's usage. */
+	createOne({ input, user, key }: CreateRequest): Promise<Workload> {
+		const tenant = user.tenant;
+		return retryOnConflict(
+			async () => {
+				const { earlier, keyVersion } = await this.workloads.byIdempotencyKey(tenant, key);
+				if (earlier) return earlier;
+				const now = Date.now();
+				const w = this.draftWorkload(input, user, now);
+				if (await this.workloads.nameTaken(tenant, w.name)) {
+					// A twin request with this key (sent to another scheduler) may have just made it.
+					const twin = (await this.workloads.byIdempotencyKey(tenant, key)).earlier;
+					if (twin) return twin;
+					throw new ConflictError(`A workload named '${w.name}' exists already.`, {
+						name: w.name
+					});
+				}
+				const t = await this.workloads.tenantState(tenant);
+				const charge = totalRequest(w.resources, w.replicas.length);
+				checkQuota(tenant, t.quota, t.next, charge, 1);
+				t.next = addUsage(t.next, charge, 1, 1);
+				const made = [{ w, key, keyVersion }];
+				// Another scheduler wrote the tenant's usage first: try again.
+				if (!(await this.workloads.commitCreates(made, new Map([[tenant, t]]))))
+					return CONFLICT;
+				this.logCreated(made);
+				return w;
+			},
+			() =>
+				new ConflictError("Too many concurrent changes for this tenant; try again.", {
+					tenant
+				})
+		);
+	}
+
+	private logCreated(made: Made[]): void {
+		for (const { w } of made)
+			this.logger.info(`Workload '${w.name}' (${w.id}) of tenant '${w.tenant}' created.`);
+	}
+
+	/** A new workload of the user's tenant, after every other in FIFO order. */
+	private draftWorkload(input: WorkloadInput, user: Principal, now: number): Workload {
+		return newWorkload(input, {
+			id: crypto.randomUUID(),
+			tenant: user.tenant,
+			createdBy: user.sub,
+			seq: this.nextSeq(now),
+			now
+		});
+	}
+
+	/** A workload's place in the FIFO order: the clock in µs, and never the same twice. */
+	private nextSeq(now: number): number {
+		this.lastSeq = Math.max(this.lastSeq + 1, now * 1000);
+		return this.lastSeq;
+	}
+
+	/**
+	 * Changes the number of replicas, charging or refunding the quota; the replicas scaled
+	 * away leave their nodes, the new ones are placed. Resolves to the workload as it is then.
+	 */
+	async scale(id: string, replicas: number, user: Principal | undefined): Promise<Workload> {
+		await this.workloads.load(id, user);
+		await this.queue.run(() =>
+			retryOnConflict(
+				async () => {
+					const doc = await this.workloads.load(id, user);
+					const from = doc.value.replicas.length;
+					const to = replicas;
+					if (from === to) return;
+					const now = Date.now();
+					let gone: Placed[] = [];
+					const tenant = doc.value.tenant;
+					const t = await this.workloads.tenantState(tenant);
+					if (to < from) {
+						gone = placedReplicas(doc.value, range(to, from));
+						doc.value.fence = lastFence(doc.value);
+						doc.value.replicas = doc.value.replicas.slice(0, to);
+					} else {
+						const more = totalRequest(doc.value.resources, to - from);
+						checkQuota(tenant, t.quota, t.next, more, 0);
+						for (let i = from; i < to; i++)
+							doc.value.replicas.push(pendingReplica(i, lastFence(doc.value), now));
+					}
+					addEvent(doc.value, {
+						at: now,
+						type: "scaled",
+						message: `Scaled from ${from} to ${to} replicas.`
+					});
+					const change = to > from ? 1 : -1;
+					const charge = totalRequest(doc.value.resources, Math.abs(to - from));
+					t.next = addUsage(t.next, charge, change, 0);
+					const changes = [{ doc, next: doc.value }];
+					if (!(await this.workloads.commitWorkloads(changes, new Map([[tenant, t]]))))
+						return CONFLICT;
+					await this.recovery.releaseForgotten(gone);
+					await this.agents.syncNodes(gone.map(p => p.node));
+				},
+				() => new ConflictError("The workload kept changing; try again.", { id })
+			)
+		);
+		await this.rounds.placeQuietly(id);
+		return (await this.workloads.load(id, user)).value;
+	}
+
+	/**
+	 * Stops every replica, gives back their resources and the quota, and forgets the workload.
+	 * Resolves to the workload as it was.
+	 */
+	async remove(id: string, user: Principal | undefined): Promise<Workload> {
+		const { w, gone, released } = await this.removes.add({ id, user });
+		// Deleted already: a release that fails is left to the audit, not answered as an error.
+		await released.catch((err: Error) =>
+			this.logger.warn(
+				`Workload '${w.name}' deleted; its reservations go back at the next audit:`,
+				err.message
+			)
+		);
+		// Its nodes stop its replicas, and freed capacity may fit what waits: both in the
+		// next round, with whatever else comes meanwhile.
+		this.rounds
+			.requestPlacement(undefined, gone)
+			.catch((err: Error) => this.logger.warn("Placing what waits failed:", err.message));
+		return w;
+	}
+
+	/** Deletes a group of workloads in one transaction, as createTogether creates. */
+	async removeTogether(
+		group: Gathered<RemoveRequest, Removed>[]
+	): Promise<Gathered<RemoveRequest, Removed>[]> {
+		const later: Gathered<RemoveRequest, Removed>[] = [];
+		const seen = new Set<string>();
+		const plan: Array<{ g: Gathered<RemoveRequest, Removed>; doc: Versioned<Workload> }> = [];
+		for (const g of group) {
+			// A second delete of one workload answers after the first: 404.
+			if (seen.has(g.item.id)) {
+				later.push(g);
+				continue;
+			}
+			seen.add(g.item.id);
+			try {
+				plan.push({ g, doc: await this.workloads.load(g.item.id, g.item.user) });
+			} catch (err) {
+				g.reject(err);
+			}
+		}
+		if (plan.length === 0) return later;
+		if (!(await this.workloads.commitRemoves(plan.map(p => p.doc))))
+			return [...plan.map(p => p.g), ...later].sort((a, b) => a.index - b.index);
+		for (const { g, doc } of plan) g.resolve(this.forget(doc.value));
+		return later;
+	}
+
+	/** Deletes one workload, trying again while it or its tenant's usage changes. */
+	removeOne({ id, user }: RemoveRequest): Promise<Removed> {
+		return retryOnConflict(
+			async () => {
+				const doc = await this.workloads.load(id, user);
+				if (await this.workloads.commitRemoves([doc])) return this.forget(doc.value);
+				return CONFLICT;
+			},
+			() => new ConflictError("The workload kept changing; try again.", { id })
+		);
+	}
+
+	/** After a workload's delete: its replicas to take off their nodes, and their release. */
+	private forget(w: Workload): Removed {
+		const gone = placedReplicas(w, range(0, w.replicas.length));
+		this.rounds.waiting.delete(w.id);
+		// Not awaited in the queue: the releases of the deletes that follow join the same
+		// group commit.
+		return { w, gone, released: this.recovery.releaseForgotten(gone) };
+	}
+
+	/**
+	 * Records a replica's state as its agent reports it. News of an older placement, or from a
+	 * node the replica has left, is ignored; a workload that keeps changing misses it (the
+	 * agent reports again when the state changes next).
+	 */
+	async recordState(s: ReplicaStatus): Promise<void> {
+		await retryOnConflict(async () => {
+			const doc = await this.workloads.get(s.workloadId);
+			const r = doc?.value.replicas[s.replica];
+			if (!doc || !r || r.fence !== s.fence || r.node !== s.nodeID) return;
+			if (!applyReplicaStatus(doc.value, r, s)) return;
+			if ((await this.workloads.write(doc.value, doc.version)) === null) return CONFLICT;
+		});
+	}
+}
+
+/**
+ * Puts a reported state on a workload's replica, with an event when the state changed to one
+ * worth telling: false when the report says nothing new.
+ */
+export function applyReplicaStatus(w: Workload, r: Replica, s: ReplicaStatus): boolean {
+	if (r.state === s.state && r.restarts === s.restarts && r.reason === s.reason) return false;
+	const changed = r.state !== s.state;
+	Object.assign(r, { state: s.state, restarts: s.restarts, since: s.at });
+	if (s.reason) r.reason = s.reason;
+	else delete r.reason;
+	if (changed) {
+		const type =
+			s.state === "running"
+				? "started"
+				: s.state === "failed"
+					? "failed"
+					: s.state === "stopped"
+						? "stopped"
+						: null;
+		if (type)
+			addEvent(w, {
+				at: s.at,
+				type,
+				replica: s.replica,
+				node: s.nodeID,
+				message: `Replica ${s.replica} ${s.state} on ${s.nodeID}${s.reason ? `: ${s.reason}` : ""}.`
+			});
+	}
+	return true;
+}
+
+function range(from: number, to: number): number[] {
+	return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}

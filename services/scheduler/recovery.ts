@@ -1,0 +1,169 @@
+/**
+ * Recovery: replicas move off a lost or drained node, placements a workload no longer names go
+ * back, and the periodic reconcile repairs what the rest left behind: it catches up with other
+ * schedulers, audits the reservations against the workloads (assign.ts: a crash between a
+ * reservation and its workload's write), places what waits and re-tells every live node its
+ * replicas.
+ */
+import type { LoggerInstance } from "moleculer";
+import type { AgentSync } from "./agent-sync";
+import { applyReleases, audit, type Placed, placedReplicas } from "./assign";
+import type { WorkloadRepository } from "./repository";
+import type { Reserver } from "./reservations";
+import { CONFLICT, retryOnConflict } from "./retry";
+import type { PlacementRounds, SerialQueue } from "./rounds";
+import type { Workload } from "./workload";
+
+export interface RecoverySettings {
+	/** ms between two audits of the reservations against the workloads (see assign.ts). */
+	auditInterval: number;
+	/**
+	 * A reservation no replica names is given back only when older than this (ms): a placement
+	 * round writes its workloads well within it.
+	 */
+	auditGrace: number;
+}
+
+export class Recovery {
+	/** When the last audit ran (0: never, so the first reconcile audits). */
+	private auditedAt = 0;
+	/** Every node's allocation was announced once, after the first reconcile. */
+	private announcedAll = false;
+
+	constructor(
+		private readonly workloads: WorkloadRepository,
+		private readonly reserver: Reserver,
+		private readonly queue: SerialQueue,
+		private readonly rounds: PlacementRounds,
+		private readonly agents: AgentSync,
+		private readonly settings: RecoverySettings,
+		private readonly logger: LoggerInstance
+	) {}
+
+	/**
+	 * Moves every replica off a lost or drained node; each moves once (versions decide). A
+	 * drained node is told to stop them; a lost one hears it when it returns (node.up).
+	 */
+	async evacuate(nodeID: string, reason: string, lost: boolean): Promise<void> {
+		await this.queue.run(async () => {
+			const docs = await this.workloads.all();
+			const touched = new Set<string>(lost ? [] : [nodeID]);
+			for (const d of docs) {
+				const on = d.value.replicas.filter(r => r.node === nodeID).map(r => r.index);
+				if (on.length) {
+					this.logger.info(
+						`Moving ${on.length} replica(s) of '${d.value.name}' off ${nodeID}: ${reason}.`
+					);
+					// What is still on the node when the workload is written: a replica that
+					// moved meanwhile stays where it went.
+					const still = (w: Workload) =>
+						placedReplicas(w, on).filter(p => p.node === nodeID);
+					for (const n of await this.releaseReplicas(d.value, still, reason, true))
+						touched.add(n);
+				}
+			}
+			for (const n of (await this.rounds.placePending([...this.rounds.waiting])).keys())
+				touched.add(n);
+			await this.agents.syncNodes(touched);
+		});
+	}
+
+	/**
+	 * Takes the placements `pick` chooses (from the workload as it is at each try) off their
+	 * nodes; with `pend`, they wait to be placed again. The workload forgets them first and
+	 * their reservations go after (see assign.ts). Resolves to the nodes that lost replicas.
+	 * A workload that keeps changing keeps its placements (the next reconcile tries again).
+	 */
+	async releaseReplicas(
+		w0: Workload,
+		pick: (w: Workload) => Placed[],
+		reason: string,
+		pend: boolean
+	): Promise<Set<string>> {
+		let gone: Placed[] = [];
+		await retryOnConflict(async () => {
+			const doc = await this.workloads.get(w0.id);
+			if (!doc) return;
+			const w: Workload = doc.value;
+			const picked = pick(w);
+			if (!applyReleases(w, picked, reason, pend, Date.now())) return;
+			if (!(await this.workloads.write(w, doc.version))) return CONFLICT;
+			if (pend) this.rounds.waiting.add(w.id);
+			gone = picked;
+		});
+		await this.releaseForgotten(gone);
+		return new Set(gone.map(p => p.node));
+	}
+
+	/** Gives back the reservations of replicas their workload no longer names. */
+	async releaseForgotten(placed: Placed[]): Promise<void> {
+		await Promise.all(placed.map(p => this.reserver.release(p.key)));
+	}
+
+	/**
+	 * The periodic safety net: catch up with other schedulers, repair what a crash between a
+	 * reservation and its workload's write left, place what waits, and re-tell every live
+	 * node its replicas.
+	 */
+	async reconcile(): Promise<void> {
+		await this.queue.run(async () => {
+			// Workloads before placements: see audit().
+			const docs = await this.workloads.all();
+			// Reading every placement costs what the audit is worth only now and then.
+			const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
+			await this.reserver.refresh({ placements: auditNow });
+			// The syncs below go to the nodes the inventory has now.
+			await this.rounds.loadInventory();
+			this.workloads.uncache(new Set(docs.map(d => d.id)));
+			const { lost, orphans } = auditNow
+				? audit(
+						docs.map(d => d.value),
+						this.reserver.placementEntries(),
+						Date.now(),
+						this.settings.auditGrace
+					)
+				: { lost: [], orphans: [] };
+			if (auditNow) this.auditedAt = Date.now();
+			if (orphans.length) {
+				this.logger.warn(
+					`Releasing ${orphans.length} reservation(s) that no replica holds.`
+				);
+				await Promise.all(orphans.map(key => this.reserver.release(key)));
+			}
+			const touched = new Set<string>();
+			for (const d of docs) {
+				const gone = lost.filter(l => l.workloadId === d.id);
+				if (gone.length === 0) continue;
+				this.logger.warn(
+					`Placing ${gone.length} replica(s) of '${d.value.name}' again: their reservation is gone.`
+				);
+				// Exactly the placements found lost: one placed anew meanwhile is left alone.
+				for (const n of await this.releaseReplicas(
+					d.value,
+					() => gone,
+					"its reservation was lost",
+					true
+				))
+					touched.add(n);
+			}
+			const waiting = this.rounds.waiting;
+			waiting.clear();
+			for (const d of docs)
+				if (d.value.replicas.some(r => r.state === "pending")) waiting.add(d.id);
+			for (const l of lost) waiting.add(l.workloadId);
+			for (const n of (await this.rounds.placePending([...waiting])).keys()) touched.add(n);
+			// Every live node, the idle ones too: one may still run what a lost sync should
+			// have stopped.
+			for (const n of this.reserver.index.values())
+				if (n.status !== "down") touched.add(n.id);
+			await this.agents.syncNodes(touched);
+			// The inventory may have started before this scheduler: it hears every
+			// allocation once, then only their changes.
+			if (!this.announcedAll) {
+				this.announcedAll = true;
+				for (const n of this.reserver.index.values())
+					this.rounds.announceAllocation(n.id, n.allocated);
+			}
+		});
+	}
+}

@@ -1,0 +1,248 @@
+/**
+ * Every store read and write of the scheduler's own collections: workloads, their names and
+ * Idempotency-Keys, and the tenants' usage (the node allocations are the Reserver's, see
+ * reservations.ts; this reads them only as stored). Other services do not read these
+ * collections: they ask the scheduler's actions (usage, placedOn, allocations, states).
+ *
+ * Writes are checked at the version read, and answer false (or null) when another scheduler
+ * wrote first: the caller decides whether to try again (retry.ts).
+ */
+import { NotFoundError } from "../shared/errors";
+import { COLLECTIONS } from "../shared/collections";
+import { canSeeTenant, type Principal } from "../shared/principal";
+import type { DocWrite, Store, StoredDoc, VersionCheck, Versioned } from "../shared/store";
+import type { Allocation } from "./placement";
+import { addUsage, emptyUsage, type Quota, type TenantUsage } from "./quota";
+import { totalRequest, type Workload } from "./workload";
+
+/** A tenant's quota, and its usage with the changes planned so far (`next`). */
+export interface TenantState {
+	quota?: Quota;
+	/** The usage document's version as read (0: none yet). */
+	version: number;
+	next: TenantUsage;
+}
+
+/** A workload to create, with its Idempotency-Key and the version that key's record must have. */
+export interface Made {
+	w: Workload;
+	key?: string;
+	keyVersion: number;
+}
+
+/** A workload as read, and what to write in its place (null: delete it). */
+export interface WorkloadChange {
+	doc: Versioned<Workload>;
+	next: Workload | null;
+}
+
+export class WorkloadRepository {
+	/** What readCached read last, by workload id; never handed out to be changed. */
+	private readonly cache = new Map<string, Versioned<Workload>>();
+	/**
+	 * Workloads this scheduler has just created, as written: their first placement round takes
+	 * them from here instead of reading them back (a version check still guards the write).
+	 */
+	private readonly created = new Map<string, Versioned<Workload>>();
+
+	constructor(private readonly store: Store) {}
+
+	/** A workload as the store has it now (null: none). */
+	get(id: string): Promise<Versioned<Workload> | null> {
+		return this.store.get<Workload>(COLLECTIONS.workloads, id);
+	}
+
+	/** A workload the caller may see: 404 for another tenant's, as for a missing one. */
+	async load(id: string, user: Principal | undefined): Promise<Versioned<Workload>> {
+		const doc = await this.get(id);
+		if (!doc || (user && !canSeeTenant(user, doc.value.tenant)))
+			throw new NotFoundError("Workload", id);
+		return doc;
+	}
+
+	/** Every workload as stored, in id order. */
+	all(): Promise<StoredDoc<Workload>[]> {
+		return this.store.list<Workload>(COLLECTIONS.workloads);
+	}
+
+	/** The workloads of one tenant (undefined: of all), first created first. */
+	async list(tenant: string | undefined): Promise<Workload[]> {
+		return (await this.all())
+			.map(d => d.value)
+			.filter(w => !tenant || w.tenant === tenant)
+			.sort((a, b) => a.seq - b.seq);
+	}
+
+	/** Writes a workload if it is still at `version`: the new version, or null when it moved. */
+	write(w: Workload, version: number): Promise<number | null> {
+		return this.store.cas(COLLECTIONS.workloads, w.id, w, version);
+	}
+
+	/**
+	 * A workload for its placement round: as this scheduler just created it (taken from the
+	 * hand-off, once), else as stored. Not a promise when handed off, so that a round of new
+	 * workloads reads nothing.
+	 */
+	forRound(id: string): Versioned<Workload> | Promise<Versioned<Workload> | null> {
+		const doc = this.created.get(id);
+		this.created.delete(id);
+		return doc ?? this.get(id);
+	}
+
+	/** Drops a created workload's hand-off once its first round is done (or failed). */
+	handedOff(id: string): void {
+		this.created.delete(id);
+	}
+
+	/**
+	 * Workloads by id (null: gone) as the store has them now, for reading only: a document
+	 * is read again only when its version moved. A busy node holds replicas of many
+	 * workloads, and every sync of it needs them all.
+	 */
+	async readCached(ids: string[]): Promise<Array<Workload | null>> {
+		const versions = await this.store.versions(COLLECTIONS.workloads, ids);
+		const stale = ids.filter((id, i) => this.cache.get(id)?.version !== versions[i]);
+		const read = await Promise.all(stale.map(id => this.get(id)));
+		for (const [i, doc] of read.entries()) {
+			if (doc) this.cache.set(stale[i], doc);
+			else this.cache.delete(stale[i]);
+		}
+		return ids.map((id, i) => (versions[i] ? (this.cache.get(id)?.value ?? null) : null));
+	}
+
+	/** Forgets the cached copies of workloads that are no longer listed. */
+	uncache(listed: Set<string>): void {
+		for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
+	}
+
+	/** Whether a workload of the tenant has this name. */
+	async nameTaken(tenant: string, name: string): Promise<boolean> {
+		return Boolean(await this.store.get(COLLECTIONS.names, `${tenant}/${name}`));
+	}
+
+	/**
+	 * The workload an earlier create with this Idempotency-Key made, if it is still there,
+	 * and the version of the key's record (0: none). A key whose workload was deleted since
+	 * is taken again by the next create with it (checked at that version).
+	 */
+	async byIdempotencyKey(
+		tenant: string,
+		key?: string
+	): Promise<{ earlier: Workload | null; keyVersion: number }> {
+		if (!key) return { earlier: null, keyVersion: 0 };
+		const seen = await this.store.get<{ id: string }>(
+			COLLECTIONS.idempotency,
+			`${tenant}/${key}`
+		);
+		const existing = seen && (await this.get(seen.value.id));
+		return { earlier: existing ? existing.value : null, keyVersion: seen?.version ?? 0 };
+	}
+
+	/** A tenant's quota and usage as the store has them now. */
+	async tenantState(tenant: string): Promise<TenantState> {
+		const [usage, doc] = await Promise.all([
+			this.store.get<TenantUsage>(COLLECTIONS.usage, tenant),
+			this.store.get<{ quota?: Quota }>(COLLECTIONS.tenants, tenant)
+		]);
+		return {
+			quota: doc?.value.quota,
+			version: usage?.version ?? 0,
+			next: usage?.value ?? emptyUsage()
+		};
+	}
+
+	/** A tenant's quota use (none yet: zero). */
+	async usage(tenant: string): Promise<TenantUsage> {
+		return (
+			(await this.store.get<TenantUsage>(COLLECTIONS.usage, tenant))?.value ?? emptyUsage()
+		);
+	}
+
+	/**
+	 * Writes workloads (null: deletes one, and frees its name) and their tenants' usage in
+	 * one transaction, each checked at the version read: false when any changed meanwhile.
+	 */
+	commitWorkloads(
+		changes: WorkloadChange[],
+		tenants: Map<string, TenantState>
+	): Promise<boolean> {
+		const checks: VersionCheck[] = [];
+		const writes: DocWrite[] = [];
+		for (const { doc, next } of changes) {
+			const w = doc.value;
+			checks.push({ collection: COLLECTIONS.workloads, id: w.id, version: doc.version });
+			writes.push({ collection: COLLECTIONS.workloads, id: w.id, value: next });
+			if (!next)
+				writes.push({
+					collection: COLLECTIONS.names,
+					id: `${w.tenant}/${w.name}`,
+					value: null
+				});
+		}
+		addUsageWrites(tenants, checks, writes);
+		return this.store.transact(checks, writes);
+	}
+
+	/**
+	 * Writes new workloads with their names (and idempotency keys) and their tenants' usage
+	 * in one transaction: false when a name or key was taken, or a usage changed, meanwhile.
+	 * What it wrote is handed to the workloads' first placement round (see forRound).
+	 */
+	async commitCreates(made: Made[], tenants: Map<string, TenantState>): Promise<boolean> {
+		const checks: VersionCheck[] = [];
+		const writes: DocWrite[] = [];
+		for (const { w, key, keyVersion } of made) {
+			const name = `${w.tenant}/${w.name}`;
+			checks.push({ collection: COLLECTIONS.names, id: name, version: 0 });
+			writes.push(
+				{ collection: COLLECTIONS.workloads, id: w.id, value: w },
+				{ collection: COLLECTIONS.names, id: name, value: { id: w.id } }
+			);
+			if (key) {
+				const id = `${w.tenant}/${key}`;
+				checks.push({ collection: COLLECTIONS.idempotency, id, version: keyVersion });
+				writes.push({ collection: COLLECTIONS.idempotency, id, value: { id: w.id } });
+			}
+		}
+		addUsageWrites(tenants, checks, writes);
+		if (!(await this.store.transact(checks, writes))) return false;
+		for (const { w } of made) this.created.set(w.id, { value: w, version: 1 });
+		return true;
+	}
+
+	/** Deletes workloads and refunds their tenants, in one transaction (commitWorkloads). */
+	async commitRemoves(docs: Versioned<Workload>[]): Promise<boolean> {
+		const tenants = new Map<string, TenantState>();
+		for (const { value: w } of docs) {
+			const t = tenants.get(w.tenant) ?? (await this.tenantState(w.tenant));
+			tenants.set(w.tenant, t);
+			t.next = addUsage(t.next, totalRequest(w.resources, w.replicas.length), -1, -1);
+		}
+		return this.commitWorkloads(
+			docs.map(doc => ({ doc, next: null })),
+			tenants
+		);
+	}
+
+	/** A node's allocation as the Reserver committed it (null: nothing yet). */
+	async allocation(nodeID: string): Promise<Allocation | null> {
+		return (await this.store.get<Allocation>(COLLECTIONS.allocations, nodeID))?.value ?? null;
+	}
+
+	/** Every node's allocation as committed. */
+	allocations(): Promise<StoredDoc<Allocation>[]> {
+		return this.store.list<Allocation>(COLLECTIONS.allocations);
+	}
+}
+
+/** Each tenant's usage as planned, checked at the version read, into a transaction. */
+function addUsageWrites(
+	tenants: Map<string, TenantState>,
+	checks: VersionCheck[],
+	writes: DocWrite[]
+): void {
+	for (const [tenant, t] of tenants) {
+		checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
+		writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
+	}
+}

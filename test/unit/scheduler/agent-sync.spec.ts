@@ -1,0 +1,172 @@
+import type { CallingOptions, LoggerInstance } from "moleculer";
+import { COLLECTIONS } from "../../../services/shared/collections";
+import { SqliteStore } from "../../../services/shared/store/sqlite";
+import {
+	addChange,
+	AgentSync,
+	replicaLogs,
+	type Changes
+} from "../../../services/scheduler/agent-sync";
+import { WorkloadRepository } from "../../../services/scheduler/repository";
+import { SerialQueue } from "../../../services/scheduler/rounds";
+import { newWorkload, replicaSpec, type Workload } from "../../../services/scheduler/workload";
+
+/** A workload whose replicas are placed on these nodes (null: pending). */
+function workload(id: string, nodes: Array<string | null>): Workload {
+	const w = newWorkload(
+		{
+			name: id,
+			kind: "process",
+			process: { command: "sleep" },
+			resources: { cpu: 1, memory: "1Gi" },
+			replicas: nodes.length
+		},
+		{ id, tenant: "acme", createdBy: "alice", seq: 1, now: 1000 }
+	);
+	nodes.forEach((node, i) => {
+		const r = w.replicas[i];
+		if (!node) return;
+		r.node = node;
+		r.fence = 1;
+		r.state = "running";
+	});
+	return w;
+}
+
+interface Sent {
+	action: string;
+	params: any;
+	opts: CallingOptions;
+}
+
+describe("AgentSync", () => {
+	let store: SqliteStore;
+	let sent: Sent[];
+	let connected: Set<string>;
+	let sync: AgentSync;
+	let failing: boolean;
+	const logger = { debug: jest.fn(), warn: jest.fn() } as unknown as LoggerInstance;
+
+	beforeEach(async () => {
+		store = new SqliteStore(":memory:");
+		sent = [];
+		failing = false;
+		connected = new Set(["n1", "n2"]);
+		sync = new AgentSync(
+			{
+				connected: id => connected.has(id),
+				call: async (action, params, opts) => {
+					sent.push({ action, params, opts });
+					if (failing) throw new Error("no agent");
+				}
+			},
+			new WorkloadRepository(store),
+			new SerialQueue(),
+			{ syncDelay: 20 },
+			logger
+		);
+		for (const w of [workload("a", ["n1", "n2"]), workload("b", ["n1", null])])
+			await store.put(COLLECTIONS.workloads, w.id, w);
+	});
+	afterEach(async () => {
+		sync.stop();
+		await store.close();
+	});
+
+	const stored = async (id: string) =>
+		(await store.get<Workload>(COLLECTIONS.workloads, id))!.value;
+	const spec = async (id: string, index: number) => {
+		const w = await stored(id);
+		return replicaSpec(w, w.replicas[index]);
+	};
+
+	it("tells each connected node everything it should run, numbered alike", async () => {
+		await sync.syncNodes(["n1", "n2", "n1", "away"]);
+		expect(sent.map(s => [s.action, s.opts])).toEqual([
+			["agent.sync", { nodeID: "n1", retries: 0, timeout: 5000 }],
+			["agent.sync", { nodeID: "n2", retries: 0, timeout: 5000 }]
+		]);
+		expect(sent[0].params.replicas).toEqual([await spec("a", 0), await spec("b", 0)]);
+		expect(sent[1].params.replicas).toEqual([await spec("a", 1)]);
+		expect(sent[0].params.generation).toBe(sent[1].params.generation);
+	});
+
+	it("numbers every later list higher, by the clock in µs", async () => {
+		const before = Date.now() * 1000;
+		await sync.syncNodes(["n1"]);
+		await sync.syncNodes(["n1"]);
+		const [g1, g2] = sent.map(s => s.params.generation as number);
+		expect(g1).toBeGreaterThanOrEqual(before);
+		expect(g2).toBeGreaterThan(g1);
+	});
+
+	it("tells nothing when no node is connected", async () => {
+		await sync.syncNodes(["away"]);
+		const changes: Changes = new Map();
+		addChange(changes, "away", "a");
+		await sync.syncWorkloads(changes);
+		expect(sent).toEqual([]);
+	});
+
+	it("gathers changes for syncDelay ms and sends each node the lists of its changed workloads", async () => {
+		const first: Changes = new Map();
+		addChange(first, "n1", "a");
+		const second: Changes = new Map();
+		addChange(second, "n1", "b");
+		addChange(second, "n2", "gone");
+		sync.syncSoon(first);
+		sync.syncSoon(second);
+		expect(sent).toEqual([]);
+		await new Promise(resolve => setTimeout(resolve, 60));
+		expect(sent.map(s => s.opts.nodeID)).toEqual(["n1", "n2"]);
+		expect(sent.every(s => s.action === "agent.syncWorkloads")).toBe(true);
+		expect(sent[0].params.workloads).toEqual([
+			{ workloadId: "a", replicas: [await spec("a", 0)] },
+			{ workloadId: "b", replicas: [await spec("b", 0)] }
+		]);
+		// A deleted workload: the node stops its replicas.
+		expect(sent[1].params.workloads).toEqual([{ workloadId: "gone", replicas: [] }]);
+		// Sent: nothing more goes out.
+		await new Promise(resolve => setTimeout(resolve, 40));
+		expect(sent).toHaveLength(2);
+	});
+
+	it("sends nothing once stopped", async () => {
+		const changes: Changes = new Map();
+		addChange(changes, "n1", "a");
+		sync.syncSoon(changes);
+		sync.stop();
+		await new Promise(resolve => setTimeout(resolve, 40));
+		expect(sent).toEqual([]);
+	});
+
+	it("does not wait for an agent, and logs one that did not answer", async () => {
+		failing = true;
+		await sync.syncNodes(["n1"]);
+		await new Promise(resolve => setImmediate(resolve));
+		expect(logger.debug).toHaveBeenCalledWith("Could not sync node 'n1':", "no agent");
+	});
+});
+
+describe("replicaLogs", () => {
+	it("asks each placed replica's agent (or the one asked for), an error for one that fails", async () => {
+		const w = workload("a", ["n1", "n2", null]);
+		const asked: Array<[string, object]> = [];
+		const call = async (nodeID: string, params: object) => {
+			asked.push([nodeID, params]);
+			if (nodeID === "n2") throw new Error("agent gone");
+			return ["hello"];
+		};
+		expect(await replicaLogs(w, {}, call)).toEqual([
+			{ replica: 0, node: "n1", lines: ["hello"] },
+			{ replica: 1, node: "n2", lines: [], error: "agent gone" }
+		]);
+		expect(asked).toEqual([
+			["n1", { workloadId: "a", replica: 0, limit: 200 }],
+			["n2", { workloadId: "a", replica: 1, limit: 200 }]
+		]);
+		asked.length = 0;
+		expect(await replicaLogs(w, { replica: 0, limit: 5 }, call)).toHaveLength(1);
+		expect(asked).toEqual([["n1", { workloadId: "a", replica: 0, limit: 5 }]]);
+	});
+});

@@ -1,0 +1,221 @@
+import type { LoggerInstance } from "moleculer";
+import { COLLECTIONS } from "../../../services/shared/collections";
+import { ConflictError, ERR_CONFLICT } from "../../../services/shared/errors";
+import type { Principal } from "../../../services/shared/principal";
+import { SqliteStore } from "../../../services/shared/store/sqlite";
+import type { ReplicaStatus } from "../../../services/shared/types";
+import type { AgentSync } from "../../../services/scheduler/agent-sync";
+import { applyReplicaStatus, WorkloadLifecycle } from "../../../services/scheduler/lifecycle";
+import type { Recovery } from "../../../services/scheduler/recovery";
+import { WorkloadRepository } from "../../../services/scheduler/repository";
+import { type PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
+import {
+	newWorkload,
+	type Workload,
+	type WorkloadInput
+} from "../../../services/scheduler/workload";
+
+const alice: Principal = { sub: "alice", tenant: "acme", roles: ["operator"], exp: 0 };
+
+const input = (name: string, replicas = 2): WorkloadInput => ({
+	name,
+	kind: "process",
+	process: { command: "sleep" },
+	resources: { cpu: 1, memory: "1Gi" },
+	replicas
+});
+
+/** A workload whose replica 0 runs on n1 at fence 1. */
+function running(): Workload {
+	const w = newWorkload(input("a", 1), {
+		id: "a",
+		tenant: "acme",
+		createdBy: "alice",
+		seq: 1,
+		now: 1000
+	});
+	Object.assign(w.replicas[0], { node: "n1", fence: 1, state: "starting" });
+	return w;
+}
+
+function status(s: Partial<ReplicaStatus>): ReplicaStatus {
+	return {
+		workloadId: "a",
+		replica: 0,
+		fence: 1,
+		nodeID: "n1",
+		state: "running",
+		restarts: 0,
+		at: 2000,
+		...s
+	};
+}
+
+describe("applyReplicaStatus", () => {
+	it("records a new state with its event", () => {
+		const w = running();
+		expect(applyReplicaStatus(w, w.replicas[0], status({}))).toBe(true);
+		expect(w.replicas[0]).toMatchObject({ state: "running", restarts: 0, since: 2000 });
+		expect(w.events.at(-1)).toEqual({
+			at: 2000,
+			type: "started",
+			replica: 0,
+			node: "n1",
+			message: "Replica 0 running on n1."
+		});
+	});
+
+	it("names the reason of a failure, and drops it when the replica runs again", () => {
+		const w = running();
+		const r = w.replicas[0];
+		applyReplicaStatus(w, r, status({ state: "failed", reason: "exit 1", restarts: 1 }));
+		expect(r).toMatchObject({ state: "failed", reason: "exit 1", restarts: 1 });
+		expect(w.events.at(-1)?.message).toBe("Replica 0 failed on n1: exit 1.");
+		applyReplicaStatus(w, r, status({ restarts: 1 }));
+		expect(r.reason).toBeUndefined();
+	});
+
+	it("answers false for a report with nothing new, and adds no event without a new state", () => {
+		const w = running();
+		const r = w.replicas[0];
+		expect(applyReplicaStatus(w, r, status({ state: "starting" }))).toBe(false);
+		const events = w.events.length;
+		applyReplicaStatus(w, r, status({ state: "starting", restarts: 2 }));
+		expect(r.restarts).toBe(2);
+		expect(w.events).toHaveLength(events);
+	});
+});
+
+describe("WorkloadLifecycle", () => {
+	let store: SqliteStore;
+	let repo: WorkloadRepository;
+	let lifecycle: WorkloadLifecycle;
+	let rounds: { waiting: Set<string>; placeQuietly: jest.Mock; requestPlacement: jest.Mock };
+	let released: jest.Mock;
+	let synced: jest.Mock;
+	const logger = { info: jest.fn(), warn: jest.fn() } as unknown as LoggerInstance;
+
+	beforeEach(() => {
+		// No waiting between attempts.
+		jest.spyOn(Math, "random").mockReturnValue(0);
+		store = new SqliteStore(":memory:");
+		repo = new WorkloadRepository(store);
+		rounds = {
+			waiting: new Set(),
+			placeQuietly: jest.fn(async () => undefined),
+			requestPlacement: jest.fn(async () => new Map())
+		};
+		released = jest.fn(async () => undefined);
+		synced = jest.fn(async () => undefined);
+		lifecycle = new WorkloadLifecycle(
+			repo,
+			new SerialQueue(),
+			rounds as unknown as PlacementRounds,
+			{ releaseForgotten: released } as unknown as Recovery,
+			{ syncNodes: synced } as unknown as AgentSync,
+			logger
+		);
+	});
+	afterEach(async () => {
+		jest.restoreAllMocks();
+		await store.close();
+	});
+
+	const conflict = (err: unknown, message: string, data: object) => {
+		expect(err).toBeInstanceOf(ConflictError);
+		expect(err).toMatchObject({ message, code: 409, type: ERR_CONFLICT, data });
+	};
+
+	it("creates what comes at once in one transaction, and charges the quota", async () => {
+		const commit = jest.spyOn(repo, "commitCreates");
+		const made = await Promise.all(["a", "b", "c"].map(n => lifecycle.create(input(n), alice)));
+		expect(made.map(w => w.name)).toEqual(["a", "b", "c"]);
+		expect(commit).toHaveBeenCalledTimes(1);
+		expect(made[0].seq).toBeLessThan(made[1].seq);
+		expect(await repo.usage("acme")).toMatchObject({ cpu: 6, workloads: 3 });
+		expect(rounds.placeQuietly).toHaveBeenCalledTimes(3);
+		// Each was handed off to its round: read from the store from now on.
+		expect(repo.forRound(made[0].id)).toBeInstanceOf(Promise);
+	});
+
+	it("answers 409 for a taken name", async () => {
+		await lifecycle.create(input("a"), alice);
+		const err = await lifecycle.create(input("a"), alice).catch((e: unknown) => e);
+		conflict(err, "A workload named 'a' exists already.", { name: "a" });
+	});
+
+	it("answers the earlier workload for a create with a used Idempotency-Key", async () => {
+		const first = await lifecycle.create(input("a"), alice, "k1");
+		expect((await lifecycle.create(input("a"), alice, "k1")).id).toBe(first.id);
+	});
+
+	it("gives up a create whose tenant's usage keeps changing, with 409", async () => {
+		const commit = jest.spyOn(repo, "commitCreates").mockResolvedValue(false);
+		const err = await lifecycle.create(input("a"), alice).catch((e: unknown) => e);
+		conflict(err, "Too many concurrent changes for this tenant; try again.", {
+			tenant: "acme"
+		});
+		expect(commit).toHaveBeenCalledTimes(20);
+	});
+
+	it("scales down: refunds, takes the replicas off their nodes, and places again", async () => {
+		const w = await lifecycle.create(input("a", 3), alice);
+		const doc = (await repo.get(w.id))!;
+		Object.assign(doc.value.replicas[2], { node: "n2", fence: 1, state: "running" });
+		await repo.write(doc.value, doc.version);
+		const scaled = await lifecycle.scale(w.id, 1, alice);
+		expect(scaled.replicas).toHaveLength(1);
+		expect(scaled.events.at(-1)?.message).toBe("Scaled from 3 to 1 replicas.");
+		expect(await repo.usage("acme")).toMatchObject({ cpu: 1, workloads: 1 });
+		expect(released).toHaveBeenCalledWith([
+			{ key: `${w.id}/2@1`, index: 2, fence: 1, node: "n2" }
+		]);
+		expect(synced).toHaveBeenCalledWith(["n2"]);
+		expect(rounds.placeQuietly).toHaveBeenLastCalledWith(w.id);
+	});
+
+	it("gives up a scale whose workload keeps changing, with 409", async () => {
+		const w = await lifecycle.create(input("a"), alice);
+		const commit = jest.spyOn(repo, "commitWorkloads").mockResolvedValue(false);
+		const err = await lifecycle.scale(w.id, 3, alice).catch((e: unknown) => e);
+		conflict(err, "The workload kept changing; try again.", { id: w.id });
+		expect(commit).toHaveBeenCalledTimes(20);
+	});
+
+	it("removes: refunds, frees the name, and asks for a round that stops its replicas", async () => {
+		const w = await lifecycle.create(input("a"), alice);
+		rounds.waiting.add(w.id);
+		expect((await lifecycle.remove(w.id, alice)).id).toBe(w.id);
+		expect(await repo.get(w.id)).toBeNull();
+		expect(await repo.nameTaken("acme", "a")).toBe(false);
+		expect(await repo.usage("acme")).toMatchObject({ cpu: 0, workloads: 0 });
+		expect(rounds.waiting.has(w.id)).toBe(false);
+		expect(rounds.requestPlacement).toHaveBeenCalledWith(undefined, []);
+	});
+
+	it("gives up a remove whose workload keeps changing, with 409", async () => {
+		const w = await lifecycle.create(input("a"), alice);
+		jest.spyOn(repo, "commitRemoves").mockResolvedValue(false);
+		const err = await lifecycle.remove(w.id, alice).catch((e: unknown) => e);
+		conflict(err, "The workload kept changing; try again.", { id: w.id });
+	});
+
+	it("records a replica's reported state, and ignores news of another placement", async () => {
+		const w = running();
+		await store.put(COLLECTIONS.workloads, w.id, w);
+		await lifecycle.recordState(status({ fence: 0 }));
+		await lifecycle.recordState(status({ nodeID: "n2" }));
+		await lifecycle.recordState(status({ workloadId: "gone" }));
+		expect((await repo.get(w.id))?.version).toBe(1);
+		await lifecycle.recordState(status({}));
+		expect((await repo.get(w.id))?.value.replicas[0].state).toBe("running");
+	});
+
+	it("gives up quietly on a state whose workload keeps changing", async () => {
+		const w = running();
+		await store.put(COLLECTIONS.workloads, w.id, w);
+		const write = jest.spyOn(repo, "write").mockResolvedValue(null);
+		await expect(lifecycle.recordState(status({}))).resolves.toBeUndefined();
+		expect(write).toHaveBeenCalledTimes(20);
+	});
+});
