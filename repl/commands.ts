@@ -5,7 +5,7 @@
 import type { ServiceBroker } from "moleculer";
 import type { NodeInfo } from "../services/shared/types";
 import { loadEnv } from "../services/shared/env";
-import { formatSize } from "../services/shared/units";
+import { formatSize } from "../services/shared/format";
 
 /** A plain text table: columns padded to their widest cell. */
 export function renderTable(header: string[], rows: string[][]): string {

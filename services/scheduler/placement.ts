@@ -10,7 +10,7 @@
  *   the emptiest (fewer replicas lost with one node).
  */
 import type { Capacity, NodeInfo, NodeStatus, ResourceRequest } from "../shared/types";
-import { formatSize } from "../shared/units";
+import { formatSize } from "../shared/format";
 
 /** What is reserved on one node. */
 export interface Allocation {

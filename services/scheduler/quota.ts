@@ -4,7 +4,7 @@
  * tenant is promised never depends on the cluster's current luck. Pure.
  */
 import { QuotaExceededError } from "../shared/errors";
-import { formatSize } from "../shared/units";
+import { formatSize } from "../shared/format";
 
 export interface Quota {
 	cpu?: number;

@@ -1,4 +1,5 @@
 /** Numbers and sizes as the page prints them. Pure: no DOM, unit-tested under Node. */
+import { formatSize } from "../../shared/format";
 import type { ResourceRequest } from "../../shared/types";
 
 /** `part` in percent of `whole`, held to 0–100; 0 when there is no whole. */
@@ -22,24 +23,6 @@ export function formatAgo(ms: number, now: number): string {
 	if (s < 3600) return `${Math.round(s / 60)} min`;
 	if (s < 86400) return `${Math.round(s / 3600)} h`;
 	return `${Math.round(s / 86400)} d`;
-}
-
-/**
- * "16Gi"-style text, the same as the API accepts and the REPL prints. This is
- * services/shared/units.ts `formatSize`, which the page cannot import: units.ts also holds the
- * parsers, which throw InvalidInputError from shared/errors.ts, and that module imports
- * moleculer. test/unit/gateway/dashboard/format.spec.ts checks that both agree.
- */
-export function formatSize(bytes: number): string {
-	const units = ["B", "Ki", "Mi", "Gi", "Ti"];
-	let value = bytes;
-	let unit = 0;
-	while (value >= 1024 && unit < units.length - 1) {
-		value /= 1024;
-		unit++;
-	}
-	const whole = value >= 10 || unit === 0 || Number.isInteger(value);
-	return `${whole ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
 }
 
 /** What one replica asks for: "16 CPU · 128Gi · 4 GPU"; only the parts it asks for. */

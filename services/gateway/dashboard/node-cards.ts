@@ -5,14 +5,8 @@
  */
 import type { GpuUsage, NodeInfo } from "../../shared/types";
 import { byId, el, setStyle, setText } from "./dom";
-import {
-	formatAgo,
-	formatCores,
-	formatPercent,
-	formatSize,
-	naturalCompare,
-	percent
-} from "./format";
+import { formatAgo, formatCores, formatPercent, naturalCompare, percent } from "./format";
+import { formatSize } from "../../shared/format";
 import { DashboardState, nodeMatches } from "./state";
 
 /** Smaller cards from this many nodes on. */

@@ -1,6 +1,7 @@
 /** The header's tiles: nodes, CPU, memory and GPU of the cluster, and workloads by status. */
 import { byId } from "./dom";
-import { formatCores, formatPercent, formatSize } from "./format";
+import { formatCores, formatPercent } from "./format";
+import { formatSize } from "../../shared/format";
 import { DashboardState, workloadCounts } from "./state";
 import { clusterUsage } from "./usage";
 

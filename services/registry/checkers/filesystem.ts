@@ -1,5 +1,6 @@
 import fs from "fs";
-import { formatSize, parseSize } from "../../shared/units";
+import { formatSize } from "../../shared/format";
+import { parseSize } from "../../shared/units";
 import { CheckTarget, localPath, ProbeChecker, Scope } from "./base";
 
 /**

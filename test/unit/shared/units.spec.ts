@@ -1,4 +1,4 @@
-import { formatSize, parseCpu, parseSize } from "../../../services/shared/units";
+import { parseCpu, parseSize } from "../../../services/shared/units";
 import { InvalidInputError } from "../../../services/shared/errors";
 
 describe("parseSize", () => {
@@ -32,13 +32,5 @@ describe("parseCpu", () => {
 		expect(parseCpu("500m")).toBe(0.5);
 		expect(parseCpu("4")).toBe(4);
 		expect(() => parseCpu("lots")).toThrow(/millicores/);
-	});
-});
-
-describe("formatSize", () => {
-	it("prints binary units", () => {
-		expect(formatSize(512)).toBe("512B");
-		expect(formatSize(1536)).toBe("1.5Ki");
-		expect(formatSize(16 * 1024 ** 3)).toBe("16Gi");
 	});
 });

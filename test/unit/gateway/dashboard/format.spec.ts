@@ -1,22 +1,13 @@
-import { formatSize as serverFormatSize } from "../../../../services/shared/units";
 import {
 	describeRequest,
 	formatAgo,
 	formatCores,
 	formatPercent,
-	formatSize,
 	naturalCompare,
 	percent
 } from "../../../../services/gateway/dashboard/format";
 
 describe("dashboard format", () => {
-	it("prints sizes exactly as the server's formatSize does", () => {
-		for (let bytes = 0; bytes < 2 ** 50; bytes = Math.floor(bytes * 1.37) + 1)
-			expect([bytes, formatSize(bytes)]).toEqual([bytes, serverFormatSize(bytes)]);
-		expect(formatSize(128 * 1024 ** 3)).toBe("128Gi");
-		expect(formatSize(3.7 * 1024 ** 4)).toBe("3.7Ti");
-	});
-
 	it("holds percentages to 0–100 and prints a dash for no value", () => {
 		expect(percent(1, 4)).toBe(25);
 		expect(percent(5, 4)).toBe(100);
