@@ -213,8 +213,13 @@ describe("capacityTableOf", () => {
 });
 
 describe("CapacityStrategy between brokers", () => {
-	const namespace = `capacity-${process.pid}`;
-	const node = (nodeID: string, strategy?: typeof CapacityStrategy) =>
+	/** Each test gets its own namespace and brokers: one test stops a worker. */
+	let run = 0;
+	let caller: ServiceBroker;
+	let workers: ServiceBroker[];
+	let table: CapacityTable;
+
+	const node = (namespace: string, nodeID: string, strategy?: typeof CapacityStrategy) =>
 		new ServiceBroker({
 			namespace,
 			nodeID,
@@ -222,16 +227,6 @@ describe("CapacityStrategy between brokers", () => {
 			logger: false,
 			...(strategy ? { registry: { strategy } } : {})
 		});
-
-	const caller = node("caller", CapacityStrategy);
-	const workers = [node("w1"), node("w2")];
-	for (const worker of workers) {
-		worker.createService({
-			name: "work",
-			actions: { whoami: () => worker.nodeID }
-		});
-	}
-	const table = capacityTableOf(caller);
 
 	/** Each worker broadcasts its report, as its agent would, until the caller has them. */
 	async function reportUsage(cpu: Record<string, number>) {
@@ -259,11 +254,22 @@ describe("CapacityStrategy between brokers", () => {
 		return tally;
 	}
 
-	beforeAll(async () => {
+	/** A caller that balances with the capacity strategy, and two workers w1 and w2. */
+	beforeEach(async () => {
+		const namespace = `capacity-${process.pid}-${++run}`;
+		caller = node(namespace, "caller", CapacityStrategy);
+		workers = [node(namespace, "w1"), node(namespace, "w2")];
+		for (const worker of workers) {
+			worker.createService({
+				name: "work",
+				actions: { whoami: () => worker.nodeID }
+			});
+		}
+		table = capacityTableOf(caller);
 		await Promise.all([caller, ...workers].map(b => b.start()));
 		await caller.waitForServices("work");
 	});
-	afterAll(() => Promise.all([caller, ...workers].map(b => b.stop())));
+	afterEach(() => Promise.all([caller, ...workers].map(b => b.stop())));
 
 	it("sends the calls to the worker whose node is free", async () => {
 		await reportUsage({ w1: 7, w2: 1 });
