@@ -153,7 +153,8 @@ describe("ConfigMixin", () => {
 		const w = await startWatcher("watcher-1");
 		const { version } = await set("watch.mode", "slower");
 		await eventually(async () => w.settings.mode === "slower", 2000, "mode slower");
-		// A late event, as from a config node that answered slower than the last write.
+		// An event with an older version than the one applied, as a slow config node could
+		// deliver after a newer write.
 		await config.broadcast(EVENTS.configChanged, {
 			key: "watch.mode",
 			value: "stale",

@@ -27,7 +27,7 @@ function report(nodeID: string, cpu: number, memGiB = 0): NodeReport {
 	};
 }
 
-/** What Moleculer hands a strategy, as far as this one uses it (core strategy specs do the same). */
+/** A stand-in for the broker Moleculer passes to a strategy: only the createService it calls. */
 function fakeBroker() {
 	return { createService: jest.fn() } as unknown as ServiceBroker & { createService: jest.Mock };
 }
@@ -213,7 +213,7 @@ describe("capacityTableOf", () => {
 });
 
 describe("CapacityStrategy between brokers", () => {
-	/** Each test gets its own namespace and brokers: one test stops a worker. */
+	/** Each test gets its own namespace and brokers, since one of them stops a worker. */
 	let run = 0;
 	let caller: ServiceBroker;
 	let workers: ServiceBroker[];
