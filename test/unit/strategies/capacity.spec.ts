@@ -267,7 +267,15 @@ describe("CapacityStrategy between brokers", () => {
 		}
 		table = capacityTableOf(caller);
 		await Promise.all([caller, ...workers].map(b => b.start()));
-		await caller.waitForServices("work");
+		// waitForServices is satisfied by one worker; the tests need the caller to know both.
+		await eventually(
+			async () =>
+				caller.registry
+					.getServiceList({ onlyAvailable: true })
+					.filter(s => s.name === "work").length === workers.length,
+			5000,
+			"both workers' service at the caller"
+		);
 	});
 	afterEach(() => Promise.all([caller, ...workers].map(b => b.stop())));
 
