@@ -7,7 +7,7 @@ import { spawn, ChildProcess } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { Context, Errors, ServiceBroker } from "moleculer";
+import { Context, Errors, Service, ServiceBroker } from "moleculer";
 import request from "supertest";
 import ConfigService, { ConfigChange, ConfigRecord } from "../../services/config.service";
 import GatewayService from "../../services/gateway.service";
@@ -37,19 +37,11 @@ async function failure(promise: Promise<unknown>): Promise<Errors.MoleculerError
 }
 
 describe("config service", () => {
-	const { dir, store } = tempStore();
-	const broker = new ServiceBroker({ nodeID: "cfg", logger: false });
-	broker.createService(withSettings(ConfigService, { store }));
-	const heard: ConfigChange[] = [];
-	broker.createService({
-		name: "listener",
-		events: {
-			[EVENTS.configChanged](ctx: Context<ConfigChange>) {
-				heard.push(ctx.params);
-			}
-		}
-	});
 	const ann: Principal = { sub: "ann", tenant: "ops", roles: ["admin"], exp: 0 };
+	/** Each test gets its own store and broker, so it starts with no keys and no events heard. */
+	let dir: string;
+	let broker: ServiceBroker;
+	let heard: ConfigChange[];
 
 	function call<T = ConfigRecord>(action: string, params: Record<string, unknown>) {
 		return broker.call<T, Record<string, unknown>>(`config.${action}`, params, {
@@ -57,8 +49,32 @@ describe("config service", () => {
 		});
 	}
 
-	beforeAll(() => broker.start());
-	afterAll(async () => {
+	/** Sets `key` to each value in turn: the key ends at version `values.length`. */
+	async function setEach(key: string, values: unknown[]) {
+		for (const value of values) await call("set", { key, value });
+	}
+
+	/** sched.policy at version 3, its history as the first tests below write it. */
+	const setPolicyToVersion3 = () =>
+		setEach("sched.policy", [{ mode: "binpack" }, { mode: "spread" }, "any"]);
+
+	beforeEach(async () => {
+		let store: string;
+		({ dir, store } = tempStore());
+		broker = new ServiceBroker({ nodeID: "cfg", logger: false });
+		broker.createService(withSettings(ConfigService, { store }));
+		heard = [];
+		broker.createService({
+			name: "listener",
+			events: {
+				[EVENTS.configChanged](ctx: Context<ConfigChange>) {
+					heard.push(ctx.params);
+				}
+			}
+		});
+		await broker.start();
+	});
+	afterEach(async () => {
 		await broker.stop();
 		fs.rmSync(dir, { recursive: true, force: true });
 	});
@@ -81,6 +97,7 @@ describe("config service", () => {
 	});
 
 	it("counts versions up; with a version it is a compare-and-set, 409 naming the current one", async () => {
+		await call("set", { key: "sched.policy", value: { mode: "binpack" } });
 		expect(
 			(await call("set", { key: "sched.policy", value: { mode: "spread" }, version: 1 }))
 				.version
@@ -137,6 +154,7 @@ describe("config service", () => {
 	});
 
 	it("refuses a value over 64 KiB of JSON with 422 and keeps the old one", async () => {
+		await setPolicyToVersion3();
 		const err = await failure(call("set", { key: "sched.policy", value: "x".repeat(65536) }));
 		expect(err).toBeInstanceOf(InvalidInputError);
 		expect(err).toMatchObject({
@@ -148,6 +166,9 @@ describe("config service", () => {
 	});
 
 	it("lists live keys in key order, by prefix, with limit and offset", async () => {
+		await call("set", { key: "a.new", value: 1 });
+		await call("set", { key: "any.value", value: { deep: { list: [] } } });
+		await setPolicyToVersion3();
 		await call("set", { key: "sched.weight", value: 2 });
 		const all = await call<{ items: ConfigRecord[]; total: number }>("list", {});
 		expect(all.items.map(r => r.key)).toEqual([
@@ -169,6 +190,8 @@ describe("config service", () => {
 	});
 
 	it("deletes (with a version, only at that one), then 404, and a new write continues the versions", async () => {
+		await setPolicyToVersion3();
+		await call("set", { key: "sched.weight", value: 2 });
 		expect(await failure(call("remove", { key: "sched.weight", version: 7 }))).toMatchObject({
 			code: 409,
 			data: { expected: 7, version: 1 }
@@ -202,13 +225,11 @@ describe("config service", () => {
 });
 
 describe("config over the HTTP API", () => {
-	const { dir, store } = tempStore();
-	const broker = new ServiceBroker({ nodeID: "api", logger: false });
-	broker.createService(withSettings(ConfigService, { store }));
-	const gateway = broker.createService(
-		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
-	);
 	const tokens: Record<string, string> = {};
+	/** Each test gets its own store, broker and gateway. */
+	let dir: string;
+	let broker: ServiceBroker;
+	let gateway: Service;
 
 	function api(method: "get" | "put" | "delete", url: string, role = "admin") {
 		const agent = request((gateway as any).server);
@@ -216,7 +237,6 @@ describe("config over the HTTP API", () => {
 	}
 
 	beforeAll(async () => {
-		await broker.start();
 		for (const role of ["admin", "operator", "viewer"] as const)
 			tokens[role] = await mintToken({
 				secret: SECRET,
@@ -226,7 +246,17 @@ describe("config over the HTTP API", () => {
 				ttl: 600
 			});
 	});
-	afterAll(async () => {
+	beforeEach(async () => {
+		let store: string;
+		({ dir, store } = tempStore());
+		broker = new ServiceBroker({ nodeID: "api", logger: false });
+		broker.createService(withSettings(ConfigService, { store }));
+		gateway = broker.createService(
+			withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
+		);
+		await broker.start();
+	});
+	afterEach(async () => {
 		await broker.stop();
 		fs.rmSync(dir, { recursive: true, force: true });
 	});
@@ -253,6 +283,9 @@ describe("config over the HTTP API", () => {
 	});
 
 	it("DELETE with ?version= is a compare-and-set; then 404", async () => {
+		expect((await api("put", "/api/v1/config/ui.banner").send({ value: "hi" })).status).toBe(
+			200
+		);
 		expect((await api("delete", "/api/v1/config/ui.banner?version=9")).status).toBe(409);
 		const del = await api("delete", "/api/v1/config/ui.banner?version=1");
 		expect(del.status).toBe(200);
@@ -262,44 +295,77 @@ describe("config over the HTTP API", () => {
 	});
 });
 
-describe("a service on another process follows config keys", () => {
-	const { dir, store } = tempStore();
-	const namespace = `config-${process.pid}`;
-	let nats: TestServer;
-	let config: ServiceBroker | null = null;
-	let watcher: ChildProcess;
-	let output = "";
-	const news: Record<string, any>[] = [];
+/** A watcher process (test/fixtures/config-watcher.ts) in a namespace and store of its own. */
+interface WatcherFixture {
+	namespace: string;
+	dir: string;
+	store: string;
+	proc: ChildProcess;
+	/** Everything the process printed. */
+	output: string;
+	/** Its news lines, parsed, in the order printed. */
+	news: Record<string, any>[];
+	/** The config node running in its namespace, if any. */
+	config: ServiceBroker | null;
+}
 
-	async function startConfig(nodeID: string): Promise<ServiceBroker> {
+describe("a service on another process follows config keys", () => {
+	let nats: TestServer;
+	/**
+	 * One watcher per test, so that no test sees the keys or the news of another. Starting a
+	 * watcher process takes seconds, so beforeAll starts them all at once; each test then uses
+	 * only its own.
+	 */
+	const TESTS = ["start", "change", "delete"] as const;
+	const fixtures = {} as Record<(typeof TESTS)[number], WatcherFixture>;
+	let current: WatcherFixture | null = null;
+
+	async function startConfig(f: WatcherFixture, nodeID: string): Promise<ServiceBroker> {
 		const broker = new ServiceBroker({
 			nodeID,
-			namespace,
+			namespace: f.namespace,
 			transporter: nats.url,
 			logger: false
 		});
-		broker.createService(withSettings(ConfigService, { store }));
+		broker.createService(withSettings(ConfigService, { store: f.store }));
 		await broker.start();
+		f.config = broker;
 		return broker;
 	}
 
-	const set = (key: string, value: unknown) =>
-		config!.call<ConfigRecord, Record<string, unknown>>("config.set", { key, value });
+	const set = (f: WatcherFixture, key: string, value: unknown) =>
+		f.config!.call<ConfigRecord, Record<string, unknown>>("config.set", { key, value });
 
-	/** The watcher's next news that matches, within `ms`. */
-	function heard(match: (n: Record<string, any>) => boolean, ms: number, what: string) {
-		return eventually(async () => news.find(match), ms, what);
+	/** The first of the watcher's news that matches, waiting up to `ms` for it. */
+	function heard(
+		f: WatcherFixture,
+		match: (n: Record<string, any>) => boolean,
+		ms: number,
+		what: string
+	) {
+		return eventually(async () => f.news.find(match), ms, what);
 	}
 
-	beforeAll(async () => {
-		nats = await startNats();
-		// Set before the watcher runs, then gone: the watcher starts without a config service.
-		config = await startConfig("config-1");
-		await set("demo.limits", { cpu: 4 });
+	/**
+	 * Writes demo.limits = { cpu: 4 } through a config service and stops that service, then
+	 * starts the watcher process: the watcher starts while no config service runs.
+	 */
+	async function startWatcherWithoutConfig(name: string): Promise<WatcherFixture> {
+		const { dir, store } = tempStore();
+		const f = {
+			namespace: `config-${process.pid}-${name}`,
+			dir,
+			store,
+			output: "",
+			news: [],
+			config: null
+		} as unknown as WatcherFixture;
+		const config = await startConfig(f, "config-1");
+		await set(f, "demo.limits", { cpu: 4 });
 		await config.stop();
-		config = null;
+		f.config = null;
 
-		watcher = spawn(
+		f.proc = spawn(
 			process.execPath,
 			["-r", "ts-node/register/transpile-only", "test/fixtures/config-watcher.ts"],
 			{
@@ -307,7 +373,7 @@ describe("a service on another process follows config keys", () => {
 				env: {
 					...process.env,
 					TRANSPORTER: nats.url,
-					NAMESPACE: namespace,
+					NAMESPACE: f.namespace,
 					NODEID: "watcher",
 					LOGLEVEL: "warn",
 					CONFIG_WAIT_TIMEOUT: "500"
@@ -316,40 +382,75 @@ describe("a service on another process follows config keys", () => {
 			}
 		);
 		let partial = "";
-		watcher.stdout!.on("data", chunk => {
-			output += chunk;
+		f.proc.stdout!.on("data", chunk => {
+			f.output += chunk;
 			const lines = (partial + chunk).split("\n");
 			partial = lines.pop()!;
 			for (const line of lines)
 				if (line.startsWith("CONFIG-WATCHER "))
-					news.push(JSON.parse(line.slice("CONFIG-WATCHER ".length)));
+					f.news.push(JSON.parse(line.slice("CONFIG-WATCHER ".length)));
 		});
-		watcher.stderr!.on("data", chunk => (output += chunk));
-	});
+		f.proc.stderr!.on("data", chunk => (f.output += chunk));
+		return f;
+	}
+
+	/**
+	 * Starts a config service for a watcher that started without one, and waits until the
+	 * watcher has read demo.limits from it. From then on the config node knows the watcher's
+	 * event listener, so every change it broadcasts reaches the watcher.
+	 */
+	async function followConfig(f: WatcherFixture) {
+		await heard(f, n => "ready" in n, 15_000, "the watcher started");
+		await startConfig(f, "config-2");
+		await heard(
+			f,
+			n => n.changed === "limits" && n.value?.cpu === 4,
+			5000,
+			"limits from the store"
+		);
+	}
+
+	beforeAll(async () => {
+		nats = await startNats();
+		const started = await Promise.all(TESTS.map(name => startWatcherWithoutConfig(name)));
+		TESTS.forEach((name, i) => (fixtures[name] = started[i]));
+		// Three processes starting at once on a busy machine take longer than one: 15 s each,
+		// the time the tests allow one watcher to start.
+		await eventually(
+			async () => started.every(f => f.news.some(n => "ready" in n)),
+			TESTS.length * 15_000,
+			"every watcher started"
+		);
+	}, 75_000);
 
 	afterAll(async () => {
-		if (watcher.exitCode === null && watcher.signalCode === null) {
-			const exited = new Promise(resolve => watcher.once("exit", resolve));
-			watcher.kill("SIGTERM");
-			await exited;
+		for (const f of Object.values(fixtures)) {
+			if (f.proc.exitCode === null && f.proc.signalCode === null) {
+				const exited = new Promise(resolve => f.proc.once("exit", resolve));
+				f.proc.kill("SIGTERM");
+				await exited;
+			}
+			await f.config?.stop();
+			fs.rmSync(f.dir, { recursive: true, force: true });
 		}
-		await config?.stop();
 		await nats?.stop();
-		fs.rmSync(dir, { recursive: true, force: true });
 	});
 
 	afterEach(() => {
-		// On failure, what the watcher printed is the first thing to read.
+		// On failure, what the test's watcher printed is the first thing to read.
 		const state = expect.getState();
-		if (state.assertionCalls > state.numPassingAsserts)
-			console.log(`--- watcher\n${output.slice(-3000)}`);
+		if (current && state.assertionCalls > state.numPassingAsserts)
+			console.log(`--- watcher\n${current.output.slice(-3000)}`);
+		current = null;
 	});
 
 	it("starts with its defaults while no config service runs, and reads the keys when one appears", async () => {
-		const ready = await heard(n => "ready" in n, 15_000, "the watcher started");
+		const f = (current = fixtures.start);
+		const ready = await heard(f, n => "ready" in n, 15_000, "the watcher started");
 		expect(ready.ready).toEqual({ greeting: "hello", limits: { cpu: 1 } });
-		config = await startConfig("config-2");
+		await startConfig(f, "config-2");
 		await heard(
+			f,
 			n => n.changed === "limits" && n.value?.cpu === 4,
 			5000,
 			"limits from the store"
@@ -357,16 +458,24 @@ describe("a service on another process follows config keys", () => {
 	});
 
 	it("sees a new value within a second, without a restart", async () => {
+		const f = (current = fixtures.change);
+		await followConfig(f);
+
 		const t0 = Date.now();
-		await set("demo.greeting", "bonjour");
-		await heard(n => n.changed === "greeting" && n.value === "bonjour", 1000, "bonjour");
+		await set(f, "demo.greeting", "bonjour");
+		await heard(f, n => n.changed === "greeting" && n.value === "bonjour", 1000, "bonjour");
 		expect(Date.now() - t0).toBeLessThan(1000);
 	});
 
 	it("goes back to the default within a second when the key is deleted", async () => {
+		const f = (current = fixtures.delete);
+		await followConfig(f);
+		await set(f, "demo.greeting", "bonjour");
+		await heard(f, n => n.changed === "greeting" && n.value === "bonjour", 5000, "bonjour");
+
 		const t0 = Date.now();
-		await config!.call("config.remove", { key: "demo.greeting" });
-		await heard(n => n.changed === "greeting" && n.value === "hello", 1000, "hello again");
+		await f.config!.call("config.remove", { key: "demo.greeting" });
+		await heard(f, n => n.changed === "greeting" && n.value === "hello", 1000, "hello again");
 		expect(Date.now() - t0).toBeLessThan(1000);
 	});
 });

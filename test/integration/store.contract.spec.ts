@@ -179,7 +179,8 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 				writes
 			)
 		).toBe(false);
-		// The written documents' own checks failing, after other writes went in.
+		// A failing check on a document the transaction itself writes (n1 at 5, r1 at 3) also
+		// writes nothing, not even the writes listed before that document's.
 		expect(await store.transact([{ collection: "nodes", id: "n1", version: 5 }], writes)).toBe(
 			false
 		);
@@ -208,7 +209,7 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		);
 		expect(await store.transact([check("r1", 0)], [del("r1")])).toBe(false);
 		expect(await store.get("reservations", "r2")).toEqual({ value: { gpus: 2 }, version: 1 });
-		// Checked absent and deleted: holds for a document that is not there.
+		// Deleting a document checked absent (version 0) succeeds when it is indeed absent.
 		expect(await store.transact([check("gone", 0)], [del("gone")])).toBe(true);
 		// Written twice in one transaction: checked against the version before both writes.
 		const twice = [

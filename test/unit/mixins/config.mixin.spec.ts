@@ -26,12 +26,14 @@ interface Watcher {
 }
 
 describe("ConfigMixin", () => {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-config-mixin-"));
-	const store = path.join(dir, "isa.db");
-	const storePrefix = "mixin-test";
-	const namespace = `config-mixin-${process.pid}`;
-	const brokers: ServiceBroker[] = [];
+	/** Each test gets its own store, namespace and brokers, so no test sees another's keys. */
+	let run = 0;
+	let dir: string;
+	let store: string;
+	let namespace: string;
+	let brokers: ServiceBroker[];
 	let config: ServiceBroker;
+	const storePrefix = "mixin-test";
 
 	function node(nodeID: string): ServiceBroker {
 		const broker = new ServiceBroker({
@@ -82,33 +84,51 @@ describe("ConfigMixin", () => {
 	const set = (key: string, value: unknown) =>
 		config.call<ConfigRecord, { key: string; value: unknown }>("config.set", { key, value });
 
-	beforeAll(async () => {
+	/** Sets `watch.<name>` and waits until the watcher's setting holds the value. */
+	async function setAndWait<K extends keyof typeof DEFAULTS>(
+		w: Watcher,
+		name: K,
+		value: (typeof DEFAULTS)[K]
+	) {
+		await set(`watch.${name}`, value);
+		await eventually(async () => w.settings[name] === value, 2000, `${name} ${value}`);
+	}
+
+	/** A config node with `watch.mode` set to "slow" and `watch.interval` not set. */
+	beforeEach(async () => {
+		run++;
+		dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-config-mixin-"));
+		store = path.join(dir, "isa.db");
+		namespace = `config-mixin-${process.pid}-${run}`;
+		brokers = [];
 		config = await startConfig("config-1");
 		await set("watch.mode", "slow");
 	});
 
-	afterAll(async () => {
+	afterEach(async () => {
 		await Promise.all(brokers.map(b => b.stop()));
 		fs.rmSync(dir, { recursive: true, force: true });
 	});
 
-	let w: Watcher;
-
 	it("applies a value set before start ahead of the service's own started(), keeps the defaults of unset keys", async () => {
-		w = await startWatcher("watcher-1");
+		const w = await startWatcher("watcher-1");
 		expect(w.atStart).toEqual({ interval: 100, mode: "slow" });
 		expect(w.settings).toEqual({ interval: 100, mode: "slow" });
-		// Values in place at start are no change to react to.
+		// Values already set when the service starts do not call configChanged.
 		expect(w.changes).toEqual([]);
 	});
 
 	it("applies a change live and calls configChanged with the new and the old value", async () => {
+		const w = await startWatcher("watcher-1");
 		await set("watch.interval", 250);
 		await eventually(async () => w.settings.interval === 250, 2000, "interval 250");
 		expect(w.changes).toEqual([["interval", 250, 100]]);
 	});
 
 	it("goes back to the default when the key is deleted", async () => {
+		const w = await startWatcher("watcher-1");
+		await setAndWait(w, "interval", 250);
+
 		await config.call("config.remove", { key: "watch.interval" });
 		await eventually(async () => w.settings.interval === 100, 2000, "interval back to 100");
 		expect(w.changes).toEqual([
@@ -118,15 +138,23 @@ describe("ConfigMixin", () => {
 	});
 
 	it("follows a key deleted and set again (versions keep growing)", async () => {
+		const w = await startWatcher("watcher-1");
+		// Version 1 sets the key, version 2 deletes it.
+		await setAndWait(w, "interval", 250);
+		await config.call("config.remove", { key: "watch.interval" });
+		await eventually(async () => w.settings.interval === 100, 2000, "interval back to 100");
+
 		const { version } = await set("watch.interval", 300);
 		expect(version).toBe(3);
 		await eventually(async () => w.settings.interval === 300, 2000, "interval 300");
 	});
 
 	it("ignores an event older than what it applied", async () => {
+		const w = await startWatcher("watcher-1");
 		const { version } = await set("watch.mode", "slower");
 		await eventually(async () => w.settings.mode === "slower", 2000, "mode slower");
-		// A late event, as from a config node that answered slower than the last write.
+		// An event with an older version than the one applied, as a slow config node could
+		// deliver after a newer write.
 		await config.broadcast(EVENTS.configChanged, {
 			key: "watch.mode",
 			value: "stale",
@@ -139,16 +167,25 @@ describe("ConfigMixin", () => {
 	});
 
 	it("refuses a value of another kind than the default and keeps the setting", async () => {
+		const w = await startWatcher("watcher-1");
+		await setAndWait(w, "interval", 300);
+
 		await set("watch.interval", "soon");
-		// The next change of the other key shows the first was handled.
+		// Events are handled in order, so once the watcher applied this later change of the
+		// other key, it has also handled (and refused) "soon".
 		await set("watch.mode", "fast");
 		await eventually(async () => w.settings.mode === "fast", 2000, "mode fast");
 		expect(w.settings.interval).toBe(300);
 	});
 
 	it("keeps the defaults without a config service, and reads the keys when one appears", async () => {
+		const w = await startWatcher("watcher-1");
+		await setAndWait(w, "interval", 300);
+		await setAndWait(w, "mode", "fast");
+
 		await config.stop();
-		// A change no watcher hears of: written while no config service runs.
+		// Written to the store directly while no config service runs, so no event announces it:
+		// the watchers can only learn of it by reading the keys when a config service appears.
 		const direct = openStore(store, { prefix: storePrefix });
 		const doc = await direct.get<Record<string, unknown>>(COLLECTIONS.config, "watch.interval");
 		await direct.put(COLLECTIONS.config, "watch.interval", { ...doc!.value, value: 500 });

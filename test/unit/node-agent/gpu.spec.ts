@@ -219,7 +219,8 @@ describe("NvidiaSmiProbe", () => {
 		const env = { PATH: "" };
 		const probe = new NvidiaSmiProbe({ env, missingRecheckMs: 200 });
 		expect((await probe.probe()).capacity).toEqual([]);
-		// Installed meanwhile: not seen before the recheck time, seen after it.
+		// nvidia-smi is on the PATH from now on; the probe finds it only once missingRecheckMs has
+		// passed since it last looked.
 		env.PATH = `${path.dirname(FAKE)}:${process.env.PATH}`;
 		expect((await probe.probe()).capacity).toEqual([]);
 		await new Promise(r => setTimeout(r, 250));

@@ -147,7 +147,7 @@ describe("cpuPercentBetween", () => {
 		const a = cpuTimes([cpu(100, 900), cpu(100, 900)]);
 		const b = cpuTimes([cpu(150, 950), cpu(200, 900)]);
 		expect(a).toEqual({ busy: 200, total: 2000, cores: 2 });
-		// 150 busy of 200 elapsed.
+		// Busy time grew by 150 (50 + 100) of 200 elapsed (100 per core): 75%.
 		expect(cpuPercentBetween(a, b)).toBe(75);
 	});
 

@@ -302,7 +302,8 @@ describe("stop", () => {
 		const { pid } = await r.start();
 		await until(() => r.logs().length > 0);
 		const grandchild = Number(r.logs()[0].text);
-		// What a SIGKILLed agent leaves behind: the pipe to the replica's shell closes.
+		// When the agent is killed with SIGKILL, the OS closes its end of the replica's stdin
+		// pipe; destroying that end here does the same.
 		(
 			r as unknown as { run: { child: { stdin: { destroy(): void } } } }
 		).run.child.stdin.destroy();

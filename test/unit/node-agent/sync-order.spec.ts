@@ -60,7 +60,8 @@ describe("SyncOrder", () => {
 		expect(order.workload([{ workloadId: "a", replicas: [] }], 9, [])).toBeNull();
 		order.workload([{ workloadId: "a", replicas: [] }], 12, []);
 		expect(order.workload([{ workloadId: "a", replicas: [] }], 11, [])).toBeNull();
-		// Another workload in the same old message is still news.
+		// Message 11 is older than a's last workload list (12), so a is skipped; for b only the node
+		// list (10) came before it, so b's replica starts.
 		expect(
 			keys(
 				order.workload(
@@ -78,13 +79,15 @@ describe("SyncOrder", () => {
 	it("keeps what a newer workload list said when an older node list arrives", () => {
 		const order = new SyncOrder();
 		order.workload([{ workloadId: "a", replicas: [spec("a", 0, 5)] }], 20, []);
-		// A node list built before the placement: it has a's old replica, and not b's fate.
+		// A node list (15) older than a's workload list (20) still holds a's old replica (fence 4):
+		// for a the newer workload list stands, for b and c the node list decides.
 		const plan = order.node([spec("a", 0, 4), spec("b", 0, 1)], 15, [
 			running("a", 0, 5),
 			running("c", 0, 1)
 		]);
 		expect(keys(plan)).toEqual({ stop: ["c/0@1"], start: ["b/0@1"] });
-		// A node list newer than the workload list speaks for a again.
+		// A node list (25) newer than a's workload list (20) decides for a again: it lacks a, so
+		// a's replica stops.
 		expect(keys(order.node([], 25, [running("a", 0, 5)]))).toEqual({
 			stop: ["a/0@5"],
 			start: []

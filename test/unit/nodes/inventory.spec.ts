@@ -50,7 +50,7 @@ describe("Inventory", () => {
 		const changes = inv.sweep(MISSED_REPORTS * 1000 + 1);
 		expect(changes.map(c => [c.node.id, c.transition])).toEqual([["n1", "down"]]);
 		expect(inv.nodes.get("n1")).toMatchObject({ status: "down", usage: null });
-		// Already down: not announced twice.
+		// n1 is already down: a later sweep reports no second transition for it.
 		expect(inv.sweep(10_000)).toEqual([]);
 	});
 

@@ -27,7 +27,7 @@ function report(nodeID: string, cpu: number, memGiB = 0): NodeReport {
 	};
 }
 
-/** What Moleculer hands a strategy, as far as this one uses it (core strategy specs do the same). */
+/** A stand-in for the broker Moleculer passes to a strategy: only the createService it calls. */
 function fakeBroker() {
 	return { createService: jest.fn() } as unknown as ServiceBroker & { createService: jest.Mock };
 }
@@ -213,8 +213,13 @@ describe("capacityTableOf", () => {
 });
 
 describe("CapacityStrategy between brokers", () => {
-	const namespace = `capacity-${process.pid}`;
-	const node = (nodeID: string, strategy?: typeof CapacityStrategy) =>
+	/** Each test gets its own namespace and brokers, since one of them stops a worker. */
+	let run = 0;
+	let caller: ServiceBroker;
+	let workers: ServiceBroker[];
+	let table: CapacityTable;
+
+	const node = (namespace: string, nodeID: string, strategy?: typeof CapacityStrategy) =>
 		new ServiceBroker({
 			namespace,
 			nodeID,
@@ -222,16 +227,6 @@ describe("CapacityStrategy between brokers", () => {
 			logger: false,
 			...(strategy ? { registry: { strategy } } : {})
 		});
-
-	const caller = node("caller", CapacityStrategy);
-	const workers = [node("w1"), node("w2")];
-	for (const worker of workers) {
-		worker.createService({
-			name: "work",
-			actions: { whoami: () => worker.nodeID }
-		});
-	}
-	const table = capacityTableOf(caller);
 
 	/** Each worker broadcasts its report, as its agent would, until the caller has them. */
 	async function reportUsage(cpu: Record<string, number>) {
@@ -259,11 +254,30 @@ describe("CapacityStrategy between brokers", () => {
 		return tally;
 	}
 
-	beforeAll(async () => {
+	/** A caller that balances with the capacity strategy, and two workers w1 and w2. */
+	beforeEach(async () => {
+		const namespace = `capacity-${process.pid}-${++run}`;
+		caller = node(namespace, "caller", CapacityStrategy);
+		workers = [node(namespace, "w1"), node(namespace, "w2")];
+		for (const worker of workers) {
+			worker.createService({
+				name: "work",
+				actions: { whoami: () => worker.nodeID }
+			});
+		}
+		table = capacityTableOf(caller);
 		await Promise.all([caller, ...workers].map(b => b.start()));
-		await caller.waitForServices("work");
+		// waitForServices is satisfied by one worker; the tests need the caller to know both.
+		await eventually(
+			async () =>
+				caller.registry
+					.getServiceList({ onlyAvailable: true })
+					.filter(s => s.name === "work").length === workers.length,
+			5000,
+			"both workers' service at the caller"
+		);
 	});
-	afterAll(() => Promise.all([caller, ...workers].map(b => b.stop())));
+	afterEach(() => Promise.all([caller, ...workers].map(b => b.stop())));
 
 	it("sends the calls to the worker whose node is free", async () => {
 		await reportUsage({ w1: 7, w2: 1 });
