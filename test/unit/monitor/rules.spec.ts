@@ -6,15 +6,9 @@ import {
 	RuleInput
 } from "../../../services/monitor/alerts";
 import { InvalidInputError } from "../../../services/shared/errors";
+import { thrown } from "../../helpers/errors";
 
-function failure(fn: () => unknown): InvalidInputError {
-	try {
-		fn();
-	} catch (err) {
-		return err as InvalidInputError;
-	}
-	throw new Error("did not throw");
-}
+const failure = (fn: () => unknown) => thrown<InvalidInputError>(fn);
 
 describe("parseSelector", () => {
 	it("reads a bare name", () => {

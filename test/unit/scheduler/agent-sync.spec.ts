@@ -9,29 +9,8 @@ import {
 } from "../../../services/scheduler/agent-sync";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import { SerialQueue } from "../../../services/scheduler/rounds";
-import { newWorkload, replicaSpec, type Workload } from "../../../services/scheduler/workload";
-
-/** A workload whose replicas are placed on these nodes (null: pending). */
-function workload(id: string, nodes: Array<string | null>): Workload {
-	const w = newWorkload(
-		{
-			name: id,
-			kind: "process",
-			process: { command: "sleep" },
-			resources: { cpu: 1, memory: "1Gi" },
-			replicas: nodes.length
-		},
-		{ id, tenant: "acme", createdBy: "alice", seq: 1, now: 1000 }
-	);
-	nodes.forEach((node, i) => {
-		const r = w.replicas[i];
-		if (!node) return;
-		r.node = node;
-		r.fence = 1;
-		r.state = "running";
-	});
-	return w;
-}
+import { replicaSpec, type Workload } from "../../../services/scheduler/workload";
+import { placedWorkload } from "../../helpers/workloads";
 
 interface Sent {
 	action: string;
@@ -65,7 +44,7 @@ describe("AgentSync", () => {
 			{ syncDelay: 20 },
 			logger
 		);
-		for (const w of [workload("a", ["n1", "n2"]), workload("b", ["n1", null])])
+		for (const w of [placedWorkload("a", ["n1", "n2"]), placedWorkload("b", ["n1", null])])
 			await store.put(COLLECTIONS.workloads, w.id, w);
 	});
 	afterEach(async () => {
@@ -150,7 +129,7 @@ describe("AgentSync", () => {
 
 describe("replicaLogs", () => {
 	it("asks each placed replica's agent (or the one asked for), an error for one that fails", async () => {
-		const w = workload("a", ["n1", "n2", null]);
+		const w = placedWorkload("a", ["n1", "n2", null]);
 		const asked: Array<[string, object]> = [];
 		const call = async (nodeID: string, params: object) => {
 			asked.push([nodeID, params]);

@@ -8,25 +8,7 @@ import { Recovery } from "../../../services/scheduler/recovery";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import type { Reserver } from "../../../services/scheduler/reservations";
 import { type PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
-import { newWorkload, type Workload } from "../../../services/scheduler/workload";
-
-/** A workload whose replicas are placed on these nodes at fence 1 (null: pending). */
-function workload(id: string, nodes: Array<string | null>): Workload {
-	const w = newWorkload(
-		{
-			name: id,
-			kind: "process",
-			process: { command: "sleep" },
-			resources: { cpu: 1, memory: "1Gi" },
-			replicas: nodes.length
-		},
-		{ id, tenant: "acme", createdBy: "alice", seq: 1, now: 1000 }
-	);
-	nodes.forEach((node, i) => {
-		if (node) Object.assign(w.replicas[i], { node, fence: 1, state: "running" });
-	});
-	return w;
-}
+import { placedWorkload } from "../../helpers/workloads";
 
 describe("Recovery", () => {
 	let store: SqliteStore;
@@ -86,7 +68,7 @@ describe("Recovery", () => {
 			{ auditInterval: 60_000, auditGrace: 60_000 },
 			logger
 		);
-		for (const w of [workload("a", ["n1", "n2"]), workload("b", ["n2", null])])
+		for (const w of [placedWorkload("a", ["n1", "n2"]), placedWorkload("b", ["n2", null])])
 			await store.put(COLLECTIONS.workloads, w.id, w);
 	});
 	afterEach(async () => {

@@ -1,14 +1,8 @@
 import { formatDuration, parseDuration } from "../../../services/shared/duration";
 import { InvalidInputError } from "../../../services/shared/errors";
+import { thrown } from "../../helpers/errors";
 
-function failure(fn: () => unknown): InvalidInputError {
-	try {
-		fn();
-	} catch (err) {
-		return err as InvalidInputError;
-	}
-	throw new Error("did not throw");
-}
+const failure = (fn: () => unknown) => thrown<InvalidInputError>(fn);
 
 const FOR = { field: "for", max: 30 * 24 * 3600 * 1000 };
 
