@@ -242,7 +242,6 @@ export function replicaSpec(w: Workload, r: Replica): ReplicaSpec {
 	};
 }
 
-/** The API's view: the stored record plus its derived status. */
 /** A workload's replicas on one node, as the inventory shows them with the node. */
 export function replicasOn(w: Workload, node: string) {
 	return w.replicas
@@ -258,6 +257,7 @@ export function replicasOn(w: Workload, node: string) {
 		}));
 }
 
+/** The API's view: the stored record plus its derived status. */
 export function workloadView(w: Workload, withEvents = false) {
 	const { events, ...rest } = w;
 	return { ...rest, status: workloadStatus(w), ...(withEvents ? { events } : {}) };

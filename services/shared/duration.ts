@@ -1,16 +1,17 @@
 /**
  * The one grammar for durations, wherever a client or an operator gives one (health check
  * intervals and timeouts, alert `for`, history `since` and `step`, token lifetimes): a number of
- * seconds (fractions allowed, also as a string of digits), or units written together without
- * spaces, as in Prometheus and Go: "500ms", "30s", "5m", "1h30m", "7d". Each use sets its own
- * bounds; the grammar is the same everywhere.
+ * seconds (fractions allowed, also as a string of digits), or numbers with units as in
+ * Prometheus and Go: "500ms", "30s", "5m", "1h30m", "7d" (a space before a unit is allowed, as
+ * the health checks always took "10 s"). Each use sets its own bounds; the grammar is the same
+ * everywhere.
  */
 import { InvalidInputError } from "./errors";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const NUMBER = /^\s*\d+(\.\d+)?\s*$/;
-const WHOLE = /^(\d+(\.\d+)?(ms|s|m|h|d))+$/;
-const PART = /(\d+(\.\d+)?)(ms|s|m|h|d)/g;
+const WHOLE = /^(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$/;
+const PART = /(\d+(\.\d+)?)\s*(ms|s|m|h|d)/g;
 
 export interface DurationBounds {
 	/** The field's name, as the client wrote it, for the error. */

@@ -19,7 +19,9 @@ describe("parseDuration", () => {
 		["2h", 7_200_000],
 		["1h30m", 5_400_000],
 		["7d", 604_800_000],
-		[" 5m ", 300_000]
+		[" 5m ", 300_000],
+		["10 s", 10_000],
+		["1h 30m", 5_400_000]
 	])("%j is %d ms", (value, ms) => {
 		expect(parseDuration(value, FOR)).toBe(ms);
 	});
