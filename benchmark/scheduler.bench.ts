@@ -17,8 +17,8 @@
  *
  * Each scenario runs in a child process of its own, so that its peak memory (RSS and heap,
  * sampled every 50 ms) is the scheduler's alone. The baseline, measured in the same run: the
- * same placements in memory with `place()`, which scans every node (BENCH_BASELINE of them,
- * default 2,000, since it is slow), and with the index alone.
+ * same placements in memory with `referencePlace()`, which scans every node (BENCH_BASELINE of
+ * them, default 2,000, since it is slow), and with the index alone.
  * Targets: at least 20,000 placements/s with the embedded store, 5,000/s with Redis.
  */
 import { fork } from "child_process";
@@ -34,12 +34,12 @@ import type { GpuCapacity } from "../services/shared/types";
 import {
 	Allocation,
 	emptyAllocation,
-	place,
 	PlacementNode,
 	PlacementRequest,
 	release,
 	reserve
 } from "../services/scheduler/placement";
+import { referencePlace } from "../services/scheduler/placement/reference";
 import { PlacementIndex } from "../services/scheduler/placement-index";
 import {
 	InventoryNode,
@@ -287,7 +287,7 @@ function row(
 	};
 }
 
-/** In memory, one placement at a time: with `place()` over every node, or with the index. */
+/** In memory, one placement at a time: with `referencePlace()` over every node, or the index. */
 function inMemory(scenario: "scan" | "index", wanted: number): SchedulerRow {
 	const memory = new Memory();
 	memory.start();
@@ -322,7 +322,7 @@ function inMemory(scenario: "scan" | "index", wanted: number): SchedulerRow {
 		const r = next();
 		const key = keyOf(seq++);
 		const t0 = performance.now();
-		const spot = scenario === "scan" ? place(byId.values(), r) : index.place(r);
+		const spot = scenario === "scan" ? referencePlace(byId.values(), r) : index.place(r);
 		if (spot) {
 			const n = byId.get(spot.nodeID)!;
 			const after = { ...n, allocated: reserve(n.allocated, key, r.resources, spot.gpus) };

@@ -1,6 +1,6 @@
 /**
- * The answer of `place(nodes, req)` (placement.ts) without looking at every node: what the
- * scheduler needs when thousands of nodes take thousands of placements a second.
+ * The answer of `referencePlace(nodes, req)` (placement/reference.ts) without looking at every
+ * node: what the scheduler needs when thousands of nodes take thousands of placements a second.
  *
  * Nodes are grouped by machine type: the same CPU and memory capacity, the same GPU models and
  * the same labels. Within a group every node has the same capacity, so "fullest after placing"
@@ -11,31 +11,27 @@
  * (spread) and skips every subtree in which nothing has room, so it touches O(log n) entries
  * plus the few that have room in one resource and not another.
  *
- * The first node that fits in a group is that group's best; the best of the groups, scored
- * exactly as `place` scores, is the answer. Labels and GPU models, the same for a whole group,
- * rule groups in or out at once. A candidate's own room is compared exactly as `unfit` compares
- * it, and where the group cannot tell (anti-affinity, a GPU model only some of a machine's
- * cards have) `unfit` itself decides; the property test holds the index to `place` on random
- * clusters. Ties go to the lowest node id, as in `place`, up to floating-point rounding
+ * The first node that fits in a group is that group's best; the best of the groups, scored by
+ * the request's scorer as the reference scores, is the answer. The filters are the reference's
+ * own (placement/index.ts), each run where it costs least: the node status filter when a node
+ * changes (only ready nodes are in a treap); the node selector once per group, on a node that
+ * stands for it, since labels and GPU models are the same for the whole group; and a
+ * candidate's own room is compared exactly as the resources filter compares it, and where the
+ * group cannot tell (anti-affinity, a GPU model only some of a machine's cards have) the whole
+ * chain (`unfit`) decides. The property test holds the index to the reference on random
+ * clusters. Ties go to the lowest node id, as in the reference, up to floating-point rounding
  * between nodes of one group.
  *
  * Cost: one query is O(groups × log n); a cluster of a handful of machine types has a handful of
  * groups. A cluster whose every node has its own capacity or its own labels has one group per
- * node and costs what `place` costs.
+ * node and costs what the reference costs.
  */
-import {
-	fullnessAfter,
-	gpusInUse,
-	GPU_MODEL_SELECTOR,
-	pickGpus,
-	unfit,
-	type Placement,
-	type PlacementNode,
-	type PlacementRequest
-} from "./placement";
-
-/** `unfit` lets CPU fall short by this much (float sums of fractional cores). */
-const CPU_SLACK = 1e-9;
+import { gpusInUse, type Placement, type PlacementNode, type PlacementRequest } from "./placement";
+import { GPU_MODEL_SELECTOR, ofModel } from "./placement/gpu-model";
+import { isFree, memoryLeft, pickGpus } from "./placement/gpus";
+import { nodeSelector, nodeStatus, unfit } from "./placement/index";
+import { CPU_SLACK } from "./placement/resources";
+import { scorerOf } from "./placement/strategy";
 
 /** One node in its group's treap. */
 interface Entry {
@@ -64,9 +60,8 @@ interface Entry {
 
 /** Nodes of one machine type. */
 interface Group {
-	labels: Record<string, string>;
-	/** Lower-cased GPU models, for `gpu.model` selectors. */
-	models: string[];
+	/** The node that made the group: its labels and GPU models are the whole group's. */
+	sample: PlacementNode;
 	root: Entry | null;
 	/** Nodes of the group, ready or not: the group goes when the last one does. */
 	members: number;
@@ -82,7 +77,8 @@ interface Need {
 	/**
 	 * Whether a candidate must also pass `unfit`: only when the group alone cannot tell, that is
 	 * with anti-affinity or a GPU model that only some of the group's cards match. Otherwise
-	 * the entry's own room is compared exactly as `unfit` compares it, and that is the answer.
+	 * the entry's own room is compared exactly as the resources filter compares it, and that is
+	 * the answer.
 	 */
 	strict: boolean;
 }
@@ -137,7 +133,7 @@ export class PlacementIndex {
 			if (sameGroup) {
 				if (slot.indexed) slot.group.root = removeEntry(slot.group.root, slot.entry);
 				measure(slot.entry, node);
-				slot.indexed = node.status === "ready";
+				slot.indexed = nodeStatus.fits(node) === null;
 				if (slot.indexed) slot.group.root = insertEntry(slot.group.root, slot.entry);
 				return;
 			}
@@ -146,17 +142,12 @@ export class PlacementIndex {
 		const groupKey = groupKeyOf(node);
 		let group = this.groups.get(groupKey);
 		if (!group) {
-			group = {
-				labels: { ...node.labels },
-				models: node.capacity.gpus.map(g => g.model.toLowerCase()),
-				root: null,
-				members: 0
-			};
+			group = { sample: node, root: null, members: 0 };
 			this.groups.set(groupKey, group);
 		}
 		group.members++;
 		const entry = newEntry(node);
-		const indexed = node.status === "ready";
+		const indexed = nodeStatus.fits(node) === null;
 		if (indexed) group.root = insertEntry(group.root, entry);
 		this.slots.set(node.id, { entry, group, groupKey, indexed });
 	}
@@ -171,24 +162,24 @@ export class PlacementIndex {
 		return true;
 	}
 
-	/** What `place(this.values(), req)` answers: the best node that fits, or null. */
+	/** What `referencePlace(this.values(), req)` answers: the best node that fits, or null. */
 	place(req: PlacementRequest): Placement | null {
 		const need = needOf(req);
-		const model = req.nodeSelector[GPU_MODEL_SELECTOR]?.toLowerCase();
-		const binpack = req.strategy === "binpack";
+		const model = req.nodeSelector[GPU_MODEL_SELECTOR];
+		const scorer = scorerOf(req.strategy);
 		let best: PlacementNode | null = null;
 		let bestScore = 0;
 		for (const group of this.groups.values()) {
-			if (!group.root || !mayFit(group.root, need) || !selects(group, req)) continue;
+			if (!group.root || !mayFit(group.root, need)) continue;
+			if (nodeSelector.fits(group.sample, req) !== null) continue;
 			need.strict =
 				req.avoid.size > 0 ||
-				(model !== undefined && !group.models.every(m => m.includes(model)));
-			const entry = binpack
+				(model !== undefined && !group.sample.capacity.gpus.every(g => ofModel(g, model)));
+			const entry = scorer.fullestFirst
 				? lastFit(group.root, need, Infinity)
 				: firstOfTies(group.root, need);
 			if (!entry) continue;
-			const full = fullnessAfter(entry.node, req.resources, entry.taken);
-			const score = binpack ? full : -full;
+			const score = scorer.score(entry.node, req.resources, entry.taken);
 			if (!best || score > bestScore || (score === bestScore && entry.node.id < best.id)) {
 				best = entry.node;
 				bestScore = score;
@@ -209,18 +200,6 @@ function groupKeyOf(node: PlacementNode): string {
 		.map(k => [k, node.labels[k]]);
 	const models = node.capacity.gpus.map(g => g.model);
 	return JSON.stringify([node.capacity.cpu, node.capacity.memory, models, labels]);
-}
-
-/** The group's labels and GPU models satisfy the request's selector. */
-function selects(group: Group, req: PlacementRequest): boolean {
-	for (const key in req.nodeSelector) {
-		const value = req.nodeSelector[key];
-		if (key === GPU_MODEL_SELECTOR) {
-			const model = value.toLowerCase();
-			if (!group.models.some(m => m.includes(model))) return false;
-		} else if (group.labels[key] !== value) return false;
-	}
-	return true;
 }
 
 /** The same sum without the request: within a group, its order is the order of the score. */
@@ -260,8 +239,8 @@ function measure(e: Entry, node: PlacementNode): void {
 	let share = -Infinity;
 	for (const g of node.capacity.gpus) {
 		const a = node.allocated.gpus[g.index];
-		if (!a || (a.exclusive === null && a.memory === 0)) whole++;
-		if (!a?.exclusive) share = Math.max(share, g.memory - (a?.memory ?? 0));
+		if (isFree(a)) whole++;
+		share = Math.max(share, memoryLeft(g, a));
 	}
 	e.node = node;
 	e.taken = gpusInUse(node.allocated);
@@ -299,8 +278,8 @@ function mayFit(e: Entry, need: Need): boolean {
 }
 
 /**
- * The entry's own room is enough (compared as `unfit` compares it) and, where the group cannot
- * tell, `unfit` agrees (anti-affinity, a GPU model only some cards have).
+ * The entry's own room is enough (compared as the resources filter compares it) and, where the
+ * group cannot tell, `unfit` agrees (anti-affinity, a GPU model only some cards have).
  */
 function fits(e: Entry, need: Need): boolean {
 	return (
@@ -313,7 +292,7 @@ function fits(e: Entry, need: Need): boolean {
 }
 
 // The treap: in order of `key`, then of id from highest to lowest, so that walking from the
-// fullest end meets equally full nodes lowest id first, as `place` prefers them.
+// fullest end meets equally full nodes lowest id first, as the reference prefers them.
 
 function before(a: Entry, b: Entry): boolean {
 	return a.key < b.key || (a.key === b.key && a.node.id > b.node.id);

@@ -1,14 +1,14 @@
-import * as placement from "../../../services/scheduler/placement";
 import {
 	emptyAllocation,
-	pickGpus,
-	place,
 	PlacementNode,
 	PlacementRequest,
 	release,
-	reserve,
-	unfit
+	reserve
 } from "../../../services/scheduler/placement";
+import { pickGpus } from "../../../services/scheduler/placement/gpus";
+import * as filters from "../../../services/scheduler/placement/index";
+import { unfit } from "../../../services/scheduler/placement/index";
+import { referencePlace } from "../../../services/scheduler/placement/reference";
 import { PlacementIndex } from "../../../services/scheduler/placement-index";
 import type { GpuCapacity, NodeStatus, ResourceRequest } from "../../../services/shared/types";
 
@@ -74,7 +74,7 @@ function indexOf(nodes: PlacementNode[]): PlacementIndex {
 	return index;
 }
 
-/** placement.ts's score, written out again: the reference the index's answers are held to. */
+/** The scorers' fullnessAfter (placement/scorer.ts), written out again: the reference the index's answers are held to. */
 function score(n: PlacementNode, r: ResourceRequest): number {
 	const shares = [
 		(n.allocated.cpu + r.cpu) / Math.max(n.capacity.cpu, 1e-9),
@@ -176,9 +176,9 @@ function randomNode(r: Rng, id: string): PlacementNode {
 	return n;
 }
 
-/** Throws with the case when the index's answer is not one `place` could have given. */
+/** Throws with the case when the index's answer is not one `referencePlace` could have given. */
 function agree(nodes: PlacementNode[], index: PlacementIndex, q: PlacementRequest, tag: string) {
-	const want = place(nodes, q);
+	const want = referencePlace(nodes, q);
 	const got = index.place(q);
 	const describe = () =>
 		`${tag}: request ${JSON.stringify({ ...q, avoid: [...q.avoid] })} → place ${JSON.stringify(want)}, index ${JSON.stringify(got)}`;
@@ -196,7 +196,7 @@ function agree(nodes: PlacementNode[], index: PlacementIndex, q: PlacementReques
 }
 
 describe("PlacementIndex", () => {
-	it("answers as place() on random clusters and requests, while nodes change", () => {
+	it("answers as referencePlace() on random clusters and requests, while nodes change", () => {
 		for (let seed = 1; seed <= 150; seed++) {
 			const r = rng(seed);
 			const ids = Array.from({ length: 1 + r.int(60) }, (_, i) => `n${i}`);
@@ -213,8 +213,8 @@ describe("PlacementIndex", () => {
 				const n = nodes.get(id);
 				let next: PlacementNode | null | undefined;
 				if (roll < 0.5) {
-					// Reserve where place() put it, as the scheduler would.
-					const spot = place(nodes.values(), q);
+					// Reserve where referencePlace() put it, as the scheduler would.
+					const spot = referencePlace(nodes.values(), q);
 					if (!spot) continue;
 					const on = nodes.get(spot.nodeID)!;
 					const key = `${tag}`;
@@ -256,7 +256,7 @@ describe("PlacementIndex", () => {
 		expect(index.place(req({}, { strategy: "spread" }))?.nodeID).toBe("idle");
 	});
 
-	it("breaks ties by the lowest node id, as place() does", () => {
+	it("breaks ties by the lowest node id, as referencePlace() does", () => {
 		const nodes = ["n3", "n1", "n2", "n0"].map(id => node(id));
 		const index = indexOf(nodes);
 		expect(index.place(req())?.nodeID).toBe("n0");
@@ -354,7 +354,7 @@ describe("PlacementIndex", () => {
 		});
 		const byId = new Map(nodes.map(n => [n.id, n]));
 		const index = indexOf(nodes);
-		const spy = jest.spyOn(placement, "unfit");
+		const spy = jest.spyOn(filters, "unfit");
 		let placed = 0;
 		for (let i = 0; i < 2000; i++) {
 			const q = req(

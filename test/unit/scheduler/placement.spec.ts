@@ -2,12 +2,12 @@ import {
 	describeShortfall,
 	emptyAllocation,
 	gpusInUse,
-	place,
 	PlacementNode,
 	PlacementRequest,
 	release,
 	reserve
 } from "../../../services/scheduler/placement";
+import { referencePlace } from "../../../services/scheduler/placement/reference";
 
 const GiB = 1024 ** 3;
 
@@ -49,77 +49,87 @@ function req(
 	};
 }
 
-describe("place", () => {
+describe("referencePlace", () => {
 	it("binpacks onto the fullest node that fits and spreads onto the emptiest", () => {
 		const busy = node("busy", { allocated: { cpu: 12, memory: 8 * GiB, gpus: {} } });
 		const idle = node("idle");
-		expect(place([idle, busy], req())?.nodeID).toBe("busy");
-		expect(place([idle, busy], req({}, { strategy: "spread" }))?.nodeID).toBe("idle");
+		expect(referencePlace([idle, busy], req())?.nodeID).toBe("busy");
+		expect(referencePlace([idle, busy], req({}, { strategy: "spread" }))?.nodeID).toBe("idle");
 	});
 
 	it("keeps CPU-only work off GPU nodes when a CPU node fits", () => {
-		expect(place([node("gpu", {}, 8), node("cpu")], req())?.nodeID).toBe("cpu");
+		expect(referencePlace([node("gpu", {}, 8), node("cpu")], req())?.nodeID).toBe("cpu");
 	});
 
 	it("gives whole GPUs exclusively and never shares them", () => {
 		const n = node("g", {}, 2);
-		const first = place([n], req({ gpu: 1 }))!;
+		const first = referencePlace([n], req({ gpu: 1 }))!;
 		expect(first).toEqual({ nodeID: "g", gpus: [0] });
 		n.allocated = reserve(n.allocated, "w1/0", req({ gpu: 1 }).resources, first.gpus);
-		expect(place([n], req({ gpu: 1 }))?.gpus).toEqual([1]);
+		expect(referencePlace([n], req({ gpu: 1 }))?.gpus).toEqual([1]);
 		// No shared use of a GPU someone has whole.
 		n.allocated = reserve(n.allocated, "w2/0", req({ gpu: 1 }).resources, [1]);
-		expect(place([n], req({ gpuMemory: GiB }))).toBeNull();
-		expect(place([n], req({ gpu: 1 }))).toBeNull();
+		expect(referencePlace([n], req({ gpuMemory: GiB }))).toBeNull();
+		expect(referencePlace([n], req({ gpu: 1 }))).toBeNull();
 	});
 
 	it("shares one GPU by memory between small models, and not beyond its memory", () => {
 		const n = node("g", {}, 1);
 		const small = req({ gpuMemory: 30 * GiB });
 		for (const key of ["a", "b"]) {
-			const p = place([n], small)!;
+			const p = referencePlace([n], small)!;
 			expect(p.gpus).toEqual([0]);
 			n.allocated = reserve(n.allocated, key, small.resources, p.gpus);
 		}
 		expect(n.allocated.gpus[0]).toEqual({ exclusive: null, memory: 60 * GiB });
-		expect(place([n], small)).toBeNull();
-		expect(place([n], req({ gpuMemory: 20 * GiB }))?.gpus).toEqual([0]);
+		expect(referencePlace([n], small)).toBeNull();
+		expect(referencePlace([n], req({ gpuMemory: 20 * GiB }))?.gpus).toEqual([0]);
 		// A GPU with shared use is not free for a whole-GPU request.
-		expect(place([n], req({ gpu: 1 }))).toBeNull();
+		expect(referencePlace([n], req({ gpu: 1 }))).toBeNull();
 	});
 
 	it("binpacks shared GPU memory onto the fullest card", () => {
 		const n = node("g", {}, 2);
 		n.allocated = reserve(n.allocated, "a", req({ gpuMemory: 40 * GiB }).resources, [1]);
-		expect(place([n], req({ gpuMemory: 10 * GiB }))?.gpus).toEqual([1]);
-		expect(place([n], req({ gpuMemory: 10 * GiB }, { strategy: "spread" }))?.gpus).toEqual([0]);
+		expect(referencePlace([n], req({ gpuMemory: 10 * GiB }))?.gpus).toEqual([1]);
+		expect(
+			referencePlace([n], req({ gpuMemory: 10 * GiB }, { strategy: "spread" }))?.gpus
+		).toEqual([0]);
 	});
 
 	it("matches node labels and GPU models", () => {
 		const a = node("a", { labels: { zone: "eu" } }, 1, "NVIDIA H100 80GB HBM3");
 		const b = node("b", { labels: { zone: "us" } }, 1, "NVIDIA A100-SXM4-80GB");
-		expect(place([a, b], req({ gpu: 1 }, { nodeSelector: { zone: "us" } }))?.nodeID).toBe("b");
 		expect(
-			place([a, b], req({ gpu: 1 }, { nodeSelector: { "gpu.model": "h100" } }))?.nodeID
+			referencePlace([a, b], req({ gpu: 1 }, { nodeSelector: { zone: "us" } }))?.nodeID
+		).toBe("b");
+		expect(
+			referencePlace([a, b], req({ gpu: 1 }, { nodeSelector: { "gpu.model": "h100" } }))
+				?.nodeID
 		).toBe("a");
-		expect(place([a, b], req({}, { nodeSelector: { zone: "ap" } }))).toBeNull();
+		expect(referencePlace([a, b], req({}, { nodeSelector: { zone: "ap" } }))).toBeNull();
 	});
 
 	it("takes nothing on draining or down nodes", () => {
 		expect(
-			place([node("d", { status: "draining" }), node("x", { status: "down" })], req())
+			referencePlace(
+				[node("d", { status: "draining" }), node("x", { status: "down" })],
+				req()
+			)
 		).toBeNull();
 	});
 
 	it("avoids nodes of other replicas with anti-affinity", () => {
-		expect(place([node("a"), node("b")], req({}, { avoid: new Set(["a"]) }))?.nodeID).toBe("b");
+		expect(
+			referencePlace([node("a"), node("b")], req({}, { avoid: new Set(["a"]) }))?.nodeID
+		).toBe("b");
 	});
 
 	it("counts fractional CPU and memory exactly", () => {
 		const n = node("n", { allocated: { cpu: 15.5, memory: 63 * GiB, gpus: {} } });
-		expect(place([n], req({ cpu: 0.5, memory: GiB }))?.nodeID).toBe("n");
-		expect(place([n], req({ cpu: 0.6, memory: GiB }))).toBeNull();
-		expect(place([n], req({ cpu: 0.5, memory: GiB + 1 }))).toBeNull();
+		expect(referencePlace([n], req({ cpu: 0.5, memory: GiB }))?.nodeID).toBe("n");
+		expect(referencePlace([n], req({ cpu: 0.6, memory: GiB }))).toBeNull();
+		expect(referencePlace([n], req({ cpu: 0.5, memory: GiB + 1 }))).toBeNull();
 	});
 });
 
