@@ -144,8 +144,7 @@ export function describeShortfall(nodes: PlacementNode[], req: PlacementRequest)
 	if (gpu) need.push(`gpu ${gpu}`);
 	if (gpuMemory) need.push(`gpuMemory ${formatSize(gpuMemory)}`);
 	const parts = [...reasons.values()].map(({ filter, key, count }) =>
-		// "fits" is said of several nodes as of one, as this text has always said it.
-		filter ? filter.reason(key, count, req) : nodeCount(count, "fits", "fits")
+		filter ? filter.reason(key, count, req) : nodeCount(count, "fits", "fit")
 	);
 	return `0/${nodes.length} nodes fit (${need.join(", ")}): ${parts.join("; ")}.`;
 }
