@@ -48,6 +48,22 @@ describe("node loss", () => {
 
 	const api = (path: string, init?: RequestInit) => cluster.api(path, init);
 
+	/** A process workload of `replicas` replicas that run until stopped, marked for processesWith. */
+	const sleeper = (name: string, replicas: number) =>
+		api("/api/v1/workloads", {
+			method: "POST",
+			body: JSON.stringify({
+				name,
+				kind: "process",
+				process: {
+					command: process.execPath,
+					args: ["-e", "setInterval(() => {}, 1000)", marker]
+				},
+				resources: { cpu: 1, memory: "1Gi" },
+				replicas
+			})
+		});
+
 	beforeAll(async () => {
 		cluster = await clusterFixture({
 			name: "loss",
@@ -72,10 +88,36 @@ describe("node loss", () => {
 			})
 		);
 		for (const id of ["a1", "a2", "a3"]) nodes.set(id, startNode(id, agentEnv));
+	});
+
+	// Every test starts on the same cluster: three ready agents and no workload. Before the
+	// first test this waits for the start; after one that killed an agent, for its return.
+	beforeEach(async () => {
 		await eventually(
 			async () => (await api("/api/v1/nodes?status=ready")).body.total === 3,
 			20_000,
 			"3 ready agent nodes"
+		);
+	});
+
+	// What a test created goes, and an agent it killed (and, by failing, did not restart) comes
+	// back, so that binpack, fences and reservations in the next test see only its own work.
+	afterEach(async () => {
+		for (const [id, n] of nodes)
+			if (id !== "control" && (n.proc.exitCode !== null || n.proc.signalCode !== null))
+				nodes.set(id, startNode(id, agentEnv));
+		const { body } = await api("/api/v1/workloads");
+		for (const w of body.items) await api(`/api/v1/workloads/${w.id}`, { method: "DELETE" });
+		await eventually(
+			async () => processesWith(marker).length === 0,
+			10_000,
+			"no replica process left"
+		);
+		await eventually(
+			async () =>
+				(await api("/api/v1/nodes")).body.items.every((n: any) => n.allocated.cpu === 0),
+			10_000,
+			"no reservation left"
 		);
 	});
 
@@ -86,19 +128,7 @@ describe("node loss", () => {
 	});
 
 	it("moves every replica off a killed node within 10 s, none twice, reservations matching", async () => {
-		const created = await api("/api/v1/workloads", {
-			method: "POST",
-			body: JSON.stringify({
-				name: "sleeper",
-				kind: "process",
-				process: {
-					command: process.execPath,
-					args: ["-e", "setInterval(() => {}, 1000)", marker]
-				},
-				resources: { cpu: 1, memory: "1Gi" },
-				replicas: 3
-			})
-		});
+		const created = await sleeper("sleeper", 3);
 		expect(created.status).toBe(201);
 		const id = created.body.id;
 		const running = await eventually(
@@ -174,8 +204,13 @@ describe("node loss", () => {
 	});
 
 	it("shows a replica's output through /logs, and stops everything on delete", async () => {
-		const { body: list } = await api("/api/v1/workloads");
-		const id = list.items[0].id;
+		const created = await sleeper("logged", 3);
+		const id = created.body.id;
+		await eventually(
+			async () => (await api(`/api/v1/workloads/${id}`)).body.status === "running",
+			15_000,
+			"3 running replicas"
+		);
 		const logs = await api(`/api/v1/workloads/${id}/logs`);
 		expect(logs.status).toBe(200);
 		expect(logs.body.items).toHaveLength(3);

@@ -20,6 +20,40 @@ describe("registry from the command line", () => {
 	let port: number;
 	let token: string;
 
+	const get = async (url: string) =>
+		(
+			await fetch(`http://127.0.0.1:${port}${url}`, {
+				headers: { Authorization: `Bearer ${token}` }
+			})
+		).json() as Promise<any>;
+
+	/** The five resources of configs/isa-platform.yaml registered, once the node has applied it. */
+	const fiveResources = () =>
+		eventually(
+			async () => {
+				const body = await get("/api/v1/resources");
+				return body.total === 5 && body;
+			},
+			15_000,
+			"5 resources"
+		);
+
+	/** The first health checks done: PostgreSQL runs on this machine, nothing listens for Neo4j. */
+	const healthChecked = () =>
+		eventually(
+			async () => {
+				const body = await get("/api/v1/resources");
+				const by = Object.fromEntries(
+					body.items.map((r: any) => [r.name, r.health.status])
+				);
+				return by.isa_mcp_postgres === "healthy" && by.isa_mcp_graph === "unhealthy";
+			},
+			20_000,
+			"postgres healthy and neo4j unhealthy"
+		);
+
+	// The node, started with ISA_APPLY, is what every test reads; nothing else registers the
+	// platform file before the tests, so the first test still sees what the start applied.
 	beforeAll(async () => {
 		port = await freePort();
 		token = await mintToken({
@@ -29,13 +63,6 @@ describe("registry from the command line", () => {
 			roles: ["viewer"],
 			ttl: 600
 		});
-	});
-	afterAll(async () => {
-		await node?.stop();
-		fs.rmSync(dataDir, { recursive: true, force: true });
-	});
-
-	it("applies configs/isa-platform.yaml at start (ISA_APPLY) and checks every resource", async () => {
 		node = startNode(
 			"solo",
 			{
@@ -49,20 +76,15 @@ describe("registry from the command line", () => {
 			ENTRY,
 			["--repl"]
 		);
-		const get = async (url: string) =>
-			(
-				await fetch(`http://127.0.0.1:${port}${url}`, {
-					headers: { Authorization: `Bearer ${token}` }
-				})
-			).json() as Promise<any>;
-		const resources = await eventually(
-			async () => {
-				const body = await get("/api/v1/resources");
-				return body.total === 5 && body;
-			},
-			15_000,
-			"5 resources"
-		);
+		await fiveResources();
+	});
+	afterAll(async () => {
+		await node?.stop();
+		fs.rmSync(dataDir, { recursive: true, force: true });
+	});
+
+	it("applies configs/isa-platform.yaml at start (ISA_APPLY) and checks every resource", async () => {
+		const resources = await fiveResources();
 		expect(resources.items.map((r: any) => r.name).sort()).toEqual([
 			"isa_mcp_analytics",
 			"isa_mcp_graph",
@@ -70,18 +92,7 @@ describe("registry from the command line", () => {
 			"isa_mcp_postgres",
 			"isa_mcp_vector"
 		]);
-		// This machine runs PostgreSQL; nothing listens for Neo4j.
-		await eventually(
-			async () => {
-				const body = await get("/api/v1/resources");
-				const by = Object.fromEntries(
-					body.items.map((r: any) => [r.name, r.health.status])
-				);
-				return by.isa_mcp_postgres === "healthy" && by.isa_mcp_graph === "unhealthy";
-			},
-			20_000,
-			"postgres healthy and neo4j unhealthy"
-		);
+		await healthChecked();
 		const agent = await get("/api/v1/services/isa_agent");
 		expect(agent.dependencyTree.dependencies.map((d: any) => d.name)).toEqual([
 			"isa_model",
@@ -118,6 +129,8 @@ describe("registry from the command line", () => {
 	});
 
 	it("shows resources, services and health in the REPL", async () => {
+		// The health table shows the checks' results, so they must have run.
+		await healthChecked();
 		const marker = node.output().length;
 		node.proc.stdin!.write("resources\nservices\nhealth\n");
 		await eventually(

@@ -75,6 +75,33 @@ describe("two schedulers, one Redis", () => {
 		await cluster?.stop();
 	});
 
+	const get = (port: number, url: string) =>
+		fetch(`http://127.0.0.1:${port}${url}`, {
+			headers: { Authorization: `Bearer ${token}` }
+		}).then(r => r.json() as any);
+
+	// Each test starts on an empty cluster: the count of 1,000 and the 4 free GPUs hold whichever
+	// test runs first. Deletes go a batch at a time, so that they do not time out under load.
+	afterEach(async () => {
+		const { items } = await get(ports[0], "/api/v1/workloads?limit=2000");
+		for (let i = 0; i < items.length; i += 50)
+			await Promise.all(
+				items.slice(i, i + 50).map((w: any) =>
+					fetch(`http://127.0.0.1:${ports[0]}/api/v1/workloads/${w.id}`, {
+						method: "DELETE",
+						headers: { Authorization: `Bearer ${token}` }
+					})
+				)
+			);
+		await eventually(
+			async () =>
+				(await get(ports[0], "/api/v1/workloads")).total === 0 &&
+				(await get(ports[1], "/api/v1/nodes/gpu-node")).allocated.gpus === 0,
+			20_000,
+			"no workload left and gpu-node free"
+		);
+	});
+
 	const post = (port: number, body: unknown, key?: string) =>
 		fetch(`http://127.0.0.1:${port}/api/v1/workloads`, {
 			method: "POST",
@@ -109,14 +136,10 @@ describe("two schedulers, one Redis", () => {
 			results.filter(r => !r.body.replicas[0].node && r.body.replicas[0].reason)
 		).toHaveLength(996);
 
-		const list = await fetch(`http://127.0.0.1:${ports[0]}/api/v1/workloads?limit=2000`, {
-			headers: { Authorization: `Bearer ${token}` }
-		}).then(r => r.json() as any);
+		const list = await get(ports[0], "/api/v1/workloads?limit=2000");
 		expect(list.total).toBe(1000);
 		expect(list.items.filter((w: any) => w.replicas[0].node)).toHaveLength(4);
-		const node = await fetch(`http://127.0.0.1:${ports[1]}/api/v1/nodes/gpu-node`, {
-			headers: { Authorization: `Bearer ${token}` }
-		}).then(r => r.json() as any);
+		const node = await get(ports[1], "/api/v1/nodes/gpu-node");
 		expect(node.allocated.gpus).toBe(4);
 		expect(node.workloads).toHaveLength(4);
 	});

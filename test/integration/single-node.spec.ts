@@ -11,8 +11,18 @@ import { eventually, NodeProcess, startNode } from "../helpers/cluster";
 
 jest.setTimeout(60_000);
 
+/** A process workload that runs until it is stopped. */
+const SLEEPER = {
+	name: "sleeper",
+	kind: "process",
+	process: { command: process.execPath, args: ["-e", "setInterval(() => {}, 1000)"] },
+	resources: { cpu: 0.1, memory: "64Mi" }
+};
+
+// Each test has a node, a data directory and a port of its own: the restart test makes its
+// first run itself instead of continuing the first test's.
 describe("single node with the embedded store", () => {
-	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-single-"));
+	let dataDir: string;
 	let port: number;
 	let node: NodeProcess | undefined;
 
@@ -44,11 +54,31 @@ describe("single node with the embedded store", () => {
 		return { status: res.status, body: (await res.json()) as any };
 	}
 
-	beforeAll(async () => {
+	/** The first run that the restart test continues: the token, "sleeper" and the drain. */
+	async function firstRun(): Promise<void> {
+		node = start();
+		const token = await printedToken(node);
+		await eventually(
+			async () => (await api(token, "/api/v1/nodes/solo")).body.status === "ready",
+			10_000,
+			"node solo ready"
+		);
+		expect((await api(token, "/api/v1/workloads", "POST", SLEEPER)).status).toBe(201);
+		await eventually(
+			async () => (await api(token, "/api/v1/workloads")).body.items[0].status === "running",
+			10_000,
+			"the workload running"
+		);
+		expect((await api(token, "/api/v1/nodes/solo/drain", "POST")).body.status).toBe("draining");
+	}
+
+	beforeEach(async () => {
+		dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-single-"));
 		port = await freePort();
 	});
-	afterAll(async () => {
+	afterEach(async () => {
 		await node?.stop();
+		node = undefined;
 		fs.rmSync(dataDir, { recursive: true, force: true });
 	});
 
@@ -65,12 +95,7 @@ describe("single node with the embedded store", () => {
 			"node solo ready"
 		);
 		expect(solo).toBe(true);
-		const created = await api(token, "/api/v1/workloads", "POST", {
-			name: "sleeper",
-			kind: "process",
-			process: { command: process.execPath, args: ["-e", "setInterval(() => {}, 1000)"] },
-			resources: { cpu: 0.1, memory: "64Mi" }
-		});
+		const created = await api(token, "/api/v1/workloads", "POST", SLEEPER);
 		expect(created.status).toBe(201);
 		await eventually(
 			async () => (await api(token, "/api/v1/workloads")).body.items[0].status === "running",
@@ -95,6 +120,7 @@ describe("single node with the embedded store", () => {
 	});
 
 	it("keeps the state and the secret across a restart", async () => {
+		await firstRun();
 		const firstToken = /export TOKEN=(\S+)/.exec(node!.output())![1];
 		const secret = fs.readFileSync(path.join(dataDir, "jwt-secret"), "utf8");
 		await node!.stop();
