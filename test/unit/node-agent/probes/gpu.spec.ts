@@ -10,10 +10,10 @@ import {
 	register,
 	resolve,
 	type GpuProbe
-} from "../../../node-agent/probes/gpu";
+} from "../../../../node-agent/probes/gpu";
 
 const MIB = 1024 ** 2;
-const FIXTURES_BIN = path.resolve(__dirname, "../../fixtures/bin");
+const FIXTURES_BIN = path.resolve(__dirname, "../../../fixtures/bin");
 const FAKE = path.join(FIXTURES_BIN, "nvidia-smi");
 
 /** The environment under which `nvidia-smi` is the fake one. */

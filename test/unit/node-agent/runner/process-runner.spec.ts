@@ -8,9 +8,12 @@ import {
 	parseAllowedCommands,
 	processEnv,
 	realTimers
-} from "../../../node-agent/runner/process-runner";
-import { CommandNotAllowedError, ERR_COMMAND_NOT_ALLOWED } from "../../../services/shared/errors";
-import type { ReplicaSpec, ReplicaStatus } from "../../../services/shared/types";
+} from "../../../../node-agent/runner/process-runner";
+import {
+	CommandNotAllowedError,
+	ERR_COMMAND_NOT_ALLOWED
+} from "../../../../services/shared/errors";
+import type { ReplicaSpec, ReplicaStatus } from "../../../../services/shared/types";
 
 const NODE = process.execPath;
 

@@ -1,8 +1,8 @@
-import { InvalidInputError } from "../../../services/shared/errors";
+import { InvalidInputError } from "../../../../services/shared/errors";
 import {
 	parseCapacityOverride,
 	simulatedUsage
-} from "../../../node-agent/probes/capacity-override";
+} from "../../../../node-agent/probes/capacity-override";
 
 const GI = 1024 ** 3;
 

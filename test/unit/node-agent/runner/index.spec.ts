@@ -1,14 +1,14 @@
 import path from "path";
 import { ServiceBroker } from "moleculer";
-import { Replica, Runner, replicaFactory } from "../../../node-agent/runner";
-import { ProcessReplica } from "../../../node-agent/runner/process-runner";
-import { ServiceReplica } from "../../../node-agent/runner/service-runner";
+import { Replica, Runner, replicaFactory } from "../../../../node-agent/runner";
+import { ProcessReplica } from "../../../../node-agent/runner/process-runner";
+import { ServiceReplica } from "../../../../node-agent/runner/service-runner";
 import {
 	CommandNotAllowedError,
 	ERR_NOT_FOUND,
 	NotFoundError
-} from "../../../services/shared/errors";
-import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../../services/shared/types";
+} from "../../../../services/shared/errors";
+import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../../../services/shared/types";
 
 function spec(fence: number, overrides: Partial<ReplicaSpec> = {}): ReplicaSpec {
 	return {
@@ -176,7 +176,7 @@ describe("replicaFactory", () => {
 		createReplica: replicaFactory({
 			broker,
 			allowedCommands: [process.execPath],
-			serviceDirs: [path.resolve(__dirname, "../../fixtures/workloads")],
+			serviceDirs: [path.resolve(__dirname, "../../../fixtures/workloads")],
 			process: { stopGrace: 1000 }
 		})
 	});

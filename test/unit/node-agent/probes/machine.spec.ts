@@ -1,16 +1,16 @@
 import * as path from "path";
-import { NoGpuProbe, NvidiaSmiProbe, type GpuProbe } from "../../../node-agent/probes/gpu";
+import { NoGpuProbe, NvidiaSmiProbe, type GpuProbe } from "../../../../node-agent/probes/gpu";
 import {
 	SystemProbe,
 	capacityFromFacts,
 	cpuPercentBetween,
 	cpuTimes
-} from "../../../node-agent/probes/machine";
-import type { MachineFacts } from "../../../services/shared/types";
+} from "../../../../node-agent/probes/machine";
+import type { MachineFacts } from "../../../../services/shared/types";
 
 // The module object itself, not an import's copy of it, so that spies see the probe's calls.
 const si = jest.requireActual<typeof import("systeminformation")>("systeminformation");
-const FIXTURES_BIN = path.resolve(__dirname, "../../fixtures/bin");
+const FIXTURES_BIN = path.resolve(__dirname, "../../../fixtures/bin");
 
 function fakeNvidiaSmi(extra: NodeJS.ProcessEnv = {}): NvidiaSmiProbe {
 	return new NvidiaSmiProbe({

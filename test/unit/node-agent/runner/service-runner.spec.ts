@@ -6,18 +6,18 @@ import {
 	ServiceReplica,
 	parseServiceDirs,
 	resolveServiceModule
-} from "../../../node-agent/runner/service-runner";
+} from "../../../../node-agent/runner/service-runner";
 import {
 	ConflictError,
 	ERR_MODULE_NOT_ALLOWED,
 	ERR_MODULE_NOT_FOUND,
 	ModuleNotAllowedError,
 	ModuleNotFoundError
-} from "../../../services/shared/errors";
-import type { ReplicaSpec, ReplicaStatus } from "../../../services/shared/types";
+} from "../../../../services/shared/errors";
+import type { ReplicaSpec, ReplicaStatus } from "../../../../services/shared/types";
 
-const WORKLOADS = path.resolve(__dirname, "../../fixtures/workloads");
-const EMPTY = path.resolve(__dirname, "../../fixtures/bin");
+const WORKLOADS = path.resolve(__dirname, "../../../fixtures/workloads");
+const EMPTY = path.resolve(__dirname, "../../../fixtures/bin");
 
 function serviceSpec(module: string, replica = 0): ReplicaSpec {
 	return {
