@@ -100,12 +100,8 @@ describe("node loss", () => {
 		);
 	});
 
-	// What a test created goes, and an agent it killed (and, by failing, did not restart) comes
-	// back, so that binpack, fences and reservations in the next test see only its own work.
-	afterEach(async () => {
-		for (const [id, n] of nodes)
-			if (id !== "control" && (n.proc.exitCode !== null || n.proc.signalCode !== null))
-				nodes.set(id, startNode(id, agentEnv));
+	/** Deletes every workload and waits until none of their replica processes is left. */
+	async function deleteEverything(): Promise<void> {
 		const { body } = await api("/api/v1/workloads");
 		for (const w of body.items) await api(`/api/v1/workloads/${w.id}`, { method: "DELETE" });
 		await eventually(
@@ -113,6 +109,15 @@ describe("node loss", () => {
 			10_000,
 			"no replica process left"
 		);
+	}
+
+	// What a test created goes, and an agent it killed (and, by failing, did not restart) comes
+	// back, so that binpack, fences and reservations in the next test see only its own work.
+	afterEach(async () => {
+		for (const [id, n] of nodes)
+			if (id !== "control" && (n.proc.exitCode !== null || n.proc.signalCode !== null))
+				nodes.set(id, startNode(id, agentEnv));
+		await deleteEverything();
 		await eventually(
 			async () =>
 				(await api("/api/v1/nodes")).body.items.every((n: any) => n.allocated.cpu === 0),
@@ -267,13 +272,7 @@ describe("node loss", () => {
 		} finally {
 			await repl.kill();
 		}
-		const { body } = await api("/api/v1/workloads");
-		for (const w of body.items) await api(`/api/v1/workloads/${w.id}`, { method: "DELETE" });
-		await eventually(
-			async () => processesWith(marker).length === 0,
-			10_000,
-			"no replica process left"
-		);
+		await deleteEverything();
 	});
 
 	it("runs a service workload that the cluster can call, and says why a command is refused", async () => {

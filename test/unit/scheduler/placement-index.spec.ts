@@ -11,6 +11,7 @@ import { unfit } from "../../../services/scheduler/placement/index";
 import { referencePlace } from "../../../services/scheduler/placement/reference";
 import { PlacementIndex } from "../../../services/scheduler/placement-index";
 import type { GpuCapacity, NodeStatus, ResourceRequest } from "../../../services/shared/types";
+import { req } from "./placement/fixtures";
 
 const GiB = 1024 ** 3;
 const NO_AVOID: ReadonlySet<string> = new Set();
@@ -52,19 +53,6 @@ function node(
 		capacity: { cpu, memory, gpus: gpus(id, cards) },
 		allocated: emptyAllocation(),
 		...over
-	};
-}
-
-function req(
-	over: Partial<ResourceRequest> = {},
-	rest: Partial<PlacementRequest> = {}
-): PlacementRequest {
-	return {
-		resources: { cpu: 1, memory: GiB, gpu: 0, gpuMemory: 0, ...over },
-		strategy: "binpack",
-		nodeSelector: {},
-		avoid: NO_AVOID,
-		...rest
 	};
 }
 

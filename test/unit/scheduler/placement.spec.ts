@@ -3,11 +3,11 @@ import {
 	emptyAllocation,
 	gpusInUse,
 	PlacementNode,
-	PlacementRequest,
 	release,
 	reserve
 } from "../../../services/scheduler/placement";
 import { referencePlace } from "../../../services/scheduler/placement/reference";
+import { req } from "./placement/fixtures";
 
 const GiB = 1024 ** 3;
 
@@ -33,19 +33,6 @@ function node(
 		},
 		allocated: emptyAllocation(),
 		...over
-	};
-}
-
-function req(
-	over: Partial<PlacementRequest["resources"]> = {},
-	rest: Partial<PlacementRequest> = {}
-): PlacementRequest {
-	return {
-		resources: { cpu: 1, memory: GiB, gpu: 0, gpuMemory: 0, ...over },
-		strategy: "binpack",
-		nodeSelector: {},
-		avoid: new Set(),
-		...rest
 	};
 }
 
