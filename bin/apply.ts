@@ -27,7 +27,15 @@ async function token(): Promise<string> {
 		fail(
 			"set ISA_TOKEN (an operator's token), or ISA_JWT_SECRET, or run it beside a started single node."
 		);
-	return mintToken({ secret, sub: "apply", tenant: "default", roles: ["operator"], ttl: 300 });
+	return mintToken({
+		secret,
+		sub: "apply",
+		tenant: "default",
+		roles: ["operator"],
+		ttl: 300,
+		issuer: env.jwtIssuer,
+		audience: env.jwtAudience
+	});
 }
 
 async function main(): Promise<void> {

@@ -59,7 +59,9 @@ async function main(): Promise<void> {
 		sub: values.sub ?? `${values.tenant}-${roles[0]}`,
 		tenant: values.tenant,
 		roles: roles as Role[],
-		ttl
+		ttl,
+		issuer: env.jwtIssuer,
+		audience: env.jwtAudience
 	});
 	process.stdout.write(token + "\n");
 }

@@ -48,6 +48,11 @@ function openRoute(path: string, rest: Partial<ApiRouteSchema>): ApiRouteSchema 
 interface GatewaySettings extends ApiSettingsSchema {
 	jwtSecret: string | null;
 	jwtPublicKey: string | null;
+	/** The `iss` and `aud` tokens must carry (null: not checked). */
+	jwtIssuer: string | null;
+	jwtAudience: string | null;
+	/** Seconds a token's `exp`, `nbf` and `iat` may be off. */
+	jwtClockTolerance: number;
 	dataDir: string;
 }
 
@@ -89,6 +94,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		ip: env.host,
 		jwtSecret: env.jwtSecret,
 		jwtPublicKey: env.jwtPublicKey,
+		jwtIssuer: env.jwtIssuer,
+		jwtAudience: env.jwtAudience,
+		jwtClockTolerance: env.jwtClockTolerance,
 		dataDir: env.dataDir,
 
 		logRequest: "debug",
@@ -277,7 +285,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			secret = loadOrCreateSecret(this.settings.dataDir).secret;
 			this.localSecret = secret;
 		}
-		this.verifier = new TokenVerifier({ secret, publicKeyPem });
+		this.verifier = new TokenVerifier({
+			secret,
+			publicKeyPem,
+			issuer: this.settings.jwtIssuer,
+			audience: this.settings.jwtAudience,
+			clockTolerance: this.settings.jwtClockTolerance
+		});
 		this.eventStream = new EventStream({
 			verifier: this.verifier,
 			lookupTenant: id => workloadTenant(this.broker, id),
@@ -298,7 +312,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			sub: "admin",
 			tenant: "default",
 			roles: ["admin"],
-			ttl: 24 * 3600
+			ttl: 24 * 3600,
+			issuer: this.settings.jwtIssuer,
+			audience: this.settings.jwtAudience
 		});
 		this.logger.info(
 			[

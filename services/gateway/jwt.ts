@@ -1,6 +1,7 @@
 /**
- * JWT checks for the gateway (jose): HS256 HS256 and a shared secret, or RS256 with a
- * configured public key. `exp` is required; `alg: none` and any other algorithm are refused.
+ * JWT checks for the gateway (jose): HS256 with a shared secret, or RS256 with a configured
+ * public key. `exp` is required; `alg: none` and any other algorithm are refused. `exp`, `nbf`
+ * and `iat` are checked with a clock tolerance, `iss` and `aud` when configured.
  * Verified tokens are cached until they expire, because signature checks on every request would
  * cost the gateway a large share of its throughput.
  */
@@ -34,6 +35,15 @@ export interface VerifierOptions {
 	publicKeyPem?: string | null;
 	/** Most tokens kept verified in memory. */
 	cacheSize?: number;
+	/**
+	 * Seconds a token's `exp`, `nbf` and `iat` may be off, for clocks that do not agree
+	 * exactly (default 30).
+	 */
+	clockTolerance?: number;
+	/** When set, the `iss` a token must carry. */
+	issuer?: string | null;
+	/** When set, the `aud` a token must carry (one of them, for a list). */
+	audience?: string | null;
 	now?: () => number;
 }
 
@@ -42,6 +52,9 @@ export class TokenVerifier {
 	private publicKey: Promise<KeyLike> | null;
 	private readonly cache = new Map<string, Principal>();
 	private readonly cacheSize: number;
+	private readonly tolerance: number;
+	private readonly issuer: string | undefined;
+	private readonly audience: string | undefined;
 	private readonly now: () => number;
 
 	constructor(opts: VerifierOptions) {
@@ -50,6 +63,9 @@ export class TokenVerifier {
 		this.secret = opts.secret ? new TextEncoder().encode(opts.secret) : null;
 		this.publicKey = opts.publicKeyPem ? importSPKI(opts.publicKeyPem, "RS256") : null;
 		this.cacheSize = opts.cacheSize ?? 10000;
+		this.tolerance = opts.clockTolerance ?? 30;
+		this.issuer = opts.issuer ?? undefined;
+		this.audience = opts.audience ?? undefined;
 		this.now = opts.now ?? Date.now;
 	}
 
@@ -65,7 +81,7 @@ export class TokenVerifier {
 	async verify(token: string): Promise<Principal> {
 		const cached = this.cache.get(token);
 		if (cached) {
-			if (cached.exp * 1000 > this.now()) return cached;
+			if ((cached.exp + this.tolerance) * 1000 > this.now()) return cached;
 			this.cache.delete(token);
 			throw unauthorized(ERR_TOKEN_EXPIRED, "The token has expired.");
 		}
@@ -90,13 +106,20 @@ export class TokenVerifier {
 			({ payload } = await jwtVerify(token, key, {
 				algorithms: [alg as string],
 				requiredClaims: ["exp", "sub", "tenant"],
-				currentDate: new Date(this.now())
+				currentDate: new Date(this.now()),
+				clockTolerance: this.tolerance,
+				issuer: this.issuer,
+				audience: this.audience
 			}));
 		} catch (err) {
 			if (err instanceof joseErrors.JWTExpired)
 				throw unauthorized(ERR_TOKEN_EXPIRED, "The token has expired.");
 			throw unauthorized(ERR_INVALID_TOKEN, (err as Error).message);
 		}
+		// jose checks `iat` only against a maximum age; a token issued in the future comes from a
+		// wrong clock or a forger, and is refused beyond the tolerance like `nbf`.
+		if (typeof payload.iat === "number" && payload.iat > this.now() / 1000 + this.tolerance)
+			throw unauthorized(ERR_INVALID_TOKEN, "The token's 'iat' claim is in the future.");
 		return principalFromClaims(payload);
 	}
 }
@@ -135,14 +158,19 @@ export interface MintOptions {
 	roles: Role[];
 	/** Lifetime in seconds. */
 	ttl: number;
+	/** `iss` and `aud` to set, as the verifier checks them (ISA_JWT_ISSUER, ISA_JWT_AUDIENCE). */
+	issuer?: string | null;
+	audience?: string | null;
 }
 
 /** An HS256 token, as `npm run token` and the single-node start print it. */
 export async function mintToken(opts: MintOptions): Promise<string> {
-	return new SignJWT({ tenant: opts.tenant, roles: opts.roles })
+	const jwt = new SignJWT({ tenant: opts.tenant, roles: opts.roles })
 		.setProtectedHeader({ alg: "HS256", typ: "JWT" })
 		.setSubject(opts.sub)
 		.setIssuedAt()
-		.setExpirationTime(Math.floor(Date.now() / 1000) + opts.ttl)
-		.sign(new TextEncoder().encode(opts.secret));
+		.setExpirationTime(Math.floor(Date.now() / 1000) + opts.ttl);
+	if (opts.issuer) jwt.setIssuer(opts.issuer);
+	if (opts.audience) jwt.setAudience(opts.audience);
+	return jwt.sign(new TextEncoder().encode(opts.secret));
 }

@@ -4,6 +4,7 @@
  */
 import os from "os";
 import path from "path";
+import { parseDuration } from "./duration";
 import { InvalidInputError } from "./errors";
 
 export interface IsaEnv {
@@ -24,6 +25,11 @@ export interface IsaEnv {
 	jwtSecret: string | null;
 	/** PEM of an RS256 public key; tokens signed with its private key are accepted too. */
 	jwtPublicKey: string | null;
+	/** ISA_JWT_ISSUER / ISA_JWT_AUDIENCE: the `iss` and `aud` tokens must carry, when set. */
+	jwtIssuer: string | null;
+	jwtAudience: string | null;
+	/** ISA_JWT_CLOCK_TOLERANCE: seconds a token's times may be off (default 30). */
+	jwtClockTolerance: number;
 	labels: Record<string, string>;
 	/** Node report interval in ms. */
 	reportInterval: number;
@@ -108,6 +114,13 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		logLevel: env.LOGLEVEL || "info",
 		jwtSecret: env.ISA_JWT_SECRET || null,
 		jwtPublicKey: env.ISA_JWT_PUBLIC_KEY || null,
+		jwtIssuer: env.ISA_JWT_ISSUER || null,
+		jwtAudience: env.ISA_JWT_AUDIENCE || null,
+		jwtClockTolerance:
+			parseDuration(env.ISA_JWT_CLOCK_TOLERANCE || "30s", {
+				field: "ISA_JWT_CLOCK_TOLERANCE",
+				max: 3_600_000
+			}) / 1000,
 		labels: parseLabels(env.ISA_NODE_LABELS),
 		reportInterval: Math.max(100, number(env, "ISA_REPORT_INTERVAL", 2) * 1000),
 		capacityOverride: env.ISA_NODE_CAPACITY || null,

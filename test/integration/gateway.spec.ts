@@ -117,15 +117,18 @@ describe("gateway", () => {
 			expect(res.body.type).toBe("INVALID_TOKEN");
 		});
 
-		it("refuses an expired token", async () => {
-			const expired = await new SignJWT({ tenant: "t1", roles: ["admin"] })
-				.setProtectedHeader({ alg: "HS256" })
-				.setSubject("x")
-				.setExpirationTime(Math.floor(Date.now() / 1000) - 5)
-				.sign(new TextEncoder().encode(SECRET));
-			const res = await get("/api/v1/nodes", expired);
+		it("refuses a token expired beyond the clock tolerance, and takes one 5 s late", async () => {
+			const expiredAgo = (seconds: number) =>
+				new SignJWT({ tenant: "t1", roles: ["admin"] })
+					.setProtectedHeader({ alg: "HS256" })
+					.setSubject("x")
+					.setExpirationTime(Math.floor(Date.now() / 1000) - seconds)
+					.sign(new TextEncoder().encode(SECRET));
+			const res = await get("/api/v1/nodes", await expiredAgo(60));
 			expect(res.status).toBe(401);
 			expect(res.body.type).toBe("TOKEN_EXPIRED");
+			// A clock 5 s fast is within the default 30 s tolerance.
+			expect((await get("/api/v1/nodes", await expiredAgo(5))).status).toBe(200);
 		});
 
 		it("refuses alg none", async () => {

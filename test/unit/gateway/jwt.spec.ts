@@ -76,7 +76,8 @@ describe("TokenVerifier", () => {
 	});
 
 	it("refuses an expired token, also once it was cached", async () => {
-		const expired = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() - 10 });
+		// Past the default clock tolerance of 30 s.
+		const expired = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() - 60 });
 		expect(await rejection(verifier.verify(expired))).toMatchObject({
 			code: 401,
 			type: ERR_TOKEN_EXPIRED
@@ -86,11 +87,62 @@ describe("TokenVerifier", () => {
 		const v = new TokenVerifier({ secret: SECRET, now: () => clock });
 		const token = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() + 5 });
 		await v.verify(token);
-		clock += 10_000;
+		clock += 40_000;
 		expect(await rejection(v.verify(token))).toMatchObject({
 			code: 401,
 			type: ERR_TOKEN_EXPIRED
 		});
+	});
+
+	it("accepts times off by less than the clock tolerance, also from the cache", async () => {
+		const late = await hs256({ sub: "a", tenant: "t", roles: ["admin"], exp: now() - 5 });
+		await expect(verifier.verify(late)).resolves.toMatchObject({ sub: "a" });
+		await expect(verifier.verify(late)).resolves.toMatchObject({ sub: "a" });
+		const strict = new TokenVerifier({ secret: SECRET, clockTolerance: 0 });
+		expect(await rejection(strict.verify(late))).toMatchObject({ type: ERR_TOKEN_EXPIRED });
+		const soon = { sub: "a", tenant: "t", roles: ["admin"], exp: now() + 600 };
+		await expect(
+			verifier.verify(await hs256({ ...soon, iat: now() + 10 }))
+		).resolves.toBeTruthy();
+		await expect(
+			verifier.verify(await hs256({ ...soon, nbf: now() + 10 }))
+		).resolves.toBeTruthy();
+	});
+
+	it("refuses a token issued or valid only beyond the tolerance in the future", async () => {
+		const claims = { sub: "a", tenant: "t", roles: ["admin"], exp: now() + 600 };
+		const future = await rejection(
+			verifier.verify(await hs256({ ...claims, iat: now() + 60 }))
+		);
+		expect(future).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+		expect(future.data.reason).toMatch(/'iat'.*future/);
+		const notYet = await rejection(
+			verifier.verify(await hs256({ ...claims, nbf: now() + 60 }))
+		);
+		expect(notYet).toMatchObject({ code: 401, type: ERR_INVALID_TOKEN });
+	});
+
+	it("checks iss and aud when configured, and mints tokens that pass", async () => {
+		const v = new TokenVerifier({ secret: SECRET, issuer: "isa", audience: "isa-api" });
+		const claims = { sub: "a", tenant: "t", roles: ["admin"], exp: now() + 60 };
+		for (const extra of [{}, { iss: "other", aud: "isa-api" }, { iss: "isa", aud: "other" }])
+			expect(await rejection(v.verify(await hs256({ ...claims, ...extra })))).toMatchObject({
+				code: 401,
+				type: ERR_INVALID_TOKEN
+			});
+		await expect(
+			v.verify(await hs256({ ...claims, iss: "isa", aud: ["x", "isa-api"] }))
+		).resolves.toMatchObject({ sub: "a" });
+		const minted = await mintToken({
+			secret: SECRET,
+			sub: "ann",
+			tenant: "acme",
+			roles: ["viewer"],
+			ttl: 60,
+			issuer: "isa",
+			audience: "isa-api"
+		});
+		await expect(v.verify(minted)).resolves.toMatchObject({ sub: "ann", tenant: "acme" });
 	});
 
 	it("refuses alg none", async () => {

@@ -25,7 +25,13 @@ describe("loadEnv", () => {
 			NAMESPACE: "prod",
 			ISA_NODE_LABELS: "zone=eu-1,gpu=a100",
 			ISA_REPORT_INTERVAL: "0.5",
-			ISA_JWT_SECRET: "s"
+			ISA_JWT_SECRET: "s",
+			ISA_JWT_ISSUER: "isa",
+			ISA_JWT_AUDIENCE: "isa-api",
+			ISA_JWT_CLOCK_TOLERANCE: "1m",
+			ISA_TENANT: "lab",
+			ISA_TOKEN: "t0k",
+			ISA_APPLY: "configs/isa-platform.yaml"
 		});
 		expect(env).toMatchObject({
 			nodeID: "gpu-1",
@@ -37,8 +43,15 @@ describe("loadEnv", () => {
 			namespace: "prod",
 			labels: { zone: "eu-1", gpu: "a100" },
 			reportInterval: 500,
-			jwtSecret: "s"
+			jwtSecret: "s",
+			jwtIssuer: "isa",
+			jwtAudience: "isa-api",
+			jwtClockTolerance: 60,
+			tenant: "lab",
+			token: "t0k",
+			applyFile: "configs/isa-platform.yaml"
 		});
+		expect(loadEnv({}).jwtClockTolerance).toBe(30);
 	});
 
 	it("says what is wrong with a bad value", () => {
@@ -47,5 +60,8 @@ describe("loadEnv", () => {
 			/unknown services: shceduler/
 		);
 		expect(() => parseLabels("zone eu")).toThrow(/key=value/);
+		expect(() => loadEnv({ ISA_JWT_CLOCK_TOLERANCE: "soon" })).toThrow(
+			/ISA_JWT_CLOCK_TOLERANCE 'soon' is not a duration/
+		);
 	});
 });
