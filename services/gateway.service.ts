@@ -16,6 +16,7 @@ import type { Store } from "./shared/store";
 import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
+import { checkBody } from "./gateway/body";
 import {
 	dashboardDirs,
 	EventStream,
@@ -134,6 +135,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					_route: unknown,
 					req: IncomingMessage & { body?: unknown; $params: Record<string, unknown> }
 				) {
+					checkBody(req);
 					// A YAML body (POST /apply) arrives as text: hand it over as the document.
 					if (typeof req.body === "string" && req.body.length > 0)
 						req.$params.document = req.body;

@@ -243,5 +243,26 @@ describe("gateway", () => {
 			expect(unknown.status).toBe(422);
 			expect((await get("/api/v1/nodes/n1", tokens.viewer)).body.status).toBe("ready");
 		});
+
+		it("refuses a body nested 3,000 deep with 400 and a body without Content-Type with 415", async () => {
+			let deep = "1";
+			for (let i = 0; i < 3000; i++) deep = `{"a":${deep}}`;
+			const tooDeep = await request(server)
+				.post("/api/v1/nodes/n1/drain")
+				.set("Authorization", `Bearer ${tokens.admin}`)
+				.set("Content-Type", "application/json")
+				.send(deep);
+			expect(tooDeep.status).toBe(400);
+			expect(tooDeep.body).toMatchObject({ type: "BODY_TOO_DEEP", data: { limit: 64 } });
+			const untyped = await request(server)
+				.post("/api/v1/nodes/n1/drain")
+				.set("Authorization", `Bearer ${tokens.admin}`)
+				.set("Content-Type", "")
+				.send(Buffer.from('{"force":true}'));
+			expect(untyped.status).toBe(415);
+			expect(untyped.body.type).toBe("UNSUPPORTED_MEDIA_TYPE");
+			expect(untyped.body.message).toMatch(/Content-Type: application\/json/);
+			expect((await get("/api/v1/nodes/n1", tokens.viewer)).body.status).toBe("ready");
+		});
 	});
 });
