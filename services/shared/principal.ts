@@ -54,3 +54,48 @@ export function canSeeTenant(principal: Principal, tenant: string): boolean {
 export function tenantFilter(principal: Principal, asked?: string): string | undefined {
 	return isAdmin(principal) ? asked : principal.tenant;
 }
+
+/**
+ * Who owns an object. A tenant's objects (workloads, resources, services, alert rules) are seen
+ * and changed only by that tenant's users and by admins; the cluster's (the default alert rules,
+ * the platform's shared resources an admin registers) are read by everyone and changed only by
+ * admins. Documents stored before owners existed carry neither field and count as the cluster's.
+ */
+export interface Owned {
+	owner?: "tenant" | "cluster";
+	/** The owning tenant, when `owner` is "tenant". */
+	tenant?: string;
+}
+
+/** The owner of what this principal creates: admins create the cluster's, others their tenant's. */
+export function ownerFor(principal: Principal): Required<Pick<Owned, "owner">> & Owned {
+	return isAdmin(principal)
+		? { owner: "cluster" }
+		: { owner: "tenant", tenant: principal.tenant };
+}
+
+/** Whether the object belongs to the cluster (also when it predates owners). */
+export function isClusterOwned(object: Owned): boolean {
+	return object.owner !== "tenant";
+}
+
+/** Whether the principal may see the object at all; callers answer 404 when not. */
+export function canRead(principal: Principal, object: Owned): boolean {
+	return (
+		isAdmin(principal) || isClusterOwned(object) || object.tenant === principal.tenant
+	);
+}
+
+/**
+ * What the principal may do to an object it wants to change: "change"; "forbidden" (403: a
+ * cluster object, which only admins change, readable so no secret is kept); "hidden" (404:
+ * another tenant's object, which must look absent).
+ */
+export function changeRight(
+	principal: Principal,
+	object: Owned
+): "change" | "forbidden" | "hidden" {
+	if (isAdmin(principal)) return "change";
+	if (isClusterOwned(object)) return "forbidden";
+	return object.tenant === principal.tenant ? "change" : "hidden";
+}
