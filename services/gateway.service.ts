@@ -48,7 +48,11 @@ function openRoute(path: string, rest: Partial<ApiRouteSchema>): ApiRouteSchema 
 
 interface GatewaySettings extends ApiSettingsSchema {
 	jwtSecret: string | null;
+	/** HS256 secrets still accepted while tokens signed with them live out their time. */
+	jwtPreviousSecrets: string[];
 	jwtPublicKey: string | null;
+	/** A JWKS file of RS256/ES256 public keys, by kid. */
+	jwtJwks: string | null;
 	/** The `iss` and `aud` tokens must carry (null: not checked). */
 	jwtIssuer: string | null;
 	jwtAudience: string | null;
@@ -94,7 +98,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		port: env.port,
 		ip: env.host,
 		jwtSecret: env.jwtSecret,
+		jwtPreviousSecrets: env.jwtPreviousSecrets,
 		jwtPublicKey: env.jwtPublicKey,
+		jwtJwks: env.jwtJwks,
 		jwtIssuer: env.jwtIssuer,
 		jwtAudience: env.jwtAudience,
 		jwtClockTolerance: env.jwtClockTolerance,
@@ -283,13 +289,15 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
-		if (!secret && !publicKeyPem) {
+		if (!secret && !publicKeyPem && !this.settings.jwtJwks) {
 			secret = loadOrCreateSecret(this.settings.dataDir).secret;
 			this.localSecret = secret;
 		}
 		this.verifier = new TokenVerifier({
 			secret,
+			previousSecrets: this.settings.jwtPreviousSecrets,
 			publicKeyPem,
+			jwksFile: this.settings.jwtJwks,
 			issuer: this.settings.jwtIssuer,
 			audience: this.settings.jwtAudience,
 			clockTolerance: this.settings.jwtClockTolerance

@@ -22,7 +22,12 @@ export interface IsaEnv {
 	services: string[] | null;
 	namespace: string;
 	logLevel: string;
+	/** ISA_JWT_SECRET: the HS256 secret that signs. */
 	jwtSecret: string | null;
+	/** ISA_JWT_PREVIOUS_SECRETS: HS256 secrets still accepted during a rotation (comma-separated). */
+	jwtPreviousSecrets: string[];
+	/** ISA_JWT_JWKS: a JWKS file of RS256/ES256 public keys, chosen by `kid`. */
+	jwtJwks: string | null;
 	/** PEM of an RS256 public key; tokens signed with its private key are accepted too. */
 	jwtPublicKey: string | null;
 	/** ISA_JWT_ISSUER / ISA_JWT_AUDIENCE: the `iss` and `aud` tokens must carry, when set. */
@@ -113,7 +118,12 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		namespace: env.NAMESPACE || "",
 		logLevel: env.LOGLEVEL || "info",
 		jwtSecret: env.ISA_JWT_SECRET || null,
+		jwtPreviousSecrets: (env.ISA_JWT_PREVIOUS_SECRETS ?? "")
+			.split(",")
+			.map(s => s.trim())
+			.filter(Boolean),
 		jwtPublicKey: env.ISA_JWT_PUBLIC_KEY || null,
+		jwtJwks: env.ISA_JWT_JWKS || null,
 		jwtIssuer: env.ISA_JWT_ISSUER || null,
 		jwtAudience: env.ISA_JWT_AUDIENCE || null,
 		jwtClockTolerance:

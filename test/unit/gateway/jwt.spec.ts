@@ -1,10 +1,14 @@
-import { generateKeyPair, exportSPKI, SignJWT, UnsecuredJWT } from "jose";
+import fs from "fs";
+import os from "os";
+import path from "path";
+import { exportJWK, generateKeyPair, exportSPKI, SignJWT, UnsecuredJWT } from "jose";
 import {
 	ERR_INVALID_TOKEN,
 	ERR_NO_TOKEN,
 	ERR_TOKEN_EXPIRED,
 	mintToken,
 	principalFromClaims,
+	secretKid,
 	TokenVerifier
 } from "../../../services/gateway/jwt";
 
@@ -183,6 +187,96 @@ describe("TokenVerifier", () => {
 				await mintToken({ secret: SECRET, sub, tenant: "t", roles: ["viewer"], ttl: 60 })
 			);
 		expect((v as unknown as { cache: Map<string, unknown> }).cache.size).toBe(2);
+	});
+});
+
+describe("key rotation", () => {
+	const claims = () => ({ sub: "ann", tenant: "t", roles: ["viewer"], exp: now() + 60 });
+	const mint = (secret: string) =>
+		mintToken({ secret, sub: "ann", tenant: "t", roles: ["viewer"], ttl: 60 });
+
+	it("accepts the previous HS256 secrets during the grace, and only those", async () => {
+		const v = new TokenVerifier({ secret: "new-secret", previousSecrets: ["old-secret"] });
+		await expect(v.verify(await mint("new-secret"))).resolves.toMatchObject({ sub: "ann" });
+		await expect(v.verify(await mint("old-secret"))).resolves.toMatchObject({ sub: "ann" });
+		// Without a kid each secret is tried in turn.
+		await expect(v.verify(await hs256(claims(), "old-secret"))).resolves.toMatchObject({
+			sub: "ann"
+		});
+		expect(await rejection(v.verify(await mint("retired-secret")))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN,
+			data: { reason: expect.stringContaining("not one of this gateway's secrets") }
+		});
+		expect(await rejection(v.verify(await hs256(claims(), "retired-secret")))).toMatchObject({
+			code: 401,
+			type: ERR_INVALID_TOKEN
+		});
+	});
+
+	it("names the signing secret by a kid that does not show it", async () => {
+		const token = await mint("new-secret");
+		const header = JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString());
+		expect(header.kid).toBe(secretKid("new-secret"));
+		expect(header.kid).not.toContain("new-secret");
+	});
+
+	describe("JWKS", () => {
+		let dir: string;
+		let file: string;
+		beforeEach(() => {
+			dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-jwks-"));
+			file = path.join(dir, "jwks.json");
+		});
+		afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+		async function keyPair(alg: "RS256" | "ES256", kid: string) {
+			const { privateKey, publicKey } = await generateKeyPair(alg);
+			return { kid, alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg } };
+		}
+		const sign = (key: Awaited<ReturnType<typeof keyPair>>, kid = key.kid) =>
+			new SignJWT(claims()).setProtectedHeader({ alg: key.alg, kid }).sign(key.privateKey);
+		const writeJwks = (...keys: { jwk: object }[]) =>
+			fs.writeFileSync(file, JSON.stringify({ keys: keys.map(k => k.jwk) }));
+
+		it("accepts RS256 and ES256 tokens by kid, and refuses an unknown kid", async () => {
+			const rsa = await keyPair("RS256", "rsa-2026");
+			const ec = await keyPair("ES256", "ec-2026");
+			writeJwks(rsa, ec);
+			const v = new TokenVerifier({ jwksFile: file });
+			await expect(v.verify(await sign(rsa))).resolves.toMatchObject({ sub: "ann" });
+			await expect(v.verify(await sign(ec))).resolves.toMatchObject({ sub: "ann" });
+			expect(await rejection(v.verify(await sign(rsa, "gone")))).toMatchObject({
+				code: 401,
+				type: ERR_INVALID_TOKEN,
+				data: { reason: expect.stringContaining("No key of the JWKS matches") }
+			});
+			// A key of the set signing under another key's kid is a forgery.
+			expect(await rejection(v.verify(await sign(ec, "rsa-2026")))).toMatchObject({
+				code: 401
+			});
+		});
+
+		it("reads the file again when it changes: a new key works, a removed one stops", async () => {
+			const first = await keyPair("ES256", "k1");
+			const second = await keyPair("ES256", "k2");
+			writeJwks(first);
+			const v = new TokenVerifier({ jwksFile: file });
+			await expect(v.verify(await sign(first))).resolves.toMatchObject({ sub: "ann" });
+			writeJwks(first, second);
+			fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+			await expect(v.verify(await sign(second))).resolves.toMatchObject({ sub: "ann" });
+			writeJwks(second);
+			fs.utimesSync(file, new Date(), new Date(Date.now() + 10000));
+			expect(await rejection(v.verify(await sign(first, "k1")))).toMatchObject({
+				code: 401
+			});
+		});
+
+		it("refuses a file that is not a JWKS at start", () => {
+			fs.writeFileSync(file, JSON.stringify({ key: [] }));
+			expect(() => new TokenVerifier({ jwksFile: file })).toThrow(/no "keys" list/);
+		});
 	});
 });
 
