@@ -26,7 +26,13 @@ import {
 	replicaFactory,
 	Runner
 } from "./runner";
-import { clearSandboxes, resolveWorkloadUser, sandboxRoot, systemLookup } from "./runner/sandbox";
+import {
+	blockedAncestor,
+	clearSandboxes,
+	resolveWorkloadUser,
+	sandboxRoot,
+	systemLookup
+} from "./runner/sandbox";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { SyncOrder, SyncPlan } from "./sync-order";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
@@ -274,6 +280,13 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// No replica runs before the first sync: what is there, a killed agent left behind.
 		clearSandboxes(this.sandbox.root);
 		const user = this.sandbox.user;
+		const blocked = user && blockedAncestor(this.sandbox.dataDir, user);
+		if (blocked)
+			this.logger.warn(
+				`'${user.name}' may not pass through ${blocked}: process replicas will not reach ` +
+					"their directories (their HOME) by path. Put ISA_DATA_DIR where every parent " +
+					"directory is searchable (o+x), e.g. /var/lib/isa."
+			);
 		this.logger.info(
 			user
 				? `Process replicas run as '${user.name}' (uid ${user.uid}, gid ${user.gid}) in ${this.sandbox.root}.`

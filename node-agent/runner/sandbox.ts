@@ -140,6 +140,30 @@ export function prepareSandbox(dataDir: string, dir: string, user: WorkloadUser 
 	if (user) fs.chownSync(dir, user.uid, user.gid);
 }
 
+/**
+ * The first directory above `dir` that `user` may not pass through (no search permission for
+ * it as owner, as its primary group or as anyone: replicas keep no supplementary groups), or
+ * null. A replica still starts there (it is put in its directory before it becomes the user)
+ * but cannot reach its directory, its HOME, by path.
+ */
+export function blockedAncestor(
+	dir: string,
+	user: WorkloadUser,
+	stat: (p: string) => { uid: number; gid: number; mode: number } = fs.statSync
+): string | null {
+	const chain: string[] = [];
+	for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+		chain.unshift(d);
+		if (d === path.dirname(d)) break;
+	}
+	for (const d of chain) {
+		const { uid, gid, mode } = stat(d);
+		const bit = uid === user.uid ? 0o100 : gid === user.gid ? 0o010 : 0o001;
+		if ((mode & bit) === 0) return d;
+	}
+	return null;
+}
+
 /** Removes what a killed agent left of this node's replicas: none of them runs any more. */
 export function clearSandboxes(root: string): void {
 	fs.rmSync(root, { recursive: true, force: true });

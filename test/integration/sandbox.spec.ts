@@ -84,7 +84,6 @@ describe("workload sandbox", () => {
 
 	const asRoot = IS_ROOT ? it : it.skip;
 	if (!IS_ROOT)
-		// eslint-disable-next-line no-console
 		console.warn(
 			"sandbox.spec: not root, so the replica-as-another-user test is skipped; run it as root."
 		);
@@ -172,7 +171,6 @@ describe("workload sandbox", () => {
 			expect(JSON.stringify(seen.env)).not.toContain("agent-secret-variable");
 			// The agent's working directory is the repository, readable or not: what matters
 			// is that the replica no longer runs in it.
-			// eslint-disable-next-line no-console
 			console.log(
 				`sandbox.spec: listing the agent's cwd from the replica: ${seen.listAgentCwd}`
 			);

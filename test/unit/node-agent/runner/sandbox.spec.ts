@@ -2,6 +2,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import {
+	blockedAncestor,
 	clearSandboxes,
 	passwdEntry,
 	pathSegment,
@@ -180,5 +181,28 @@ describe("prepareSandbox and removeSandbox", () => {
 		clearSandboxes(sandboxRoot(dataDir, "n1"));
 		expect(fs.existsSync(mine)).toBe(false);
 		expect(fs.existsSync(theirs)).toBe(true);
+	});
+});
+
+describe("blockedAncestor", () => {
+	const nobody: WorkloadUser = { name: "nobody", uid: 65534, gid: 65534 };
+	const tree: Record<string, { uid: number; gid: number; mode: number }> = {
+		"/": { uid: 0, gid: 0, mode: 0o755 },
+		"/root": { uid: 0, gid: 0, mode: 0o700 },
+		"/root/isa": { uid: 0, gid: 0, mode: 0o755 },
+		"/var": { uid: 0, gid: 0, mode: 0o755 },
+		"/var/lib": { uid: 0, gid: 0, mode: 0o751 },
+		"/srv": { uid: 0, gid: 65534, mode: 0o710 },
+		"/home": { uid: 65534, gid: 0, mode: 0o700 }
+	};
+	const stat = (p: string) => tree[p];
+
+	it.each([
+		["/var/lib/isa", null],
+		["/srv/isa", null],
+		["/home/isa", null],
+		["/root/isa/data", "/root"]
+	])("%s: blocked at %s", (dataDir, blocked) => {
+		expect(blockedAncestor(dataDir, nobody, stat)).toBe(blocked);
 	});
 });
