@@ -18,10 +18,10 @@ function key(url: string, prefix: string): string {
 	return `${prefix}\u0000${url}`;
 }
 
-export function acquireStore(url: string, prefix: string): Store {
+export function acquireStore(url: string, prefix: string, warn?: (message: string) => void): Store {
 	let entry = shared.get(key(url, prefix));
 	if (!entry) {
-		entry = { store: openStore(url, { prefix }), users: 0 };
+		entry = { store: openStore(url, { prefix, warn }), users: 0 };
 		shared.set(key(url, prefix), entry);
 	}
 	entry.users++;
@@ -54,7 +54,9 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 			storePrefix: env.namespace || "isa"
 		},
 		started(this: StoreThis) {
-			this.store = acquireStore(this.settings.store, this.settings.storePrefix);
+			this.store = acquireStore(this.settings.store, this.settings.storePrefix, msg =>
+				this.logger.warn(msg)
+			);
 		},
 		async stopped(this: StoreThis) {
 			await releaseStore(this.settings.store, this.settings.storePrefix);

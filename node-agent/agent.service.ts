@@ -2,11 +2,14 @@
  * agent: one per node. Probes the machine once at start (CPU, memory, disks, network, NVIDIA
  * GPUs), puts those static facts in the broker's metadata, and broadcasts a `node.report` with
  * capacity and usage every report interval, so that every `nodes` instance in the cluster sees
- * it. `ISA_NODE_CAPACITY` replaces the probed capacity for simulations.
+ * it. `ISA_NODE_CAPACITY` replaces the probed capacity for simulations. Process replicas run in
+ * directories of their own under the data directory, as ISA_WORKLOAD_USER when the agent is
+ * root (runner/sandbox.ts); service replicas are loaded into this process and are trusted code.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import { loadEnv } from "../services/shared/env";
+import { ensurePrivateDir } from "../services/shared/private-files";
 import { EVENTS } from "../services/shared/events";
 import type {
 	Capacity,
@@ -16,7 +19,20 @@ import type {
 	ReplicaStatus,
 	Usage
 } from "../services/shared/types";
-import { parseAllowedCommands, parseServiceDirs, replicaFactory, Runner } from "./runner";
+import {
+	parseAllowedCommands,
+	parseServiceDirs,
+	ProcessSandbox,
+	replicaFactory,
+	Runner
+} from "./runner";
+import {
+	blockedAncestor,
+	clearSandboxes,
+	resolveWorkloadUser,
+	sandboxRoot,
+	systemLookup
+} from "./runner/sandbox";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { SyncOrder, SyncPlan } from "./sync-order";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
@@ -34,11 +50,16 @@ interface AgentSettings {
 	allowedCommands: string | undefined;
 	/** ISA_SERVICE_DIRS, comma separated: where service workloads' modules are found. */
 	serviceDirs: string | undefined;
+	/** ISA_DATA_DIR: process replicas get their directories under it. */
+	dataDir: string;
+	/** ISA_WORKLOAD_USER: who process replicas run as when the agent is root. */
+	workloadUser: string | null;
 }
 
 interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	probe: MachineProbe;
 	runner: Runner;
+	sandbox: ProcessSandbox;
 	/** The newest list applied, and the one being applied. */
 	order: SyncOrder;
 	syncing: Promise<unknown>;
@@ -64,7 +85,9 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		capacityOverride: env.capacityOverride,
 		gpuProbe: "NvidiaSmi",
 		allowedCommands: env.allowedCommands,
-		serviceDirs: env.serviceDirs
+		serviceDirs: env.serviceDirs,
+		dataDir: env.dataDir,
+		workloadUser: env.workloadUser
 	},
 
 	actions: {
@@ -227,13 +250,20 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Parse the override before anything starts, so a typo stops the node with the reason.
 		const override = this.settings.capacityOverride;
 		if (override) this.capacity = parseCapacityOverride(override);
+		// An unknown ISA_WORKLOAD_USER stops the node here, with the reason.
+		this.sandbox = {
+			dataDir: this.settings.dataDir,
+			root: sandboxRoot(this.settings.dataDir, this.broker.nodeID),
+			user: resolveWorkloadUser(this.settings.workloadUser, systemLookup())
+		};
 		this.order = new SyncOrder();
 		this.syncing = Promise.resolve();
 		this.runner = new Runner({
 			createReplica: replicaFactory({
 				broker: this.broker,
 				allowedCommands: parseAllowedCommands(this.settings.allowedCommands),
-				serviceDirs: parseServiceDirs(this.settings.serviceDirs)
+				serviceDirs: parseServiceDirs(this.settings.serviceDirs),
+				sandbox: this.sandbox
 			}),
 			onStatus: (status: ReplicaStatus) => {
 				this.broker.emit(EVENTS.replicaState, status);
@@ -246,6 +276,22 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	async started(this: AgentThis) {
+		ensurePrivateDir(this.sandbox.dataDir, msg => this.logger.warn(msg));
+		// No replica runs before the first sync: what is there, a killed agent left behind.
+		clearSandboxes(this.sandbox.root);
+		const user = this.sandbox.user;
+		const blocked = user && blockedAncestor(this.sandbox.dataDir, user);
+		if (blocked)
+			this.logger.warn(
+				`'${user.name}' may not pass through ${blocked}: process replicas will not reach ` +
+					"their directories (their HOME) by path. Put ISA_DATA_DIR where every parent " +
+					"directory is searchable (o+x), e.g. /var/lib/isa."
+			);
+		this.logger.info(
+			user
+				? `Process replicas run as '${user.name}' (uid ${user.uid}, gid ${user.gid}) in ${this.sandbox.root}.`
+				: `Process replicas run as this agent's own user (not root) in ${this.sandbox.root}.`
+		);
 		this.facts = await this.probe.facts();
 		if (this.capacity) this.facts.simulated = true;
 		else this.capacity = capacityFromFacts(this.facts);

@@ -290,7 +290,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
 		if (!secret && !publicKeyPem && !this.settings.jwtJwks) {
-			secret = loadOrCreateSecret(this.settings.dataDir).secret;
+			secret = loadOrCreateSecret(this.settings.dataDir, msg => this.logger.warn(msg)).secret;
 			this.localSecret = secret;
 		}
 		this.verifier = new TokenVerifier({

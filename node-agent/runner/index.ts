@@ -7,11 +7,11 @@
 import type { ServiceBroker } from "moleculer";
 import { NotFoundError } from "../../services/shared/errors";
 import type { ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
-import { LogLine, ProcessReplica, ProcessReplicaOptions } from "./process-runner";
+import { LogLine, ProcessReplica, ProcessReplicaOptions, ProcessSandbox } from "./process-runner";
 import { ServiceReplica } from "./service-runner";
 
 export { isCommandAllowed, parseAllowedCommands } from "./process-runner";
-export type { LogLine } from "./process-runner";
+export type { LogLine, ProcessSandbox } from "./process-runner";
 export { parseServiceDirs } from "./service-runner";
 
 /** What the runner needs of a ProcessReplica or a ServiceReplica. */
@@ -34,8 +34,10 @@ export interface ReplicaFactoryOptions {
 	allowedCommands: string[];
 	/** Parsed ISA_SERVICE_DIRS. */
 	serviceDirs: string[];
+	/** Process replicas' directories and user. */
+	sandbox: ProcessSandbox;
 	/** Backoff, grace period and output limits of process replicas. */
-	process?: Omit<ProcessReplicaOptions, "nodeID" | "allowedCommands" | "onStatus">;
+	process?: Omit<ProcessReplicaOptions, "nodeID" | "allowedCommands" | "onStatus" | "sandbox">;
 }
 
 /** A ProcessReplica or a ServiceReplica by `spec.kind`. */
@@ -46,6 +48,7 @@ export function replicaFactory(options: ReplicaFactoryOptions): ReplicaFactory {
 					...options.process,
 					nodeID: options.broker.nodeID,
 					allowedCommands: options.allowedCommands,
+					sandbox: options.sandbox,
 					onStatus
 				})
 			: new ServiceReplica(spec, {

@@ -1,13 +1,20 @@
 /**
  * Runs one `kind: "process"` replica: a command the node's ISA_ALLOWED_COMMANDS allows, in its
  * own process group so that stopping it also stops whatever it forked, with only the GPUs it was
- * given visible, its recent output kept in memory, and restarts with exponential backoff.
+ * given visible, its recent output kept in memory, and restarts with exponential backoff. It
+ * runs in a directory of its own under the data directory, which is also its HOME, and as the
+ * node's workload user when the agent is root (see sandbox.ts).
  */
 import { ChildProcess, spawn } from "child_process";
 import fs from "fs";
 import path from "path";
-import { CommandNotAllowedError, InvalidInputError } from "../../services/shared/errors";
+import {
+	CommandNotAllowedError,
+	InvalidInputError,
+	ServiceUnavailableError
+} from "../../services/shared/errors";
 import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../services/shared/types";
+import { prepareSandbox, removeSandbox, sandboxDir, WorkloadUser } from "./sandbox";
 
 /** One line of a replica's output. */
 export interface LogLine {
@@ -34,8 +41,19 @@ export const realTimers: Timers = {
 	clearTimeout: handle => clearTimeout(handle as NodeJS.Timeout)
 };
 
+/** Where a node's replicas get their directories, and as whom they run. */
+export interface ProcessSandbox {
+	/** The data directory (ISA_DATA_DIR). */
+	dataDir: string;
+	/** sandboxRoot(dataDir, nodeID): this node's replica directories. */
+	root: string;
+	/** The workload user; null runs replicas as the agent's own user. */
+	user: WorkloadUser | null;
+}
+
 export interface ProcessReplicaOptions {
 	nodeID: string;
+	sandbox: ProcessSandbox;
 	/** Parsed ISA_ALLOWED_COMMANDS. */
 	allowedCommands: string[];
 	onStatus?: (status: ReplicaStatus) => void;
@@ -48,7 +66,7 @@ export interface ProcessReplicaOptions {
 	/** Longer lines are cut to this many characters. */
 	maxLineLength?: number;
 	timers?: Timers;
-	/** The agent's environment, of which only PATH, HOME and LANG reach the process. */
+	/** The agent's environment, of which only PATH and LANG reach the process. */
 	env?: NodeJS.ProcessEnv;
 }
 
@@ -85,15 +103,17 @@ export function isCommandAllowed(command: string, allowList: string[]): boolean 
 	return allowList.some(entry => globToRegExp(entry).test(command));
 }
 
-const INHERITED_ENV = ["PATH", "HOME", "LANG"];
+const INHERITED_ENV = ["PATH", "LANG"];
 
 /**
- * The process's whole environment: the agent's own variables may hold secrets, so only PATH,
- * HOME and LANG pass, then the spec's env, then the ISA_* facts and CUDA_VISIBLE_DEVICES, last
- * so that a spec cannot claim GPUs it was not given. No GPU gives "", which hides every GPU.
+ * The process's whole environment: the agent's own variables may hold secrets, so only PATH
+ * and LANG pass, then the spec's env, then HOME (the replica's own directory, never the agent's
+ * home with its credentials), the ISA_* facts and CUDA_VISIBLE_DEVICES, last so that a spec
+ * cannot claim GPUs it was not given. No GPU gives "", which hides every GPU.
  */
 export function processEnv(
 	spec: ReplicaSpec,
+	home: string,
 	agentEnv: NodeJS.ProcessEnv = process.env
 ): Record<string, string> {
 	const env: Record<string, string> = {};
@@ -104,6 +124,7 @@ export function processEnv(
 	return {
 		...env,
 		...spec.process?.env,
+		HOME: home,
 		CUDA_VISIBLE_DEVICES: spec.gpus.join(","),
 		ISA_WORKLOAD_ID: spec.workloadId,
 		ISA_REPLICA: String(spec.replica),
@@ -282,12 +303,15 @@ export class ProcessReplica {
 	private lastExit?: string;
 	private readonly output: RingBuffer<LogLine>;
 	private readonly timers: Timers;
+	/** Its working directory and HOME. */
+	readonly dir: string;
 
 	constructor(
 		readonly spec: ReplicaSpec,
 		private readonly options: ProcessReplicaOptions
 	) {
 		this.timers = options.timers ?? realTimers;
+		this.dir = sandboxDir(options.sandbox.root, spec.workloadId, spec.replica);
 		this.changedAt = this.timers.now();
 		this.output = new RingBuffer(options.maxLogLines ?? 1000);
 	}
@@ -323,6 +347,18 @@ export class ProcessReplica {
 			this.setState("failed", err.message);
 			throw err;
 		}
+		try {
+			// Fresh for each placement; its restarts keep what it wrote (caches, checkpoints).
+			prepareSandbox(this.options.sandbox.dataDir, this.dir, this.options.sandbox.user);
+		} catch (err) {
+			const reason = `could not prepare its directory ${this.dir}: ${(err as Error).message}`;
+			this.setState("failed", reason);
+			throw new ServiceUnavailableError(reason, {
+				workloadId: this.spec.workloadId,
+				replica: this.spec.replica,
+				dir: this.dir
+			});
+		}
 		this.setState("starting");
 		await this.spawnRun();
 		return this.status();
@@ -330,7 +366,8 @@ export class ProcessReplica {
 
 	/**
 	 * SIGTERM to the whole process group, SIGKILL after the grace period to whatever is left of
-	 * it; resolves once the process exited. The replica never restarts after this.
+	 * it; resolves once the process exited and its directory is gone. The replica never restarts
+	 * after this: a later placement of it, here or elsewhere, starts from an empty directory.
 	 */
 	async stop(): Promise<ReplicaStatus> {
 		this.stopping = true;
@@ -359,6 +396,12 @@ export class ProcessReplica {
 			this.timers.clearTimeout(graceTimer);
 			await run.exited;
 		}
+		try {
+			removeSandbox(this.dir);
+		} catch {
+			// Something the replica made that the agent cannot delete: the next agent start
+			// clears this node's directories (clearSandboxes), and a new placement starts empty.
+		}
 		if (this.state !== "stopped")
 			this.setState("stopped", this.lastExit ? `stopped (${this.lastExit})` : "stopped");
 		return this.status();
@@ -370,16 +413,19 @@ export class ProcessReplica {
 		// Through a small shell that ends the replica's whole process group when the agent's end
 		// of its stdin closes: an agent killed with SIGKILL leaves nothing running that the
 		// scheduler has meanwhile placed elsewhere.
-		const env = processEnv(this.spec, this.options.env);
+		const env = processEnv(this.spec, this.dir, this.options.env);
+		const user = this.options.sandbox.user;
+		// libuv changes into cwd, drops the agent's groups, then sets gid and uid, before exec.
+		const as = { cwd: this.dir, env, ...(user ? { uid: user.uid, gid: user.gid } : {}) };
 		// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)
 		// rather than as a shell's exit 127.
 		const child = findExecutable(command, env.PATH)
 			? spawn("/bin/sh", ["-c", REAPER, "isa-replica", command, ...args], {
 					detached: true,
 					stdio: ["pipe", "pipe", "pipe"],
-					env
+					...as
 				})
-			: spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
+			: spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], ...as });
 		let settle!: () => void;
 		const started = new Promise<void>(resolve => (settle = resolve));
 		let ended = false;

@@ -6,6 +6,7 @@
 import crypto from "crypto";
 import fs from "fs";
 import path from "path";
+import { loadOrCreateSecretFile, Warn } from "../shared/private-files";
 
 export const SECRET_FILE = "jwt-secret";
 
@@ -13,24 +14,21 @@ export function secretPath(dataDir: string): string {
 	return path.join(dataDir, SECRET_FILE);
 }
 
-/** The secret of the data directory, made on first use. */
-export function loadOrCreateSecret(dataDir: string): { secret: string; created: boolean } {
-	const file = secretPath(dataDir);
-	try {
-		return { secret: fs.readFileSync(file, "utf8").trim(), created: false };
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-	}
-	fs.mkdirSync(dataDir, { recursive: true });
-	const secret = crypto.randomBytes(32).toString("base64url");
-	try {
-		// "wx": if another process made it first, keep theirs.
-		fs.writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" });
-		return { secret, created: true };
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-		return { secret: fs.readFileSync(file, "utf8").trim(), created: false };
-	}
+/**
+ * The secret of the data directory, made on first use; the directory (0700) and the file (0600)
+ * are tightened first when they were looser, and `warn` says so.
+ */
+export function loadOrCreateSecret(
+	dataDir: string,
+	warn?: Warn
+): { secret: string; created: boolean } {
+	const { value, created } = loadOrCreateSecretFile(
+		dataDir,
+		SECRET_FILE,
+		() => crypto.randomBytes(32).toString("base64url") + "\n",
+		warn
+	);
+	return { secret: value.toString("utf8").trim(), created };
 }
 
 /**

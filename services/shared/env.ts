@@ -49,6 +49,8 @@ export interface IsaEnv {
 	allowedCommands: string | undefined;
 	/** ISA_SERVICE_DIRS: where service workloads' modules are looked up. */
 	serviceDirs: string | undefined;
+	/** ISA_WORKLOAD_USER: who process replicas run as when the agent is root (null: `nobody`). */
+	workloadUser: string | null;
 	/** ISA_TENANT: the tenant the REPL's commands act for, as an admin. */
 	tenant: string;
 	/** ISA_TOKEN: the token `npm run apply` sends. */
@@ -139,6 +141,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? ""),
 		allowedCommands: env.ISA_ALLOWED_COMMANDS,
 		serviceDirs: env.ISA_SERVICE_DIRS,
+		workloadUser: env.ISA_WORKLOAD_USER?.trim() || null,
 		tenant: env.ISA_TENANT || "default",
 		token: env.ISA_TOKEN || null,
 		applyFile: env.ISA_APPLY || null

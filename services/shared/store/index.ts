@@ -20,6 +20,8 @@ export { SqliteStore } from "./sqlite";
 export interface StoreOptions {
 	/** Key prefix, for backends that share a server between clusters. */
 	prefix?: string;
+	/** Where the embedded backend reports a database file whose mode it tightened. */
+	warn?: (message: string) => void;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */

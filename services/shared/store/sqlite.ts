@@ -15,6 +15,7 @@ import fs from "fs";
 import path from "path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError } from "../errors";
+import { ensurePrivateFile, PRIVATE_DIR_MODE, SECRET_FILE_MODE, Warn } from "../private-files";
 import type {
 	DocWrite,
 	LogEntry,
@@ -109,13 +110,25 @@ export class SqliteStore implements Store {
 	private readonly stmt;
 	private readonly transaction;
 
-	/** `url`: a path (its directory is created when missing), `sqlite://<path>` or ":memory:". */
-	constructor(url: string) {
+	/**
+	 * `url`: a path (its directory is created 0700 when missing), `sqlite://<path>` or
+	 * ":memory:". The file is owner-only (0600): it holds every tenant's documents, and SQLite
+	 * gives its -wal and -shm files the same mode. A looser existing file is tightened, and
+	 * `opts.warn` says so.
+	 */
+	constructor(url: string, opts: { warn?: Warn } = {}) {
 		const file = url.replace(/^sqlite:\/\//i, "");
 		this.file = file;
 		try {
 			if (file !== ":memory:" && file !== "") {
-				fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+				fs.mkdirSync(path.dirname(path.resolve(file)), {
+					recursive: true,
+					mode: PRIVATE_DIR_MODE
+				});
+				// Made 0600 before SQLite opens it, which would make it with the umask's mode.
+				fs.closeSync(fs.openSync(file, "a", SECRET_FILE_MODE));
+				for (const suffix of ["", "-wal", "-shm"])
+					ensurePrivateFile(file + suffix, opts.warn);
 			}
 			this.db = new Database(file);
 			// busy_timeout first: switching to WAL itself needs the lock another process may hold.

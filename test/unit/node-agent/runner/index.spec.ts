@@ -1,3 +1,5 @@
+import fs from "fs";
+import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
 import { Replica, Runner, replicaFactory } from "../../../../node-agent/runner";
@@ -170,6 +172,8 @@ describe("Runner", () => {
 
 describe("replicaFactory", () => {
 	const broker = new ServiceBroker({ logger: false });
+	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-factory-"));
+	const sandbox = { dataDir, root: path.join(dataDir, "workloads", "n1"), user: null };
 	const statuses: ReplicaStatus[] = [];
 	const runner = new Runner({
 		onStatus: status => statuses.push(status),
@@ -177,15 +181,19 @@ describe("replicaFactory", () => {
 			broker,
 			allowedCommands: [process.execPath],
 			serviceDirs: [path.resolve(__dirname, "../../../fixtures/workloads")],
+			sandbox,
 			process: { stopGrace: 1000 }
 		})
 	});
 
 	beforeAll(() => broker.start());
-	afterAll(() => broker.stop());
+	afterAll(async () => {
+		await broker.stop();
+		fs.rmSync(dataDir, { recursive: true, force: true });
+	});
 
 	it("picks the replica by kind", () => {
-		const make = replicaFactory({ broker, allowedCommands: [], serviceDirs: [] });
+		const make = replicaFactory({ broker, allowedCommands: [], serviceDirs: [], sandbox });
 		expect(make(spec(1), () => undefined)).toBeInstanceOf(ProcessReplica);
 		expect(make(spec(1, { kind: "service" }), () => undefined)).toBeInstanceOf(ServiceReplica);
 	});

@@ -1,4 +1,6 @@
 import fs from "fs";
+import os from "os";
+import path from "path";
 import {
 	ProcessReplica,
 	ProcessReplicaOptions,
@@ -34,11 +36,17 @@ function processSpec(script: string, overrides: Partial<ReplicaSpec> = {}): Repl
 }
 
 const running: ProcessReplica[] = [];
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-runner-"));
+/** The agent's own user: the other-user case is test/integration/sandbox.spec.ts. */
+const sandbox = { dataDir, root: path.join(dataDir, "workloads", "gpu-node-1"), user: null };
+
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 function replica(spec: ReplicaSpec, options: Partial<ProcessReplicaOptions> = {}) {
 	const statuses: ReplicaStatus[] = [];
 	const r = new ProcessReplica(spec, {
 		nodeID: "gpu-node-1",
+		sandbox,
 		allowedCommands: [NODE, "/bin/sh"],
 		backoffBase: 10,
 		stopGrace: 2000,
@@ -115,22 +123,30 @@ describe("ISA_ALLOWED_COMMANDS", () => {
 });
 
 describe("the process's environment", () => {
-	it("holds PATH, HOME, LANG, the spec's env, its GPUs and the ISA_* facts only", async () => {
+	it("holds PATH, LANG, the spec's env, HOME in its directory, its GPUs and the ISA_* facts only", async () => {
 		const spec = processSpec("console.log(JSON.stringify(process.env))", {
 			process: {
 				command: NODE,
 				args: ["-e", "console.log(JSON.stringify(process.env))"],
-				env: { MODEL: "llama", CUDA_VISIBLE_DEVICES: "0,1,2,3" }
+				env: { MODEL: "llama", CUDA_VISIBLE_DEVICES: "0,1,2,3", HOME: "/root" }
 			}
 		});
 		const { r } = replica(spec, {
-			env: { PATH: "/usr/bin:/bin", HOME: "/home/isa", JWT_SECRET: "do-not-leak" }
+			env: {
+				PATH: "/usr/bin:/bin",
+				HOME: "/home/isa",
+				LANG: "C.UTF-8",
+				JWT_SECRET: "do-not-leak",
+				ISA_JWT_SECRET: "do-not-leak",
+				NODE_OPTIONS: "--require /tmp/x.js"
+			}
 		});
 		await r.start();
 		await until(() => r.logs().length > 0);
 		expect(JSON.parse(r.logs()[0].text)).toEqual({
 			PATH: "/usr/bin:/bin",
-			HOME: "/home/isa",
+			LANG: "C.UTF-8",
+			HOME: path.join(sandbox.root, "w1", "2"),
 			MODEL: "llama",
 			CUDA_VISIBLE_DEVICES: "1,3",
 			ISA_WORKLOAD_ID: "w1",
@@ -143,9 +159,55 @@ describe("the process's environment", () => {
 	});
 
 	it("hides every GPU from a replica given none", () => {
-		const env = processEnv(processSpec("0", { gpus: [] }), { LANG: "C.UTF-8" });
+		const env = processEnv(processSpec("0", { gpus: [] }), "/data/w/0", { LANG: "C.UTF-8" });
 		expect(env.CUDA_VISIBLE_DEVICES).toBe("");
 		expect(env.LANG).toBe("C.UTF-8");
+	});
+});
+
+describe("its directory", () => {
+	const dir = path.join(sandbox.root, "w1", "2");
+	const script = `
+		const fs = require("fs");
+		fs.appendFileSync("runs", "x");
+		console.log(JSON.stringify({ cwd: process.cwd(), runs: fs.readFileSync("runs", "utf8") }));
+		process.exit(1);`;
+
+	it("runs in a fresh directory of its own, kept across restarts, removed on stop", async () => {
+		fs.mkdirSync(dir, { recursive: true });
+		fs.writeFileSync(path.join(dir, "left-over"), "from an earlier placement");
+		const spec = processSpec(script, { restart: { policy: "on-failure", maxRestarts: 1 } });
+		const { r } = replica(spec);
+		await r.start();
+		await until(() => r.status().state === "failed");
+		expect(r.dir).toBe(dir);
+		expect(r.logs().map(l => JSON.parse(l.text))).toEqual([
+			{ cwd: dir, runs: "x" },
+			{ cwd: dir, runs: "xx" }
+		]);
+		expect(fs.readdirSync(dir).sort()).toEqual(["runs"]);
+		expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+		await r.stop();
+		expect(fs.existsSync(dir)).toBe(false);
+		// The workload's directory goes with its last replica's.
+		expect(fs.existsSync(path.dirname(dir))).toBe(false);
+	});
+
+	it("fails with the reason when its directory cannot be made", async () => {
+		const blocked = path.join(dataDir, "blocked");
+		fs.writeFileSync(blocked, "a file where a directory should be");
+		const { r, statuses } = replica(processSpec("0"), {
+			sandbox: { ...sandbox, root: path.join(blocked, "n") }
+		});
+		const err = await r.start().catch(e => e);
+		expect(err).toMatchObject({
+			code: 503,
+			type: "SERVICE_UNAVAILABLE",
+			data: { workloadId: "w1", replica: 2, dir: path.join(blocked, "n", "w1", "2") }
+		});
+		expect(statuses.map(s => [s.state, s.reason])).toEqual([
+			["failed", expect.stringContaining("could not prepare its directory")]
+		]);
 	});
 });
 
