@@ -6,6 +6,7 @@ import type { ServiceBroker } from "moleculer";
 import type { NodeInfo } from "../services/shared/types";
 import { loadEnv } from "../services/shared/env";
 import { formatSize } from "../services/shared/format";
+import { isClusterOwned, type Owned } from "../services/shared/principal";
 
 /** A plain text table: columns padded to their widest cell. */
 export function renderTable(header: string[], rows: string[][]): string {
@@ -16,6 +17,14 @@ export function renderTable(header: string[], rows: string[][]): string {
 			.join("  ")
 			.trimEnd();
 	return [line(header), line(widths.map(w => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+/**
+ * The OWNER cell: "cluster", or the owning tenant. The REPL runs as an admin and lists every
+ * tenant's objects, so each row says whose it is.
+ */
+export function ownerCell(object: Owned): string {
+	return isClusterOwned(object) ? "cluster" : (object.tenant ?? "?");
 }
 
 function percent(used: number, total: number): string {
@@ -107,16 +116,17 @@ function ago(at: number | null): string {
 	return at ? `${Math.max(0, Math.round((Date.now() - at) / 1000))}s ago` : "-";
 }
 
-/** The `resources` table: name, type, endpoint (redacted), health. */
+/** The `resources` table: name, owner, type, endpoint (redacted), health. */
 export function renderResources(
-	items: Array<{ name: string; type: string; endpoint: string; health: HealthRow }>
+	items: Array<{ name: string; type: string; endpoint: string; health: HealthRow } & Owned>
 ): string {
 	if (items.length === 0)
 		return "No resources. Register some: `npm run apply -- -f configs/isa-platform.yaml`.";
 	return renderTable(
-		["NAME", "TYPE", "ENDPOINT", "HEALTH", "LATENCY", "CHECKED", "ERROR"],
+		["NAME", "OWNER", "TYPE", "ENDPOINT", "HEALTH", "LATENCY", "CHECKED", "ERROR"],
 		items.map(r => [
 			r.name,
+			ownerCell(r),
 			r.type,
 			r.endpoint,
 			r.health.status,
@@ -127,21 +137,24 @@ export function renderResources(
 	);
 }
 
-/** The `services` table: name, type, status, endpoints, dependencies. */
+/** The `services` table: name, owner, type, status, endpoints, dependencies. */
 export function renderServices(
-	items: Array<{
-		name: string;
-		type: string;
-		status: string;
-		endpoints: Array<{ url?: string; node?: string }>;
-		dependencies: string[];
-	}>
+	items: Array<
+		{
+			name: string;
+			type: string;
+			status: string;
+			endpoints: Array<{ url?: string; node?: string }>;
+			dependencies: string[];
+		} & Owned
+	>
 ): string {
 	if (items.length === 0) return "No services.";
 	return renderTable(
-		["NAME", "TYPE", "STATUS", "ENDPOINTS", "DEPENDS ON"],
+		["NAME", "OWNER", "TYPE", "STATUS", "ENDPOINTS", "DEPENDS ON"],
 		items.map(s => [
 			s.name,
+			ownerCell(s),
 			s.type,
 			s.status,
 			s.endpoints.map(e => e.url ?? e.node).join(" "),
@@ -150,7 +163,7 @@ export function renderServices(
 	);
 }
 
-interface AlertRow {
+interface AlertRow extends Owned {
 	rule: string;
 	severity: string;
 	series: string;
@@ -161,7 +174,7 @@ interface AlertRow {
 	threshold: number;
 }
 
-/** The `alerts` table: firing first, then pending, then recently resolved. */
+/** The `alerts` table: firing first, then pending, then recently resolved; OWNER is the rule's. */
 export function renderAlerts(items: AlertRow[]): string {
 	if (items.length === 0) return "No alerts. All quiet.";
 	const order: Record<string, number> = { firing: 0, pending: 1, resolved: 2 };
@@ -171,11 +184,12 @@ export function renderAlerts(items: AlertRow[]): string {
 			a.state.toUpperCase(),
 			a.severity,
 			a.rule,
+			ownerCell(a),
 			a.series,
 			`${a.value} ${a.op} ${a.threshold}`,
 			ago(a.since)
 		]);
-	return renderTable(["STATE", "SEVERITY", "RULE", "SERIES", "VALUE", "SINCE"], rows);
+	return renderTable(["STATE", "SEVERITY", "RULE", "OWNER", "SERIES", "VALUE", "SINCE"], rows);
 }
 
 export const replCommands = [
@@ -198,7 +212,8 @@ export const replCommands = [
 		async action(broker: ServiceBroker) {
 			const res: { items: Parameters<typeof renderServices>[0] } = await broker.call(
 				"registry.listServices",
-				{ limit: 1000 }
+				{ limit: 1000 },
+				{ meta: { user: replUser() } }
 			);
 			console.log(renderServices(res.items));
 		}
@@ -209,7 +224,8 @@ export const replCommands = [
 		async action(broker: ServiceBroker) {
 			const res: { items: Parameters<typeof renderResources>[0] } = await broker.call(
 				"registry.listResources",
-				{ limit: 1000 }
+				{ limit: 1000 },
+				{ meta: { user: replUser() } }
 			);
 			console.log(renderResources(res.items));
 		}
@@ -218,16 +234,26 @@ export const replCommands = [
 		command: "health",
 		description: "Every health check of the registry: target, status, latency, last error",
 		async action(broker: ServiceBroker) {
-			const rows: Array<HealthRow & { kind: string; name: string; target: string }> =
+			const rows: Array<HealthRow & Owned & { kind: string; name: string; target: string }> =
 				await broker.call("registry.health");
 			console.log(
 				rows.length === 0
 					? "Nothing is checked yet."
 					: renderTable(
-							["KIND", "NAME", "TARGET", "STATUS", "LATENCY", "CHECKED", "ERROR"],
+							[
+								"KIND",
+								"NAME",
+								"OWNER",
+								"TARGET",
+								"STATUS",
+								"LATENCY",
+								"CHECKED",
+								"ERROR"
+							],
 							rows.map(r => [
 								r.kind,
 								r.name,
+								ownerCell(r),
 								r.target,
 								r.status,
 								r.latencyMs != null ? `${r.latencyMs}ms` : "-",

@@ -16,7 +16,7 @@ import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
 import { EVENTS } from "./shared/events";
 import { page, pageParams } from "./shared/params";
-import type { Principal } from "./shared/principal";
+import type { Owned, Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
 import type { NodeInfo, NodeReport } from "./shared/types";
 import type { PublicHealth } from "./registry/health";
@@ -32,7 +32,7 @@ import {
 import { seedDefaultRules } from "./monitor/default-rules";
 import { gaugeValues, registerGauges, setGauges } from "./monitor/gauges";
 import { Notifier, NotifierOptions } from "./monitor/notify";
-import { StatsParams, statsQuery, visible } from "./monitor/queries";
+import { alertVisible, StatsParams, statsQuery } from "./monitor/queries";
 import { RuleStore } from "./monitor/rule-store";
 import { ClusterView } from "./monitor/sampling";
 import { loadSnapshot, saveSnapshot } from "./monitor/snapshot";
@@ -143,15 +143,21 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			}
 		},
 
-		/** The alert rules, oldest first. */
+		/** The alert rules the user may see (the cluster's and its tenant's), oldest first. */
 		listRules: {
 			params: { $$strict: true, ...pageParams(10000) },
-			async handler(this: MonitorThis, ctx: Context<{ limit?: number; offset?: number }>) {
-				return page(await this.ruleStore.list(), ctx.params);
+			async handler(
+				this: MonitorThis,
+				ctx: Context<{ limit?: number; offset?: number }, Meta>
+			) {
+				return page(await this.ruleStore.list(ctx.meta.user), ctx.params);
 			}
 		},
 
-		/** Creates an alert rule (201); 422 for a bad metric, op or `for`, 409 for a taken name. */
+		/**
+		 * Creates an alert rule (201): the cluster's when an admin makes it, else the caller's
+		 * tenant's; 422 for a bad metric, op or `for`, 409 for a name taken by a visible rule.
+		 */
 		createRule: {
 			access: "write",
 			params: {
@@ -186,7 +192,8 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 				const { rule, created } = await this.ruleStore.create(ctx.params, {
 					idempotencyKey: ctx.meta.idempotencyKey,
 					createdBy: ctx.meta.user?.sub ?? "internal",
-					now: Date.now()
+					now: Date.now(),
+					user: ctx.meta.user
 				});
 				if (!created) return rule;
 				this.rules = [...this.rules.filter(r => r.id !== rule.id), rule];
@@ -196,18 +203,24 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			}
 		},
 
-		/** Deletes an alert rule; its firing alerts are resolved at the next evaluation. */
+		/**
+		 * Deletes an alert rule; its firing alerts are resolved at the next evaluation. 404 for
+		 * another tenant's rule, 403 for a cluster rule unless an admin asks.
+		 */
 		deleteRule: {
 			access: "write",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
-			async handler(this: MonitorThis, ctx: Context<{ id: string }>) {
-				await this.ruleStore.delete(ctx.params.id);
+			async handler(this: MonitorThis, ctx: Context<{ id: string }, Meta>) {
+				await this.ruleStore.delete(ctx.params.id, ctx.meta.user);
 				this.rules = this.rules.filter(r => r.id !== ctx.params.id);
 				return { id: ctx.params.id, deleted: true };
 			}
 		},
 
-		/** Pending and firing alerts, then recently resolved ones; `state` filters. */
+		/**
+		 * Pending and firing alerts, then recently resolved ones; `state` filters. A user sees
+		 * the alerts of the rules it may see, except those about another tenant's series.
+		 */
 		listAlerts: {
 			params: {
 				$$strict: true,
@@ -221,7 +234,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 				const { state } = ctx.params;
 				const alerts = this.alerts
 					.list()
-					.filter(a => (!state || a.state === state) && visible(a.labels, ctx.meta.user));
+					.filter(a => (!state || a.state === state) && alertVisible(a, ctx.meta.user));
 				return page(alerts, ctx.params);
 			}
 		}
@@ -248,15 +261,17 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		},
 		[EVENTS.resourceHealthChanged](
 			this: MonitorThis,
-			ctx: Context<{ id: string; name: string; health: PublicHealth }>
+			ctx: Context<{ id: string; name: string; health: PublicHealth } & Owned>
 		) {
-			this.cluster.resourceHealth(ctx.params.id, ctx.params.name, ctx.params.health);
+			const { id, name, health } = ctx.params;
+			this.cluster.resourceHealth(id, name, health, ctx.params);
 		},
 		[EVENTS.serviceHealthChanged](
 			this: MonitorThis,
-			ctx: Context<{ name: string; endpoint?: string; health: PublicHealth }>
+			ctx: Context<{ name: string; endpoint?: string; health: PublicHealth } & Owned>
 		) {
-			this.cluster.serviceHealth(ctx.params.name, ctx.params.endpoint, ctx.params.health);
+			const { name, endpoint, health } = ctx.params;
+			this.cluster.serviceHealth(name, endpoint, health, ctx.params);
 		}
 	},
 
@@ -291,11 +306,15 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			}
 		},
 
-		/** One round: record history, evaluate the rules, announce transitions, set gauges. */
+		/**
+		 * One round: record history, evaluate the rules, announce transitions, set gauges. A
+		 * tenant's rules see that tenant's view of the cluster (ClusterView.samples(tenant)).
+		 */
 		evaluate(this: MonitorThis) {
 			const samples = this.cluster.samples();
 			this.series.record(samples, Date.now());
-			for (const t of this.alerts.evaluate(this.rules, samples)) {
+			const viewOf = (tenant: string) => this.cluster.samples(tenant);
+			for (const t of this.alerts.evaluate(this.rules, samples, viewOf)) {
 				this.logger.info(
 					`Alert '${t.rule.name}' ${t.status}: ${t.alert.series} = ${t.alert.value}`
 				);

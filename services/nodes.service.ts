@@ -15,6 +15,8 @@ import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
 import { page, pageParams } from "./shared/params";
+import type { Principal } from "./shared/principal";
+import { type PlacedReplica, placedView } from "./nodes/placed";
 
 interface NodesSettings {
 	/** How often to look for silent nodes when none is known yet (ms). */
@@ -35,7 +37,7 @@ interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 
 /** What the scheduler answers of a node (scheduler.placedOn). */
 interface Placed {
-	workloads: unknown[];
+	workloads: PlacedReplica[];
 	allocated: NodeInfo["allocated"];
 }
 
@@ -70,10 +72,13 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			}
 		},
 
-		/** One node with its machine facts and the workloads placed on it. */
+		/**
+		 * One node with its machine facts and the workloads placed on it: the user's own
+		 * tenant's (an admin's: all), and `otherTenants` counting the rest (nodes/placed.ts).
+		 */
 		get: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
-			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
+			async handler(this: NodesThis, ctx: Context<{ id: string }, { user?: Principal }>) {
 				const node = this.findNode(ctx.params.id);
 				// The scheduler owns placements: it answers the node's workloads and allocation.
 				// Where none runs, nothing is placed: the node as announced, with no workloads.
@@ -85,7 +90,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 					});
 				return {
 					...this.view(node, placed?.allocated, true),
-					workloads: placed?.workloads ?? []
+					...placedView(placed?.workloads ?? [], ctx.meta.user)
 				};
 			}
 		},

@@ -11,10 +11,13 @@
  *   dashboard's tokens expire. Clients that can send headers should. A bad token gets 401 in
  *   moleculer-web's error shape, before any stream is opened. The stream ends when the token
  *   expires (`event: expired`), so a revoked role does not live on in an open connection.
- * - What: admins get everything; other roles get node, health and alert events, and workload
- *   events of their own tenant only (a replica's tenant is looked up once per workload, and
- *   only while a non-admin client is connected). Alerts that name a tenant go to that tenant.
- *   `config.changed` goes out without its value.
+ * - What (`audienceOf`): admins get everything; other roles get node events, workload events
+ *   of their own tenant only (a replica's tenant is looked up once per workload, and only while
+ *   a non-admin client is connected), health events of the cluster's resources and services and
+ *   of their own tenant's (by the event's `owner` and `tenant`; none: the cluster's), and alerts
+ *   as `GET /alerts` shows them: a tenant's rule's alerts to that tenant, a cluster rule's to
+ *   all unless its series is a tenant's (`labels.tenant`). `config.changed` goes out without
+ *   its value.
  * - How often: `node.report` arrives every ~2 s per node; the stream keeps the newest report of
  *   each node and sends them together every `reportInterval` (default 2 s) as one
  *   `event: node.report` with `data: {"items": [{nodeID, usage, at}, …]}`: at most one report per
@@ -31,7 +34,7 @@ import type { ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { EVENTS } from "../shared/events";
 import type { NodeReport, Usage } from "../shared/types";
-import { canSeeTenant, isAdmin, type Principal } from "../shared/principal";
+import { canSeeTenant, isAdmin, isClusterOwned, type Principal } from "../shared/principal";
 import { ERR_NO_TOKEN, ERR_INVALID_TOKEN } from "./jwt";
 
 const WebErrors = ApiGateway.Errors;
@@ -138,18 +141,61 @@ export function slimReport(report: unknown): ReportSample | null {
 	};
 }
 
+/** Who may see an event: undefined, everyone; null, admins only; a string, admins and that tenant. */
+export type Audience = string | null | undefined;
+
+type OwnedPayload = { owner?: unknown; tenant?: unknown; labels?: { tenant?: unknown } } | null;
+
 /**
- * Who may see an event: undefined, everyone; null, admins only; a string, admins and that
- * tenant. An alert names its tenant in `tenant` or `labels.tenant`, if it has one.
+ * A registry object's event (resource or service health): the cluster's (or one without
+ * owner, stored before owners existed) to everyone, a tenant's to that tenant; a tenant's that
+ * names no tenant to admins only.
  */
-export function audienceOf(payload: unknown): string | undefined {
-	const p = payload as { tenant?: unknown; labels?: { tenant?: unknown } } | null;
-	if (p && typeof p.tenant === "string") return p.tenant;
-	if (p && p.labels && typeof p.labels.tenant === "string") return p.labels.tenant;
-	return undefined;
+export function ownedAudience(payload: unknown): Audience {
+	const p = (payload ?? {}) as NonNullable<OwnedPayload>;
+	if (isClusterOwned({ owner: p.owner as "tenant" | "cluster" | undefined })) return undefined;
+	return typeof p.tenant === "string" ? p.tenant : null;
 }
 
-export function mayReceive(principal: Principal, audience: string | null | undefined): boolean {
+/**
+ * An alert (monitor/alerts.ts `Alert`), as `GET /alerts` shows it: a tenant's rule's alert to
+ * that tenant; a cluster rule's to the tenant its series is about (`labels.tenant`), or to
+ * everyone for a series that names no tenant (a node's, the cluster's).
+ */
+export function alertAudience(payload: unknown): Audience {
+	const p = (payload ?? {}) as NonNullable<OwnedPayload>;
+	const series = p.labels && typeof p.labels.tenant === "string" ? p.labels.tenant : undefined;
+	if (isClusterOwned({ owner: p.owner as "tenant" | "cluster" | undefined })) return series;
+	if (typeof p.tenant !== "string") return null;
+	// The monitor labels a tenant's alerts with that tenant; anything else goes to admins only.
+	return series === undefined || series === p.tenant ? p.tenant : null;
+}
+
+/** Who may see a cluster event, by its name and payload (workload events: see publish). */
+export function audienceOf(event: string, payload: unknown): Audience {
+	switch (event) {
+		case EVENTS.nodeUp:
+		case EVENTS.nodeDown:
+		case EVENTS.nodeUpdated:
+		case EVENTS.nodeAllocated:
+		case EVENTS.nodeReport:
+		case EVENTS.configChanged:
+			return undefined;
+		case EVENTS.resourceHealthChanged:
+		case EVENTS.serviceHealthChanged:
+			return ownedAudience(payload);
+		case EVENTS.alertFiring:
+		case EVENTS.alertResolved:
+			return alertAudience(payload);
+		default: {
+			// An event this stream does not know: only a tenant it names, else admins.
+			const p = payload as OwnedPayload;
+			return p && typeof p.tenant === "string" ? p.tenant : null;
+		}
+	}
+}
+
+export function mayReceive(principal: Principal, audience: Audience): boolean {
 	if (audience === undefined) return true;
 	return audience === null ? isAdmin(principal) : canSeeTenant(principal, audience);
 }
@@ -249,7 +295,7 @@ export class EventStream {
 				return;
 			}
 			default:
-				this.send(event, payload, audienceOf(payload));
+				this.send(event, payload, audienceOf(event, payload));
 		}
 	}
 
@@ -327,7 +373,7 @@ export class EventStream {
 	}
 
 	/** Serializes once, writes to every client that may see it. */
-	private send(event: string, data: unknown, audience: string | null | undefined) {
+	private send(event: string, data: unknown, audience: Audience) {
 		let chunk: string | null = null;
 		for (const client of this.clients.values()) {
 			if (!mayReceive(client.principal, audience)) continue;

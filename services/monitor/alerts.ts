@@ -9,6 +9,7 @@
 import crypto from "crypto";
 import { InvalidInputError } from "../shared/errors";
 import { parseDuration } from "../shared/duration";
+import { isClusterOwned, type Owned } from "../shared/principal";
 import { METRICS } from "./sampling";
 import { Labels, Sample, seriesKey } from "./timeseries";
 
@@ -42,7 +43,11 @@ export interface RuleInput {
 	notify?: { webhook?: string };
 }
 
-export interface AlertRule {
+/**
+ * A rule belongs to the cluster (an admin's, and the defaults) or to the tenant whose operator
+ * made it; rules stored before owners existed are the cluster's.
+ */
+export interface AlertRule extends Owned {
 	id: string;
 	name: string;
 	/** The selector in canonical form. */
@@ -62,7 +67,12 @@ export interface AlertRule {
 
 export type AlertState = "pending" | "firing" | "resolved";
 
-export interface Alert {
+/**
+ * One series' alert of one rule. `owner` and `tenant` are its rule's; `labels.tenant` is the
+ * tenant the series is about (a tenant's rule only sees its own tenant's series, so its alerts
+ * always carry that tenant). Who may see an alert: queries.ts `alertVisible`.
+ */
+export interface Alert extends Owned {
 	id: string;
 	ruleId: string;
 	rule: string;
@@ -193,8 +203,12 @@ export function matches(sel: Selector, metric: string, labels: Labels): boolean 
 /** A rule from a checked request: its selector parsed and canonical, its `for` in ms. */
 export function makeRule(
 	input: RuleInput,
-	ids: { id: string; now: number; createdBy: string }
+	ids: { id: string; now: number; createdBy: string; owner?: Owned }
 ): AlertRule {
+	const owner: Owned =
+		ids.owner && !isClusterOwned(ids.owner)
+			? { owner: "tenant", tenant: ids.owner.tenant }
+			: { owner: "cluster" };
 	if (!OPS.includes(input.op))
 		throw new InvalidInputError(`op '${input.op}' is not one of ${OPS.join(" ")}.`, {
 			field: "op",
@@ -205,8 +219,16 @@ export function makeRule(
 			field: "threshold",
 			value: input.threshold
 		});
+	// A tenant's alerts are labelled with its tenant (see newAlert): a rule cannot name another.
+	const tenantLabel = input.labels?.tenant;
+	if (owner.owner === "tenant" && tenantLabel !== undefined && tenantLabel !== owner.tenant)
+		throw new InvalidInputError(
+			"labels.tenant of a tenant's rule is its own tenant; leave it out.",
+			{ field: "labels.tenant", value: tenantLabel }
+		);
 	const rule: AlertRule = {
 		id: ids.id,
+		...owner,
 		name: input.name,
 		metric: formatSelector(parseSelector(input.metric)),
 		op: input.op,
@@ -265,14 +287,30 @@ export class AlertEvaluator {
 		this.keepResolved = opts.keepResolved ?? 200;
 	}
 
-	/** One round over every rule and the current samples; resolves what began or ended. */
-	evaluate(rules: AlertRule[], samples: Sample[]): Transition[] {
+	/**
+	 * One round over every rule and the current samples; resolves what began or ended. A
+	 * tenant's rule is evaluated against `viewOf(tenant)`: by default the samples without a
+	 * tenant label or with its own (see sampling.ts `ClusterView.samples` for a view that also
+	 * recounts the cluster-wide workload counts over that tenant's workloads only).
+	 */
+	evaluate(
+		rules: AlertRule[],
+		samples: Sample[],
+		viewOf: (tenant: string) => Sample[] = tenant => tenantView(samples, tenant)
+	): Transition[] {
 		const now = this.clock();
 		const out: Transition[] = [];
 		const seen = new Set<string>();
+		const views = new Map<string, Sample[]>();
 		for (const rule of rules) {
 			const sel = this.selector(rule.metric);
-			for (const s of samples) {
+			let seenBy = samples;
+			if (!isClusterOwned(rule)) {
+				const tenant = rule.tenant ?? "";
+				seenBy = views.get(tenant) ?? viewOf(tenant);
+				views.set(tenant, seenBy);
+			}
+			for (const s of seenBy) {
 				if (!matches(sel, s.metric, s.labels)) continue;
 				const series = seriesKey(s.metric, s.labels);
 				const key = `${rule.id}\u0000${series}`;
@@ -346,8 +384,25 @@ export class AlertEvaluator {
 	}
 }
 
+/** What a tenant's rule sees of the samples: the cluster's series and its own tenant's. */
+export function tenantView(samples: Sample[], tenant: string): Sample[] {
+	return samples.filter(s => s.labels.tenant === undefined || s.labels.tenant === tenant);
+}
+
+/**
+ * The labels of a new alert: the series', then the rule's; but `tenant` says whose series it
+ * is (a rule's labels cannot hide that), and a tenant's rule always names its tenant.
+ */
+export function alertLabels(rule: AlertRule, series: Labels): Labels {
+	const labels = { ...series, ...rule.labels };
+	if (series.tenant !== undefined) labels.tenant = series.tenant;
+	else if (!isClusterOwned(rule) && rule.tenant !== undefined) labels.tenant = rule.tenant;
+	return labels;
+}
+
 function newAlert(rule: AlertRule, series: string, s: Sample, now: number): Alert {
 	return {
+		...(isClusterOwned(rule) ? { owner: "cluster" } : { owner: "tenant", tenant: rule.tenant }),
 		id: crypto
 			.createHash("sha1")
 			.update(`${rule.id}\u0000${series}\u0000${now}`)
@@ -357,7 +412,7 @@ function newAlert(rule: AlertRule, series: string, s: Sample, now: number): Aler
 		rule: rule.name,
 		severity: rule.severity,
 		series,
-		labels: { ...s.labels, ...rule.labels },
+		labels: alertLabels(rule, s.labels),
 		op: rule.op,
 		threshold: rule.threshold,
 		state: "pending",

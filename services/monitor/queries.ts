@@ -3,8 +3,8 @@
  * for, and which series and alerts a user may see.
  */
 import { parseDuration } from "../shared/duration";
-import { canSeeTenant, type Principal } from "../shared/principal";
-import { matches, MAX_FOR_MS, parseSelector } from "./alerts";
+import { canRead, canSeeTenant, type Owned, type Principal } from "../shared/principal";
+import { type Alert, matches, MAX_FOR_MS, parseSelector } from "./alerts";
 import type { Labels, QueryOptions } from "./timeseries";
 
 /** The default window of `stats`: the last hour. */
@@ -22,6 +22,22 @@ export interface StatsParams {
 /** Series and alerts of a tenant's workloads belong to that tenant; an admin sees all. */
 export function visible(labels: Labels, user: Principal | undefined): boolean {
 	return !user || labels.tenant === undefined || canSeeTenant(user, labels.tenant);
+}
+
+/** Whether `user` may see an alert rule: the cluster's and its own tenant's; all without a user. */
+export function ruleVisible(rule: Owned, user: Principal | undefined): boolean {
+	return !user || canRead(user, rule);
+}
+
+/**
+ * Whether `user` may see an alert: its rule must be one the user may see, and its series too
+ * (a cluster rule's alert about another tenant's workload stays that tenant's business).
+ */
+export function alertVisible(
+	alert: Pick<Alert, "owner" | "tenant" | "labels">,
+	user: Principal | undefined
+): boolean {
+	return ruleVisible(alert, user) && visible(alert.labels ?? {}, user);
 }
 
 /**

@@ -5,6 +5,7 @@
  * rules and `stats` may name. No I/O: the service feeds `ClusterView` from events and actions.
  */
 import type { PublicHealth } from "../registry/health";
+import { isClusterOwned, type Owned } from "../shared/principal";
 import { workloadStatus, Workload, WorkloadStatus } from "../scheduler/workload";
 import type { NodeInfo, NodeReport, NodeStatus, ReplicaState } from "../shared/types";
 import type { Labels, Sample } from "./timeseries";
@@ -41,11 +42,23 @@ export const METRICS: Record<string, { labels: string[]; help: string }> = {
 		help: "a workload's replicas by state"
 	},
 	"service.health": {
-		labels: ["name", "endpoint"],
-		help: "1 healthy, 0 unhealthy, per endpoint (none for Moleculer services)"
+		labels: ["name", "endpoint", "tenant"],
+		help: "1 healthy, 0 unhealthy, per endpoint (none for Moleculer services); a tenant's services carry `tenant`"
 	},
-	"resource.health": { labels: ["id", "name"], help: "1 healthy, 0 unhealthy" }
+	"resource.health": {
+		labels: ["id", "name", "tenant"],
+		help: "1 healthy, 0 unhealthy; a tenant's resources carry `tenant`"
+	}
 };
+
+/**
+ * `{tenant}` for a tenant's object, nothing for the cluster's (or an event without owner). A
+ * tenant's object that names no tenant gets "", which no tenant's user may see: admins only.
+ */
+function ownerLabel(owner: Owned): { tenant?: string } {
+	if (isClusterOwned(owner)) return {};
+	return { tenant: typeof owner.tenant === "string" ? owner.tenant : "" };
+}
 
 function percent(part: number, whole: number): number {
 	return whole > 0 ? (part / whole) * 100 : 0;
@@ -192,29 +205,49 @@ export class ClusterView {
 		if (node) node.allocated = allocated;
 	}
 
-	resourceHealth(id: string, name: string, health: PublicHealth): void {
-		this.setHealth(`resource\u0000${id}`, "resource.health", { id, name }, health);
+	/** A resource's health; a tenant's resource (the event's `owner`) is labelled `tenant`. */
+	resourceHealth(id: string, name: string, health: PublicHealth, owner: Owned = {}): void {
+		const labels: Labels = { id, name, ...ownerLabel(owner) };
+		this.setHealth(`resource\u0000${id}`, "resource.health", labels, health);
 	}
 
-	/** A service's health, per endpoint for external services (Moleculer services have none). */
-	serviceHealth(name: string, endpoint: string | undefined, health: PublicHealth): void {
-		const labels: Labels = endpoint ? { name, endpoint } : { name };
+	/**
+	 * A service's health, per endpoint for external services (Moleculer services have none);
+	 * a tenant's service is labelled `tenant`, so two tenants' services of a name stay apart.
+	 */
+	serviceHealth(
+		name: string,
+		endpoint: string | undefined,
+		health: PublicHealth,
+		owner: Owned = {}
+	): void {
+		const tenant = ownerLabel(owner);
+		const labels: Labels = endpoint ? { name, endpoint, ...tenant } : { name, ...tenant };
 		this.setHealth(
-			`service\u0000${name}\u0000${endpoint ?? ""}`,
+			`service\u0000${tenant.tenant ?? ""}\u0000${name}\u0000${endpoint ?? ""}`,
 			"service.health",
 			labels,
 			health
 		);
 	}
 
-	/** Everything known now, as samples: nodes, cluster totals, workloads, health. */
-	samples(): Sample[] {
+	/**
+	 * Everything known now, as samples: nodes, cluster totals, workloads, health. With a
+	 * tenant, what that tenant's alert rules see: the same node and cluster series, but the
+	 * workload counts over its own workloads and only its own (or the cluster's) health series.
+	 */
+	samples(tenant?: string): Sample[] {
 		const nodes = [...this.nodes.values()];
+		const workloads =
+			tenant === undefined ? this.workloads : this.workloads.filter(w => w.tenant === tenant);
+		const health = [...this.health.values()].filter(
+			s => tenant === undefined || s.labels.tenant === undefined || s.labels.tenant === tenant
+		);
 		return [
 			...nodes.flatMap(nodeSamples),
 			...clusterSamples(clusterTotals(nodes)),
-			...workloadSamples(this.workloads),
-			...this.health.values()
+			...workloadSamples(workloads),
+			...health
 		];
 	}
 

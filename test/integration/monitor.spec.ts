@@ -151,7 +151,8 @@ describe("monitor over the API", () => {
 		for (const [name, roles, tenant] of [
 			["operator", ["operator"], "acme"],
 			["viewer", ["viewer"], "acme"],
-			["other", ["viewer"], "globex"]
+			["other", ["viewer"], "globex"],
+			["admin", ["admin"], "ops"]
 		] as const)
 			tokens[name] = await mintToken({
 				secret: SECRET,
@@ -405,14 +406,22 @@ describe("monitor over the API", () => {
 		expect(pending.body.items[0].points.at(-1)[1]).toBe(1);
 	});
 
-	it("deletes a rule (404 for an unknown one)", async () => {
+	it("deletes a rule (404 for an unknown one; a default rule is the cluster's: 403 but for an admin)", async () => {
 		const missing = await api("delete", "/api/v1/alerts/rules/nope");
 		expect(missing.status).toBe(404);
 		expect(missing.body).toMatchObject({
 			type: "NOT_FOUND",
 			data: { kind: "Alert rule", id: "nope" }
 		});
-		expect((await api("delete", "/api/v1/alerts/rules/default-gpu-hot")).status).toBe(200);
+		const forbidden = await api("delete", "/api/v1/alerts/rules/default-gpu-hot");
+		expect(forbidden.status).toBe(403);
+		expect(forbidden.body).toMatchObject({
+			type: "FORBIDDEN",
+			data: { kind: "Alert rule", id: "default-gpu-hot", owner: "cluster" }
+		});
+		expect(
+			(await api("delete", "/api/v1/alerts/rules/default-gpu-hot", tokens.admin)).status
+		).toBe(200);
 		const rules = await api("get", "/api/v1/alerts/rules");
 		expect(rules.body.items.map((r: { id: string }) => r.id)).not.toContain("default-gpu-hot");
 	});

@@ -289,7 +289,25 @@ describe("makeRule", () => {
 			labels: { team: "ml" },
 			notify: { webhook: "http://hooks.local/x" },
 			createdAt: 5,
-			createdBy: "ann"
+			createdBy: "ann",
+			owner: "cluster"
+		});
+	});
+
+	it("makes a tenant's rule when given its owner, which may not label another tenant", () => {
+		const owner = { owner: "tenant" as const, tenant: "acme" };
+		const ids = { id: "r1", now: 5, createdBy: "ann", owner };
+		expect(makeRule(input, ids)).toMatchObject({ owner: "tenant", tenant: "acme" });
+		expect(makeRule({ ...input, labels: { tenant: "acme" } }, ids).tenant).toBe("acme");
+		const err = failure(() => makeRule({ ...input, labels: { tenant: "globex" } }, ids));
+		expect(err).toBeInstanceOf(InvalidInputError);
+		expect(err.data).toEqual({ field: "labels.tenant", value: "globex" });
+		// An admin's rule may carry any labels.
+		expect(
+			makeRule({ ...input, labels: { tenant: "globex" } }, { ...ids, owner: {} })
+		).toMatchObject({
+			owner: "cluster",
+			labels: { tenant: "globex" }
 		});
 	});
 
@@ -306,5 +324,80 @@ describe("makeRule", () => {
 		expect(failure(() => makeRule({ ...input, threshold: NaN }, ids)).data.field).toBe(
 			"threshold"
 		);
+	});
+});
+
+describe("AlertEvaluator and tenants", () => {
+	const replicas = (tenant: string, workload: string, value: number): Sample => ({
+		metric: "workload.replicas",
+		labels: { workload, name: workload, tenant, state: "pending" },
+		value
+	});
+	const acmeRule = (input: Partial<RuleInput> = {}): AlertRule =>
+		makeRule(
+			{
+				name: "acme pending",
+				metric: 'workload.replicas{state="pending"}',
+				op: ">",
+				threshold: 0,
+				for: 0,
+				severity: "warning",
+				...input
+			},
+			{
+				id: input.name ?? "acme",
+				now: 0,
+				createdBy: "ann",
+				owner: { owner: "tenant", tenant: "acme" }
+			}
+		);
+
+	it("evaluates a tenant's rule on its own series and the cluster's, never another tenant's", () => {
+		const { ev, step } = setup();
+		const samples = [replicas("acme", "a1", 1), replicas("globex", "g1", 3), temp("n1", 90)];
+		expect(step([acmeRule()], samples)).toEqual([
+			'firing workload.replicas{name="a1",state="pending",tenant="acme",workload="a1"}'
+		]);
+		expect(ev.list()).toEqual([
+			expect.objectContaining({ owner: "tenant", tenant: "acme", labels: expect.any(Object) })
+		]);
+		// Node series are the cluster's: a tenant's rule sees them, labelled with its tenant.
+		const hot = acmeRule({ metric: "node.gpu.temperature", threshold: 85 });
+		const [t] = ev.evaluate([hot], samples);
+		expect(t.alert.labels).toEqual({ node: "n1", gpu: "0", tenant: "acme" });
+	});
+
+	it("takes the service's view of a tenant when given one", () => {
+		const { ev } = setup();
+		const asked: string[] = [];
+		const out = ev.evaluate([acmeRule(), acmeRule({ name: "again" })], [], tenant => {
+			asked.push(tenant);
+			return [replicas(tenant, "mine", 2)];
+		});
+		expect(out).toHaveLength(2);
+		// One view per tenant and round, whatever the number of its rules.
+		expect(asked).toEqual(["acme"]);
+	});
+
+	it("keeps the series' tenant in a cluster rule's alert, whatever the rule's labels", () => {
+		const { ev } = setup();
+		const cluster = makeRule(
+			{
+				name: "any pending",
+				metric: "workload.replicas",
+				op: ">",
+				threshold: 0,
+				for: 0,
+				severity: "info",
+				labels: { tenant: "acme", team: "ops" }
+			},
+			{ id: "c", now: 0, createdBy: "root" }
+		);
+		const [t] = ev.evaluate([cluster], [replicas("globex", "g1", 1)]);
+		expect(t.alert).toMatchObject({
+			owner: "cluster",
+			labels: { tenant: "globex", team: "ops" }
+		});
+		expect(t.alert.tenant).toBeUndefined();
 	});
 });

@@ -1,6 +1,6 @@
 import { InvalidInputError } from "../../../services/shared/errors";
 import type { Principal } from "../../../services/shared/principal";
-import { statsQuery, visible } from "../../../services/monitor/queries";
+import { alertVisible, ruleVisible, statsQuery, visible } from "../../../services/monitor/queries";
 
 const viewer = (tenant: string): Principal => ({
 	sub: "ann",
@@ -18,6 +18,36 @@ describe("visible", () => {
 		expect(visible({ tenant: "acme" }, admin)).toBe(true);
 		// An internal call (no user) sees everything.
 		expect(visible({ tenant: "acme" }, undefined)).toBe(true);
+	});
+});
+
+describe("ruleVisible and alertVisible", () => {
+	const acmeRule = { owner: "tenant" as const, tenant: "acme" };
+	const clusterRule = { owner: "cluster" as const };
+
+	it("shows cluster rules (and rules without owner) to all, a tenant's to it and admins", () => {
+		expect(ruleVisible(clusterRule, viewer("globex"))).toBe(true);
+		expect(ruleVisible({}, viewer("globex"))).toBe(true);
+		expect(ruleVisible(acmeRule, viewer("acme"))).toBe(true);
+		expect(ruleVisible(acmeRule, viewer("globex"))).toBe(false);
+		expect(ruleVisible(acmeRule, admin)).toBe(true);
+		expect(ruleVisible(acmeRule, undefined)).toBe(true);
+	});
+
+	it("hides a cluster rule's alert about another tenant's series, and another tenant's rule's", () => {
+		const onNode = { ...clusterRule, labels: { node: "n1" } };
+		const onAcme = { ...clusterRule, labels: { tenant: "acme", workload: "w1" } };
+		const acmeOwn = { ...acmeRule, labels: { tenant: "acme", node: "n1" } };
+		expect(alertVisible(onNode, viewer("globex"))).toBe(true);
+		expect(alertVisible(onAcme, viewer("acme"))).toBe(true);
+		expect(alertVisible(onAcme, viewer("globex"))).toBe(false);
+		expect(alertVisible(acmeOwn, viewer("acme"))).toBe(true);
+		expect(alertVisible(acmeOwn, viewer("globex"))).toBe(false);
+		// An alert of acme's rule is acme's even on a series that names nobody.
+		expect(alertVisible({ ...acmeRule, labels: {} }, viewer("globex"))).toBe(false);
+		expect(alertVisible(onAcme, admin)).toBe(true);
+		// Alerts saved before owners existed are the cluster's.
+		expect(alertVisible({ labels: { node: "n1" } }, viewer("globex"))).toBe(true);
 	});
 });
 

@@ -221,4 +221,77 @@ describe("ClusterView", () => {
 			{ metric: "resource.health", labels: { id: "r1", name: "db" }, value: 1 }
 		]);
 	});
+
+	it("labels a tenant's health series with its tenant; the cluster's and unowned have none", () => {
+		const view = new ClusterView();
+		view.resourceHealth("r1", "db", health("healthy"), { owner: "tenant", tenant: "acme" });
+		view.resourceHealth("r2", "db", health("healthy"), { owner: "cluster" });
+		view.resourceHealth("r3", "db", health("healthy"), { owner: "tenant" });
+		// Two tenants' services of one name are two series.
+		view.serviceHealth("api", "http://a", health("healthy"), {
+			owner: "tenant",
+			tenant: "acme"
+		});
+		view.serviceHealth("api", "http://a", health("unhealthy"), {
+			owner: "tenant",
+			tenant: "globex"
+		});
+		const labels = view.samples().filter(s => s.metric.endsWith(".health"));
+		expect(labels).toEqual([
+			{
+				metric: "resource.health",
+				labels: { id: "r1", name: "db", tenant: "acme" },
+				value: 1
+			},
+			{ metric: "resource.health", labels: { id: "r2", name: "db" }, value: 1 },
+			// Owned by a tenant that is not named: no tenant's user sees it, admins do.
+			{ metric: "resource.health", labels: { id: "r3", name: "db", tenant: "" }, value: 1 },
+			{
+				metric: "service.health",
+				labels: { name: "api", endpoint: "http://a", tenant: "acme" },
+				value: 1
+			},
+			{
+				metric: "service.health",
+				labels: { name: "api", endpoint: "http://a", tenant: "globex" },
+				value: 0
+			}
+		]);
+	});
+
+	it("gives a tenant's rules the nodes, the cluster and its own workloads and health only", () => {
+		const view = new ClusterView();
+		view.setNode(info("a", "ready"));
+		const mk = (id: string, tenant: string) =>
+			newWorkload(
+				{
+					name: id,
+					kind: "process",
+					process: { command: "python3" },
+					resources: { cpu: 1, memory: 1 }
+				},
+				{ id, tenant, createdBy: "x", seq: 1, now: 1 }
+			);
+		view.workloads = [mk("a1", "acme"), mk("g1", "globex"), mk("g2", "globex")];
+		view.resourceHealth("r1", "db", health("healthy"), { owner: "tenant", tenant: "globex" });
+		view.resourceHealth("r2", "db", health("healthy"), { owner: "cluster" });
+		const a = node("a", "ready");
+		expect(view.samples("acme")).toEqual([
+			...nodeSamples(a),
+			...clusterSamples(clusterTotals([a])),
+			// The workload counts are recounted over acme's workloads alone.
+			...workloadSamples([view.workloads[0]]),
+			{ metric: "resource.health", labels: { id: "r2", name: "db" }, value: 1 }
+		]);
+		expect(view.samples()).toContainEqual({
+			metric: "workloads.pending",
+			labels: {},
+			value: 3
+		});
+		expect(view.samples("acme")).toContainEqual({
+			metric: "workloads.pending",
+			labels: {},
+			value: 1
+		});
+	});
 });

@@ -1,4 +1,11 @@
-import { renderAlerts, renderNodes, renderTable, renderWorkloads } from "../../../repl/commands";
+import {
+	renderAlerts,
+	renderNodes,
+	renderResources,
+	renderServices,
+	renderTable,
+	renderWorkloads
+} from "../../../repl/commands";
 import type { NodeInfo } from "../../../services/shared/types";
 
 describe("REPL tables", () => {
@@ -70,9 +77,46 @@ describe("REPL tables", () => {
 			}
 		]);
 		expect(text.split("\n")[2]).toMatch(
-			/^FIRING\s+warning\s+GPU too hot\s+node\.gpu\.temperature\{node="n2",gpu="1"\}\s+91 > 85\s+5s ago$/
+			/^FIRING\s+warning\s+GPU too hot\s+cluster\s+node\.gpu\.temperature\{node="n2",gpu="1"\}\s+91 > 85\s+5s ago$/
 		);
 		expect(renderAlerts([])).toMatch(/All quiet/);
+		const mine = renderAlerts(
+			[
+				{ ...base, rule: "mine", series: "x", state: "firing", value: 90 },
+				{ ...base, rule: "theirs", series: "x", state: "firing", value: 90 }
+			].map((a, i) => (i ? { ...a, owner: "tenant" as const, tenant: "acme" } : a))
+		);
+		expect(mine).toMatch(/^FIRING\s+warning\s+theirs\s+acme\s+x/m);
+	});
+
+	it("labels resources and services with their owner", () => {
+		const health = { status: "healthy", checkedAt: null, latencyMs: 3 };
+		const resources = renderResources([
+			{ name: "shared-pg", type: "postgres", endpoint: "postgres://***@db", health },
+			{
+				name: "acme-pg",
+				type: "postgres",
+				endpoint: "postgres://***@a",
+				health,
+				owner: "tenant",
+				tenant: "acme"
+			}
+		]);
+		expect(resources.split("\n")[0]).toMatch(/^NAME\s+OWNER\s+TYPE/);
+		expect(resources).toMatch(/^shared-pg\s+cluster\s+postgres/m);
+		expect(resources).toMatch(/^acme-pg\s+acme\s+postgres/m);
+		const services = renderServices([
+			{
+				name: "api",
+				type: "http",
+				status: "healthy",
+				endpoints: [{ url: "http://a" }],
+				dependencies: [],
+				owner: "tenant",
+				tenant: "globex"
+			}
+		]);
+		expect(services).toMatch(/^api\s+globex\s+http\s+healthy\s+http:\/\/a/m);
 	});
 
 	it("renders workloads with their placement and the pending reason", () => {

@@ -1,0 +1,183 @@
+import { EventEmitter } from "events";
+import {
+	alertAudience,
+	audienceOf,
+	EventStream,
+	mayReceive,
+	ownedAudience
+} from "../../../services/gateway/events";
+import type { Principal } from "../../../services/shared/principal";
+
+const exp = Date.now() / 1000 + 600;
+const principals: Record<string, Principal> = {
+	admin: { sub: "root", tenant: "ops", roles: ["admin"], exp },
+	acme: { sub: "ann", tenant: "acme", roles: ["operator"], exp },
+	globex: { sub: "gus", tenant: "globex", roles: ["viewer"], exp }
+};
+
+describe("who receives an event", () => {
+	it("health events of the cluster's objects go to all, a tenant's to that tenant", () => {
+		expect(ownedAudience({ id: "r1", owner: "cluster" })).toBeUndefined();
+		// Sent before owners existed: the cluster's.
+		expect(ownedAudience({ id: "r1" })).toBeUndefined();
+		expect(ownedAudience(null)).toBeUndefined();
+		expect(ownedAudience({ id: "r1", owner: "tenant", tenant: "acme" })).toBe("acme");
+		// A tenant's object that names no tenant: admins only.
+		expect(ownedAudience({ id: "r1", owner: "tenant" })).toBeNull();
+		expect(audienceOf("resource.health.changed", { owner: "tenant", tenant: "acme" })).toBe(
+			"acme"
+		);
+		expect(audienceOf("service.health.changed", { owner: "tenant", tenant: "acme" })).toBe(
+			"acme"
+		);
+	});
+
+	it("alerts as GET /alerts shows them: by the rule's owner and the series' tenant", () => {
+		// A cluster rule on a node series: everyone.
+		expect(alertAudience({ owner: "cluster", labels: { node: "n1" } })).toBeUndefined();
+		// A cluster rule's alert about acme's workload: acme (and admins) only.
+		expect(alertAudience({ owner: "cluster", labels: { tenant: "acme" } })).toBe("acme");
+		// Saved before owners existed.
+		expect(alertAudience({ labels: { tenant: "acme" } })).toBe("acme");
+		// A tenant's rule: that tenant, whatever the series.
+		expect(alertAudience({ owner: "tenant", tenant: "acme", labels: { tenant: "acme" } })).toBe(
+			"acme"
+		);
+		expect(alertAudience({ owner: "tenant", tenant: "acme", labels: {} })).toBe("acme");
+		// What the monitor never sends: admins only.
+		expect(
+			alertAudience({ owner: "tenant", tenant: "acme", labels: { tenant: "b" } })
+		).toBeNull();
+		expect(alertAudience({ owner: "tenant", labels: {} })).toBeNull();
+		expect(audienceOf("alert.firing", { owner: "tenant", tenant: "acme" })).toBe("acme");
+		expect(audienceOf("alert.resolved", { owner: "tenant", tenant: "acme" })).toBe("acme");
+	});
+
+	it("node events go to all; an event the stream does not know to admins or its tenant", () => {
+		for (const e of ["node.up", "node.down", "node.updated", "node.allocated"])
+			expect(audienceOf(e, { id: "n1", tenant: "acme" })).toBeUndefined();
+		expect(audienceOf("something.new", { tenant: "acme" })).toBe("acme");
+		expect(audienceOf("something.new", {})).toBeNull();
+	});
+
+	it("mayReceive: everyone, admins only, or admins and the tenant", () => {
+		expect(mayReceive(principals.globex, undefined)).toBe(true);
+		expect(mayReceive(principals.globex, null)).toBe(false);
+		expect(mayReceive(principals.admin, null)).toBe(true);
+		expect(mayReceive(principals.acme, "acme")).toBe(true);
+		expect(mayReceive(principals.globex, "acme")).toBe(false);
+		expect(mayReceive(principals.admin, "acme")).toBe(true);
+	});
+});
+
+describe("EventStream filtering", () => {
+	class FakeRes extends EventEmitter {
+		chunks: string[] = [];
+		writableLength = 0;
+		writableEnded = false;
+		destroyed = false;
+		writeHead() {
+			return this;
+		}
+		write(chunk: string) {
+			this.chunks.push(chunk);
+			return true;
+		}
+		end() {
+			this.writableEnded = true;
+			this.emit("close");
+		}
+		/** `event:id` of what arrived, hello left out. */
+		get seen(): string[] {
+			return this.chunks
+				.join("")
+				.split("\n\n")
+				.map(block => {
+					const name = /^event: (.+)$/m.exec(block)?.[1];
+					const data = /^data: (.+)$/m.exec(block)?.[1];
+					if (!name || !data || name === "hello") return null;
+					const d = JSON.parse(data);
+					return `${name}:${d.id ?? d.name ?? d.workloadId}`;
+				})
+				.filter((e): e is string => e !== null)
+				.sort();
+		}
+	}
+	const verifier = {
+		verify: async (token: string) => principals[token],
+		verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
+	};
+	const socket = { setNoDelay() {}, setKeepAlive() {} };
+	let stream: EventStream;
+	afterEach(() => stream.close());
+
+	async function connect(token: string) {
+		const res = new FakeRes();
+		await stream.handle({ headers: {}, query: { token }, socket } as any, res as any, err => {
+			throw err;
+		});
+		return res;
+	}
+
+	it("gives each client only the events it may see", async () => {
+		stream = new EventStream({
+			verifier,
+			lookupTenant: async id => (id.startsWith("a") ? "acme" : "globex")
+		});
+		const admin = await connect("admin");
+		const acme = await connect("acme");
+		const globex = await connect("globex");
+		const health = { status: "unhealthy", checkedAt: 1, latencyMs: 1 };
+		stream.publish("node.up", { id: "n1" });
+		stream.publish("resource.health.changed", { id: "shared", owner: "cluster", health });
+		stream.publish("resource.health.changed", { id: "legacy", health });
+		stream.publish("resource.health.changed", {
+			id: "acme-db",
+			owner: "tenant",
+			tenant: "acme",
+			health
+		});
+		stream.publish("service.health.changed", {
+			name: "globex-api",
+			owner: "tenant",
+			tenant: "globex",
+			health
+		});
+		stream.publish("alert.firing", {
+			id: "node-down",
+			owner: "cluster",
+			labels: { node: "n1" }
+		});
+		stream.publish("alert.firing", {
+			id: "pending-acme",
+			owner: "cluster",
+			labels: { tenant: "acme", workload: "a1" }
+		});
+		stream.publish("alert.resolved", {
+			id: "globex-own",
+			owner: "tenant",
+			tenant: "globex",
+			labels: { node: "n1", tenant: "globex" }
+		});
+		stream.publish("workload.replica.state", { workloadId: "a1", replica: 0 });
+		await new Promise(r => setTimeout(r, 20));
+		const everyone = [
+			"alert.firing:node-down",
+			"node.up:n1",
+			"resource.health.changed:legacy",
+			"resource.health.changed:shared"
+		];
+		expect(acme.seen).toEqual(
+			[
+				...everyone,
+				"alert.firing:pending-acme",
+				"resource.health.changed:acme-db",
+				"workload.replica.state:a1"
+			].sort()
+		);
+		expect(globex.seen).toEqual(
+			[...everyone, "alert.resolved:globex-own", "service.health.changed:globex-api"].sort()
+		);
+		expect(admin.seen).toHaveLength(9);
+	});
+});
