@@ -39,7 +39,11 @@ const svc = (name: string, dependencies: string[] = []) => ({
 	dependencies
 });
 
-async function expectError(p: Promise<unknown>, cls: Function, fields: object) {
+async function expectError(
+	p: Promise<unknown>,
+	cls: new (...args: never[]) => Error,
+	fields: object
+) {
 	const err = await p.catch(e => e);
 	expect(err).toBeInstanceOf(cls);
 	expect(err).toMatchObject(fields);
