@@ -3,8 +3,10 @@
  *
  *   npm run apply -- -f configs/isa-platform.yaml [--dry-run] [--url http://127.0.0.1:3000]
  *
- * The token is ISA_TOKEN, or an operator token minted with ISA_JWT_SECRET (or the secret the
- * single node keeps in its data directory). Prints what was created, updated or left as it was.
+ * The token is ISA_TOKEN (its owner decides: an operator's document registers its tenant's
+ * objects, an admin's the cluster's), or an admin token minted with ISA_JWT_SECRET (or the
+ * secret the single node keeps in its data directory): whoever holds the secret is an admin, and
+ * the platform's file registers the cluster's objects, as ISA_APPLY does. Prints what was created, updated or left as it was.
  */
 import fs from "fs";
 import { parseArgs } from "util";
@@ -25,13 +27,13 @@ async function token(): Promise<string> {
 	const secret =
 		existingSecret(env.jwtSecret, env.dataDir) ??
 		fail(
-			"set ISA_TOKEN (an operator's token), or ISA_JWT_SECRET, or run it beside a started single node."
+			"set ISA_TOKEN (an operator's or admin's token), or ISA_JWT_SECRET, or run it beside a started single node."
 		);
 	return mintToken({
 		secret,
 		sub: "apply",
 		tenant: "default",
-		roles: ["operator"],
+		roles: ["admin"],
 		ttl: 300,
 		issuer: env.jwtIssuer,
 		audience: env.jwtAudience

@@ -7,6 +7,8 @@
  * The work is in registry/: the store collections (catalog.ts), how things are shown
  * (views.ts), the proxy (proxy.ts), the periodic checking shared across instances
  * (health-loop.ts), one checker per resource kind (checkers/), and discovery (discovery.ts).
+ * Every resource and service has an owner (ownership.ts): what a user creates is its tenant's,
+ * what an admin (or the ISA_APPLY file) creates is the cluster's.
  */
 import fs from "fs";
 import type { Context, Service, ServiceSchema } from "moleculer";
@@ -16,11 +18,11 @@ import { InvalidInputError } from "./shared/errors";
 import { EVENTS } from "./shared/events";
 import { loadEnv } from "./shared/env";
 import { page, pageParams } from "./shared/params";
-import type { Principal } from "./shared/principal";
+import { ownerFor, type Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
 import { applyReport, parseApplyDocument } from "./registry/apply";
 import { Breakers } from "./registry/breaker";
-import { Catalog } from "./registry/catalog";
+import { Catalog, checkChange } from "./registry/catalog";
 import { Discovery } from "./registry/discovery";
 import { HealthLoop } from "./registry/health-loop";
 import {
@@ -30,6 +32,7 @@ import {
 	ServiceInput,
 	serviceParams
 } from "./registry/model";
+import { actorOf, ownerOf } from "./registry/ownership";
 import { CallParams, CallProxy } from "./registry/proxy";
 import { redactUrl } from "./registry/secrets";
 import { Views } from "./registry/views";
@@ -42,6 +45,14 @@ interface RegistrySettings {
 	/** Consecutive failures that open an endpoint's circuit breaker, and for how long (ms). */
 	breakerThreshold: number;
 	breakerCooldown: number;
+}
+
+/** An admin's pick of a tenant's object of a name (`?tenant=`); ignored for anyone else. */
+const tenantParam = { type: "string", min: 1, max: 128, optional: true };
+const namedParams = { name: { type: "string", min: 1, max: 128 }, tenant: tenantParam };
+interface NamedParams {
+	name: string;
+	tenant?: string;
 }
 
 interface Meta {
@@ -81,21 +92,25 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			},
 			async handler(
 				this: RegistryThis,
-				ctx: Context<{ type?: string; limit?: number; offset?: number }>
+				ctx: Context<{ type?: string; limit?: number; offset?: number }, Meta>
 			) {
 				const { items, total } = page(
-					await this.catalog.resources(ctx.params.type),
+					await this.catalog.visibleResources(actorOf(ctx.meta.user), ctx.params.type),
 					ctx.params
 				);
 				return { items: await Promise.all(items.map(r => this.views.resource(r))), total };
 			}
 		},
 
-		/** Registers a resource; 409 when the name is taken. */
+		/** Registers a resource of the caller's tenant (an admin's: the cluster's); 409 when its owner has the name. */
 		createResource: {
 			params: { $$strict: true, ...resourceParams },
 			async handler(this: RegistryThis, ctx: Context<ResourceInput, Meta>) {
-				const r = await this.catalog.saveResource(ctx.params);
+				const r = await this.catalog.saveResource(
+					ctx.params,
+					undefined,
+					ownerFor(actorOf(ctx.meta.user))
+				);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = `/api/v1/resources/${encodeURIComponent(r.id)}`;
 				return this.views.resource(r);
@@ -105,16 +120,20 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		/** One resource with its health; secrets never in clear. */
 		getResource: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
-			async handler(this: RegistryThis, ctx: Context<{ id: string }>) {
-				return this.views.resource((await this.catalog.findResource(ctx.params.id)).value);
+			async handler(this: RegistryThis, ctx: Context<{ id: string }, Meta>) {
+				const doc = await this.catalog.readResource(ctx.params.id, actorOf(ctx.meta.user));
+				return this.views.resource(doc.value);
 			}
 		},
 
-		/** Replaces a resource's definition (same name, or a free new one). */
+		/** Replaces a resource's definition (same name, or a free new one); its owner stays. */
 		updateResource: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 }, ...resourceParams },
-			async handler(this: RegistryThis, ctx: Context<ResourceInput & { id: string }>) {
-				const existing = await this.catalog.findResource(ctx.params.id);
+			async handler(this: RegistryThis, ctx: Context<ResourceInput & { id: string }, Meta>) {
+				const existing = await this.catalog.changeableResource(
+					ctx.params.id,
+					actorOf(ctx.meta.user)
+				);
 				const { id: _id, ...input } = ctx.params;
 				return this.views.resource(await this.catalog.saveResource(input, existing));
 			}
@@ -123,12 +142,17 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		/** Removes a resource and its health. */
 		deleteResource: {
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
-			async handler(this: RegistryThis, ctx: Context<{ id: string }>) {
-				const r = await this.catalog.deleteResource(ctx.params.id);
+			async handler(this: RegistryThis, ctx: Context<{ id: string }, Meta>) {
+				const read = await this.catalog.changeableResource(
+					ctx.params.id,
+					actorOf(ctx.meta.user)
+				);
+				const r = await this.catalog.deleteResource(ctx.params.id, read);
 				// Watchers (the monitor) forget it rather than alert on it forever.
 				this.broker.broadcast(EVENTS.resourceHealthChanged, {
 					id: r.id,
 					name: r.name,
+					...ownerOf(r),
 					health: { status: "unknown" }
 				});
 				return { id: r.id, name: r.name, deleted: true };
@@ -141,39 +165,62 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 				$$strict: true,
 				...pageParams(1000)
 			},
-			async handler(this: RegistryThis, ctx: Context<{ limit?: number; offset?: number }>) {
-				return page(await this.views.services(), ctx.params);
+			async handler(
+				this: RegistryThis,
+				ctx: Context<{ limit?: number; offset?: number }, Meta>
+			) {
+				return page(await this.views.services(actorOf(ctx.meta.user)), ctx.params);
 			}
 		},
 
-		/** Registers an external service; 409 when taken, 422 when its dependencies form a cycle. */
+		/**
+		 * Registers an external service of the caller's tenant (an admin's: the cluster's); 409
+		 * when its owner has the name, 422 when its dependencies form a cycle.
+		 */
 		createService: {
 			params: { $$strict: true, ...serviceParams },
 			async handler(this: RegistryThis, ctx: Context<ServiceInput, Meta>) {
-				const s = await this.catalog.saveService(ctx.params);
+				const s = await this.catalog.saveService(
+					ctx.params,
+					undefined,
+					ownerFor(actorOf(ctx.meta.user))
+				);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = `/api/v1/services/${encodeURIComponent(s.name)}`;
 				return this.views.service(s);
 			}
 		},
 
-		/** One service with its dependency tree and each dependency's status. */
+		/**
+		 * One service with its dependency tree and each dependency's status: the caller's
+		 * tenant's of that name, else the cluster's (an admin: `?tenant=`'s, else the cluster's,
+		 * else the one tenant's).
+		 */
 		getService: {
-			params: { $$strict: true, name: { type: "string", min: 1, max: 128 } },
-			async handler(this: RegistryThis, ctx: Context<{ name: string }>) {
-				return this.views.serviceNamed(ctx.params.name);
+			params: { $$strict: true, ...namedParams },
+			async handler(this: RegistryThis, ctx: Context<NamedParams, Meta>) {
+				const { name, tenant } = ctx.params;
+				return this.views.serviceNamed(name, actorOf(ctx.meta.user), tenant);
 			}
 		},
 
-		/** Removes an external service and the health of its endpoints. */
+		/** Removes an external service (found as getService finds it) and its endpoints' health. */
 		deleteService: {
-			params: { $$strict: true, name: { type: "string", min: 1, max: 128 } },
-			async handler(this: RegistryThis, ctx: Context<{ name: string }>) {
-				const s = await this.catalog.deleteService(ctx.params.name);
+			params: { $$strict: true, ...namedParams },
+			async handler(this: RegistryThis, ctx: Context<NamedParams, Meta>) {
+				const user = actorOf(ctx.meta.user);
+				const read = await this.catalog.resolveService(
+					ctx.params.name,
+					user,
+					ctx.params.tenant
+				);
+				checkChange(user, read.value, "service", ctx.params.name);
+				const s = await this.catalog.deleteService(ctx.params.name, read);
 				for (const url of s.endpoints)
 					this.broker.broadcast(EVENTS.serviceHealthChanged, {
 						name: s.name,
 						endpoint: redactUrl(url),
+						...ownerOf(s),
 						health: { status: "unknown" }
 					});
 				return { name: s.name, deleted: true };
@@ -209,7 +256,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 					value: { type: "string", max: 4096 },
 					optional: true
 				},
-				timeout: { type: "number", min: 1, max: 120_000, optional: true }
+				timeout: { type: "number", min: 1, max: 120_000, optional: true },
+				tenant: tenantParam
 			},
 			async handler(this: RegistryThis, ctx: Context<CallParams, Meta>) {
 				const p = ctx.params;
@@ -219,13 +267,19 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 						{}
 					);
 				if (p.action) return this.proxy.callAction(ctx, p.action);
-				return this.proxy.callHttp((await this.catalog.findService(p.service)).value, p);
+				const s = await this.catalog.resolveService(
+					p.service,
+					actorOf(ctx.meta.user),
+					p.tenant
+				);
+				return this.proxy.callHttp(s.value, p);
 			}
 		},
 
 		/**
 		 * Creates or updates every service and resource of a document (the shape of
-		 * configs/isa-platform.yaml, as YAML text or as an object) and says what changed.
+		 * configs/isa-platform.yaml, as YAML text or as an object) and says what changed: an
+		 * admin's (and the ISA_APPLY file's) are the cluster's, an operator's its tenant's.
 		 */
 		apply: {
 			params: {
@@ -237,18 +291,23 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			},
 			async handler(
 				this: RegistryThis,
-				ctx: Context<{
-					document?: string;
-					services?: object;
-					resources?: object;
-					dryRun?: boolean;
-				}>
+				ctx: Context<
+					{
+						document?: string;
+						services?: object;
+						resources?: object;
+						dryRun?: boolean;
+					},
+					Meta
+				>
 			) {
 				const { document, services, resources, dryRun } = ctx.params;
+				const owner = ownerFor(actorOf(ctx.meta.user));
 				const plan = await this.catalog.plan(
-					parseApplyDocument(document ?? { services, resources })
+					parseApplyDocument(document ?? { services, resources }),
+					owner
 				);
-				if (!dryRun) await this.catalog.apply(plan);
+				if (!dryRun) await this.catalog.apply(plan, owner);
 				return applyReport(plan, !!dryRun);
 			}
 		},
@@ -293,7 +352,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		this.catalog = new Catalog(this);
 		this.discovery = new Discovery(this.broker.registry, this.broker.nodeID);
 		this.views = new Views(this.catalog, breakers, this.discovery);
-		this.proxy = new CallProxy(this.broker, this.catalog, breakers);
+		this.proxy = new CallProxy(this.broker, this.catalog, breakers, this.discovery);
 		this.healthLoop = new HealthLoop({
 			catalog: this.catalog,
 			nodeID: this.broker.nodeID,

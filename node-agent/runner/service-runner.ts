@@ -1,7 +1,9 @@
 /**
  * Runs one `kind: "service"` replica: a Moleculer service module from one of the node's service
  * directories (ISA_SERVICE_DIRS), loaded into the agent's own broker, so that its actions join
- * the cluster like any other service's.
+ * the cluster like any other service's. The service must be the one the workload claimed
+ * (`service.name`, see services/scheduler/lifecycle.ts), and it carries its tenant in its
+ * metadata (WORKLOAD_TENANT_META), which keeps other tenants from seeing and calling it.
  */
 import fs from "fs";
 import path from "path";
@@ -12,7 +14,12 @@ import {
 	ModuleNotAllowedError,
 	ModuleNotFoundError
 } from "../../services/shared/errors";
-import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../services/shared/types";
+import {
+	type ReplicaSpec,
+	type ReplicaState,
+	type ReplicaStatus,
+	WORKLOAD_TENANT_META
+} from "../../services/shared/types";
 import type { LogLine } from "./process-runner";
 
 /** Tried in this order; the .ts ones load only where ts-node is registered. */
@@ -154,6 +161,20 @@ export class ServiceReplica {
 			hook._restartService = restartService;
 		}
 
+		// A module that declares another name than the one claimed would run under a name its
+		// tenant does not hold (perhaps another tenant's): it never joins the broker.
+		const claimed = this.spec.service?.name;
+		if (claimed !== undefined && service.fullName !== claimed) {
+			broker.services.splice(broker.services.indexOf(service), 1);
+			this.setState(
+				"failed",
+				`module '${module}' declares the Moleculer service '${service.fullName}', but the ` +
+					`workload claimed '${claimed}': set service.name to '${service.fullName}' in the ` +
+					"workload, or change the module's name."
+			);
+			return this.status();
+		}
+
 		if (
 			broker.services.some(other => other !== service && other.fullName === service.fullName)
 		) {
@@ -168,6 +189,9 @@ export class ServiceReplica {
 			throw err;
 		}
 
+		// Set before it starts, so that the first announcement of it names its tenant already
+		// (the registry's spec shares this object). Whatever the module set there is replaced.
+		service.metadata[WORKLOAD_TENANT_META] = this.spec.tenant;
 		this.service = service;
 		try {
 			// Not held back: the broker has not started yet and will start it with its own.

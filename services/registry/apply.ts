@@ -117,8 +117,15 @@ export function parseApplyDocument(
 }
 
 function sameDefinition(a: object, b: object): boolean {
-	const strip = ({ createdAt: _c, updatedAt: _u, id: _i, ...rest }: Record<string, unknown>) =>
-		rest;
+	// Who owns it is not part of the definition: the plan compares within one owner.
+	const strip = ({
+		createdAt: _c,
+		updatedAt: _u,
+		id: _i,
+		owner: _o,
+		tenant: _t,
+		...rest
+	}: Record<string, unknown>) => rest;
 	return (
 		JSON.stringify(strip(a as Record<string, unknown>)) ===
 		JSON.stringify(strip(b as Record<string, unknown>))

@@ -76,12 +76,19 @@ export class HealthLoop {
 		this.opts.logger.info(
 			`${t.kind} '${t.name}' is ${state.status}${state.error ? `: ${state.error}` : ""}`
 		);
+		// The owner goes along, so that the event stream shows a tenant's targets to it alone.
 		if (t.kind === "resource")
-			this.opts.broadcast(EVENTS.resourceHealthChanged, { id: t.ref, name: t.name, health });
+			this.opts.broadcast(EVENTS.resourceHealthChanged, {
+				id: t.ref,
+				name: t.name,
+				...t.owner,
+				health
+			});
 		else
 			this.opts.broadcast(EVENTS.serviceHealthChanged, {
 				name: t.name,
 				endpoint: redactUrl(t.check.endpoint),
+				...t.owner,
 				health
 			});
 	}

@@ -6,6 +6,7 @@ import { InvalidInputError } from "../shared/errors";
 import { parseCpu, parseSize } from "../shared/units";
 import { quantity } from "../shared/params";
 import { parseDuration } from "../shared/duration";
+import type { Owned } from "../shared/principal";
 
 /** Checks more often than this would load the targets more than they tell (ms). */
 const MIN_INTERVAL = 500;
@@ -37,7 +38,8 @@ export interface HealthCheckSpec {
 	path?: string;
 }
 
-export interface Resource {
+/** A resource; `owner`/`tenant` say whose (none: the cluster's, as before owners existed). */
+export interface Resource extends Owned {
 	id: string;
 	name: string;
 	type: ResourceType;
@@ -48,7 +50,8 @@ export interface Resource {
 	updatedAt: number;
 }
 
-export interface ExternalService {
+/** An external service; owned like a resource. */
+export interface ExternalService extends Owned {
 	name: string;
 	type: string;
 	endpoints: string[];

@@ -4,6 +4,7 @@
  * endpoint is chosen among the healthy ones, round robin, skipping those whose circuit breaker
  * is open (breaker.ts); a failed idempotent request moves on to the next healthy endpoint, any
  * other is tried once. The cluster's own services are refused: they have their own API routes.
+ * A Moleculer service that another tenant's workload runs answers 404, as one that no node runs.
  */
 import type { Context, ServiceBroker } from "moleculer";
 import { request } from "undici";
@@ -12,10 +13,12 @@ import { ALL_SERVICES } from "../shared/env";
 import type { Principal } from "../shared/principal";
 import type { Breakers } from "./breaker";
 import type { Catalog } from "./catalog";
+import type { Discovery } from "./discovery";
 import { initialHealth, publicHealth } from "./health";
 import type { ExternalService } from "./model";
 import { redactText, redactUrl } from "./secrets";
-import { endpointKey } from "./targets";
+import { actorOf, canReadDiscovered } from "./ownership";
+import { endpointKey, serviceKey } from "./targets";
 
 export interface CallParams {
 	service: string;
@@ -26,6 +29,8 @@ export interface CallParams {
 	body?: unknown;
 	headers?: Record<string, string>;
 	timeout?: number;
+	/** An admin's pick of a tenant's registered service of that name. */
+	tenant?: string;
 }
 
 /** The cluster's own services are reached through their own routes, never through `call`. */
@@ -63,10 +68,15 @@ export class CallProxy {
 	constructor(
 		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint">,
 		private readonly catalog: Pick<Catalog, "healthMany">,
-		private readonly breakers: Pick<Breakers, "allow" | "success" | "failure">
+		private readonly breakers: Pick<Breakers, "allow" | "success" | "failure">,
+		private readonly discovery: Pick<Discovery, "find">
 	) {}
 
-	/** `service.action` on whichever node Moleculer picks; 404 for an action not published. */
+	/**
+	 * `service.action` on whichever node Moleculer picks; 404 for a service that no node runs or
+	 * that the caller may not see (another tenant's workload runs it), and for an action not
+	 * published; 503 when the service runs but no node offers that action now.
+	 */
 	async callAction(ctx: Context<CallParams, { user?: Principal }>, action: string) {
 		const p = ctx.params;
 		if (CONTROL_SERVICES.has(p.service) || p.service.startsWith("$"))
@@ -74,6 +84,9 @@ export class CallProxy {
 				`The cluster's own service '${p.service}' is reached through its own API routes, not through call.`,
 				{ service: p.service }
 			);
+		const running = this.discovery.find(p.service);
+		if (!running || !canReadDiscovered(actorOf(ctx.meta.user), running.tenants))
+			throw new NotFoundError("Service", p.service);
 		const name = `${p.service}.${action}`;
 		const endpoint = this.broker.findNextActionEndpoint(name);
 		if (endpoint instanceof Error)
@@ -92,25 +105,24 @@ export class CallProxy {
 	/** An HTTP request to one healthy endpoint, balanced, retried elsewhere only when idempotent. */
 	async callHttp(s: ExternalService, p: CallParams) {
 		const method = p.method ?? "GET";
-		const health = await this.catalog.healthMany(
-			s.endpoints.map(url => endpointKey(s.name, url))
-		);
+		const sk = serviceKey(s);
+		const health = await this.catalog.healthMany(s.endpoints.map(url => endpointKey(sk, url)));
 		const healthy = s.endpoints.filter(
-			url => health.get(endpointKey(s.name, url))?.status === "healthy"
+			url => health.get(endpointKey(sk, url))?.status === "healthy"
 		);
 		if (healthy.length === 0)
 			throw new ServiceUnavailableError(`No endpoint of '${s.name}' is healthy.`, {
 				service: s.name,
 				endpoints: s.endpoints.map(url => ({
 					url: redactUrl(url),
-					...publicHealth(health.get(endpointKey(s.name, url)) ?? initialHealth())
+					...publicHealth(health.get(endpointKey(sk, url)) ?? initialHealth())
 				}))
 			});
-		const turn = this.turns.get(s.name) ?? 0;
-		this.turns.set(s.name, turn + 1);
+		const turn = this.turns.get(sk) ?? 0;
+		this.turns.set(sk, turn + 1);
 		const failures: string[] = [];
 		for (const base of attemptOrder(healthy, turn, method)) {
-			const key = endpointKey(s.name, base);
+			const key = endpointKey(sk, base);
 			if (!this.breakers.allow(key)) {
 				failures.push(`${redactUrl(base)}: circuit open`);
 				continue;

@@ -6,13 +6,16 @@
 import type { CheckTarget } from "./checkers/base";
 import type { HealthThresholds } from "./health";
 import type { ExternalService, Resource } from "./model";
+import { type Owner, ownerOf, scopedKey } from "./ownership";
 
 export interface Target {
 	key: string;
 	kind: "resource" | "service";
-	/** Resource id, or service name. */
+	/** Resource id, or service key (serviceKey). */
 	ref: string;
 	name: string;
+	/** Whose target it is, for the health events (another tenant's must not be shown). */
+	owner: Owner;
 	check: CheckTarget;
 	interval: number;
 	thresholds: HealthThresholds;
@@ -20,8 +23,14 @@ export interface Target {
 
 /** The health key of a resource. */
 export const resourceKey = (id: string) => `resource:${id}`;
-/** The health key of one endpoint of a service: each endpoint is checked on its own. */
-export const endpointKey = (name: string, url: string) => `service:${name}:${url}`;
+/**
+ * The health key of one endpoint of a service, by the service's key (serviceKey): each endpoint
+ * is checked on its own, and two tenants' services of one name never share a health.
+ */
+export const endpointKey = (key: string, url: string) => `service:${key}:${url}`;
+/** The store key of a service: its name within its owner (ownership.ts). */
+export const serviceKey = (s: Pick<ExternalService, "name" | "owner" | "tenant">) =>
+	scopedKey(s, s.name);
 
 /** Every resource, then every endpoint of every service. */
 export function checkTargets(resources: Resource[], services: ExternalService[]): Target[] {
@@ -30,6 +39,7 @@ export function checkTargets(resources: Resource[], services: ExternalService[])
 		kind: "resource",
 		ref: r.id,
 		name: r.name,
+		owner: ownerOf(r),
 		check: {
 			type: r.type,
 			endpoint: r.endpoint,
@@ -42,10 +52,11 @@ export function checkTargets(resources: Resource[], services: ExternalService[])
 	for (const s of services)
 		for (const url of s.endpoints)
 			targets.push({
-				key: endpointKey(s.name, url),
+				key: endpointKey(serviceKey(s), url),
 				kind: "service",
-				ref: s.name,
+				ref: serviceKey(s),
 				name: s.name,
+				owner: ownerOf(s),
 				check: {
 					type: "http",
 					endpoint: url,

@@ -17,7 +17,8 @@ import { type Placed, placedReplicas } from "./assign";
 import { type Gathered, Gatherer } from "./gather";
 import { addUsage, checkQuota } from "./quota";
 import type { Recovery } from "./recovery";
-import type { Made, TenantState, WorkloadRepository } from "./repository";
+import { CONTROL_SERVICES } from "../registry/proxy";
+import { claimedName, type Made, type TenantState, type WorkloadRepository } from "./repository";
 import { CONFLICT, retryOnConflict } from "./retry";
 import type { PlacementRounds, SerialQueue } from "./rounds";
 import {
@@ -130,6 +131,7 @@ export class WorkloadLifecycle {
 				const t = read.get(tenant) ?? (await this.workloads.tenantState(tenant));
 				read.set(tenant, t);
 				const w = this.draftWorkload(input, user, now);
+				await this.checkServiceName(w);
 				const charge = totalRequest(w.resources, w.replicas.length);
 				try {
 					checkQuota(tenant, t.quota, t.next, charge, 1);
@@ -175,6 +177,7 @@ export class WorkloadLifecycle {
 						name: w.name
 					});
 				}
+				await this.checkServiceName(w);
 				const t = await this.workloads.tenantState(tenant);
 				const charge = totalRequest(w.resources, w.replicas.length);
 				checkQuota(tenant, t.quota, t.next, charge, 1);
@@ -196,6 +199,27 @@ export class WorkloadLifecycle {
 	private logCreated(made: Made[]): void {
 		for (const { w } of made)
 			this.logger.info(`Workload '${w.name}' (${w.id}) of tenant '${w.tenant}' created.`);
+	}
+
+	/**
+	 * 409 when a service workload's Moleculer service name is taken: by another tenant's
+	 * workloads (whose calls it would share; the other tenant is not named), or by one of the
+	 * cluster's own services. The tenant's own workloads may share a name.
+	 */
+	private async checkServiceName(w: Workload): Promise<void> {
+		const name = claimedName(w);
+		if (!name) return;
+		if (CONTROL_SERVICES.has(name))
+			throw new ConflictError(
+				`Moleculer service '${name}' is one of the cluster's own services; choose another service name.`,
+				{ service: name }
+			);
+		const holder = await this.workloads.serviceClaim(name);
+		if (holder !== null && holder !== w.tenant)
+			throw new ConflictError(
+				`Moleculer service '${name}' is already run by another tenant; choose another service name.`,
+				{ service: name }
+			);
 	}
 
 	/** A new workload of the user's tenant, after every other in FIFO order. */

@@ -1,6 +1,6 @@
 /**
  * Every store read and write of the scheduler's own collections: workloads, their names and
- * Idempotency-Keys, and the tenants' usage (the node allocations are the Reserver's, see
+ * Idempotency-Keys, the Moleculer service names their tenants claim, and the tenants' usage (the node allocations are the Reserver's, see
  * reservations.ts; this reads them only as stored). Other services do not read these
  * collections: they ask the scheduler's actions (usage, placedOn, allocations, states).
  *
@@ -28,6 +28,21 @@ export interface Made {
 	w: Workload;
 	key?: string;
 	keyVersion: number;
+}
+
+/**
+ * A Moleculer service name taken by one tenant's service workloads: no other tenant's may run a
+ * service of that name (its calls would reach either tenant's replicas). Released with the
+ * tenant's last workload of that name.
+ */
+export interface ServiceClaim {
+	tenant: string;
+	workloadIds: string[];
+}
+
+/** The Moleculer service name a workload claims, if it is a service workload that has one. */
+export function claimedName(w: Workload): string | undefined {
+	return w.kind === "service" ? w.service?.name : undefined;
 }
 
 /** A workload as read, and what to write in its place (null: delete it). */
@@ -115,6 +130,56 @@ export class WorkloadRepository {
 		for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
 	}
 
+	/** The tenant holding a Moleculer service name, or null when none does. */
+	async serviceClaim(name: string): Promise<string | null> {
+		return (
+			(await this.store.get<ServiceClaim>(COLLECTIONS.serviceClaims, name))?.value.tenant ??
+			null
+		);
+	}
+
+	/**
+	 * Adds (or, `remove`, takes away) the claims of these workloads to a transaction, each claim
+	 * checked at the version read: false when a claim to add is another tenant's (the caller
+	 * tries again, and its check of serviceClaim answers 409 then).
+	 */
+	private async addClaimWrites(
+		workloads: Workload[],
+		remove: boolean,
+		checks: VersionCheck[],
+		writes: DocWrite[]
+	): Promise<boolean> {
+		const byName = new Map<string, Workload[]>();
+		for (const w of workloads) {
+			const name = claimedName(w);
+			if (name) byName.set(name, [...(byName.get(name) ?? []), w]);
+		}
+		for (const [name, ws] of byName) {
+			const doc = await this.store.get<ServiceClaim>(COLLECTIONS.serviceClaims, name);
+			const ids = new Set(doc?.value.workloadIds ?? []);
+			const tenant = doc?.value.tenant ?? ws[0].tenant;
+			if (remove) {
+				// Workloads made before claims existed hold none to release.
+				if (!ws.some(w => ids.has(w.id))) continue;
+				for (const w of ws) ids.delete(w.id);
+			} else {
+				if (ws.some(w => w.tenant !== tenant)) return false;
+				for (const w of ws) ids.add(w.id);
+			}
+			checks.push({
+				collection: COLLECTIONS.serviceClaims,
+				id: name,
+				version: doc?.version ?? 0
+			});
+			writes.push({
+				collection: COLLECTIONS.serviceClaims,
+				id: name,
+				value: ids.size ? { tenant, workloadIds: [...ids].sort() } : null
+			});
+		}
+		return true;
+	}
+
 	/** Whether a workload of the tenant has this name. */
 	async nameTaken(tenant: string, name: string): Promise<boolean> {
 		return Boolean(await this.store.get(COLLECTIONS.names, `${tenant}/${name}`));
@@ -159,10 +224,11 @@ export class WorkloadRepository {
 	}
 
 	/**
-	 * Writes workloads (null: deletes one, and frees its name) and their tenants' usage in
-	 * one transaction, each checked at the version read: false when any changed meanwhile.
+	 * Writes workloads (null: deletes one, and frees its name and its part of its service name
+	 * claim) and their tenants' usage in one transaction, each checked at the version read:
+	 * false when any changed meanwhile.
 	 */
-	commitWorkloads(
+	async commitWorkloads(
 		changes: WorkloadChange[],
 		tenants: Map<string, TenantState>
 	): Promise<boolean> {
@@ -179,13 +245,16 @@ export class WorkloadRepository {
 					value: null
 				});
 		}
+		const removed = changes.filter(c => !c.next).map(c => c.doc.value);
+		if (!(await this.addClaimWrites(removed, true, checks, writes))) return false;
 		addUsageWrites(tenants, checks, writes);
 		return this.store.transact(checks, writes);
 	}
 
 	/**
-	 * Writes new workloads with their names (and idempotency keys) and their tenants' usage
-	 * in one transaction: false when a name or key was taken, or a usage changed, meanwhile.
+	 * Writes new workloads with their names (and idempotency keys, and their Moleculer service
+	 * name claims) and their tenants' usage in one transaction: false when a name, key or claim
+	 * was taken, or a usage changed, meanwhile.
 	 * What it wrote is handed to the workloads' first placement round (see forRound).
 	 */
 	async commitCreates(made: Made[], tenants: Map<string, TenantState>): Promise<boolean> {
@@ -204,6 +273,15 @@ export class WorkloadRepository {
 				writes.push({ collection: COLLECTIONS.idempotency, id, value: { id: w.id } });
 			}
 		}
+		if (
+			!(await this.addClaimWrites(
+				made.map(m => m.w),
+				false,
+				checks,
+				writes
+			))
+		)
+			return false;
 		addUsageWrites(tenants, checks, writes);
 		if (!(await this.store.transact(checks, writes))) return false;
 		for (const { w } of made) this.created.set(w.id, { value: w, version: 1 });

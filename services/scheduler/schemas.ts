@@ -35,7 +35,17 @@ export const createParams = {
 		type: "object",
 		optional: true,
 		strict: true,
-		props: { module: { type: "string", min: 1, max: 256 } }
+		props: {
+			module: { type: "string", min: 1, max: 256 },
+			// The Moleculer service name the module declares (default: see serviceName).
+			name: {
+				type: "string",
+				min: 1,
+				max: 128,
+				pattern: /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/,
+				optional: true
+			}
+		}
 	},
 	process: {
 		type: "object",

@@ -44,7 +44,8 @@ export interface Workload {
 	tenant: string;
 	name: string;
 	kind: WorkloadKind;
-	service?: { module: string };
+	/** `name`: the Moleculer service name claimed for its tenant (absent on older workloads). */
+	service?: { module: string; name?: string };
 	process?: { command: string; args: string[]; env: Record<string, string> };
 	resources: ResourceRequest;
 	placement: { strategy: Strategy; nodeSelector: Record<string, string>; antiAffinity: boolean };
@@ -64,7 +65,7 @@ export interface Workload {
 export interface WorkloadInput {
 	name: string;
 	kind: WorkloadKind;
-	service?: { module: string };
+	service?: { module: string; name?: string };
 	process?: { command: string; args?: string[]; env?: Record<string, string> };
 	resources: {
 		cpu: number | string;
@@ -108,6 +109,17 @@ export function normalizeResources(r: WorkloadInput["resources"]): ResourceReque
 	return resources;
 }
 
+/**
+ * The Moleculer service name a service module is taken to declare when the workload names none:
+ * the module's last path segment without a `.service` suffix ("llm/chat.service" → "chat").
+ */
+export function serviceName(module: string): string {
+	return module
+		.split(/[/\\]/)
+		.pop()!
+		.replace(/\.service$/, "");
+}
+
 /** A new workload from a checked request; every replica pending. */
 export function newWorkload(
 	input: WorkloadInput,
@@ -128,7 +140,12 @@ export function newWorkload(
 		name: input.name,
 		kind: input.kind,
 		...(input.kind === "service"
-			? { service: { module: input.service!.module } }
+			? {
+					service: {
+						module: input.service!.module,
+						name: input.service!.name ?? serviceName(input.service!.module)
+					}
+				}
 			: {
 					process: {
 						command: input.process!.command,

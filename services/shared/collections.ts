@@ -4,6 +4,8 @@ export const COLLECTIONS = {
 	workloads: "workloads",
 	allocations: "allocations",
 	names: "workload-names",
+	/** Moleculer service name → the tenant whose service workloads run it (the scheduler's). */
+	serviceClaims: "service-claims",
 	idempotency: "idempotency",
 	usage: "tenant-usage",
 	tenants: "tenants",

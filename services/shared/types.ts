@@ -93,6 +93,13 @@ export interface ResourceRequest {
 export type WorkloadKind = "service" | "process";
 export type ReplicaState = "pending" | "starting" | "running" | "failed" | "stopped";
 
+/**
+ * The key of a Moleculer service's metadata under which the agent names the tenant whose
+ * workload runs it (node-agent/runner/service-runner.ts); the registry's discovery reads it to
+ * keep one tenant's services from another (services/registry/ownership.ts).
+ */
+export const WORKLOAD_TENANT_META = "isaTenant";
+
 /** What an agent is asked to run: one replica of a workload. */
 export interface ReplicaSpec {
 	workloadId: string;
@@ -103,7 +110,8 @@ export interface ReplicaSpec {
 	/** Grows on every placement of this replica: an agent obeys only the newest. */
 	fence: number;
 	kind: WorkloadKind;
-	service?: { module: string };
+	/** `name`: the Moleculer service name the workload claimed (none: workloads made before claims). */
+	service?: { module: string; name?: string };
 	process?: { command: string; args: string[]; env: Record<string, string> };
 	resources: ResourceRequest;
 	/** GPU indexes on the node given to this replica (CUDA_VISIBLE_DEVICES). */

@@ -417,7 +417,7 @@ describe("registry", () => {
 						action: "x"
 					})
 				).status
-			).toBe(503);
+			).toBe(404);
 		});
 
 		it("calls HTTP on healthy endpoints, balanced, and answers 503 with the reason when none is healthy", async () => {

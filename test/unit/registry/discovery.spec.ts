@@ -1,7 +1,9 @@
 import { Discovery, moleculerServices } from "../../../services/registry/discovery";
 
 /** A stand-in for Moleculer's ServiceRegistry: `getServiceList` over a list the test changes. */
-function lister(list: Array<{ name: string; nodeID: string; actions?: object }>) {
+function lister(
+	list: Array<{ name: string; nodeID: string; actions?: object; metadata?: object }>
+) {
 	const calls: object[] = [];
 	return {
 		calls,
@@ -30,8 +32,13 @@ describe("moleculerServices", () => {
 			{ name: "bare", nodeID: "n3" }
 		]);
 		expect(moleculerServices(registry)).toEqual([
-			{ name: "greeter", nodes: ["n1", "n2"], actions: ["greeter.hi", "greeter.open"] },
-			{ name: "bare", nodes: ["n3"], actions: [] }
+			{
+				name: "greeter",
+				nodes: ["n1", "n2"],
+				actions: ["greeter.hi", "greeter.open"],
+				tenants: []
+			},
+			{ name: "bare", nodes: ["n3"], actions: [], tenants: [] }
 		]);
 		expect(registry.calls).toEqual([{ onlyAvailable: true, withActions: true }]);
 	});
@@ -42,23 +49,42 @@ describe("Discovery", () => {
 		const registry = lister([{ name: "a", nodeID: "n1" }]);
 		const discovery = new Discovery(registry, "n1");
 		expect(discovery.changes()).toEqual([
-			{ name: "a", type: "moleculer", health: { status: "healthy" } }
+			{ name: "a", type: "moleculer", owner: "cluster", health: { status: "healthy" } }
 		]);
 		expect(discovery.changes()).toEqual([]);
-		registry.list = [{ name: "b", nodeID: "n2" }];
+		registry.list = [{ name: "b", nodeID: "n2", metadata: { isaTenant: "acme" } }];
 		expect(discovery.changes()).toEqual([
-			{ name: "b", type: "moleculer", health: { status: "healthy" } },
+			{
+				name: "b",
+				type: "moleculer",
+				owner: "tenant",
+				tenant: "acme",
+				health: { status: "healthy" }
+			},
 			{
 				name: "a",
 				type: "moleculer",
+				owner: "cluster",
 				health: { status: "unhealthy", error: "no node offers it" }
 			}
 		]);
 	});
 
+	it("says which tenants' workloads run a service, from the metadata the agent gives it", () => {
+		const discovery = new Discovery(
+			lister([
+				{ name: "a", nodeID: "n1", metadata: { isaTenant: "beta" } },
+				{ name: "a", nodeID: "n2", metadata: { isaTenant: "acme" } },
+				{ name: "a", nodeID: "n3", metadata: { isaTenant: 7 } }
+			]),
+			"n1"
+		);
+		expect(discovery.find("a")?.tenants).toEqual(["acme", "beta"]);
+	});
+
 	it("finds a running service by name", () => {
 		const discovery = new Discovery(lister([{ name: "a", nodeID: "n1" }]), "n1");
-		expect(discovery.find("a")).toEqual({ name: "a", nodes: ["n1"], actions: [] });
+		expect(discovery.find("a")).toEqual({ name: "a", nodes: ["n1"], actions: [], tenants: [] });
 		expect(discovery.find("b")).toBeUndefined();
 	});
 

@@ -23,6 +23,7 @@ function target(key: string, more: Partial<Target> = {}): Target {
 		kind: "resource",
 		ref: `id-${key}`,
 		name: `name-${key}`,
+		owner: { owner: "cluster" },
 		check: { type: "unit_loop", endpoint: `unit://${key}`, config: {}, timeoutMs: 100 },
 		interval: 1000,
 		thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
@@ -72,6 +73,7 @@ describe("HealthLoop", () => {
 				{
 					id: "id-a",
 					name: "name-a",
+					owner: "cluster",
 					health: { status: "healthy", checkedAt: 10_000, latencyMs: 1 }
 				}
 			]
@@ -83,13 +85,14 @@ describe("HealthLoop", () => {
 		expect(events).toHaveLength(1);
 	});
 
-	it("announces a service endpoint with its URL masked, and stores no secret in errors", async () => {
+	it("announces a tenant's service endpoint with its owner and URL masked, and stores no secret in errors", async () => {
 		const endpoint = "http://u:s3cret@svc:1/";
 		answer = async () => ({ ok: false, latencyMs: 2, error: "refused by http://u:s3cret@svc" });
 		const t = target("service:model:x", {
 			kind: "service",
-			ref: "model",
+			ref: "acme/model",
 			name: "model",
+			owner: { owner: "tenant", tenant: "acme" },
 			check: { type: "unit_loop", endpoint, config: {}, timeoutMs: 100 }
 		});
 		const { loop, stored, events } = setup([t]);
@@ -102,6 +105,8 @@ describe("HealthLoop", () => {
 				{
 					name: "model",
 					endpoint: "http://u:***@svc:1/",
+					owner: "tenant",
+					tenant: "acme",
 					health: expect.objectContaining({
 						status: "unhealthy",
 						error: "refused by http://u:***@svc"

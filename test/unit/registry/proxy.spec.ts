@@ -48,6 +48,8 @@ const catalogOf = (byUrl: Record<string, HealthState["status"]>) => ({
 
 const breakers = () => new Breakers({ threshold: 1, cooldownMs: 60_000 });
 const noBroker = { findNextActionEndpoint: () => new Error("unused") } as never;
+/** Discovery that finds every service running, the cluster's (no tenant's workload runs it). */
+const running = { find: (name: string) => ({ name, nodes: ["n1"], actions: [], tenants: [] }) };
 
 describe("attemptOrder", () => {
 	const healthy = ["a", "b", "c"];
@@ -96,7 +98,7 @@ describe("CallProxy.callAction", () => {
 	}
 
 	it.each(["tenants", "scheduler", "$node"])("refuses the cluster's own '%s'", async name => {
-		const proxy = new CallProxy(noBroker, catalogOf({}), breakers());
+		const proxy = new CallProxy(noBroker, catalogOf({}), breakers(), running);
 		const { ctx, call } = ctxFor({ service: name, action: "list" });
 		const err = await proxy.callAction(ctx, "list").catch(e => e);
 		expect(err).toBeInstanceOf(ForbiddenError);
@@ -106,7 +108,7 @@ describe("CallProxy.callAction", () => {
 
 	it("answers 503 when no node offers the action", async () => {
 		const broker = { findNextActionEndpoint: () => new ServiceUnavailableError("x", {}) };
-		const proxy = new CallProxy(broker as never, catalogOf({}), breakers());
+		const proxy = new CallProxy(broker as never, catalogOf({}), breakers(), running);
 		const err = await proxy.callAction(ctxFor({ service: "agentx" }).ctx, "run").catch(e => e);
 		expect(err).toBeInstanceOf(ServiceUnavailableError);
 		expect(err).toMatchObject({
@@ -119,7 +121,7 @@ describe("CallProxy.callAction", () => {
 
 	it("answers 404 for an action that is not published", async () => {
 		const broker = { findNextActionEndpoint: () => ({ action: { visibility: "protected" } }) };
-		const proxy = new CallProxy(broker as never, catalogOf({}), breakers());
+		const proxy = new CallProxy(broker as never, catalogOf({}), breakers(), running);
 		const err = await proxy.callAction(ctxFor({ service: "agentx" }).ctx, "run").catch(e => e);
 		expect(err).toBeInstanceOf(NotFoundError);
 		expect(err).toMatchObject({
@@ -131,7 +133,7 @@ describe("CallProxy.callAction", () => {
 
 	it("calls a published action with the caller's user and tenant in meta", async () => {
 		const broker = { findNextActionEndpoint: () => ({ action: {} }) };
-		const proxy = new CallProxy(broker as never, catalogOf({}), breakers());
+		const proxy = new CallProxy(broker as never, catalogOf({}), breakers(), running);
 		const { ctx, call } = ctxFor({ service: "agentx", params: { q: 1 }, timeout: 500 });
 		expect(await proxy.callAction(ctx, "run")).toBe("answer");
 		expect(call).toHaveBeenCalledWith(
@@ -160,7 +162,12 @@ describe("CallProxy.callHttp", () => {
 
 	it("answers 503 with each endpoint's health, masked, when none is healthy", async () => {
 		const urls = ["http://u:pw@a:1", "http://b:1"];
-		const proxy = new CallProxy(noBroker, catalogOf({ [urls[0]]: "unhealthy" }), breakers());
+		const proxy = new CallProxy(
+			noBroker,
+			catalogOf({ [urls[0]]: "unhealthy" }),
+			breakers(),
+			running
+		);
 		const err = await proxy.callHttp(service(urls), { service: "model" }).catch(e => e);
 		expect(err).toBeInstanceOf(ServiceUnavailableError);
 		expect(err.message).toBe("No endpoint of 'model' is healthy.");
@@ -180,7 +187,8 @@ describe("CallProxy.callHttp", () => {
 		const proxy = new CallProxy(
 			noBroker,
 			catalogOf({ [a]: "healthy", [down]: "unhealthy", [b]: "healthy" }),
-			breakers()
+			breakers(),
+			running
 		);
 		const names: string[] = [];
 		for (let i = 0; i < 4; i++) {
@@ -202,7 +210,8 @@ describe("CallProxy.callHttp", () => {
 		const proxy = new CallProxy(
 			noBroker,
 			catalogOf({ [failing]: "healthy", [ok]: "healthy" }),
-			b
+			b,
+			running
 		);
 		const res = await proxy.callHttp(service([failing, ok]), { service: "model" });
 		expect(res).toMatchObject({ endpoint: ok, status: 200 });
@@ -216,7 +225,8 @@ describe("CallProxy.callHttp", () => {
 		const proxy = new CallProxy(
 			noBroker,
 			catalogOf({ [failing]: "healthy", [ok]: "healthy" }),
-			breakers()
+			breakers(),
+			running
 		);
 		const res = await proxy.callHttp(service([failing, ok]), {
 			service: "model",
@@ -230,7 +240,7 @@ describe("CallProxy.callHttp", () => {
 		const a = await serve("a");
 		const b = breakers();
 		b.failure(endpointKey("model", a));
-		const proxy = new CallProxy(noBroker, catalogOf({ [a]: "healthy" }), b);
+		const proxy = new CallProxy(noBroker, catalogOf({ [a]: "healthy" }), b, running);
 		const err = await proxy.callHttp(service([a]), { service: "model" }).catch(e => e);
 		expect(err).toBeInstanceOf(ServiceUnavailableError);
 		expect(err.message).toBe("No endpoint of 'model' answered.");

@@ -4,6 +4,23 @@ import { checkTargets, endpointKey, resourceKey } from "../../../services/regist
 const healthCheck = { interval: 5000, timeout: 700, healthyThreshold: 2, unhealthyThreshold: 3 };
 
 describe("checkTargets", () => {
+	it("keys a tenant's service by tenant and name, so two tenants' services never share a health", () => {
+		const service = {
+			name: "model",
+			owner: "tenant",
+			tenant: "acme",
+			endpoints: ["http://a:1"],
+			healthCheck
+		} as ExternalService;
+		const [t] = checkTargets([], [service]);
+		expect(t).toMatchObject({
+			key: "service:acme/model:http://a:1",
+			ref: "acme/model",
+			name: "model",
+			owner: { owner: "tenant", tenant: "acme" }
+		});
+	});
+
 	it("checks each resource with its own type, and each service endpoint over http", () => {
 		const resource = {
 			id: "r1",
@@ -31,6 +48,7 @@ describe("checkTargets", () => {
 			kind: "resource",
 			ref: "r1",
 			name: "pg",
+			owner: { owner: "cluster" },
 			check: {
 				type: "postgres",
 				endpoint: "postgres://db/x",
@@ -45,6 +63,7 @@ describe("checkTargets", () => {
 			kind: "service",
 			ref: "model",
 			name: "model",
+			owner: { owner: "cluster" },
 			check: {
 				type: "http",
 				endpoint: "http://b:1",

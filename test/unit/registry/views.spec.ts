@@ -38,6 +38,8 @@ describe("resourceView", () => {
 	it("masks the endpoint's password and config secrets, and attaches the public health", () => {
 		expect(resourceView(resource, state("unhealthy", "refused"))).toEqual({
 			...resource,
+			// Stored before owners existed: the cluster's.
+			owner: "cluster",
 			endpoint: "postgres://app:***@db:5432/x",
 			config: { user: "app", password: "***", replicas: ["postgres://app:***@db2/x"] },
 			health: { status: "unhealthy", checkedAt: 10, latencyMs: 3, error: "refused" }
@@ -65,11 +67,17 @@ describe("endpointsStatus", () => {
 });
 
 describe("discovered service views", () => {
-	const m: DiscoveredService = { name: "greeter", nodes: ["n1", "n2"], actions: ["greeter.hi"] };
+	const m: DiscoveredService = {
+		name: "greeter",
+		nodes: ["n1", "n2"],
+		actions: ["greeter.hi"],
+		tenants: []
+	};
 	it("shows a discovered service healthy on each of its nodes", () => {
 		expect(moleculerListView(m)).toEqual({
 			name: "greeter",
 			type: "moleculer",
+			owner: "cluster",
 			nodes: ["n1", "n2"],
 			actions: ["greeter.hi"],
 			endpoints: [
@@ -82,6 +90,7 @@ describe("discovered service views", () => {
 		expect(moleculerView(m)).toEqual({
 			name: "greeter",
 			type: "moleculer",
+			owner: "cluster",
 			nodes: ["n1", "n2"],
 			actions: ["greeter.hi"],
 			status: "healthy",
@@ -108,8 +117,8 @@ describe("Views", () => {
 		catalog = new Catalog({ store });
 		breakers = new Breakers({ threshold: 1, cooldownMs: 60_000 });
 		discovered = [
-			{ name: "greeter", nodes: ["n1"], actions: ["greeter.hi"] },
-			{ name: "agent", nodes: ["n2"], actions: ["agent.run"] }
+			{ name: "greeter", nodes: ["n1"], actions: ["greeter.hi"], tenants: [] },
+			{ name: "agent", nodes: ["n2"], actions: ["agent.run"], tenants: [] }
 		];
 		const discovery = {
 			services: () => discovered,
@@ -189,6 +198,7 @@ describe("Views", () => {
 			{
 				kind: "resource",
 				name: "pg",
+				owner: "cluster",
 				target: "postgres://app:***@db:5432/x",
 				status: "unhealthy",
 				checkedAt: 10,
@@ -198,6 +208,7 @@ describe("Views", () => {
 			{
 				kind: "service",
 				name: "agent",
+				owner: "cluster",
 				target: "http://u:***@a:1",
 				status: "healthy",
 				checkedAt: 10,
@@ -206,6 +217,7 @@ describe("Views", () => {
 			{
 				kind: "service",
 				name: "agent",
+				owner: "cluster",
 				target: "http://b:1",
 				status: "unknown",
 				checkedAt: null,

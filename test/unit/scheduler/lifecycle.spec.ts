@@ -144,6 +144,87 @@ describe("WorkloadLifecycle", () => {
 		conflict(err, "A workload named 'a' exists already.", { name: "a" });
 	});
 
+	describe("Moleculer service name claims", () => {
+		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
+		const svc = (name: string, service: WorkloadInput["service"]): WorkloadInput => ({
+			name,
+			kind: "service",
+			service,
+			resources: { cpu: 1, memory: "1Gi" }
+		});
+		const claim = async (name: string) =>
+			(await store.get(COLLECTIONS.serviceClaims, name))?.value ?? null;
+
+		it("claims the name derived from the module, in the create's transaction", async () => {
+			const commit = jest.spyOn(repo, "commitCreates");
+			const w = await lifecycle.create(svc("chat", { module: "llm/chat.service" }), alice);
+			expect(w.service).toEqual({ module: "llm/chat.service", name: "chat" });
+			expect(commit).toHaveBeenCalledTimes(1);
+			expect(await claim("chat")).toEqual({ tenant: "acme", workloadIds: [w.id] });
+		});
+
+		it("lets one tenant run several workloads of a name, and releases it with the last", async () => {
+			const [a, b] = await Promise.all([
+				lifecycle.create(svc("a", { module: "echo" }), alice),
+				lifecycle.create(svc("b", { module: "other", name: "echo" }), alice)
+			]);
+			expect(await claim("echo")).toEqual({
+				tenant: "acme",
+				workloadIds: [a.id, b.id].sort()
+			});
+			await lifecycle.remove(a.id, alice);
+			expect(await claim("echo")).toEqual({ tenant: "acme", workloadIds: [b.id] });
+			await lifecycle.remove(b.id, alice);
+			expect(await claim("echo")).toBeNull();
+			// Free again: another tenant may take it now.
+			await expect(
+				lifecycle.create(svc("e", { module: "echo" }), bob)
+			).resolves.toMatchObject({
+				tenant: "beta"
+			});
+		});
+
+		it("answers 409 to another tenant, without naming the tenant that holds it", async () => {
+			await lifecycle.create(svc("a", { module: "echo" }), alice);
+			const err = await lifecycle
+				.create(svc("b", { module: "mine", name: "echo" }), bob)
+				.catch((e: unknown) => e);
+			conflict(
+				err,
+				"Moleculer service 'echo' is already run by another tenant; choose another service name.",
+				{ service: "echo" }
+			);
+			expect(await repo.nameTaken("beta", "b")).toBe(false);
+			expect(await repo.usage("beta")).toMatchObject({ workloads: 0 });
+		});
+
+		it("answers 409 to two tenants asking at once for a free name, to all but one", async () => {
+			const results = await Promise.allSettled([
+				lifecycle.create(svc("a", { module: "echo" }), alice),
+				lifecycle.create(svc("b", { module: "echo" }), bob)
+			]);
+			expect(results.map(r => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+			const winner = (
+				results.find(r => r.status === "fulfilled") as PromiseFulfilledResult<Workload>
+			).value;
+			expect(await claim("echo")).toEqual({
+				tenant: winner.tenant,
+				workloadIds: [winner.id]
+			});
+		});
+
+		it("refuses the name of one of the cluster's own services", async () => {
+			const err = await lifecycle
+				.create(svc("a", { module: "x", name: "scheduler" }), alice)
+				.catch((e: unknown) => e);
+			conflict(
+				err,
+				"Moleculer service 'scheduler' is one of the cluster's own services; choose another service name.",
+				{ service: "scheduler" }
+			);
+		});
+	});
+
 	it("answers the earlier workload for a create with a used Idempotency-Key", async () => {
 		const first = await lifecycle.create(input("a"), alice, "k1");
 		expect((await lifecycle.create(input("a"), alice, "k1")).id).toBe(first.id);

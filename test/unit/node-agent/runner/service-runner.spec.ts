@@ -19,7 +19,7 @@ import type { ReplicaSpec, ReplicaStatus } from "../../../../services/shared/typ
 const WORKLOADS = path.resolve(__dirname, "../../../fixtures/workloads");
 const EMPTY = path.resolve(__dirname, "../../../fixtures/bin");
 
-function serviceSpec(module: string, replica = 0): ReplicaSpec {
+function serviceSpec(module: string, replica = 0, claimed?: string): ReplicaSpec {
 	return {
 		workloadId: "w1",
 		tenant: "acme",
@@ -27,7 +27,7 @@ function serviceSpec(module: string, replica = 0): ReplicaSpec {
 		replica,
 		fence: 3,
 		kind: "service",
-		service: { module },
+		service: { module, ...(claimed !== undefined ? { name: claimed } : {}) },
 		resources: { cpu: 0.5, memory: 0, gpu: 0, gpuMemory: 0 },
 		gpus: [],
 		restart: { policy: "never", maxRestarts: 0 }
@@ -100,8 +100,8 @@ describe("ServiceReplica", () => {
 	const started: ServiceReplica[] = [];
 	let statuses: ReplicaStatus[];
 
-	function replica(module: string, replicaNo = 0): ServiceReplica {
-		const r = new ServiceReplica(serviceSpec(module, replicaNo), {
+	function replica(module: string, replicaNo = 0, claimed?: string): ServiceReplica {
+		const r = new ServiceReplica(serviceSpec(module, replicaNo, claimed), {
 			broker,
 			serviceDirs: [WORKLOADS],
 			onStatus: status => statuses.push(status)
@@ -129,6 +129,28 @@ describe("ServiceReplica", () => {
 		});
 		expect(statuses.map(s => s.state)).toEqual(["starting", "running"]);
 		await expect(broker.call("echo.say", { text: "hi" })).resolves.toEqual({ said: "hi" });
+	});
+
+	it("names the replica's tenant in the service's metadata, for the registry", async () => {
+		await replica("echo", 0, "echo").start();
+		expect(broker.getLocalService("echo")!.metadata).toMatchObject({ isaTenant: "acme" });
+		const listed = broker.registry.getServiceList({ onlyLocal: true }) as Array<{
+			name: string;
+			metadata: Record<string, unknown>;
+		}>;
+		expect(listed.find(s => s.name === "echo")?.metadata).toMatchObject({ isaTenant: "acme" });
+	});
+
+	it("fails a replica whose module declares another service than the workload claimed", async () => {
+		const status = await replica("clash", 0, "clash").start();
+		expect(status).toMatchObject({
+			state: "failed",
+			reason:
+				"module 'clash' declares the Moleculer service 'echo', but the workload claimed " +
+				"'clash': set service.name to 'echo' in the workload, or change the module's name."
+		});
+		expect(broker.getLocalService("echo")).toBeUndefined();
+		expect(broker.services.some(s => s.name === "echo")).toBe(false);
 	});
 
 	it("loads a factory export from a subdirectory", async () => {
