@@ -16,7 +16,7 @@ import type { Store } from "./shared/store";
 import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
-import { checkBody } from "./gateway/body";
+import { checkBody, mapBodyErrors, type Middleware } from "./gateway/body";
 import {
 	dashboardDirs,
 	EventStream,
@@ -32,6 +32,10 @@ const logRequests = env.logLevel === "debug" || env.logLevel === "trace";
 const dashboard = dashboardDirs();
 const serveStatic = (ApiGateway as unknown as { serveStatic: (root: string, opts?: object) => any })
 	.serveStatic;
+/** body-parser, as moleculer-web bundles it (it has no types of its own). */
+const bodyParser = (
+	ApiGateway as unknown as { bodyParser: Record<"json" | "text", (o: object) => Middleware> }
+).bodyParser;
 
 /** A route open to anyone (no gateway authentication), without a body, with only its aliases. */
 function openRoute(path: string, rest: Partial<ApiRouteSchema>): ApiRouteSchema {
@@ -148,15 +152,19 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 						);
 					ctx.meta.idempotencyKey = key;
 				},
-				// Larger bodies get 413; a JSON body must be an object or array.
-				bodyParsers: {
-					json: { limit: "1mb", strict: true },
-					text: {
-						limit: "1mb",
-						type: ["application/yaml", "application/x-yaml", "text/yaml"]
-					},
-					urlencoded: false
-				},
+				// Larger bodies get 413; a JSON body must be an object or array. The parsers run as
+				// `use` middlewares so that their errors become client errors (a broken gzip body
+				// is a 400, an unknown Content-Encoding a 415), not moleculer-web's 500.
+				bodyParsers: false,
+				use: [
+					mapBodyErrors(bodyParser.json({ limit: "1mb", strict: true })),
+					mapBodyErrors(
+						bodyParser.text({
+							limit: "1mb",
+							type: ["application/yaml", "application/x-yaml", "text/yaml"]
+						})
+					)
+				],
 				aliases: {
 					"GET nodes": "nodes.list",
 					"GET nodes/:id": "nodes.get",
