@@ -9,6 +9,7 @@
 import crypto from "crypto";
 import { InvalidInputError } from "../shared/errors";
 import { parseDuration } from "../shared/duration";
+import { MAX_ALERT_THRESHOLD } from "../shared/limits";
 import { METRICS } from "./sampling";
 import { Labels, Sample, seriesKey } from "./timeseries";
 
@@ -200,11 +201,16 @@ export function makeRule(
 			field: "op",
 			value: input.op
 		});
-	if (!Number.isFinite(input.threshold))
-		throw new InvalidInputError("threshold must be a finite number.", {
-			field: "threshold",
-			value: input.threshold
-		});
+	if (!Number.isFinite(input.threshold) || Math.abs(input.threshold) > MAX_ALERT_THRESHOLD)
+		throw new InvalidInputError(
+			`threshold must be a finite number from -${MAX_ALERT_THRESHOLD} to ${MAX_ALERT_THRESHOLD}.`,
+			{
+				field: "threshold",
+				value: input.threshold,
+				min: -MAX_ALERT_THRESHOLD,
+				max: MAX_ALERT_THRESHOLD
+			}
+		);
 	const rule: AlertRule = {
 		id: ids.id,
 		name: input.name,
