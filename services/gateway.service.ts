@@ -18,6 +18,12 @@ import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
 import { checkBody, mapBodyErrors, type Middleware } from "./gateway/body";
 import {
+	applyServerLimits,
+	KEEP_ALIVE_TIMEOUT,
+	MAX_HEADER_SIZE,
+	type ServerLimits
+} from "./gateway/server-limits";
+import {
 	dashboardDirs,
 	EventStream,
 	STREAM_GROUP,
@@ -59,6 +65,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	/** Seconds a token's `exp`, `nbf` and `iat` may be off. */
 	jwtClockTolerance: number;
 	dataDir: string;
+	/** Deadlines and header size of the HTTP server (server-limits.ts). */
+	httpLimits: ServerLimits;
 }
 
 interface Meta {
@@ -103,6 +111,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		jwtAudience: env.jwtAudience,
 		jwtClockTolerance: env.jwtClockTolerance,
 		dataDir: env.dataDir,
+		httpLimits: {
+			headersTimeout: env.httpHeadersTimeout,
+			requestTimeout: env.httpRequestTimeout,
+			keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
+			maxHeaderSize: MAX_HEADER_SIZE
+		},
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -288,6 +302,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	created(this: GatewayThis) {
+		// moleculer-web's created (a mixin's, so it ran first) made the server; it listens later.
+		applyServerLimits(this.server, this.settings.httpLimits);
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
