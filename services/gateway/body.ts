@@ -7,6 +7,9 @@
  */
 import type { IncomingMessage, ServerResponse } from "http";
 import { Errors } from "moleculer";
+import { deeperThan } from "../shared/depth";
+
+export { deeperThan };
 
 /** Deepest nesting of objects and arrays a request body may have; no API document needs 10. */
 export const MAX_BODY_DEPTH = 64;
@@ -35,18 +38,6 @@ export class UnsupportedMediaTypeError extends Errors.MoleculerClientError {
 			{ contentType: got ?? null }
 		);
 	}
-}
-
-/** Whether a parsed body nests objects or arrays deeper than `limit`. Iterative: no recursion. */
-export function deeperThan(value: unknown, limit: number): boolean {
-	const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: 0 }];
-	while (stack.length) {
-		const { v, depth } = stack.pop()!;
-		if (v === null || typeof v !== "object") continue;
-		if (depth >= limit) return true;
-		for (const child of Object.values(v)) stack.push({ v: child, depth: depth + 1 });
-	}
-	return false;
 }
 
 /** Whether the request carries body bytes (a length above 0, or a chunked body). */

@@ -11,15 +11,19 @@ import { Errors } from "moleculer";
 import { RedisStore } from "./redis";
 import { SqliteStore } from "./sqlite";
 import type { Store } from "./store";
+import type { UnreadableHandler } from "./unreadable";
 
 export * from "./store";
 export { RedisStore } from "./redis";
 export type { RedisStoreOptions } from "./redis";
 export { SqliteStore } from "./sqlite";
+export type { UnreadableHandler } from "./unreadable";
 
 export interface StoreOptions {
 	/** Key prefix, for backends that share a server between clusters. */
 	prefix?: string;
+	/** Told of each document a list skips because it does not parse (default: a warning). */
+	onUnreadable?: UnreadableHandler;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */
