@@ -7,6 +7,7 @@ import { IsaEnv, loadEnv } from "./services/shared/env";
 import { CapacityStrategy } from "./strategies/capacity";
 import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
+import { createValidator } from "./services/shared/validator";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
@@ -77,7 +78,8 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			preferLocal: true
 		},
 
-		validator: true,
+		// fastest-validator, with an enum error that lists the allowed values.
+		validator: createValidator(),
 		internalMiddlewares: false,
 		middlewares: internalMiddlewares(env),
 		metrics: {

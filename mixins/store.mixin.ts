@@ -3,9 +3,12 @@
  * connection (one SQLite handle, one Redis client), opened by the first to start and closed by
  * the last to stop.
  */
-import type { Service, ServiceSchema } from "moleculer";
+import type { LoggerInstance, Service, ServiceSchema } from "moleculer";
 import { loadEnv } from "../services/shared/env";
-import { openStore, Store } from "../services/shared/store";
+import { openStore, Store, type UnreadableHandler } from "../services/shared/store";
+import { DOC_CHECKS } from "../services/shared/store/schemas";
+import { validatingStore } from "../services/shared/store/validating";
+import { warnUnreadable } from "../services/shared/store/unreadable";
 
 interface SharedStore {
 	store: Store;
@@ -18,10 +21,25 @@ function key(url: string, prefix: string): string {
 	return `${prefix}\u0000${url}`;
 }
 
-export function acquireStore(url: string, prefix: string, warn?: (message: string) => void): Store {
+/**
+ * The shared store of `url`, opened on first use. Documents of collections with a schema are
+ * checked on write and on read (services/shared/store/schemas.ts); what a read skips is logged
+ * with its collection and id on `logger`, as is a database file whose mode was tightened.
+ */
+export function acquireStore(url: string, prefix: string, logger?: LoggerInstance): Store {
 	let entry = shared.get(key(url, prefix));
 	if (!entry) {
-		entry = { store: openStore(url, { prefix, warn }), users: 0 };
+		const onUnreadable: UnreadableHandler = logger
+			? (collection, id, reason) =>
+					logger.warn(`Skipped stored document ${collection}/${id}: ${reason}`)
+			: warnUnreadable;
+		const warn = logger ? (message: string) => logger.warn(message) : undefined;
+		const store = validatingStore(
+			openStore(url, { prefix, onUnreadable, warn }),
+			DOC_CHECKS,
+			onUnreadable
+		);
+		entry = { store, users: 0 };
 		shared.set(key(url, prefix), entry);
 	}
 	entry.users++;
@@ -54,8 +72,10 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 			storePrefix: env.namespace || "isa"
 		},
 		started(this: StoreThis) {
-			this.store = acquireStore(this.settings.store, this.settings.storePrefix, msg =>
-				this.logger.warn(msg)
+			this.store = acquireStore(
+				this.settings.store,
+				this.settings.storePrefix,
+				this.broker.getLogger("store")
 			);
 		},
 		async stopped(this: StoreThis) {

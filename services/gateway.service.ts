@@ -16,7 +16,13 @@ import type { Store } from "./shared/store";
 import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
-import { checkBody } from "./gateway/body";
+import { checkBody, mapBodyErrors, type Middleware } from "./gateway/body";
+import {
+	applyServerLimits,
+	KEEP_ALIVE_TIMEOUT,
+	MAX_HEADER_SIZE,
+	type ServerLimits
+} from "./gateway/server-limits";
 import {
 	dashboardDirs,
 	EventStream,
@@ -32,6 +38,10 @@ const logRequests = env.logLevel === "debug" || env.logLevel === "trace";
 const dashboard = dashboardDirs();
 const serveStatic = (ApiGateway as unknown as { serveStatic: (root: string, opts?: object) => any })
 	.serveStatic;
+/** body-parser, as moleculer-web bundles it (it has no types of its own). */
+const bodyParser = (
+	ApiGateway as unknown as { bodyParser: Record<"json" | "text", (o: object) => Middleware> }
+).bodyParser;
 
 /** A route open to anyone (no gateway authentication), without a body, with only its aliases. */
 function openRoute(path: string, rest: Partial<ApiRouteSchema>): ApiRouteSchema {
@@ -59,6 +69,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	/** Seconds a token's `exp`, `nbf` and `iat` may be off. */
 	jwtClockTolerance: number;
 	dataDir: string;
+	/** Deadlines and header size of the HTTP server (server-limits.ts). */
+	httpLimits: ServerLimits;
 }
 
 interface Meta {
@@ -105,6 +117,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		jwtAudience: env.jwtAudience,
 		jwtClockTolerance: env.jwtClockTolerance,
 		dataDir: env.dataDir,
+		httpLimits: {
+			headersTimeout: env.httpHeadersTimeout,
+			requestTimeout: env.httpRequestTimeout,
+			keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
+			maxHeaderSize: MAX_HEADER_SIZE
+		},
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -154,15 +172,19 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 						);
 					ctx.meta.idempotencyKey = key;
 				},
-				// Larger bodies get 413; a JSON body must be an object or array.
-				bodyParsers: {
-					json: { limit: "1mb", strict: true },
-					text: {
-						limit: "1mb",
-						type: ["application/yaml", "application/x-yaml", "text/yaml"]
-					},
-					urlencoded: false
-				},
+				// Larger bodies get 413; a JSON body must be an object or array. The parsers run as
+				// `use` middlewares so that their errors become client errors (a broken gzip body
+				// is a 400, an unknown Content-Encoding a 415), not moleculer-web's 500.
+				bodyParsers: false,
+				use: [
+					mapBodyErrors(bodyParser.json({ limit: "1mb", strict: true })),
+					mapBodyErrors(
+						bodyParser.text({
+							limit: "1mb",
+							type: ["application/yaml", "application/x-yaml", "text/yaml"]
+						})
+					)
+				],
 				aliases: {
 					"GET nodes": "nodes.list",
 					"GET nodes/:id": "nodes.get",
@@ -286,6 +308,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	created(this: GatewayThis) {
+		// moleculer-web's created (a mixin's, so it ran first) made the server; it listens later.
+		applyServerLimits(this.server, this.settings.httpLimits);
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);

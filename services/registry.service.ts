@@ -36,6 +36,7 @@ import { actorOf, ownerOf } from "./registry/ownership";
 import { CallParams, CallProxy } from "./registry/proxy";
 import { redactUrl } from "./registry/secrets";
 import { Views } from "./registry/views";
+import { MAX_CALL_TIMEOUT } from "./shared/limits";
 
 interface RegistrySettings {
 	/** ISA_APPLY: a document (configs/isa-platform.yaml's shape) to apply once at start. */
@@ -256,7 +257,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 					value: { type: "string", max: 4096 },
 					optional: true
 				},
-				timeout: { type: "number", min: 1, max: 120_000, optional: true },
+				timeout: { type: "number", min: 1, max: MAX_CALL_TIMEOUT, optional: true },
 				tenant: tenantParam
 			},
 			async handler(this: RegistryThis, ctx: Context<CallParams, Meta>) {

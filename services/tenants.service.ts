@@ -10,6 +10,7 @@ import { COLLECTIONS } from "./shared/collections";
 import { ConflictError, NotFoundError } from "./shared/errors";
 import type { Store } from "./shared/store";
 import { parseCpu, parseSize } from "./shared/units";
+import { QUOTA_LIMITS } from "./shared/limits";
 import { canSeeTenant, type Principal } from "./shared/principal";
 import type { Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
@@ -48,15 +49,21 @@ const quotaSchema = {
 	props: {
 		cpu: quantity(true),
 		memory: quantity(true),
-		gpu: { type: "number", integer: true, min: 0, optional: true },
-		workloads: { type: "number", integer: true, min: 0, optional: true }
+		gpu: { type: "number", integer: true, min: 0, max: QUOTA_LIMITS.gpu.max, optional: true },
+		workloads: {
+			type: "number",
+			integer: true,
+			min: 0,
+			max: QUOTA_LIMITS.workloads.max,
+			optional: true
+		}
 	}
 };
 
 function normalizeQuota(q: QuotaInput = {}): Quota {
 	const quota: Quota = {};
-	if (q.cpu != null) quota.cpu = parseCpu(q.cpu, "quota.cpu");
-	if (q.memory != null) quota.memory = parseSize(q.memory, "quota.memory");
+	if (q.cpu != null) quota.cpu = parseCpu(q.cpu, "quota.cpu", QUOTA_LIMITS.cpu);
+	if (q.memory != null) quota.memory = parseSize(q.memory, "quota.memory", QUOTA_LIMITS.memory);
 	if (q.gpu != null) quota.gpu = q.gpu;
 	if (q.workloads != null) quota.workloads = q.workloads;
 	return quota;

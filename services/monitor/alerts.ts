@@ -9,6 +9,7 @@
 import crypto from "crypto";
 import { InvalidInputError } from "../shared/errors";
 import { parseDuration } from "../shared/duration";
+import { MAX_ALERT_THRESHOLD } from "../shared/limits";
 import { isClusterOwned, type Owned } from "../shared/principal";
 import { METRICS } from "./sampling";
 import { Labels, Sample, seriesKey } from "./timeseries";
@@ -214,11 +215,16 @@ export function makeRule(
 			field: "op",
 			value: input.op
 		});
-	if (!Number.isFinite(input.threshold))
-		throw new InvalidInputError("threshold must be a finite number.", {
-			field: "threshold",
-			value: input.threshold
-		});
+	if (!Number.isFinite(input.threshold) || Math.abs(input.threshold) > MAX_ALERT_THRESHOLD)
+		throw new InvalidInputError(
+			`threshold must be a finite number from -${MAX_ALERT_THRESHOLD} to ${MAX_ALERT_THRESHOLD}.`,
+			{
+				field: "threshold",
+				value: input.threshold,
+				min: -MAX_ALERT_THRESHOLD,
+				max: MAX_ALERT_THRESHOLD
+			}
+		);
 	// A tenant's alerts are labelled with its tenant (see newAlert): a rule cannot name another.
 	const tenantLabel = input.labels?.tenant;
 	if (owner.owner === "tenant" && tenantLabel !== undefined && tenantLabel !== owner.tenant)

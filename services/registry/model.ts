@@ -6,10 +6,8 @@ import { InvalidInputError } from "../shared/errors";
 import { parseCpu, parseSize } from "../shared/units";
 import { quantity } from "../shared/params";
 import { parseDuration } from "../shared/duration";
+import { HEALTH_CHECK_LIMITS, RESOURCE_LIMITS } from "../shared/limits";
 import type { Owned } from "../shared/principal";
-
-/** Checks more often than this would load the targets more than they tell (ms). */
-const MIN_INTERVAL = 500;
 
 export const RESOURCE_TYPES = [
 	"postgres",
@@ -97,11 +95,15 @@ export function normalizeHealthCheck(
 	input: HealthCheckInput = {},
 	field = "healthCheck"
 ): HealthCheckSpec {
+	// Checks more often than every 500 ms would load the targets more than they tell.
 	const interval = parseDuration(input.interval ?? "10s", {
 		field: `${field}.interval`,
-		min: MIN_INTERVAL
+		...HEALTH_CHECK_LIMITS.interval
 	});
-	const timeout = parseDuration(input.timeout ?? "2s", { field: `${field}.timeout`, min: 1 });
+	const timeout = parseDuration(input.timeout ?? "2s", {
+		field: `${field}.timeout`,
+		...HEALTH_CHECK_LIMITS.timeout
+	});
 	if (timeout > interval)
 		throw new InvalidInputError(`${field}.timeout must not be longer than the interval.`, {
 			field: `${field}.timeout`
@@ -175,10 +177,14 @@ export function normalizeService(
 	input.endpoints.forEach((url, i) => checkUrl(url, `endpoints[${i}]`, ["http", "https"]));
 	const r = input.resources ?? {};
 	const resources: ExternalService["resources"] = {};
-	if (r.cpu != null) resources.cpu = parseCpu(r.cpu, "resources.cpu");
-	if (r.memory != null) resources.memory = parseSize(r.memory, "resources.memory");
+	// What a service needs is informational: 0 is allowed, but not past the limits.
+	const { cpu, memory, storage } = RESOURCE_LIMITS;
+	if (r.cpu != null)
+		resources.cpu = parseCpu(r.cpu, "resources.cpu", { ...cpu, positive: false });
+	if (r.memory != null)
+		resources.memory = parseSize(r.memory, "resources.memory", { ...memory, positive: false });
 	if (r.gpu != null) resources.gpu = r.gpu;
-	if (r.storage != null) resources.storage = parseSize(r.storage, "resources.storage");
+	if (r.storage != null) resources.storage = parseSize(r.storage, "resources.storage", storage);
 	if ((input.dependencies ?? []).includes(input.name))
 		throw new InvalidInputError(`Service '${input.name}' cannot depend on itself.`, {
 			field: "dependencies"
@@ -247,7 +253,13 @@ export const serviceParams = {
 		props: {
 			cpu: quantity(true),
 			memory: quantity(true),
-			gpu: { type: "number", integer: true, min: 0, optional: true },
+			gpu: {
+				type: "number",
+				integer: true,
+				min: 0,
+				max: RESOURCE_LIMITS.gpu.max,
+				optional: true
+			},
 			storage: quantity(true)
 		}
 	},

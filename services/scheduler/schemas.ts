@@ -3,6 +3,7 @@
  * the types of the params they let through. Values that come as query strings are converted.
  */
 import { pageParams, quantity } from "../shared/params";
+import { MAX_REPLICAS, RESOURCE_LIMITS } from "../shared/limits";
 
 const resources = {
 	type: "object",
@@ -10,7 +11,13 @@ const resources = {
 	props: {
 		cpu: quantity(),
 		memory: quantity(),
-		gpu: { type: "number", integer: true, min: 0, max: 64, optional: true },
+		gpu: {
+			type: "number",
+			integer: true,
+			min: 0,
+			max: RESOURCE_LIMITS.gpu.max,
+			optional: true
+		},
 		gpuMemory: quantity(true)
 	}
 };
@@ -63,7 +70,7 @@ export const createParams = {
 		}
 	},
 	resources,
-	replicas: { type: "number", integer: true, min: 0, max: 1000, optional: true },
+	replicas: { type: "number", integer: true, min: 0, max: MAX_REPLICAS, optional: true },
 	priority: { type: "number", integer: true, min: -1000, max: 1000, optional: true },
 	placement: {
 		type: "object",
@@ -118,7 +125,7 @@ export interface IdParams {
 export const scaleParams = {
 	$$strict: true,
 	id: { type: "string", min: 1, max: 64 },
-	replicas: { type: "number", integer: true, min: 0, max: 1000 }
+	replicas: { type: "number", integer: true, min: 0, max: MAX_REPLICAS }
 };
 
 export interface ScaleParams {

@@ -5,6 +5,7 @@
 import { InvalidInputError } from "../shared/errors";
 import type { ReplicaSpec, ReplicaState, ResourceRequest, WorkloadKind } from "../shared/types";
 import { parseCpu, parseSize } from "../shared/units";
+import { RESOURCE_LIMITS } from "../shared/limits";
 import type { Strategy } from "./placement";
 
 export type WorkloadStatus = "pending" | "running" | "failed" | "stopped";
@@ -87,25 +88,19 @@ export const MAX_EVENTS = 100;
 
 export function normalizeResources(r: WorkloadInput["resources"]): ResourceRequest {
 	const resources: ResourceRequest = {
-		cpu: parseCpu(r.cpu, "resources.cpu"),
-		memory: parseSize(r.memory, "resources.memory"),
+		cpu: parseCpu(r.cpu, "resources.cpu", RESOURCE_LIMITS.cpu),
+		memory: parseSize(r.memory, "resources.memory", RESOURCE_LIMITS.memory),
 		gpu: r.gpu ?? 0,
-		gpuMemory: r.gpuMemory != null ? parseSize(r.gpuMemory, "resources.gpuMemory") : 0
+		gpuMemory:
+			r.gpuMemory != null
+				? parseSize(r.gpuMemory, "resources.gpuMemory", RESOURCE_LIMITS.gpuMemory)
+				: 0
 	};
 	if (resources.gpu > 0 && resources.gpuMemory > 0)
 		throw new InvalidInputError(
 			"Ask for whole GPUs (gpu) or for memory on a shared GPU (gpuMemory), not both.",
 			{ field: "resources" }
 		);
-	if (
-		resources.cpu === 0 &&
-		resources.memory === 0 &&
-		resources.gpu === 0 &&
-		resources.gpuMemory === 0
-	)
-		throw new InvalidInputError("A workload must ask for some cpu, memory or GPU.", {
-			field: "resources"
-		});
 	return resources;
 }
 

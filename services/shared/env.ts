@@ -43,6 +43,10 @@ export interface IsaEnv {
 	/** Port of the Prometheus reporter's own listener; null: /metrics on the gateway only. */
 	metricsPort: number | null;
 	requestTimeout: number;
+	/** ISA_HTTP_HEADERS_TIMEOUT: ms the gateway waits for a request's headers (default 10 s). */
+	httpHeadersTimeout: number;
+	/** ISA_HTTP_REQUEST_TIMEOUT: ms it waits for a whole request, body included (default 30 s). */
+	httpRequestTimeout: number;
 	/** Moleculer's per-action request metrics (costly on the hot path; off by default). */
 	requestMetrics: boolean;
 	/** ISA_ALLOWED_COMMANDS: what process workloads this node may run (none by default). */
@@ -108,6 +112,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			`SERVICES names unknown services: ${unknown.join(", ")}. Known: ${ALL_SERVICES.join(", ")}.`,
 			{ unknown }
 		);
+	const httpTimeout = (name: string, def: string) =>
+		parseDuration(env[name] || def, { field: name, min: 1, max: 3_600_000 });
+	const httpHeadersTimeout = httpTimeout("ISA_HTTP_HEADERS_TIMEOUT", "10s");
+	const httpRequestTimeout = httpTimeout("ISA_HTTP_REQUEST_TIMEOUT", "30s");
+	if (httpHeadersTimeout > httpRequestTimeout)
+		throw new InvalidInputError(
+			"ISA_HTTP_HEADERS_TIMEOUT must not be longer than ISA_HTTP_REQUEST_TIMEOUT.",
+			{ name: "ISA_HTTP_HEADERS_TIMEOUT" }
+		);
 	return {
 		nodeID: env.NODEID || os.hostname(),
 		givenNodeID: env.NODEID || null,
@@ -138,6 +151,8 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		capacityOverride: env.ISA_NODE_CAPACITY || null,
 		metricsPort: env.METRICS_PORT ? number(env, "METRICS_PORT", 3030) : null,
 		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000,
+		httpHeadersTimeout,
+		httpRequestTimeout,
 		requestMetrics: /^(1|true|yes)$/i.test(env.ISA_REQUEST_METRICS ?? ""),
 		allowedCommands: env.ISA_ALLOWED_COMMANDS,
 		serviceDirs: env.ISA_SERVICE_DIRS,

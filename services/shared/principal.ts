@@ -81,9 +81,7 @@ export function isClusterOwned(object: Owned): boolean {
 
 /** Whether the principal may see the object at all; callers answer 404 when not. */
 export function canRead(principal: Principal, object: Owned): boolean {
-	return (
-		isAdmin(principal) || isClusterOwned(object) || object.tenant === principal.tenant
-	);
+	return isAdmin(principal) || isClusterOwned(object) || object.tenant === principal.tenant;
 }
 
 /**

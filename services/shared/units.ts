@@ -4,6 +4,8 @@
  * capacity override and the scheduler.
  */
 import { InvalidInputError } from "./errors";
+import { formatSize } from "./format";
+import type { Bounds } from "./limits";
 
 const SIZE_UNITS: Record<string, number> = {
 	"": 1,
@@ -26,9 +28,10 @@ const SIZE_UNITS: Record<string, number> = {
 	tib: 1024 ** 4
 };
 
-/** Bytes from a number of bytes or a string such as "16Gi", "512Mi", "1.5G". */
-export function parseSize(value: number | string, field = "size"): number {
+/** Bytes from a number of bytes or a string such as "16Gi", "512Mi", "1.5G", within `bounds`. */
+export function parseSize(value: number | string, field = "size", bounds?: Bounds): number {
 	if (typeof value === "number") {
+		if (bounds) return inBounds(Math.floor(value), value, field, bounds, formatSize);
 		if (!Number.isFinite(value) || value < 0)
 			throw new InvalidInputError(`${field} must be a non-negative number of bytes.`, {
 				field,
@@ -43,12 +46,14 @@ export function parseSize(value: number | string, field = "size"): number {
 			`${field} '${value}' is not a size: use bytes or a string like "512Mi" or "16Gi".`,
 			{ field, value }
 		);
-	return Math.floor(parseFloat(match[1]) * factor);
+	const bytes = Math.floor(parseFloat(match[1]) * factor);
+	return bounds ? inBounds(bytes, value, field, bounds, formatSize) : bytes;
 }
 
-/** Cores from a number of cores or millicores such as "500m". */
-export function parseCpu(value: number | string, field = "cpu"): number {
+/** Cores from a number of cores or millicores such as "500m", within `bounds`. */
+export function parseCpu(value: number | string, field = "cpu", bounds?: Bounds): number {
 	if (typeof value === "number") {
+		if (bounds) return inBounds(value, value, field, bounds, cores);
 		if (!Number.isFinite(value) || value < 0)
 			throw new InvalidInputError(`${field} must be a non-negative number of cores.`, {
 				field,
@@ -63,5 +68,35 @@ export function parseCpu(value: number | string, field = "cpu"): number {
 			{ field, value }
 		);
 	const n = parseFloat(match[1]);
-	return match[2] === "m" ? n / 1000 : n;
+	const amount = match[2] === "m" ? n / 1000 : n;
+	return bounds ? inBounds(amount, value, field, bounds, cores) : amount;
+}
+
+const cores = (n: number) => `${n} core${n === 1 ? "" : "s"}`;
+
+/** The allowed range in words: "above 0 and at most 64Ti", "0 to 64". */
+export function describeBounds(bounds: Bounds, show: (n: number) => string = String): string {
+	if (bounds.positive) return `above 0 and at most ${show(bounds.max)}`;
+	return `from ${show(bounds.min ?? 0)} to ${show(bounds.max)}`;
+}
+
+/**
+ * `n` (the parsed form of `value`) when it is finite and within `bounds`; else a 422 that names
+ * the field and the allowed range, with both in `data` for clients.
+ */
+export function inBounds(
+	n: number,
+	value: unknown,
+	field: string,
+	bounds: Bounds,
+	show: (n: number) => string = String
+): number {
+	const min = bounds.min ?? 0;
+	const ok = Number.isFinite(n) && n <= bounds.max && (bounds.positive ? n > 0 : n >= min);
+	if (!ok)
+		throw new InvalidInputError(
+			`${field} must be ${describeBounds(bounds, show)}; got ${String(value)}.`,
+			{ field, value, min, max: bounds.max, ...(bounds.positive ? { positive: true } : {}) }
+		);
+	return n;
 }

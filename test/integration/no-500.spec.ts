@@ -4,8 +4,11 @@
  * answers with a 4xx (or a 503 when nothing can serve it), and the node stays up.
  */
 import fs from "fs";
+import http from "http";
 import os from "os";
 import path from "path";
+import zlib from "zlib";
+import Database from "better-sqlite3";
 import { ServiceBroker } from "moleculer";
 import request from "supertest";
 import TenantsService from "../../services/tenants.service";
@@ -183,5 +186,73 @@ describe("no request causes a 500", () => {
 		}
 		expect(failures).toEqual([]);
 		expect((await request(server).get("/health")).status).toBe(200);
+	});
+
+	/** Sends these exact bytes (supertest would serialize a Buffer as JSON). */
+	function raw(url: string, headers: Record<string, string>, bytes: Buffer) {
+		const { port } = (gateway as any).server.address();
+		return new Promise<number>((resolve, reject) => {
+			const req = http.request(
+				{
+					port,
+					host: "127.0.0.1",
+					method: "POST",
+					path: url,
+					headers: {
+						Authorization: `Bearer ${token}`,
+						"Content-Type": "application/json",
+						...headers
+					}
+				},
+				res => res.resume().on("end", () => resolve(res.statusCode!))
+			);
+			req.on("error", reject);
+			req.end(bytes);
+		});
+	}
+
+	it("answers the poison bodies with their 4xx", async () => {
+		const body = Buffer.from(JSON.stringify({ id: "t1" }));
+		for (const [, url] of ROUTES.filter(([m]) => m !== "GET")) {
+			const broken = await raw(url, { "Content-Encoding": "gzip" }, Buffer.from("no gzip"));
+			const truncated = await raw(
+				url,
+				{ "Content-Encoding": "gzip" },
+				zlib.gzipSync(body).subarray(0, 12)
+			);
+			const br = await raw(url, { "Content-Encoding": "br" }, zlib.brotliCompressSync(body));
+			expect([url, broken, truncated, br]).toEqual([url, 400, 400, 415]);
+		}
+		const workload = (resources: object) =>
+			request((gateway as any).server)
+				.post("/api/v1/workloads")
+				.set("Authorization", `Bearer ${token}`)
+				.send({ name: "w", kind: "process", process: { command: "x" }, resources });
+		for (const resources of [
+			{ cpu: 0, memory: "1Gi" },
+			{ cpu: 1, memory: 0 },
+			{ cpu: 1e30, memory: "1Gi" },
+			{ cpu: 1, memory: "1Gi", gpuMemory: 1e30 },
+			{ cpu: 1, memory: "1Gi", gpuMemory: "1e30Gi" }
+		])
+			expect((await workload(resources)).status).toBe(422);
+		const quota = await request((gateway as any).server)
+			.post("/api/v1/tenants")
+			.set("Authorization", `Bearer ${token}`)
+			.send({ id: "huge", quota: { cpu: 1e308, memory: 1e308 } });
+		expect(quota.status).toBe(422);
+	});
+
+	it("lists resources with 200 when a stored one is not JSON", async () => {
+		const db = new Database(store);
+		db.prepare(
+			"INSERT INTO docs (collection, id, version, value) VALUES ('resources', 'poison', 1, ?)"
+		).run('{"id": "poison", ');
+		db.close();
+		const res = await request((gateway as any).server)
+			.get("/api/v1/resources")
+			.set("Authorization", `Bearer ${token}`);
+		expect(res.status).toBe(200);
+		expect(res.body.items.map((r: any) => r.id)).not.toContain("poison");
 	});
 });

@@ -12,7 +12,6 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
-import type { ServiceSchema } from "moleculer";
 import ConfigService from "../../services/config.service";
 import GatewayService from "../../services/gateway.service";
 import MonitorService from "../../services/monitor.service";
@@ -81,7 +80,7 @@ describe("route matrix: every route × every caller × every owner", () => {
 		RegistryService,
 		ConfigService,
 		MonitorService
-	] as ServiceSchema[])
+	])
 		broker.createService(withSettings(schema, { store, dataDir: dir }));
 	const gateway = broker.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store, dataDir: dir })

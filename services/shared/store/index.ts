@@ -11,17 +11,21 @@ import { Errors } from "moleculer";
 import { RedisStore } from "./redis";
 import { SqliteStore } from "./sqlite";
 import type { Store } from "./store";
+import type { UnreadableHandler } from "./unreadable";
 
 export * from "./store";
 export { RedisStore } from "./redis";
 export type { RedisStoreOptions } from "./redis";
 export { SqliteStore } from "./sqlite";
+export type { UnreadableHandler } from "./unreadable";
 
 export interface StoreOptions {
 	/** Key prefix, for backends that share a server between clusters. */
 	prefix?: string;
 	/** Where the embedded backend reports a database file whose mode it tightened. */
 	warn?: (message: string) => void;
+	/** Told of each document a list skips because it does not parse (default: a warning). */
+	onUnreadable?: UnreadableHandler;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */

@@ -29,10 +29,13 @@ import type {
 	VersionCheck,
 	Versioned
 } from "./store";
+import { decodeDoc, decodeDocs, type UnreadableHandler, warnUnreadable } from "./unreadable";
 
 export interface RedisStoreOptions {
 	/** Namespace of every key, so that several clusters can share one server; default "isa". */
 	prefix?: string;
+	/** Told of each document `get` and `list` skip because it does not parse. */
+	onUnreadable?: UnreadableHandler;
 }
 
 /** Redis replies that mean "not now" rather than "wrong command". */
@@ -171,10 +174,12 @@ export class RedisStore implements Store {
 	readonly kind = "redis";
 	readonly prefix: string;
 	private readonly redis: Redis & StoreCommands;
+	private readonly onUnreadable: UnreadableHandler;
 
 	/** `url`: redis://… or rediss://…, as ioredis takes it. */
 	constructor(url: string, opts: RedisStoreOptions = {}) {
 		this.prefix = opts.prefix ?? "isa";
+		this.onUnreadable = opts.onUnreadable ?? warnUnreadable;
 		this.redis = new Redis(url, {
 			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
@@ -197,7 +202,9 @@ export class RedisStore implements Store {
 
 	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {
 		const reply = await this.call(this.redis.storeGet(...this.docKeys(collection), id));
-		return reply ? { value: JSON.parse(reply[0]) as T, version: Number(reply[1]) } : null;
+		if (!reply) return null;
+		const value = decodeDoc<T>(collection, id, reply[0], this.onUnreadable);
+		return value === undefined ? null : { value, version: Number(reply[1]) };
 	}
 
 	async versions(collection: string, ids: string[]): Promise<number[]> {
@@ -208,14 +215,10 @@ export class RedisStore implements Store {
 
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
 		const flat = await this.call(this.redis.storeList(...this.docKeys(collection)));
-		const docs: StoredDoc<T>[] = [];
-		for (let i = 0; i < flat.length; i += 3) {
-			docs.push({
-				id: flat[i],
-				value: JSON.parse(flat[i + 1]) as T,
-				version: Number(flat[i + 2])
-			});
-		}
+		const rows: Array<{ id: string; value: string; version: number }> = [];
+		for (let i = 0; i < flat.length; i += 3)
+			rows.push({ id: flat[i], value: flat[i + 1], version: Number(flat[i + 2]) });
+		const docs = decodeDocs<T>(collection, rows, this.onUnreadable);
 		return docs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	}
 

@@ -25,6 +25,7 @@ import type {
 	VersionCheck,
 	Versioned
 } from "./store";
+import { decodeDoc, decodeDocs, type UnreadableHandler, warnUnreadable } from "./unreadable";
 
 /** How long a writer waits for another process's write lock before giving up. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -109,16 +110,19 @@ export class SqliteStore implements Store {
 	private readonly db: Database.Database;
 	private readonly stmt;
 	private readonly transaction;
+	private readonly onUnreadable: UnreadableHandler;
 
 	/**
 	 * `url`: a path (its directory is created 0700 when missing), `sqlite://<path>` or
 	 * ":memory:". The file is owner-only (0600): it holds every tenant's documents, and SQLite
 	 * gives its -wal and -shm files the same mode. A looser existing file is tightened, and
-	 * `opts.warn` says so.
+	 * `opts.warn` says so. `onUnreadable`: told of each document `get` and `list` skip because
+	 * it does not parse.
 	 */
-	constructor(url: string, opts: { warn?: Warn } = {}) {
+	constructor(url: string, opts: { warn?: Warn; onUnreadable?: UnreadableHandler } = {}) {
 		const file = url.replace(/^sqlite:\/\//i, "");
 		this.file = file;
+		this.onUnreadable = opts.onUnreadable ?? warnUnreadable;
 		try {
 			if (file !== ":memory:" && file !== "") {
 				fs.mkdirSync(path.dirname(path.resolve(file)), {
@@ -220,7 +224,9 @@ export class SqliteStore implements Store {
 
 	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {
 		const row = this.call(() => this.stmt.get.get(collection, id));
-		return row ? { value: JSON.parse(row.value) as T, version: row.version } : null;
+		if (!row) return null;
+		const value = decodeDoc<T>(collection, id, row.value, this.onUnreadable);
+		return value === undefined ? null : { value, version: row.version };
 	}
 
 	async versions(collection: string, ids: string[]): Promise<number[]> {
@@ -228,11 +234,8 @@ export class SqliteStore implements Store {
 	}
 
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
-		return this.call(() => this.stmt.list.all(collection)).map(row => ({
-			id: row.id,
-			value: JSON.parse(row.value) as T,
-			version: row.version
-		}));
+		const rows = this.call(() => this.stmt.list.all(collection));
+		return decodeDocs<T>(collection, rows, this.onUnreadable);
 	}
 
 	async put<T>(collection: string, id: string, value: T): Promise<number> {

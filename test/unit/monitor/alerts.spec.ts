@@ -325,6 +325,19 @@ describe("makeRule", () => {
 			"threshold"
 		);
 	});
+
+	it("refuses a threshold beyond ±1e15 with the range", () => {
+		const ids = { id: "r1", now: 5, createdBy: "ann" };
+		for (const threshold of [1e30, -1e16, Infinity]) {
+			const err = failure(() => makeRule({ ...input, threshold }, ids));
+			expect(err).toMatchObject({
+				code: 422,
+				data: { field: "threshold", min: -1e15, max: 1e15 }
+			});
+			expect(err.message).toMatch(/from -1000000000000000 to 1000000000000000/);
+		}
+		expect(makeRule({ ...input, threshold: -1e15 }, ids).threshold).toBe(-1e15);
+	});
 });
 
 describe("AlertEvaluator and tenants", () => {

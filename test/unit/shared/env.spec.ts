@@ -68,4 +68,20 @@ describe("loadEnv", () => {
 			/ISA_JWT_CLOCK_TOLERANCE 'soon' is not a duration/
 		);
 	});
+
+	it("reads the HTTP server's deadlines as durations: 10 s for headers, 30 s in all", () => {
+		expect(loadEnv({})).toMatchObject({
+			httpHeadersTimeout: 10_000,
+			httpRequestTimeout: 30_000
+		});
+		expect(
+			loadEnv({ ISA_HTTP_HEADERS_TIMEOUT: "2s", ISA_HTTP_REQUEST_TIMEOUT: "1m" })
+		).toMatchObject({ httpHeadersTimeout: 2000, httpRequestTimeout: 60_000 });
+		expect(() => loadEnv({ ISA_HTTP_HEADERS_TIMEOUT: "0" })).toThrow(
+			/ISA_HTTP_HEADERS_TIMEOUT must be a positive duration/
+		);
+		expect(() => loadEnv({ ISA_HTTP_HEADERS_TIMEOUT: "1m" })).toThrow(
+			/must not be longer than ISA_HTTP_REQUEST_TIMEOUT/
+		);
+	});
 });
