@@ -177,6 +177,15 @@ export class SqliteStore implements Store {
 					RETURNING seq`
 				)
 				.pluck(),
+			appendAt: db.prepare<{ log: string; seq: number; at: number; entry: string }>(
+				`INSERT INTO logs (log, seq, at, entry)
+				SELECT @log, @seq, @at, @entry
+				WHERE (SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = @log) = @seq - 1`
+			),
+			trimLog: db.prepare<{ log: string; before: number }>(
+				`DELETE FROM logs WHERE log = @log
+				AND seq < MIN(@before, (SELECT MAX(seq) FROM logs WHERE log = @log))`
+			),
 			readOldest: db.prepare<[string, number, number, number], LogRow>(
 				`SELECT seq, at, entry FROM logs WHERE log = ? AND seq > ? AND at >= ?
 				ORDER BY seq LIMIT ?`
@@ -265,6 +274,18 @@ export class SqliteStore implements Store {
 		return this.call(
 			() => this.stmt.append.get({ log, at: Date.now(), entry: json }) as number
 		);
+	}
+
+	async appendAt<T>(log: string, seq: number, entry: T): Promise<boolean> {
+		const json = encode(entry);
+		const { changes } = this.call(() =>
+			this.stmt.appendAt.run({ log, seq, at: Date.now(), entry: json })
+		);
+		return changes === 1;
+	}
+
+	async trimLog(log: string, beforeSeq: number): Promise<number> {
+		return this.call(() => this.stmt.trimLog.run({ log, before: beforeSeq }).changes);
 	}
 
 	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {
