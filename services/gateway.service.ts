@@ -17,6 +17,7 @@ import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
 import { checkBody } from "./gateway/body";
+import { auditedError, beginAudit, endAudit } from "./gateway/audit-hooks";
 import {
 	dashboardDirs,
 	EventStream,
@@ -55,6 +56,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	/** Seconds a token's `exp`, `nbf` and `iat` may be off. */
 	jwtClockTolerance: number;
 	dataDir: string;
+	/** Audit hooks on (default); off only for the benchmark's audit-off row (ISA_AUDIT=off). */
+	audit: boolean;
+	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
+	trustProxy: boolean;
 }
 
 interface Meta {
@@ -99,6 +104,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		jwtAudience: env.jwtAudience,
 		jwtClockTolerance: env.jwtClockTolerance,
 		dataDir: env.dataDir,
+		audit: env.audit,
+		trustProxy: env.trustProxy,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -147,6 +154,21 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 							{ header: "Idempotency-Key" }
 						);
 					ctx.meta.idempotencyKey = key;
+				},
+				// Every mutation and every denial leaves one audit record (gateway/audit-hooks.ts).
+				async onAfterCall(
+					this: GatewayThis,
+					_ctx: Context,
+					_route: unknown,
+					req: any,
+					res: ServerResponse,
+					data: unknown
+				) {
+					await endAudit(this, req, res, { data });
+					return data;
+				},
+				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+					void auditedError(this as any, req, res, err);
 				},
 				// Larger bodies get 413; a JSON body must be an object or array.
 				bodyParsers: {
@@ -197,7 +219,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET alerts/rules": "monitor.listRules",
 					"POST alerts/rules": "monitor.createRule",
 					"DELETE alerts/rules/:id": "monitor.deleteRule",
-					"GET alerts": "monitor.listAlerts"
+					"GET alerts": "monitor.listAlerts",
+
+					"GET audit": "audit.list"
 				}
 			},
 			// uPlot for the dashboard, from node_modules: the page needs no CDN.
@@ -208,6 +232,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			// The dashboard's live events. The handler checks the token itself, from the
 			// Authorization header or ?token= (EventSource cannot send headers).
 			openRoute("/api/v1/events", {
+				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+					void auditedError(this as any, req, res, err);
+				},
 				aliases: {
 					"GET /"(
 						this: GatewayThis,
@@ -268,7 +295,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 
 		/** 403 unless one of the token's roles grants the access the action declares. */
-		authorize(this: GatewayThis, ctx: Context<unknown, Meta>, _route: unknown, req: any) {
+		async authorize(
+			this: GatewayThis,
+			ctx: Context<unknown, Meta>,
+			_route: unknown,
+			req: any,
+			res: ServerResponse
+		) {
 			const access: Access = req.$action?.access ?? (req.method === "GET" ? "read" : "write");
 			const user = ctx.meta.user as Principal;
 			if (!canAccess(user, access))
@@ -276,6 +309,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
 					{ access, roles: user.roles }
 				);
+			// Fail closed: a mutation's audit entry is durable before its action runs, or 503.
+			await beginAudit(this, req, res);
 		}
 	},
 

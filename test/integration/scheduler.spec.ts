@@ -18,7 +18,7 @@ import { EVENTS } from "../../services/shared/events";
 import { SqliteStore } from "../../services/shared/store/sqlite";
 import { Allocation, release, reserve } from "../../services/scheduler/placement";
 import { PLACEMENTS } from "../../services/scheduler/reservations";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 import { stubAgent } from "../helpers/stub-agent";
 
@@ -60,6 +60,7 @@ describe("scheduler over the API", () => {
 			}
 		}
 	});
+	control.createService(auditService(store));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);
