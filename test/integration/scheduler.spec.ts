@@ -405,6 +405,33 @@ describe("scheduler over the API", () => {
 			10_000,
 			"replicas moved off the drained node"
 		);
+		// The drain request and the eviction it caused are both audited, with their actors.
+		const audited = await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/audit?target=${llm.id}`, tokens.admin);
+				return body.items.find((r: any) => r.action === "scheduler.evict") && body.items;
+			},
+			5000,
+			"the eviction's audit record"
+		);
+		expect(audited[0]).toMatchObject({
+			kind: "system",
+			actor: "system:scheduler",
+			tenant: llm.tenant,
+			outcome: { succeeded: true }
+		});
+		const drain = await api(
+			"get",
+			`/api/v1/audit?action=nodes.drain&target=${at}`,
+			tokens.admin
+		);
+		expect(drain.body.items).toEqual([
+			expect.objectContaining({
+				actor: "root",
+				method: "POST",
+				outcome: { status: 200, succeeded: true }
+			})
+		]);
 	});
 
 	it("deletes a workload: its resources and quota come back", async () => {
