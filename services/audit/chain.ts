@@ -27,25 +27,46 @@ export interface Anchor {
 	at: number;
 }
 
-/** JSON with object keys sorted at every level, so that a record hashes the same everywhere. */
-export function canonicalJson(value: unknown): string {
+/**
+ * JSON with object keys sorted at every level (by UTF-16 code units, as `sort()` does), so
+ * that a record hashes the same everywhere. Fields whose value is undefined are left out, as
+ * JSON.stringify does; `skip` leaves out one more key of the top level (the hash itself).
+ */
+export function canonicalJson(value: unknown, skip?: string): string {
 	if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-	if (Array.isArray(value)) return `[${value.map(item => canonicalJson(item)).join(",")}]`;
-	const entries = Object.entries(value as Record<string, unknown>)
-		.filter(([, item]) => item !== undefined)
-		.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-	return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+	if (Array.isArray(value)) {
+		let out = "[";
+		for (let i = 0; i < value.length; i++) out += (i ? "," : "") + canonicalJson(value[i]);
+		return out + "]";
+	}
+	const object = value as Record<string, unknown>;
+	const keys = Object.keys(object).sort();
+	let out = "{";
+	for (const key of keys) {
+		if (key === skip || object[key] === undefined) continue;
+		out += (out.length > 1 ? "," : "") + JSON.stringify(key) + ":" + canonicalJson(object[key]);
+	}
+	return out + "}";
+}
+
+/** The audit key as a KeyObject, made once: HMACs with it skip preparing the key each time. */
+export function hmacKey(key: string | Buffer | crypto.KeyObject): crypto.KeyObject {
+	return typeof key === "object" && !Buffer.isBuffer(key)
+		? key
+		: crypto.createSecretKey(Buffer.from(key));
 }
 
 /** The HMAC of a record without its `hash` field. */
-export function hashOf(key: string | Buffer, record: object): string {
-	const { hash: _hash, ...rest } = record as { hash?: unknown };
-	return crypto.createHmac("sha256", key).update(canonicalJson(rest)).digest("hex");
+export function hashOf(key: string | Buffer | crypto.KeyObject, record: object): string {
+	return crypto
+		.createHmac("sha256", hmacKey(key))
+		.update(canonicalJson(record, "hash"))
+		.digest("hex");
 }
 
 /** The record at `seq` after the record whose hash is `prev`, with its own hash. */
 export function link<T extends object>(
-	key: string | Buffer,
+	key: string | Buffer | crypto.KeyObject,
 	fields: T,
 	seq: number,
 	prev: string
@@ -80,7 +101,7 @@ export class ChainVerifier {
 	last: number | null = null;
 
 	constructor(
-		private readonly key: string | Buffer,
+		private readonly key: string | Buffer | crypto.KeyObject,
 		anchor: Pick<Anchor, "seq" | "prev"> | null = null
 	) {
 		this.expectedSeq = anchor?.seq ?? 1;

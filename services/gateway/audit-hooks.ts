@@ -100,16 +100,6 @@ export function requestFields(host: AuditHost, req: AuditedRequest, now = Date.n
 	};
 }
 
-function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-	let timer: NodeJS.Timeout;
-	return Promise.race([
-		promise,
-		new Promise<never>((_, reject) => {
-			timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-		})
-	]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Called last in `authorize`: for a mutation, makes its write-ahead entry durable or refuses it
  * with AuditUnavailableError (503).
@@ -124,9 +114,11 @@ export async function beginAudit(
 	req.$audit = { fields, begun: false, started: Date.now() };
 	res.setHeader("X-Request-Id", fields.requestId);
 	try {
-		await timeout(
-			host.broker.call("audit.begin", { fields }, { timeout: BEGIN_TIMEOUT_MS, retries: 0 }),
-			BEGIN_TIMEOUT_MS
+		// Moleculer's own call timeout bounds it, for a local service as for a remote one.
+		await host.broker.call(
+			"audit.begin",
+			{ fields },
+			{ timeout: BEGIN_TIMEOUT_MS, retries: 0 }
 		);
 	} catch (err) {
 		throw new AuditUnavailableError((err as Error).message);
@@ -180,13 +172,10 @@ export async function endAudit(
 		durationMs: durationOf(req, audit.started)
 	};
 	try {
-		await timeout(
-			host.broker.call(
-				"audit.commit",
-				{ fields, begun: audit.begun },
-				{ timeout: END_TIMEOUT_MS, retries: 0 }
-			),
-			END_TIMEOUT_MS
+		await host.broker.call(
+			"audit.commit",
+			{ fields, begun: audit.begun },
+			{ timeout: END_TIMEOUT_MS, retries: 0 }
 		);
 	} catch (e) {
 		host.logger.warn(

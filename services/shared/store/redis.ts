@@ -113,15 +113,18 @@ redis.call('HSET', KEYS[2], 'at', string.format('%d', at))
 redis.call('XADD', KEYS[1], '0-' .. seq, 'at', string.format('%d', at), 'entry', ARGV[1])
 return seq`;
 
-// As APPEND, only when the log's newest seq is ARGV[2] - 1; returns 1 when it appended, else 0.
+// As APPEND for the entries ARGV[2..] at seq ARGV[1], ARGV[1] + 1, …, only when the log's newest
+// seq is ARGV[1] - 1; returns 1 when it appended, else 0.
 const APPEND_AT = `
-local seq = tonumber(ARGV[2])
+local seq = tonumber(ARGV[1])
 if (tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0) ~= seq - 1 then return 0 end
 local t = redis.call('TIME')
-local at = math.max(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
-	tonumber(redis.call('HGET', KEYS[2], 'at')) or 0)
-redis.call('HSET', KEYS[2], 'seq', seq, 'at', string.format('%d', at))
-redis.call('XADD', KEYS[1], '0-' .. seq, 'at', string.format('%d', at), 'entry', ARGV[1])
+local at = string.format('%d', math.max(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+	tonumber(redis.call('HGET', KEYS[2], 'at')) or 0))
+for i = 2, #ARGV do
+	redis.call('XADD', KEYS[1], '0-' .. (seq + i - 2), 'at', at, 'entry', ARGV[i])
+end
+redis.call('HSET', KEYS[2], 'seq', seq + #ARGV - 2, 'at', at)
 return 1`;
 
 // ARGV[1]: drop entries below this seq, never the newest one. Returns how many it dropped.
@@ -169,7 +172,7 @@ interface StoreCommands {
 	/** [numKeys, ...keys, ...args] in one array (ioredis flattens it). */
 	storeTransact(numKeysKeysAndArgs: (string | number)[]): Promise<number>;
 	storeAppend(stream: string, meta: string, json: string): Promise<number>;
-	storeAppendAt(stream: string, meta: string, json: string, seq: number): Promise<number>;
+	storeAppendAt(stream: string, meta: string, seq: number, ...json: string[]): Promise<number>;
 	storeTrimLog(stream: string, meta: string, beforeSeq: number): Promise<number>;
 	storeReadLog(
 		stream: string,
@@ -290,9 +293,12 @@ export class RedisStore implements Store {
 		return this.call(this.redis.storeAppend(...this.logKeys(log), encode(entry)));
 	}
 
-	async appendAt<T>(log: string, seq: number, entry: T): Promise<boolean> {
-		const json = encode(entry);
-		return (await this.call(this.redis.storeAppendAt(...this.logKeys(log), json, seq))) === 1;
+	async appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean> {
+		if (entries.length === 0) return false;
+		const json = entries.map(encode);
+		return (
+			(await this.call(this.redis.storeAppendAt(...this.logKeys(log), seq, ...json))) === 1
+		);
 	}
 
 	async trimLog(log: string, beforeSeq: number): Promise<number> {

@@ -108,6 +108,7 @@ export class SqliteStore implements Store {
 	private readonly db: Database.Database;
 	private readonly stmt;
 	private readonly transaction;
+	private readonly appendGroup;
 
 	/** `url`: a path (its directory is created when missing), `sqlite://<path>` or ":memory:". */
 	constructor(url: string) {
@@ -177,10 +178,11 @@ export class SqliteStore implements Store {
 					RETURNING seq`
 				)
 				.pluck(),
-			appendAt: db.prepare<{ log: string; seq: number; at: number; entry: string }>(
-				`INSERT INTO logs (log, seq, at, entry)
-				SELECT @log, @seq, @at, @entry
-				WHERE (SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = @log) = @seq - 1`
+			lastSeq: db
+				.prepare<[string], number>("SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = ?")
+				.pluck(),
+			insertLog: db.prepare<[string, number, number, string]>(
+				"INSERT INTO logs (log, seq, at, entry) VALUES (?, ?, ?, ?)"
 			),
 			trimLog: db.prepare<{ log: string; before: number }>(
 				`DELETE FROM logs WHERE log = @log
@@ -196,6 +198,13 @@ export class SqliteStore implements Store {
 				ORDER BY seq DESC LIMIT ?`
 			)
 		};
+		this.appendGroup = db.transaction((log: string, seq: number, entries: string[]) => {
+			if (this.stmt.lastSeq.get(log) !== seq - 1) return false;
+			const at = Date.now();
+			for (let i = 0; i < entries.length; i++)
+				this.stmt.insertLog.run(log, seq + i, at, entries[i]);
+			return true;
+		});
 		this.transaction = db.transaction((checks: VersionCheck[], writes: DocWrite[]) => {
 			const expected = this.fuse(checks, writes);
 			if (!expected) return false;
@@ -276,12 +285,9 @@ export class SqliteStore implements Store {
 		);
 	}
 
-	async appendAt<T>(log: string, seq: number, entry: T): Promise<boolean> {
-		const json = encode(entry);
-		const { changes } = this.call(() =>
-			this.stmt.appendAt.run({ log, seq, at: Date.now(), entry: json })
-		);
-		return changes === 1;
+	async appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean> {
+		const json = entries.map(encode);
+		return this.call(() => this.appendGroup.immediate(log, seq, json) as boolean);
 	}
 
 	async trimLog(log: string, beforeSeq: number): Promise<number> {
