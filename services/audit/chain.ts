@@ -108,11 +108,6 @@ export class ChainVerifier {
 		this.expectedPrev = anchor?.prev ?? GENESIS;
 	}
 
-	/** The seq verification starts at: entries below it are being trimmed and are skipped. */
-	get startSeq(): number {
-		return this.count === 0 ? this.expectedSeq : (this.first ?? 1);
-	}
-
 	feed(item: ChainEntry): Break | null {
 		if (this.count === 0 && item.seq < this.expectedSeq) return null;
 		const record = item.entry as Partial<Chained> & { id?: unknown };
