@@ -38,10 +38,11 @@ export function parseWrk(output: string): WrkResult {
 
 export function wrk(
 	url: string,
-	opts: { seconds: number; connections: number; headers?: string[] }
+	opts: { seconds: number; connections: number; headers?: string[]; script?: string }
 ): Promise<WrkResult> {
 	const args = ["-t1", `-c${opts.connections}`, `-d${opts.seconds}s`, "--latency"];
 	for (const h of opts.headers ?? []) args.push("-H", h);
+	if (opts.script) args.push("-s", opts.script);
 	args.push(url);
 	return new Promise((resolve, reject) => {
 		execFile("wrk", args, { timeout: (opts.seconds + 30) * 1000 }, (err, stdout) => {

@@ -22,6 +22,7 @@ const SERVICE_FILES: Record<string, string> = {
 	registry: "../services/registry.service",
 	config: "../services/config.service",
 	monitor: "../services/monitor.service",
+	audit: "../services/audit.service",
 	gateway: "../services/gateway.service"
 };
 

@@ -2,7 +2,9 @@
  * Commands that IsA Cloud adds to the Moleculer REPL (`npm run repl`, `npm run dev`). Each one
  * calls the cluster's actions and prints with the pure renderers below, which are unit-tested.
  */
+import os from "os";
 import type { ServiceBroker } from "moleculer";
+import type { AuditRecord } from "../services/audit/record";
 import type { NodeInfo } from "../services/shared/types";
 import { loadEnv } from "../services/shared/env";
 import { formatSize } from "../services/shared/format";
@@ -98,6 +100,58 @@ export function renderWorkloads(items: WorkloadRow[]): string {
 /** The REPL acts as a trusted member of the cluster: an admin of ISA_TENANT (default "default"). */
 function replUser() {
 	return { sub: "repl", tenant: loadEnv().tenant, roles: ["admin"] };
+}
+
+/** Who the audit log names for what is done from this REPL: `repl:<OS user>`. */
+function replActor(): string {
+	let user = "unknown";
+	try {
+		user = os.userInfo().username;
+	} catch {
+		// No passwd entry (a container's arbitrary uid): the actor says so.
+	}
+	return `repl:${user}`;
+}
+
+/** The `audit` table: newest first; the outcome is the status and, when it failed, its type. */
+export function renderAudit(items: AuditRecord[]): string {
+	if (items.length === 0) return "No audit records match.";
+	const rows = items.map(r => [
+		String(r.seq),
+		r.time.replace("T", " ").replace(/\.\d+Z$/, "Z"),
+		r.actor ?? "-",
+		r.tenant ?? "-",
+		r.action ?? r.route ?? "-",
+		r.target ?? "-",
+		r.outcome.succeeded === null
+			? "unknown"
+			: `${r.outcome.status ?? ""}${r.outcome.succeeded ? " ok" : ` ${r.outcome.errorType ?? "failed"}`}`.trim()
+	]);
+	return renderTable(["SEQ", "TIME", "ACTOR", "TENANT", "ACTION", "TARGET", "OUTCOME"], rows);
+}
+
+/** Drains or uncordons a node, and records it (actor `repl:<user>`); a failed record is told. */
+async function nodeCommand(broker: ServiceBroker, action: "drain" | "uncordon", id: string) {
+	try {
+		await broker.call(`nodes.${action}`, { id }, { meta: { user: replUser() } });
+		console.log(
+			action === "drain"
+				? `Draining ${id}: its workloads move elsewhere.`
+				: `${id} is ready again.`
+		);
+	} catch (err) {
+		console.log(`Not done: ${(err as Error).message}`);
+		return;
+	}
+	try {
+		await broker.call("audit.record", {
+			actor: replActor(),
+			action: `nodes.${action}`,
+			target: id
+		});
+	} catch (err) {
+		console.log(`Done, but the audit record was not written: ${(err as Error).message}`);
+	}
 }
 
 interface ReplArgs {
@@ -329,6 +383,47 @@ export const replCommands = [
 				console.log(
 					`Not scheduled: ${e.message}${e.data ? `\n${JSON.stringify(e.data)}` : ""}`
 				);
+			}
+		}
+	},
+	{
+		command: "drain <node>",
+		description: "Drain a node: no new placements, its workloads move elsewhere (audited)",
+		async action(broker: ServiceBroker, args: ReplArgs & { node?: string }) {
+			await nodeCommand(broker, "drain", String(args.node));
+		}
+	},
+	{
+		command: "uncordon <node>",
+		description: "Make a drained node ready again (audited)",
+		async action(broker: ServiceBroker, args: ReplArgs & { node?: string }) {
+			await nodeCommand(broker, "uncordon", String(args.node));
+		}
+	},
+	{
+		command: "audit",
+		description:
+			"The newest audit records: audit -n 20 --actor alice --action scheduler. --outcome denied",
+		options: [
+			{ option: "-n, --limit <n>", description: "how many (default 20)" },
+			{ option: "--actor <actor>", description: "only this actor" },
+			{ option: "--action <action>", description: "an action, or a prefix ending in ." },
+			{ option: "--outcome <outcome>", description: "succeeded, failed, denied or unknown" },
+			{ option: "--target <id>", description: "only this target" },
+			{ option: "--since <time>", description: "ms since the epoch or an ISO date" }
+		],
+		async action(broker: ServiceBroker, args: ReplArgs) {
+			const o = args.options;
+			const params: Record<string, unknown> = { limit: Number(o.limit ?? 20) };
+			for (const name of ["actor", "action", "outcome", "target", "since"])
+				if (o[name] !== undefined) params[name] = String(o[name]);
+			try {
+				const res: { items: AuditRecord[] } = await broker.call("audit.list", params, {
+					meta: { user: replUser() }
+				});
+				console.log(renderAudit(res.items));
+			} catch (err) {
+				console.log(`No audit records: ${(err as Error).message}`);
 			}
 		}
 	},

@@ -23,6 +23,7 @@ import {
 	MAX_HEADER_SIZE,
 	type ServerLimits
 } from "./gateway/server-limits";
+import { auditedError, beginAudit, endAudit } from "./gateway/audit-hooks";
 import {
 	dashboardDirs,
 	EventStream,
@@ -71,6 +72,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	dataDir: string;
 	/** Deadlines and header size of the HTTP server (server-limits.ts). */
 	httpLimits: ServerLimits;
+	/** Audit hooks on (default); off only for the benchmark's audit-off row (ISA_AUDIT=off). */
+	audit: boolean;
+	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
+	trustProxy: boolean;
 }
 
 interface Meta {
@@ -123,6 +128,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
 			maxHeaderSize: MAX_HEADER_SIZE
 		},
+		audit: env.audit,
+		trustProxy: env.trustProxy,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -171,6 +178,21 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 							{ header: "Idempotency-Key" }
 						);
 					ctx.meta.idempotencyKey = key;
+				},
+				// Every mutation and every denial leaves one audit record (gateway/audit-hooks.ts).
+				async onAfterCall(
+					this: GatewayThis,
+					_ctx: Context,
+					_route: unknown,
+					req: any,
+					res: ServerResponse,
+					data: unknown
+				) {
+					await endAudit(this, req, res, { data });
+					return data;
+				},
+				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+					void auditedError(this as any, req, res, err);
 				},
 				// Larger bodies get 413; a JSON body must be an object or array. The parsers run as
 				// `use` middlewares so that their errors become client errors (a broken gzip body
@@ -225,7 +247,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET alerts/rules": "monitor.listRules",
 					"POST alerts/rules": "monitor.createRule",
 					"DELETE alerts/rules/:id": "monitor.deleteRule",
-					"GET alerts": "monitor.listAlerts"
+					"GET alerts": "monitor.listAlerts",
+
+					"GET audit": "audit.list"
 				}
 			},
 			// uPlot for the dashboard, from node_modules: the page needs no CDN.
@@ -236,6 +260,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			// The dashboard's live events. The handler checks the token itself, from the
 			// Authorization header or ?token= (EventSource cannot send headers).
 			openRoute("/api/v1/events", {
+				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+					void auditedError(this as any, req, res, err);
+				},
 				aliases: {
 					"GET /"(
 						this: GatewayThis,
@@ -296,7 +323,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 
 		/** 403 unless one of the token's roles grants the access the action declares. */
-		authorize(this: GatewayThis, ctx: Context<unknown, Meta>, _route: unknown, req: any) {
+		async authorize(
+			this: GatewayThis,
+			ctx: Context<unknown, Meta>,
+			_route: unknown,
+			req: any,
+			res: ServerResponse
+		) {
 			const access: Access = req.$action?.access ?? (req.method === "GET" ? "read" : "write");
 			const user = ctx.meta.user as Principal;
 			if (!canAccess(user, access))
@@ -304,6 +337,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
 					{ access, roles: user.roles }
 				);
+			// Fail closed: a mutation's audit entry is durable before its action runs, or 503.
+			await beginAudit(this, req, res);
 		}
 	},
 

@@ -21,6 +21,7 @@ import { page, pageParams } from "./shared/params";
 import { ownerFor, type Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
 import { applyReport, parseApplyDocument } from "./registry/apply";
+import { systemRecorder } from "./audit/system";
 import { Breakers } from "./registry/breaker";
 import { Catalog, checkChange } from "./registry/catalog";
 import { Discovery } from "./registry/discovery";
@@ -332,13 +333,27 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		async "$broker.started"(this: RegistryThis) {
 			const file = this.settings.applyFile;
 			if (!file) return;
+			const record = systemRecorder(this.broker, this.logger);
 			try {
 				const report = await this.actions.apply({
 					document: fs.readFileSync(file, "utf8")
 				});
 				this.logger.info(`ISA_APPLY ${file}:`, report);
+				record({
+					actor: "system:apply",
+					action: "registry.apply",
+					target: file,
+					detail: `created: ${report.created.join(", ") || "none"}; updated: ${report.updated.join(", ") || "none"}`
+				});
 			} catch (err) {
 				this.logger.error(`ISA_APPLY ${file} was not applied: ${(err as Error).message}`);
+				record({
+					actor: "system:apply",
+					action: "registry.apply",
+					target: file,
+					succeeded: false,
+					errorType: (err as { type?: string }).type ?? "ERROR"
+				});
 			}
 		}
 	},

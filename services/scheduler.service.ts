@@ -22,6 +22,7 @@ import type { NodeInfo, ReplicaStatus } from "./shared/types";
 import { AgentSync, type AgentSyncSettings, replicaLogs } from "./scheduler/agent-sync";
 import { WorkloadLifecycle } from "./scheduler/lifecycle";
 import { allocationSummary, emptyAllocation } from "./scheduler/placement";
+import { systemRecorder } from "./audit/system";
 import { Recovery, type RecoverySettings } from "./scheduler/recovery";
 import { WorkloadRepository } from "./scheduler/repository";
 import { Reserver } from "./scheduler/reservations";
@@ -282,7 +283,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			this.rounds,
 			this.agents,
 			settings,
-			logger
+			logger,
+			systemRecorder(this.broker, logger)
 		);
 		this.lifecycle = new WorkloadLifecycle(
 			this.workloads,

@@ -6,6 +6,7 @@
  * replicas.
  */
 import type { LoggerInstance } from "moleculer";
+import type { RecordChange } from "../audit/system";
 import type { AgentSync } from "./agent-sync";
 import { applyReleases, audit, type Placed, placedReplicas } from "./assign";
 import type { WorkloadRepository } from "./repository";
@@ -37,7 +38,9 @@ export class Recovery {
 		private readonly rounds: PlacementRounds,
 		private readonly agents: AgentSync,
 		private readonly settings: RecoverySettings,
-		private readonly logger: LoggerInstance
+		private readonly logger: LoggerInstance,
+		/** Audits what moves (actor `system:scheduler`); never fails the move. */
+		private readonly record: RecordChange = () => undefined
 	) {}
 
 	/**
@@ -58,8 +61,16 @@ export class Recovery {
 					// moved meanwhile stays where it went.
 					const still = (w: Workload) =>
 						placedReplicas(w, on).filter(p => p.node === nodeID);
-					for (const n of await this.releaseReplicas(d.value, still, reason, true))
-						touched.add(n);
+					const gone = await this.releaseReplicas(d.value, still, reason, true);
+					for (const n of gone) touched.add(n);
+					if (gone.size)
+						this.record({
+							actor: "system:scheduler",
+							action: lost ? "scheduler.reschedule" : "scheduler.evict",
+							target: d.value.id,
+							tenant: d.value.tenant,
+							detail: `replicas ${on.join(", ")} of '${d.value.name}' left ${nodeID}: ${reason}`
+						});
 				}
 			}
 			for (const n of (await this.rounds.placePending([...this.rounds.waiting])).keys())

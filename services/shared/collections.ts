@@ -17,5 +17,15 @@ export const COLLECTIONS = {
 	config: "config",
 	alertRules: "alert-rules",
 	/** The monitor's snapshot (history, alert states) and its once-only default rules marker. */
-	monitor: "monitor"
+	monitor: "monitor",
+	/** Write-ahead entries of audited requests still running (the audit service's). */
+	auditPending: "audit-pending",
+	/** The audit chain's anchor after a trim. */
+	auditState: "audit-state"
+} as const;
+
+/** Store logs, named once. */
+export const LOGS = {
+	/** The hash-chained audit records (services/audit/). */
+	audit: "audit"
 } as const;

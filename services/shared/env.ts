@@ -61,6 +61,19 @@ export interface IsaEnv {
 	token: string | null;
 	/** ISA_APPLY: a services/resources document the registry applies at start. */
 	applyFile: string | null;
+	/**
+	 * ISA_AUDIT: "on" (default) audits and fails closed; "off" turns the gateway's audit hooks
+	 * off, for the benchmark's audit-off row only (nothing is then recorded).
+	 */
+	audit: boolean;
+	/** ISA_AUDIT_KEY: the HMAC key of the audit chain; null: the data directory's audit-key. */
+	auditKey: string | null;
+	/** ISA_AUDIT_MAX_RECORDS: audit records kept at most (default 1,000,000; 0: no bound). */
+	auditMaxRecords: number | null;
+	/** ISA_AUDIT_MAX_AGE: the oldest audit record kept, in ms (default 90d; 0: no bound). */
+	auditMaxAge: number | null;
+	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
+	trustProxy: boolean;
 }
 
 export const ALL_SERVICES = [
@@ -71,6 +84,7 @@ export const ALL_SERVICES = [
 	"registry",
 	"config",
 	"monitor",
+	"audit",
 	"gateway"
 ];
 
@@ -97,6 +111,12 @@ export function parseLabels(raw: string | undefined): Record<string, string> {
 		labels[key.trim()] = rest.join("=").trim();
 	}
 	return labels;
+}
+
+function auditSwitch(raw: string | undefined): boolean {
+	if (raw === undefined || raw === "" || /^(on|1|true|yes)$/i.test(raw)) return true;
+	if (/^(off|0|false|no)$/i.test(raw)) return false;
+	throw new InvalidInputError(`ISA_AUDIT='${raw}' is not on or off.`, { value: raw });
 }
 
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
@@ -159,6 +179,12 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		workloadUser: env.ISA_WORKLOAD_USER?.trim() || null,
 		tenant: env.ISA_TENANT || "default",
 		token: env.ISA_TOKEN || null,
-		applyFile: env.ISA_APPLY || null
+		applyFile: env.ISA_APPLY || null,
+		audit: auditSwitch(env.ISA_AUDIT),
+		auditKey: env.ISA_AUDIT_KEY || null,
+		auditMaxRecords: number(env, "ISA_AUDIT_MAX_RECORDS", 1_000_000) || null,
+		auditMaxAge:
+			parseDuration(env.ISA_AUDIT_MAX_AGE || "90d", { field: "ISA_AUDIT_MAX_AGE" }) || null,
+		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? "")
 	};
 }

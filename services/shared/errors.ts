@@ -44,6 +44,21 @@ export class StoreUnavailableError extends Errors.MoleculerRetryableError {
 	}
 }
 
+/**
+ * The audit record of a mutation could not be made durable, so the mutation was refused and
+ * nothing changed (the gateway fails closed).
+ */
+export class AuditUnavailableError extends Errors.MoleculerRetryableError {
+	constructor(reason: string) {
+		super(
+			"The audit log is unavailable, so the change was refused; nothing changed. Try again.",
+			503,
+			"AUDIT_UNAVAILABLE",
+			{ reason }
+		);
+	}
+}
+
 /** A tenant's quota would be exceeded; nothing was reserved. */
 export class QuotaExceededError extends Errors.MoleculerClientError {
 	constructor(message: string, data: Record<string, unknown>) {

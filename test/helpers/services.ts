@@ -1,4 +1,5 @@
 import type { ServiceSchema } from "moleculer";
+import AuditService from "../../services/audit.service";
 
 /**
  * A service schema with some settings replaced, as a test hands it to `createService`
@@ -10,4 +11,13 @@ export function withSettings(
 	settings: Record<string, unknown>
 ): ServiceSchema {
 	return { ...schema, settings: { ...schema.settings, ...settings } } as unknown as ServiceSchema;
+}
+
+/**
+ * The audit service on a test's store. A gateway refuses every mutation without one (it fails
+ * closed, services/gateway/audit-hooks.ts), so every suite that sends mutations through a
+ * gateway starts it beside.
+ */
+export function auditService(store: string): ServiceSchema {
+	return withSettings(AuditService, { store, auditKey: "test-audit-key" });
 }

@@ -17,7 +17,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from "../../services/
 import { EVENTS } from "../../services/shared/events";
 import { eventually, ROOT } from "../helpers/cluster";
 import { startNats, TestServer } from "../helpers/servers";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "config-test-secret";
 
@@ -251,6 +251,7 @@ describe("config over the HTTP API", () => {
 		({ dir, store } = tempStore());
 		broker = new ServiceBroker({ nodeID: "api", logger: false });
 		broker.createService(withSettings(ConfigService, { store }));
+		broker.createService(auditService(store));
 		gateway = broker.createService(
 			withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 		);

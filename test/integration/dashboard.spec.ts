@@ -25,7 +25,7 @@ import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { Principal } from "../../services/shared/principal";
 import { EventStream } from "../../services/gateway/events";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 import { AgentSpec, clamp, phaseOf, stubAgent } from "../helpers/stub-agent";
 
@@ -291,6 +291,7 @@ describe("dashboard", () => {
 	control.createService(
 		withSettings(RegistryService, { store, tickInterval: 100, applyFile: null })
 	);
+	control.createService(auditService(store));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);

@@ -13,7 +13,7 @@ import NodesService from "../../services/nodes.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { IsaPrometheusReporter } from "../../reporters/prometheus";
 import type { NodeReport } from "../../services/shared/types";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "gateway-test-secret";
 
@@ -40,6 +40,7 @@ describe("gateway", () => {
 		}
 	});
 	broker.createService(withSettings(NodesService, { store }));
+	broker.createService(auditService(store));
 	const gateway = broker.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);

@@ -26,7 +26,7 @@ import type { NodeReport } from "../../services/shared/types";
 import { newWorkload } from "../../services/scheduler/workload";
 import { eventually } from "../helpers/cluster";
 import { startRedis, TestServer } from "../helpers/servers";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "monitor-test-secret";
 const GiB = 1024 ** 3;
@@ -131,6 +131,7 @@ describe("monitor over the API", () => {
 	// The monitor hears the workloads from the scheduler, which owns them.
 	control.createService(withSettings(SchedulerService, { store }));
 	const monitor = control.createService(withSettings(MonitorService, { store, ...FAST }));
+	control.createService(auditService(store));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);

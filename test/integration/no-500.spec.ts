@@ -19,7 +19,7 @@ import NodesService from "../../services/nodes.service";
 import RegistryService from "../../services/registry.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/jwt";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "no-500-secret";
 jest.setTimeout(60_000);
@@ -124,6 +124,7 @@ describe("no request causes a 500", () => {
 		MonitorService
 	])
 		broker.createService(withSettings(schema, { store }));
+	broker.createService(auditService(store));
 	const gateway = broker.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);

@@ -83,7 +83,7 @@ describe("node loss", () => {
 			"control",
 			startNode("control", {
 				...common,
-				SERVICES: "nodes,scheduler,tenants,gateway",
+				SERVICES: "nodes,scheduler,tenants,audit,gateway",
 				PORT: String(cluster.port)
 			})
 		);

@@ -14,7 +14,7 @@ import request from "supertest";
 import GatewayService from "../../services/gateway.service";
 import RegistryService from "../../services/registry.service";
 import { mintToken } from "../../services/gateway/jwt";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 
 const SECRET = "registry-test-secret";
@@ -68,6 +68,7 @@ describe("registry", () => {
 	control.createService(
 		withSettings(RegistryService, { store, tickInterval: 100, applyFile: null })
 	);
+	control.createService(auditService(store));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);

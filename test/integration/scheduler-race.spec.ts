@@ -34,7 +34,7 @@ describe("two schedulers, one Redis", () => {
 		nodes.push(
 			startNode("sched-a", {
 				...common,
-				SERVICES: "nodes,scheduler,tenants,gateway",
+				SERVICES: "nodes,scheduler,tenants,audit,gateway",
 				PORT: String(ports[0])
 			})
 		);

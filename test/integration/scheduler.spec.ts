@@ -18,7 +18,7 @@ import { EVENTS } from "../../services/shared/events";
 import { SqliteStore } from "../../services/shared/store/sqlite";
 import { Allocation, release, reserve } from "../../services/scheduler/placement";
 import { PLACEMENTS } from "../../services/scheduler/reservations";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 import { stubAgent } from "../helpers/stub-agent";
 
@@ -60,6 +60,7 @@ describe("scheduler over the API", () => {
 			}
 		}
 	});
+	control.createService(auditService(store));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })
 	);
@@ -404,6 +405,33 @@ describe("scheduler over the API", () => {
 			10_000,
 			"replicas moved off the drained node"
 		);
+		// The drain request and the eviction it caused are both audited, with their actors.
+		const audited = await eventually(
+			async () => {
+				const { body } = await api("get", `/api/v1/audit?target=${llm.id}`, tokens.admin);
+				return body.items.find((r: any) => r.action === "scheduler.evict") && body.items;
+			},
+			5000,
+			"the eviction's audit record"
+		);
+		expect(audited[0]).toMatchObject({
+			kind: "system",
+			actor: "system:scheduler",
+			tenant: llm.tenant,
+			outcome: { succeeded: true }
+		});
+		const drain = await api(
+			"get",
+			`/api/v1/audit?action=nodes.drain&target=${at}`,
+			tokens.admin
+		);
+		expect(drain.body.items).toEqual([
+			expect.objectContaining({
+				actor: "root",
+				method: "POST",
+				outcome: { status: 200, succeeded: true }
+			})
+		]);
 	});
 
 	it("deletes a workload: its resources and quota come back", async () => {

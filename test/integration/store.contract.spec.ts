@@ -385,6 +385,41 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect(seqs(await store.readLog("audit", { since: 0, limit: 2 }))).toEqual([1, 2]);
 	});
 
+	it("appends at a seq only right after the log's newest entry, one winner across two stores", async () => {
+		expect(await store.appendAt("chain", 2, ["too far"])).toBe(false);
+		expect(await store.appendAt("chain", 1, ["first"])).toBe(true);
+		expect(await store.appendAt("chain", 1, ["again"])).toBe(false);
+		const other = open();
+		const won = await Promise.all(
+			Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).appendAt("chain", 2, [i]))
+		);
+		expect(won.filter(Boolean)).toHaveLength(1);
+		expect(await store.append("chain", "plain")).toBe(3);
+		// A group: all at consecutive seqs, or none.
+		expect(await store.appendAt("chain", 5, ["x", "y"])).toBe(false);
+		expect(await store.appendAt("chain", 4, ["g1", "g2", "g3"])).toBe(true);
+		expect(await store.append("chain", "after")).toBe(7);
+		const entries = await store.readLog("chain");
+		expect(entries.map(e => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+		expect(entries.map(e => e.entry).slice(3)).toEqual(["g1", "g2", "g3", "after"]);
+		expect(entries[0].entry).toBe("first");
+	});
+
+	it("trims a log below a seq, keeps the newest entry and numbers on from it", async () => {
+		const seqs = (entries: LogEntry<unknown>[]) => entries.map(e => e.seq);
+		for (let i = 1; i <= 6; i++) await store.append("trimmed", i);
+		expect(await store.trimLog("trimmed", 4)).toBe(3);
+		expect(seqs(await store.readLog("trimmed"))).toEqual([4, 5, 6]);
+		expect(await store.trimLog("trimmed", 100)).toBe(2);
+		expect(seqs(await store.readLog("trimmed"))).toEqual([6]);
+		expect(await store.trimLog("missing", 10)).toBe(0);
+		expect(await store.append("trimmed", 7)).toBe(7);
+		expect(await store.appendAt("trimmed", 8, [8])).toBe(true);
+		const since = (await store.readLog("trimmed"))[0].at;
+		expect(seqs(await store.readLog("trimmed", { since }))).toEqual([6, 7, 8]);
+		expect(seqs(await store.readLog("trimmed", { afterSeq: 1, limit: 2 }))).toEqual([6, 7]);
+	});
+
 	it("keeps unicode and nested values intact", async () => {
 		const value = {
 			name: "nœud-Ω 節点 🚀",

@@ -116,8 +116,29 @@ redis.call('HSET', KEYS[2], 'at', string.format('%d', at))
 redis.call('XADD', KEYS[1], '0-' .. seq, 'at', string.format('%d', at), 'entry', ARGV[1])
 return seq`;
 
+// As APPEND for the entries ARGV[2..] at seq ARGV[1], ARGV[1] + 1, …, only when the log's newest
+// seq is ARGV[1] - 1; returns 1 when it appended, else 0.
+const APPEND_AT = `
+local seq = tonumber(ARGV[1])
+if (tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0) ~= seq - 1 then return 0 end
+local t = redis.call('TIME')
+local at = string.format('%d', math.max(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+	tonumber(redis.call('HGET', KEYS[2], 'at')) or 0))
+for i = 2, #ARGV do
+	redis.call('XADD', KEYS[1], '0-' .. (seq + i - 2), 'at', at, 'entry', ARGV[i])
+end
+redis.call('HSET', KEYS[2], 'seq', seq + #ARGV - 2, 'at', at)
+return 1`;
+
+// ARGV[1]: drop entries below this seq, never the newest one. Returns how many it dropped.
+const TRIM_LOG = `
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0
+local before = math.min(tonumber(ARGV[1]), last)
+if before <= 1 then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', '0-' .. before)`;
+
 // ARGV: afterSeq, since ('' for none), limit, '1' for newest first. Entries' at never decrease,
-// so the first seq at or after since is found by bisection.
+// so the first seq at or after since is found by bisection; a trimmed seq counts as older.
 const READ_LOG = `
 local last = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0
 local lo = math.max(math.floor(tonumber(ARGV[1])) + 1, 1)
@@ -127,7 +148,7 @@ if ARGV[2] ~= '' then
 	while lo < hi do
 		local mid = math.floor((lo + hi) / 2)
 		local e = redis.call('XRANGE', KEYS[1], '0-' .. mid, '0-' .. mid)
-		if tonumber(e[1][2][2]) < since then lo = mid + 1 else hi = mid end
+		if not e[1] or tonumber(e[1][2][2]) < since then lo = mid + 1 else hi = mid end
 	end
 end
 if lo > last then return {} end
@@ -154,6 +175,8 @@ interface StoreCommands {
 	/** [numKeys, ...keys, ...args] in one array (ioredis flattens it). */
 	storeTransact(numKeysKeysAndArgs: (string | number)[]): Promise<number>;
 	storeAppend(stream: string, meta: string, json: string): Promise<number>;
+	storeAppendAt(stream: string, meta: string, seq: number, ...json: string[]): Promise<number>;
+	storeTrimLog(stream: string, meta: string, beforeSeq: number): Promise<number>;
 	storeReadLog(
 		stream: string,
 		meta: string,
@@ -198,6 +221,8 @@ export class RedisStore implements Store {
 		this.redis.defineCommand("storeTransact", { lua: TRANSACT });
 		this.redis.defineCommand("storeAppend", { numberOfKeys: 2, lua: APPEND });
 		this.redis.defineCommand("storeReadLog", { numberOfKeys: 2, lua: READ_LOG });
+		this.redis.defineCommand("storeAppendAt", { numberOfKeys: 2, lua: APPEND_AT });
+		this.redis.defineCommand("storeTrimLog", { numberOfKeys: 2, lua: TRIM_LOG });
 	}
 
 	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {
@@ -269,6 +294,18 @@ export class RedisStore implements Store {
 
 	async append<T>(log: string, entry: T): Promise<number> {
 		return this.call(this.redis.storeAppend(...this.logKeys(log), encode(entry)));
+	}
+
+	async appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean> {
+		if (entries.length === 0) return false;
+		const json = entries.map(encode);
+		return (
+			(await this.call(this.redis.storeAppendAt(...this.logKeys(log), seq, ...json))) === 1
+		);
+	}
+
+	async trimLog(log: string, beforeSeq: number): Promise<number> {
+		return this.call(this.redis.storeTrimLog(...this.logKeys(log), beforeSeq));
 	}
 
 	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {

@@ -111,6 +111,7 @@ export class SqliteStore implements Store {
 	private readonly stmt;
 	private readonly transaction;
 	private readonly onUnreadable: UnreadableHandler;
+	private readonly appendGroup;
 
 	/**
 	 * `url`: a path (its directory is created 0700 when missing), `sqlite://<path>` or
@@ -194,6 +195,16 @@ export class SqliteStore implements Store {
 					RETURNING seq`
 				)
 				.pluck(),
+			lastSeq: db
+				.prepare<[string], number>("SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = ?")
+				.pluck(),
+			insertLog: db.prepare<[string, number, number, string]>(
+				"INSERT INTO logs (log, seq, at, entry) VALUES (?, ?, ?, ?)"
+			),
+			trimLog: db.prepare<{ log: string; before: number }>(
+				`DELETE FROM logs WHERE log = @log
+				AND seq < MIN(@before, (SELECT MAX(seq) FROM logs WHERE log = @log))`
+			),
 			readOldest: db.prepare<[string, number, number, number], LogRow>(
 				`SELECT seq, at, entry FROM logs WHERE log = ? AND seq > ? AND at >= ?
 				ORDER BY seq LIMIT ?`
@@ -204,6 +215,13 @@ export class SqliteStore implements Store {
 				ORDER BY seq DESC LIMIT ?`
 			)
 		};
+		this.appendGroup = db.transaction((log: string, seq: number, entries: string[]) => {
+			if (this.stmt.lastSeq.get(log) !== seq - 1) return false;
+			const at = Date.now();
+			for (let i = 0; i < entries.length; i++)
+				this.stmt.insertLog.run(log, seq + i, at, entries[i]);
+			return true;
+		});
 		this.transaction = db.transaction((checks: VersionCheck[], writes: DocWrite[]) => {
 			const expected = this.fuse(checks, writes);
 			if (!expected) return false;
@@ -281,6 +299,15 @@ export class SqliteStore implements Store {
 		return this.call(
 			() => this.stmt.append.get({ log, at: Date.now(), entry: json }) as number
 		);
+	}
+
+	async appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean> {
+		const json = entries.map(encode);
+		return this.call(() => this.appendGroup.immediate(log, seq, json) as boolean);
+	}
+
+	async trimLog(log: string, beforeSeq: number): Promise<number> {
+		return this.call(() => this.stmt.trimLog.run({ log, before: beforeSeq }).changes);
 	}
 
 	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {

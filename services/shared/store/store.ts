@@ -78,6 +78,18 @@ export interface Store {
 	/** Appends to an append-only log; resolves to the entry's seq. */
 	append<T>(log: string, entry: T): Promise<number>;
 	readLog<T>(log: string, query?: LogQuery): Promise<LogEntry<T>[]>;
+	/**
+	 * Appends `entries` as `seq`, `seq + 1`, … only if the log's newest entry is `seq - 1`
+	 * (seq 1: the log is empty), all or none: a compare-and-set on the log's end, so that two
+	 * writers of a hash chain cannot both link to the same entry, and one commit for a group.
+	 * Resolves to whether it appended.
+	 */
+	appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean>;
+	/**
+	 * Drops the entries with a seq below `beforeSeq` (retention), always keeping the newest
+	 * entry so that numbering goes on from it. Resolves to how many it dropped.
+	 */
+	trimLog(log: string, beforeSeq: number): Promise<number>;
 
 	/** Rejects when the backend cannot be reached. */
 	ping(): Promise<void>;

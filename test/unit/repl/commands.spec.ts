@@ -1,5 +1,6 @@
 import {
 	renderAlerts,
+	renderAudit,
 	renderNodes,
 	renderResources,
 	renderServices,
@@ -137,5 +138,52 @@ describe("REPL tables", () => {
 		expect(text).toMatch(
 			/llm\s+acme\s+process\s+pending\s+1\/2\s+2 cpu, 8Gi, 1 gpu\s+gpu-1\[0\] -\s+0\/1 nodes fit/
 		);
+	});
+});
+
+describe("renderAudit", () => {
+	const base = {
+		id: "r1",
+		seq: 7,
+		prev: "",
+		hash: "",
+		time: "2025-01-31T12:00:00.123Z",
+		kind: "request" as const,
+		actor: "alice",
+		tenant: "t1",
+		roles: ["operator"],
+		action: "scheduler.create",
+		method: "POST",
+		route: "/api/v1/workloads",
+		path: "/api/v1/workloads",
+		target: "w-1",
+		source: "127.0.0.1",
+		userAgent: null,
+		requestId: "q1",
+		outcome: { status: 201, succeeded: true },
+		durationMs: 3
+	};
+
+	it("prints one row per record with its outcome", () => {
+		const out = renderAudit([
+			base,
+			{
+				...base,
+				seq: 6,
+				actor: null,
+				tenant: null,
+				target: null,
+				outcome: { status: 401, errorType: "NO_TOKEN", succeeded: false }
+			},
+			{ ...base, seq: 5, outcome: { status: null, errorType: "UNKNOWN", succeeded: null } }
+		]);
+		const lines = out.split("\n");
+		expect(lines[0]).toMatch(/^SEQ\s+TIME\s+ACTOR\s+TENANT\s+ACTION\s+TARGET\s+OUTCOME$/);
+		expect(lines[2]).toMatch(
+			/^7\s+2025-01-31 12:00:00Z\s+alice\s+t1\s+scheduler\.create\s+w-1\s+201 ok$/
+		);
+		expect(lines[3]).toMatch(/^6 .* -\s+-\s+scheduler\.create\s+-\s+401 NO_TOKEN$/);
+		expect(lines[4]).toMatch(/unknown$/);
+		expect(renderAudit([])).toBe("No audit records match.");
 	});
 });

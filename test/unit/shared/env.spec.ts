@@ -84,4 +84,34 @@ describe("loadEnv", () => {
 			/must not be longer than ISA_HTTP_REQUEST_TIMEOUT/
 		);
 	});
+
+	it("audits by default, keeps 1,000,000 records for 90 days, and reads the audit switches", () => {
+		expect(loadEnv({})).toMatchObject({
+			audit: true,
+			auditKey: null,
+			auditMaxRecords: 1_000_000,
+			auditMaxAge: 90 * 86_400_000,
+			trustProxy: false
+		});
+		expect(
+			loadEnv({
+				ISA_AUDIT: "off",
+				ISA_AUDIT_KEY: "k",
+				ISA_AUDIT_MAX_RECORDS: "0",
+				ISA_AUDIT_MAX_AGE: "0",
+				ISA_TRUST_PROXY: "true",
+				SERVICES: "audit,gateway"
+			})
+		).toMatchObject({
+			audit: false,
+			auditKey: "k",
+			auditMaxRecords: null,
+			auditMaxAge: null,
+			trustProxy: true,
+			services: ["audit", "gateway"]
+		});
+		expect(loadEnv({ ISA_AUDIT_MAX_AGE: "7d" }).auditMaxAge).toBe(7 * 86_400_000);
+		expect(() => loadEnv({ ISA_AUDIT: "maybe" })).toThrow(/ISA_AUDIT='maybe' is not on or off/);
+		expect(() => loadEnv({ ISA_AUDIT_MAX_AGE: "long" })).toThrow(/ISA_AUDIT_MAX_AGE/);
+	});
 });
