@@ -12,6 +12,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
+import AuditService from "../../services/audit.service";
 import ConfigService from "../../services/config.service";
 import GatewayService from "../../services/gateway.service";
 import MonitorService from "../../services/monitor.service";
@@ -79,7 +80,8 @@ describe("route matrix: every route × every caller × every owner", () => {
 		TenantsService,
 		RegistryService,
 		ConfigService,
-		MonitorService
+		MonitorService,
+		AuditService
 	])
 		broker.createService(withSettings(schema, { store, dataDir: dir }));
 	const gateway = broker.createService(
@@ -469,6 +471,13 @@ describe("route matrix: every route × every caller × every owner", () => {
 			owners: [],
 			ok: 200,
 			make: () => none(at("alerts"))
+		},
+		"GET /api/v1/audit": {
+			access: "read",
+			owners: [],
+			ok: 200,
+			item: async t => ({ field: "target", value: await resource("tenant", t) }),
+			make: () => none(at("audit?limit=1000"))
 		},
 		"GET /api/v1/events": {
 			access: "read",
