@@ -529,7 +529,7 @@ describe("dashboard", () => {
 			for (const r of resources) {
 				const res = await api("post", "/api/v1/resources").send({
 					...r,
-					healthCheck: { interval: 1000, timeout: 500, unhealthyThreshold: 1 }
+					healthCheck: { interval: "1s", timeout: "500ms", unhealthyThreshold: 1 }
 				});
 				expect([res.status, res.body]).toEqual([201, expect.anything()]);
 			}
@@ -537,7 +537,7 @@ describe("dashboard", () => {
 				name: "isa-model",
 				type: "http",
 				endpoints: [base],
-				healthCheck: { path: "/health", interval: 1000, timeout: 500 }
+				healthCheck: { path: "/health", interval: "1s", timeout: "500ms" }
 			});
 			expect([svc.status, svc.body]).toEqual([201, expect.anything()]);
 			const proc = (command: string) => ({ kind: "process", process: { command } });

@@ -19,7 +19,7 @@ import SchedulerService from "../../services/scheduler.service";
 import TenantsService from "../../services/tenants.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { createValidator } from "../../services/shared/validator";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "hostile-secret";
 /** Short deadlines, so that the slow-client tests take a second, not the defaults' 10 s. */
@@ -39,6 +39,7 @@ describe("hostile input", () => {
 		MonitorService
 	])
 		broker.createService(withSettings(schema, { store }));
+	broker.createService(auditService(store));
 	const gateway = broker.createService(
 		withSettings(GatewayService, {
 			port: 0,

@@ -20,7 +20,7 @@ import { mintToken } from "../../services/gateway/jwt";
 import type { Alert } from "../../services/monitor/alerts";
 import type { WebhookBody } from "../../services/monitor/notify";
 import { eventually } from "../helpers/cluster";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 import { stubAgent } from "../helpers/stub-agent";
 
 const SECRET = "monitor-isolation-secret";
@@ -81,6 +81,7 @@ describe("tenants apart in the monitor, node details, logs and the event stream"
 		withSettings(SchedulerService, { store, reconcileInterval: 300, announceDelay: 200 })
 	);
 	control.createService(withSettings(TenantsService, { store }));
+	control.createService(auditService(store));
 	control.createService(withSettings(MonitorService, { store, ...FAST }));
 	const gateway = control.createService(
 		withSettings(GatewayService, { port: 0, jwtSecret: SECRET, store })

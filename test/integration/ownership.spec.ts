@@ -19,7 +19,7 @@ import { mintToken } from "../../services/gateway/jwt";
 import { EVENTS } from "../../services/shared/events";
 import { WORKLOAD_TENANT_META } from "../../services/shared/types";
 import { eventually } from "../helpers/cluster";
-import { withSettings } from "../helpers/services";
+import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "ownership-test-secret";
 jest.setTimeout(60_000);
@@ -40,6 +40,7 @@ describe("ownership", () => {
 	control.createService(withSettings(NodesService, { store }));
 	control.createService(withSettings(SchedulerService, { store }));
 	control.createService(withSettings(TenantsService, { store }));
+	control.createService(auditService(store));
 	const events: Array<{ event: string; payload: Record<string, unknown> }> = [];
 	control.createService({
 		name: "event-listener",

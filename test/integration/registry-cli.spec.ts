@@ -137,15 +137,17 @@ describe("registry from the command line", () => {
 			async () => {
 				const out = node.output().slice(marker);
 				return (
-					/NAME\s+TYPE\s+ENDPOINT\s+HEALTH/.test(out) &&
-					/isa_mcp_postgres\s+postgres\s+postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres\s+healthy/.test(
+					/NAME\s+OWNER\s+TYPE\s+ENDPOINT\s+HEALTH/.test(out) &&
+					/isa_mcp_postgres\s+cluster\s+postgres\s+postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres\s+healthy/.test(
 						out
 					) &&
-					/isa_agent\s+http\s+\w+\s+http:\/\/127\.0\.0\.1:8080\s+isa_model, isa_mcp_postgres, isa_mcp_vector/.test(
+					/isa_agent\s+cluster\s+http\s+\w+\s+http:\/\/127\.0\.0\.1:8080\s+isa_model, isa_mcp_postgres, isa_mcp_vector/.test(
 						out
 					) &&
-					/KIND\s+NAME\s+TARGET\s+STATUS/.test(out) &&
-					/resource\s+isa_mcp_graph\s+bolt:\/\/127\.0\.0\.1:7687\s+unhealthy/.test(out)
+					/KIND\s+NAME\s+OWNER\s+TARGET\s+STATUS/.test(out) &&
+					/resource\s+isa_mcp_graph\s+cluster\s+bolt:\/\/127\.0\.0\.1:7687\s+unhealthy/.test(
+						out
+					)
 				);
 			},
 			10_000,

@@ -15,6 +15,7 @@ import GatewayService from "../../services/gateway.service";
 import RegistryService from "../../services/registry.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { startRedis, TestServer } from "../helpers/servers";
+import AuditService from "../../services/audit.service";
 import { withSettings } from "../helpers/services";
 
 const SECRET = "unreadable-secret";
@@ -106,6 +107,9 @@ describe.each([sqlitePlace(), redisPlace()])("unreadable stored documents: $name
 		const store = await place.start();
 		const settings = { store, storePrefix: "unreadable" };
 		broker.createService(withSettings(RegistryService, settings));
+		broker.createService(
+			withSettings(AuditService, { ...settings, auditKey: "test-audit-key" })
+		);
 		const gateway = broker.createService(
 			withSettings(GatewayService, { ...settings, port: 0, jwtSecret: SECRET })
 		);
