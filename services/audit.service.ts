@@ -223,7 +223,9 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 	},
 
 	created(this: AuditThis) {
-		this.key = loadOrCreateAuditKey(this.settings.auditKey, this.settings.dataDir);
+		this.key = loadOrCreateAuditKey(this.settings.auditKey, this.settings.dataDir, msg =>
+			this.logger.warn(msg)
+		);
 	},
 
 	async started(this: AuditThis) {

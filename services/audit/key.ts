@@ -7,6 +7,7 @@
 import crypto from "crypto";
 import fs from "fs";
 import path from "path";
+import { loadOrCreateSecretFile, type Warn } from "../shared/private-files";
 
 export const AUDIT_KEY_FILE = "audit-key";
 
@@ -14,25 +15,23 @@ export function auditKeyPath(dataDir: string): string {
 	return path.join(dataDir, AUDIT_KEY_FILE);
 }
 
-/** ISA_AUDIT_KEY, else the data directory's key, made on first use. */
-export function loadOrCreateAuditKey(configured: string | null, dataDir: string): string {
+/**
+ * ISA_AUDIT_KEY, else the data directory's key, made on first use; a looser data directory or
+ * key file is tightened first, and `warn` says so.
+ */
+export function loadOrCreateAuditKey(
+	configured: string | null,
+	dataDir: string,
+	warn?: Warn
+): string {
 	if (configured) return configured;
-	const file = auditKeyPath(dataDir);
-	try {
-		return fs.readFileSync(file, "utf8").trim();
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-	}
-	fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-	const key = crypto.randomBytes(32).toString("base64url");
-	try {
-		// "wx": if another process made it first, keep theirs.
-		fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
-		return key;
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-		return fs.readFileSync(file, "utf8").trim();
-	}
+	const { value } = loadOrCreateSecretFile(
+		dataDir,
+		AUDIT_KEY_FILE,
+		() => crypto.randomBytes(32).toString("base64url") + "\n",
+		warn
+	);
+	return value.toString("utf8").trim();
 }
 
 /** The key a verifier uses: ISA_AUDIT_KEY or the data directory's; null when neither exists. */
