@@ -153,6 +153,31 @@ export class Catalog {
 		return r;
 	}
 
+	/**
+	 * Removes a resource document that exists but cannot be read back (it fails to parse or its
+	 * schema), with the names that point at it and its health; false when there is none such.
+	 */
+	async purgeUnreadableResource(id: string): Promise<boolean> {
+		const [version] = await this.store.versions(COLLECTIONS.resources, [id]);
+		if (version === 0 || (await this.store.get(COLLECTIONS.resources, id))) return false;
+		const names = (await this.store.list<{ id: string }>(COLLECTIONS.resourceNames)).filter(
+			d => d.value.id === id
+		);
+		await this.store.transact(
+			[{ collection: COLLECTIONS.resources, id, version }],
+			[
+				{ collection: COLLECTIONS.resources, id, value: null },
+				{ collection: COLLECTIONS.health, id: resourceKey(id), value: null },
+				...names.map(d => ({
+					collection: COLLECTIONS.resourceNames,
+					id: d.id,
+					value: null
+				}))
+			]
+		);
+		return true;
+	}
+
 	/** Registered external services, in the store's order. */
 	async services(): Promise<ExternalService[]> {
 		return (await this.store.list<ExternalService>(COLLECTIONS.services)).map(d => d.value);

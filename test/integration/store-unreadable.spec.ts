@@ -150,4 +150,20 @@ describe.each([sqlitePlace(), redisPlace()])("unreadable stored documents: $name
 		for (const id of Object.keys(BAD))
 			expect((await api("get", `/api/v1/resources/${id}`)).status).toBe(404);
 	});
+
+	it("lets an admin delete a bad document by the id the warning named, and only that", async () => {
+		const bad = Object.fromEntries(
+			Object.entries(BAD).map(([id, json]) => [`purge-${id}`, json])
+		);
+		await place.writeRaw(bad);
+		for (const id of Object.keys(bad)) {
+			const res = await api("delete", `/api/v1/resources/${id}`);
+			expect([res.status, res.body]).toEqual([200, { id, deleted: true, unreadable: true }]);
+			expect((await api("delete", `/api/v1/resources/${id}`)).status).toBe(404);
+		}
+		// Gone from the store, not only hidden: no warning names them on the next list.
+		const before = warnings.length;
+		expect((await api("get", "/api/v1/resources")).status).toBe(200);
+		expect(warnings.slice(before).some(w => w.includes("purge-"))).toBe(false);
+	});
 });
