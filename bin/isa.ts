@@ -7,11 +7,18 @@
  *   node dist/bin/isa.js --hot      reload a service when its file changes (`npm run dev`)
  *
  * Moleculer's own runner cannot be used as is: SERVICES=agent must find node-agent/.
+ *
+ * Before its broker connects, a node takes its NODEID's lease in the store
+ * (services/nodes/lease.ts) and exits with status 3 when a live node holds it: connecting
+ * would make Moleculer stop the established node on the duplicate INFO packet.
  */
 import path from "path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
+import { acquireStore, releaseStore } from "../mixins/store.mixin";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
+import { NodeIdTakenError } from "../services/shared/errors";
+import { leaseWanted, NodeLease } from "../services/nodes/lease";
 import { prepareRepl } from "../repl/commands";
 
 const SERVICE_FILES: Record<string, string> = {
@@ -30,6 +37,34 @@ export function serviceFiles(env: IsaEnv): string[] {
 	return (env.services ?? ALL_SERVICES).map(name =>
 		require.resolve(path.join(__dirname, SERVICE_FILES[name]))
 	);
+}
+
+/** Exit status of a node refused because its NODEID is held by a live node. */
+export const EXIT_NODE_ID_TAKEN = 3;
+
+/**
+ * This node's NODEID lease, taken before it joins; exits when a live node holds it. A store that
+ * does not answer does not keep the node from starting (an agent must start while Redis
+ * restarts): the lease is then taken by the first renewal that reaches the store.
+ */
+async function takeLease(broker: ServiceBroker, env: IsaEnv): Promise<NodeLease> {
+	const logger = broker.getLogger("lease");
+	const store = acquireStore(env.store, env.namespace || "isa", broker.getLogger("store"));
+	const lease = new NodeLease(store, env.nodeID, { interval: env.reportInterval });
+	try {
+		await lease.acquire();
+	} catch (err) {
+		if (err instanceof NodeIdTakenError) {
+			console.error(`IsA Cloud: ${err.message}`);
+			await releaseStore(env.store, env.namespace || "isa").catch(() => undefined);
+			process.exit(EXIT_NODE_ID_TAKEN);
+		}
+		logger.warn(
+			`NODEID '${env.nodeID}' lease not checked, the store did not answer ` +
+				`(${(err as Error).message}); starting, and taking it once the store answers.`
+		);
+	}
+	return lease;
 }
 
 async function main(): Promise<void> {
@@ -58,22 +93,51 @@ async function main(): Promise<void> {
 		process.exit(2);
 	}
 
+	const logger = broker.getLogger("lease");
+	const lease = leaseWanted(env) ? await takeLease(broker, env) : null;
+
 	let stopping = false;
-	const stop = async (signal: string) => {
+	let stopKeeping = () => {};
+	const stop = async (signal: string, code = 0) => {
 		if (stopping) return;
 		stopping = true;
+		stopKeeping();
 		broker.logger.info(`${signal}: stopping…`);
 		await broker.stop();
-		process.exit(0);
+		// Given back only once the broker left, so that a successor never meets this one.
+		if (lease) {
+			if (code === 0) await lease.release().catch(() => undefined);
+			await releaseStore(env.store, env.namespace || "isa").catch(() => undefined);
+		}
+		process.exit(code);
 	};
 	process.on("SIGINT", () => void stop("SIGINT"));
 	process.on("SIGTERM", () => void stop("SIGTERM"));
+
+	if (lease) {
+		let warned = false;
+		stopKeeping = lease.keep(
+			held => {
+				logger.fatal(
+					`NODEID '${env.nodeID}' was taken over by ${held.hostname} pid ${held.pid} ` +
+						"while this node was silent; this node stops."
+				);
+				void stop("Lease lost", EXIT_NODE_ID_TAKEN);
+			},
+			err => {
+				if (!warned) logger.warn(`NODEID lease not renewed: ${err.message}`);
+				warned = true;
+			}
+		);
+	}
 
 	try {
 		await broker.start();
 	} catch (err) {
 		broker.logger.fatal(`IsA Cloud could not start: ${(err as Error).message}`);
+		stopKeeping();
 		await broker.stop().catch(() => undefined);
+		await lease?.release().catch(() => undefined);
 		process.exit(1);
 	}
 	if (repl) {

@@ -212,6 +212,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET nodes/:id": "nodes.get",
 					"POST nodes/:id/drain": "nodes.drain",
 					"POST nodes/:id/uncordon": "nodes.uncordon",
+					"DELETE nodes/:id": "nodes.remove",
 
 					"POST workloads": "scheduler.create",
 					"GET workloads": "scheduler.list",

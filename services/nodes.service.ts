@@ -1,14 +1,17 @@
 /**
  * nodes: the cluster inventory. Builds every node's capacity, usage, labels and status from the
  * agents' `node.report` events and Moleculer's `$node.disconnected`, declares a node down after
- * MISSED_REPORTS missed reports (sooner than Moleculer's heartbeat timeout), and keeps what
- * outlives a restart (capacity, labels, cordons) in the store.
+ * MISSED_REPORTS missed reports (sooner than Moleculer's heartbeat timeout), keeps what
+ * outlives a restart (capacity, labels, cordons) in the store, and forgets down nodes after
+ * ISA_NODE_RETENTION or when an admin deletes one.
  */
 import { Errors } from "moleculer";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
-import { NotFoundError } from "./shared/errors";
+import { ConflictError, NotFoundError } from "./shared/errors";
+import { loadEnv } from "./shared/env";
+import { type RecordChange, systemRecorder } from "./audit/system";
 import { COLLECTIONS } from "./shared/collections";
 import { EVENTS } from "./shared/events";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
@@ -21,18 +24,23 @@ import { type PlacedReplica, placedView } from "./nodes/placed";
 interface NodesSettings {
 	/** How often to look for silent nodes when none is known yet (ms). */
 	sweepFallback: number;
+	/** How long a down node stays in the inventory (ms, ISA_NODE_RETENTION); null: forever. */
+	nodeRetention: number | null;
 }
 
 interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	inventory: Inventory;
 	factsPending: Set<string>;
 	store: Store;
+	recordChange: RecordChange;
 	announce(changes: Array<Change | null>): Promise<void>;
 	fetchFacts(node: NodeInfo): Promise<void>;
 	scheduleSweep(): void;
 	view(node: NodeInfo, allocated?: NodeInfo["allocated"], withFacts?: boolean): NodeInfo;
 	findNode(id: string): NodeInfo;
 	loadAllocations(): Promise<void>;
+	forget(node: NodeInfo, reason: "deleted" | "retention"): Promise<void>;
+	forgetExpired(now: number): Promise<void>;
 }
 
 /** What the scheduler answers of a node (scheduler.placedOn). */
@@ -52,7 +60,8 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	mixins: [StoreMixin(), PeriodicMixin()],
 
 	settings: {
-		sweepFallback: 1000
+		sweepFallback: 1000,
+		nodeRetention: loadEnv().nodeRetention
 	},
 
 	actions: {
@@ -114,6 +123,23 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				const node = this.findNode(ctx.params.id);
 				await this.announce([this.inventory.setCordoned(node.id, false)]);
 				return this.view(node);
+			}
+		},
+
+		/** Forgets a down node at once (it comes back if it reports again); 409 for a live one. */
+		remove: {
+			access: "admin",
+			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
+			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
+				const node = this.findNode(ctx.params.id);
+				if (node.status !== "down")
+					throw new ConflictError(
+						`Node '${node.id}' is ${node.status}: only a down node can be deleted. ` +
+							"Stop it first (or drain it and stop it).",
+						{ id: node.id, status: node.status }
+					);
+				await this.forget(node, "deleted");
+				return { id: node.id, deleted: true };
 			}
 		}
 	},
@@ -205,6 +231,33 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			}
 		},
 
+		/**
+		 * Drops a down node from memory first (so that a report arriving meanwhile makes it new
+		 * again, not half-forgotten), then from the store, and tells the others.
+		 */
+		async forget(this: NodesThis, node: NodeInfo, reason: "deleted" | "retention") {
+			if (!this.inventory.forget(node.id)) return;
+			await this.store.delete(COLLECTIONS.nodes, node.id);
+			this.logger.info(`Node '${node.id}' forgotten (${reason}).`);
+			this.broker.emit(EVENTS.nodeRemoved, { id: node.id, reason });
+		},
+
+		/** Forgets the down nodes silent for longer than the retention; a system change, audited. */
+		async forgetExpired(this: NodesThis, now: number) {
+			const retention = this.settings.nodeRetention;
+			if (!retention) return;
+			for (const id of this.inventory.expired(now, retention)) {
+				const node = this.inventory.nodes.get(id)!;
+				await this.forget(node, "retention");
+				this.recordChange({
+					actor: "system:nodes",
+					action: "nodes.forget",
+					target: id,
+					detail: `down since ${new Date(node.lastSeen).toISOString()}, past the retention`
+				});
+			}
+		},
+
 		/** The agent's static machine facts, asked until they arrive once (one call at a time). */
 		async fetchFacts(this: NodesThis, node: NodeInfo) {
 			if (this.factsPending.has(node.id)) return;
@@ -231,7 +284,9 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		scheduleSweep(this: NodesThis) {
 			const interval = this.inventory.sweepInterval(this.settings.sweepFallback);
 			this.every("sweep", interval, async () => {
-				await this.announce(this.inventory.sweep(Date.now()));
+				const now = Date.now();
+				await this.announce(this.inventory.sweep(now));
+				await this.forgetExpired(now);
 			});
 		}
 	},
@@ -239,6 +294,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	created(this: NodesThis) {
 		this.inventory = new Inventory();
 		this.factsPending = new Set();
+		this.recordChange = systemRecorder(this.broker, this.logger);
 	},
 
 	async started(this: NodesThis) {

@@ -86,6 +86,25 @@ export class Inventory {
 		return changes;
 	}
 
+	/**
+	 * Down nodes last heard of more than `retention` ms ago, to be forgotten (ISA_NODE_RETENTION).
+	 * lastSeen of a down node is its last report, so the wait counts from when it fell silent.
+	 */
+	expired(now: number, retention: number): string[] {
+		const ids: string[] = [];
+		for (const node of this.nodes.values())
+			if (node.status === "down" && now - node.lastSeen > retention) ids.push(node.id);
+		return ids.sort();
+	}
+
+	/** Forgets a down node; null when it is unknown or not down (a live node is never forgotten). */
+	forget(id: string): NodeInfo | null {
+		const node = this.nodes.get(id);
+		if (!node || node.status !== "down") return null;
+		this.nodes.delete(id);
+		return node;
+	}
+
 	/** Cordons (drain) or uncordons a node; null when that changes nothing. */
 	setCordoned(id: string, cordoned: boolean): Change | null {
 		const node = this.nodes.get(id);

@@ -1,6 +1,8 @@
 /** Store collections, named once: several services read what one of them writes. */
 export const COLLECTIONS = {
 	nodes: "nodes",
+	/** NODEID → the process that holds it (services/nodes/lease.ts; each node's own). */
+	nodeLeases: "node-leases",
 	workloads: "workloads",
 	allocations: "allocations",
 	names: "workload-names",

@@ -17,6 +17,8 @@ export interface IsaEnv {
 	transporter: string | null;
 	/** `redis://…` or a path to the embedded database file. */
 	store: string;
+	/** STORE was set (not the embedded default): the node takes a NODEID lease there. */
+	storeGiven: boolean;
 	dataDir: string;
 	/** Service names this node runs; null runs all of them. */
 	services: string[] | null;
@@ -72,6 +74,8 @@ export interface IsaEnv {
 	auditMaxRecords: number | null;
 	/** ISA_AUDIT_MAX_AGE: the oldest audit record kept, in ms (default 90d; 0: no bound). */
 	auditMaxAge: number | null;
+	/** ISA_NODE_RETENTION: ms a down node stays in the inventory (default 24h; null: forever). */
+	nodeRetention: number | null;
 	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
 	trustProxy: boolean;
 }
@@ -148,6 +152,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		port: number(env, "PORT", 3000),
 		transporter: env.TRANSPORTER || null,
 		store: env.STORE || path.join(dataDir, "isa.db"),
+		storeGiven: Boolean(env.STORE),
 		dataDir,
 		services,
 		namespace: env.NAMESPACE || "",
@@ -185,6 +190,8 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		auditMaxRecords: number(env, "ISA_AUDIT_MAX_RECORDS", 1_000_000) || null,
 		auditMaxAge:
 			parseDuration(env.ISA_AUDIT_MAX_AGE || "90d", { field: "ISA_AUDIT_MAX_AGE" }) || null,
+		nodeRetention:
+			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
 		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? "")
 	};
 }

@@ -37,6 +37,23 @@ export class InvalidInputError extends Errors.MoleculerClientError {
 	}
 }
 
+/**
+ * A node would start with a NODEID that a live node holds (its lease, services/nodes/lease.ts):
+ * it refuses to start, and names the holder, so that the established node is left alone.
+ */
+export class NodeIdTakenError extends Errors.MoleculerClientError {
+	constructor(nodeID: string, holder: { hostname: string; pid: number; startedAt: number }) {
+		super(
+			`NODEID '${nodeID}' is held by a live node (hostname ${holder.hostname}, pid ` +
+				`${holder.pid}, since ${new Date(holder.startedAt).toISOString()}). Give this ` +
+				"node another NODEID, or stop that node first.",
+			409,
+			"NODE_ID_TAKEN",
+			{ nodeID, ...holder }
+		);
+	}
+}
+
 /** The store did not answer; retrying later may work. */
 export class StoreUnavailableError extends Errors.MoleculerRetryableError {
 	constructor(reason: string) {

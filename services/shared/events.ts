@@ -4,6 +4,8 @@ export const EVENTS = {
 	nodeUp: "node.up",
 	nodeDown: "node.down",
 	nodeUpdated: "node.updated",
+	/** A down node was forgotten (retention or an admin's DELETE): { id, reason }. */
+	nodeRemoved: "node.removed",
 	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
 	nodeAllocated: "node.allocated",
 	/** An agent's news of one replica: ReplicaStatus. */

@@ -218,6 +218,13 @@ describe("route matrix: every route × every caller × every owner", () => {
 		await new Promise(resolve => setTimeout(resolve, 20));
 		return nodeID;
 	};
+	/** A node that reported and then left (Moleculer's disconnect marks it down at once). */
+	const downNode = async () => {
+		const nodeID = await node();
+		broker.broadcastLocal("$node.disconnected", { node: { id: nodeID } });
+		await new Promise(resolve => setTimeout(resolve, 20));
+		return nodeID;
+	};
 	const none = async (req: Request = { path: "" }) => req;
 	const at = (p: string, body?: unknown): Request => ({ path: `/api/v1/${p}`, body });
 
@@ -240,6 +247,12 @@ describe("route matrix: every route × every caller × every owner", () => {
 			owners: ["cluster"],
 			ok: 200,
 			make: async () => at(`nodes/${await node()}/uncordon`, {})
+		},
+		"DELETE /api/v1/nodes/:id": {
+			access: "admin",
+			owners: ["cluster"],
+			ok: 200,
+			make: async () => at(`nodes/${await downNode()}`)
 		},
 
 		"POST /api/v1/workloads": {

@@ -103,4 +103,24 @@ describe("Inventory", () => {
 		inv.applyReport(report("a"), 0);
 		expect(inv.list().map(n => n.id)).toEqual(["a", "b"]);
 	});
+
+	it("finds the down nodes silent for longer than the retention, and forgets only down ones", () => {
+		const inv = new Inventory();
+		inv.applyReport(report("old"), 0);
+		inv.applyReport(report("recent"), 5000);
+		inv.applyReport(report("live"), 0);
+		inv.markDown("old");
+		inv.markDown("recent");
+		// "live" is silent too, but not yet marked down: never a candidate.
+		expect(inv.expired(10_001, 10_000)).toEqual(["old"]);
+		expect(inv.expired(10_000, 10_000)).toEqual([]);
+		expect(inv.expired(20_000, 10_000)).toEqual(["old", "recent"]);
+
+		expect(inv.forget("live")).toBeNull();
+		expect(inv.forget("nope")).toBeNull();
+		expect(inv.forget("old")).toMatchObject({ id: "old", status: "down" });
+		expect(inv.list().map(n => n.id)).toEqual(["live", "recent"]);
+		// A forgotten node that reports again is new.
+		expect(inv.applyReport(report("old"), 30_000)?.transition).toBe("up");
+	});
 });

@@ -114,4 +114,21 @@ describe("loadEnv", () => {
 		expect(() => loadEnv({ ISA_AUDIT: "maybe" })).toThrow(/ISA_AUDIT='maybe' is not on or off/);
 		expect(() => loadEnv({ ISA_AUDIT_MAX_AGE: "long" })).toThrow(/ISA_AUDIT_MAX_AGE/);
 	});
+
+	it("keeps down nodes 24 h by default; ISA_NODE_RETENTION is a duration, 0 keeps them", () => {
+		expect(loadEnv({}).nodeRetention).toBe(86_400_000);
+		expect(loadEnv({ ISA_NODE_RETENTION: "90m" }).nodeRetention).toBe(90 * 60_000);
+		expect(loadEnv({ ISA_NODE_RETENTION: "0" }).nodeRetention).toBeNull();
+		expect(() => loadEnv({ ISA_NODE_RETENTION: "soon" })).toThrow(
+			expect.objectContaining({
+				type: "INVALID_INPUT",
+				data: expect.objectContaining({ field: "ISA_NODE_RETENTION" })
+			})
+		);
+	});
+
+	it("says whether STORE was given, apart from the embedded default", () => {
+		expect(loadEnv({}).storeGiven).toBe(false);
+		expect(loadEnv({ STORE: "redis://127.0.0.1:6379" }).storeGiven).toBe(true);
+	});
 });
