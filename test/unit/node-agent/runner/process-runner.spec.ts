@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
@@ -9,7 +10,8 @@ import {
 	isCommandAllowed,
 	parseAllowedCommands,
 	processEnv,
-	realTimers
+	realTimers,
+	selfIdentity
 } from "../../../../node-agent/runner/process-runner";
 import {
 	CommandNotAllowedError,
@@ -359,20 +361,34 @@ describe("stop", () => {
 		expect(isAlive(pid as number)).toBe(false);
 	});
 
-	it("ends the whole group when the agent is gone (its end of the replica's stdin closes)", async () => {
+	it("ends the whole group by itself once its agent is gone past the lease", async () => {
+		// An agent that is gone: a process that ran and ended.
+		const gone = spawnSync(NODE, ["-e", "0"]);
+		expect(gone.status).toBe(0);
+		const agent = { pid: gone.pid as number, startTime: 1 };
 		const spec = processSpec("", {
 			process: { command: "/bin/sh", args: ["-c", "sleep 100 & echo $!; sleep 100"], env: {} }
 		});
-		const { r } = replica(spec);
+		// A down window of 1 s: SIGTERM 0.5 s after the lease was written, SIGKILL at 0.75 s.
+		const { r } = replica(spec, { lease: { agent, downWindow: 1000 } });
+		const started = Date.now();
 		const { pid } = await r.start();
 		await until(() => r.logs().length > 0);
 		const grandchild = Number(r.logs()[0].text);
-		// When the agent is killed with SIGKILL, the OS closes its end of the replica's stdin
-		// pipe; destroying that end here does the same.
-		(
-			r as unknown as { run: { child: { stdin: { destroy(): void } } } }
-		).run.child.stdin.destroy();
-		await until(() => !isAlive(grandchild) && !isAlive(pid as number));
+		await until(() => !isAlive(grandchild) && !isAlive(pid as number), 3000);
+		const took = Date.now() - started;
+		expect(took).toBeGreaterThanOrEqual(400);
+		expect(took).toBeLessThan(1500);
+	});
+
+	it("keeps running past the lease while its agent lives", async () => {
+		const { r } = replica(processSpec("setInterval(() => {}, 1000)"), {
+			lease: { agent: selfIdentity(), downWindow: 1000 }
+		});
+		const { pid } = await r.start();
+		await new Promise(resolve => setTimeout(resolve, 1500));
+		expect(isAlive(pid as number)).toBe(true);
+		expect(r.status().state).toBe("running");
 	});
 
 	it("kills with SIGKILL after the grace period when SIGTERM is ignored", async () => {
