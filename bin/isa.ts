@@ -12,6 +12,7 @@ import path from "path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
+import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
 
 const SERVICE_FILES: Record<string, string> = {
@@ -63,6 +64,8 @@ async function main(): Promise<void> {
 		if (stopping) return;
 		stopping = true;
 		broker.logger.info(`${signal}: stopping…`);
+		// The process ends: the agent leaves its process replicas for the next one to adopt.
+		await broker.broadcastLocal(EVENTS.nodeExiting);
 		await broker.stop();
 		process.exit(0);
 	};

@@ -114,7 +114,7 @@ export async function faultCluster(opts: {
 	};
 	const controlEnv = {
 		...common,
-		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,gateway",
+		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,audit,gateway",
 		PORT: String(fixture.port)
 	};
 	const nodes = new Map<string, NodeProcess>();
