@@ -14,6 +14,12 @@ import {
 	selfIdentity
 } from "../../../../node-agent/runner/process-runner";
 import {
+	readRecords,
+	ReplicaRecord,
+	replicaFiles
+} from "../../../../node-agent/runner/replica-record";
+import { readLease } from "../../../../node-agent/runner/supervisor";
+import {
 	CommandNotAllowedError,
 	ERR_COMMAND_NOT_ALLOWED
 } from "../../../../services/shared/errors";
@@ -413,5 +419,76 @@ describe("stop", () => {
 		expect(status).toMatchObject({ state: "stopped", reason: "stopped (exited with code 1)" });
 		await new Promise(resolve => setTimeout(resolve, 100));
 		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "starting", "stopped"]);
+	});
+});
+
+describe("adoption", () => {
+	/** What a restarted agent finds: the replica's record, as the first agent wrote it. */
+	function recordOf(spec: ReplicaSpec): ReplicaRecord {
+		const files = replicaFiles(dataDir, "gpu-node-1");
+		const found = readRecords(files).find(
+			r =>
+				r.record?.spec.workloadId === spec.workloadId &&
+				r.record.spec.replica === spec.replica
+		);
+		return found!.record!;
+	}
+
+	it("takes over a running replica: same process, its earlier output, the lease in its name", async () => {
+		const spec = processSpec(`console.log("hello"); setInterval(() => {}, 1000)`, {
+			workloadId: "adopt-me"
+		});
+		const first = replica(spec);
+		const { pid } = await first.r.start();
+		await until(() => first.r.logs().some(l => l.text === "hello"));
+		// The first agent goes (its object is dropped, the process runs on).
+		first.r.detach();
+		running.splice(running.indexOf(first.r), 1);
+		const record = recordOf(spec);
+		expect(record).toMatchObject({ pid, pgid: pid, restarts: 0, spec });
+
+		const agent = { pid: process.pid, startTime: 12345 };
+		const statuses: ReplicaStatus[] = [];
+		const adopted = ProcessReplica.adopt(record, {
+			nodeID: "gpu-node-1",
+			sandbox,
+			allowedCommands: [NODE],
+			onStatus: s => statuses.push(s),
+			lease: { agent, downWindow: 6000 }
+		});
+		running.push(adopted);
+		expect(adopted.status()).toMatchObject({ state: "running", pid, fence: 7 });
+		expect(adopted.logs().map(l => l.text)).toEqual(["hello"]);
+		const lease = readLease(path.join(dataDir, "leases", "gpu-node-1", "adopt-me.2"));
+		expect(lease?.agent).toEqual(agent);
+		expect(isAlive(pid as number)).toBe(true);
+
+		const stopped = await adopted.stop();
+		expect(stopped.state).toBe("stopped");
+		expect(isAlive(pid as number)).toBe(false);
+		expect(fs.existsSync(path.join(dataDir, "replicas", "gpu-node-1", "adopt-me.2.json"))).toBe(
+			false
+		);
+		expect(fs.existsSync(adopted.dir)).toBe(false);
+	});
+
+	it("notices when an adopted replica ends, and applies its restart policy", async () => {
+		const spec = processSpec("setInterval(() => {}, 1000)", { workloadId: "adopt-end" });
+		const first = replica(spec);
+		const { pid } = await first.r.start();
+		first.r.detach();
+		running.splice(running.indexOf(first.r), 1);
+		const statuses: ReplicaStatus[] = [];
+		const adopted = ProcessReplica.adopt(recordOf(spec), {
+			nodeID: "gpu-node-1",
+			sandbox,
+			allowedCommands: [NODE],
+			onStatus: s => statuses.push(s)
+		});
+		running.push(adopted);
+		process.kill(-(pid as number), "SIGKILL");
+		await until(() => adopted.status().state === "failed");
+		expect(adopted.status().reason).toMatch(/exit status unknown/);
+		expect(statuses.map(s => s.state)).toEqual(["failed"]);
 	});
 });
