@@ -17,7 +17,7 @@ describe("agent restarts", () => {
 	beforeAll(async () => {
 		cluster = await faultCluster({
 			name: "restart",
-			agents: ["a1", "a2"],
+			agents: ["r1", "r2"],
 			env: { ISA_REPORT_INTERVAL: "2" }
 		});
 		await eventually(
@@ -92,7 +92,7 @@ describe("agent restarts", () => {
 	it("leaves no orphan when a killed agent does not come back: gone before the replacements start", async () => {
 		const id = await cluster.sleeper("moved", 2);
 		const [victim] = await runningOn(id, 2);
-		const other = victim === "a1" ? "a2" : "a1";
+		const other = victim === "r1" ? "r2" : "r1";
 		const before = await cluster.agreement(2);
 		const watcher = new Watcher(cluster).start();
 
@@ -108,6 +108,16 @@ describe("agent restarts", () => {
 		);
 		expect(moved).toEqual([other, other]);
 		const after = await cluster.agreement(2);
+		// The watcher's own samples hold the replacements too before it stops.
+		const replaced = (sample: Sample) =>
+			[...after.procs].every(([key, procs]) =>
+				(sample.procs.get(key) ?? []).some(p => p.pid === procs[0].pid)
+			);
+		await eventually(
+			async () => watcher.samples.some(replaced),
+			5000,
+			"the watcher seeing the replacements"
+		);
 		watcher.stop();
 
 		expect(watcher.maxCopies()).toBe(1);
@@ -122,6 +132,7 @@ describe("agent restarts", () => {
 					.map(s => s.at);
 			const lastOld = Math.max(...seen(oldPid));
 			const firstNew = Math.min(...seen(newPid));
+			expect(Number.isFinite(lastOld) && Number.isFinite(firstNew)).toBe(true);
 			expect(lastOld).toBeLessThan(firstNew);
 			console.log(
 				`${key}: orphan last seen ${lastOld - killedAt} ms after kill -9, ` +
