@@ -19,6 +19,7 @@ import { acquireStore, releaseStore } from "../mixins/store.mixin";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
 import { NodeIdTakenError } from "../services/shared/errors";
 import { leaseWanted, NodeLease } from "../services/nodes/lease";
+import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
 
 const SERVICE_FILES: Record<string, string> = {
@@ -103,6 +104,8 @@ async function main(): Promise<void> {
 		stopping = true;
 		stopKeeping();
 		broker.logger.info(`${signal}: stopping…`);
+		// The process ends: the agent leaves its process replicas for the next one to adopt.
+		await broker.broadcastLocal(EVENTS.nodeExiting);
 		await broker.stop();
 		// Given back only once the broker left, so that a successor never meets this one.
 		if (lease) {

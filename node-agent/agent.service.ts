@@ -5,6 +5,12 @@
  * it. `ISA_NODE_CAPACITY` replaces the probed capacity for simulations. Process replicas run in
  * directories of their own under the data directory, as ISA_WORKLOAD_USER when the agent is
  * root (runner/sandbox.ts); service replicas are loaded into this process and are trusted code.
+ *
+ * Process replicas outlive the agent process: an agent that exits (SIGTERM) or dies leaves them
+ * running, and the next agent of the node adopts the ones still running as recorded
+ * (runner/adoption.ts). Each one's supervisor stops it when no agent comes back before the
+ * control plane could replace it (runner/supervisor.ts); the leases that say so are renewed
+ * with every report. Service replicas restart with the agent.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
@@ -22,10 +28,17 @@ import type {
 import {
 	parseAllowedCommands,
 	parseServiceDirs,
+	processOptions,
+	ProcessReplica,
 	ProcessSandbox,
 	replicaFactory,
+	ReplicaFactoryOptions,
 	Runner
 } from "./runner";
+import { claimRecords, recoverReplicas } from "./runner/adoption";
+import { groupAlive, selfIdentity, signalGroup } from "./runner/process-runner";
+import { readProcStat, removeReplicaFiles, replicaFiles } from "./runner/replica-record";
+import { MISSED_REPORTS } from "../services/nodes/inventory";
 import {
 	blockedAncestor,
 	clearSandboxes,
@@ -60,6 +73,10 @@ interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	probe: MachineProbe;
 	runner: Runner;
 	sandbox: ProcessSandbox;
+	/** bin/isa.ts said the process exits (node.exiting): process replicas stay on stop. */
+	handingOver: boolean;
+	/** Takes over what an earlier agent of this node left running. */
+	adoptReplicas(options: ReplicaFactoryOptions, onStatus: (s: ReplicaStatus) => void): void;
 	/** The newest list applied, and the one being applied. */
 	order: SyncOrder;
 	syncing: Promise<unknown>;
@@ -196,6 +213,13 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Reports start once the whole broker is up, so that the first one is not lost.
 		"$broker.started"(this: AgentThis) {
 			this.startReporting();
+			// What this agent adopted: the scheduler's view of each is confirmed (or corrected).
+			for (const status of this.runner.list()) this.broker.emit(EVENTS.replicaState, status);
+		},
+		[EVENTS.nodeExiting]: {
+			handler(this: AgentThis) {
+				this.handingOver = true;
+			}
 		}
 	},
 
@@ -222,6 +246,48 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			return { replicas: this.runner.list() };
 		},
 
+		adoptReplicas(
+			this: AgentThis,
+			options: ReplicaFactoryOptions,
+			onStatus: (status: ReplicaStatus) => void
+		) {
+			const files = replicaFiles(this.sandbox.dataDir, this.broker.nodeID);
+			claimRecords(files, selfIdentity(), this.broker.nodeID);
+			const found = recoverReplicas(files, {
+				stat: readProcStat,
+				groupAlive,
+				killGroup: pgid => signalGroup(pgid, "SIGKILL")
+			});
+			const dirs: string[] = [];
+			for (const record of found.adopt) {
+				const { workloadId, replica } = record.spec;
+				try {
+					const adopted = ProcessReplica.adopt(record, processOptions(options, onStatus));
+					this.runner.adopt(adopted);
+					dirs.push(adopted.dir);
+				} catch (err) {
+					// Not supervised by this agent, it must not run on: the scheduler's list
+					// starts it again.
+					signalGroup(record.pgid, "SIGKILL");
+					removeReplicaFiles(files, workloadId, replica);
+					this.logger.warn(
+						`Could not adopt ${workloadId}/${replica}: ${(err as Error).message}`
+					);
+				}
+			}
+			// No other replica runs before the first sync: what else is there, an earlier agent
+			// left behind.
+			clearSandboxes(this.sandbox.root, dirs);
+			if (dirs.length || found.killed.length)
+				this.logger.info(
+					`Adopted ${dirs.length} process replica(s) still running from before` +
+						(found.killed.length
+							? `; killed what was left of ${found.killed.join(", ")}`
+							: "") +
+						"."
+				);
+		},
+
 		startReporting(this: AgentThis) {
 			this.every("report", this.settings.reportInterval, () => this.sendReport());
 			void this.sendReport().catch(err => this.logger.warn("First node report failed:", err));
@@ -233,6 +299,8 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		},
 
 		async sendReport(this: AgentThis) {
+			// The down window counts from this report: the orphan deadlines move with it.
+			this.runner.renewLeases(err => this.logger.warn(`Renewing a lease: ${err.message}`));
 			const report: NodeReport = {
 				nodeID: this.broker.nodeID,
 				hostname: this.facts.hostname,
@@ -258,17 +326,29 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		};
 		this.order = new SyncOrder();
 		this.syncing = Promise.resolve();
-		this.runner = new Runner({
-			createReplica: replicaFactory({
-				broker: this.broker,
-				allowedCommands: parseAllowedCommands(this.settings.allowedCommands),
-				serviceDirs: parseServiceDirs(this.settings.serviceDirs),
-				sandbox: this.sandbox
-			}),
-			onStatus: (status: ReplicaStatus) => {
-				this.broker.emit(EVENTS.replicaState, status);
+		this.handingOver = false;
+		const factory: ReplicaFactoryOptions = {
+			broker: this.broker,
+			allowedCommands: parseAllowedCommands(this.settings.allowedCommands),
+			serviceDirs: parseServiceDirs(this.settings.serviceDirs),
+			sandbox: this.sandbox,
+			process: {
+				lease: {
+					agent: selfIdentity(),
+					downWindow: MISSED_REPORTS * this.settings.reportInterval
+				}
 			}
-		});
+		};
+		// Handing over, the service replicas that stop with this process restart with the
+		// next agent: the scheduler is not told they stopped.
+		const onStatus = (status: ReplicaStatus) => {
+			if (!this.handingOver) this.broker.emit(EVENTS.replicaState, status);
+		};
+		this.runner = new Runner({ createReplica: replicaFactory(factory), onStatus });
+		// As early as possible: the supervisors of what an earlier agent left wait for a new
+		// agent in their lease only until their deadline (runner/supervisor.ts).
+		ensurePrivateDir(this.sandbox.dataDir, msg => this.logger.warn(msg));
+		this.adoptReplicas(factory, onStatus);
 		const GpuProbe = resolveGpuProbe(this.settings.gpuProbe);
 		this.probe = new SystemProbe(new GpuProbe(), warning =>
 			this.logger.warn(`GPU probe: ${warning}`)
@@ -276,9 +356,6 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	async started(this: AgentThis) {
-		ensurePrivateDir(this.sandbox.dataDir, msg => this.logger.warn(msg));
-		// No replica runs before the first sync: what is there, a killed agent left behind.
-		clearSandboxes(this.sandbox.root);
 		const user = this.sandbox.user;
 		const blocked = user && blockedAncestor(this.sandbox.dataDir, user);
 		if (blocked)
@@ -311,7 +388,20 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	async stopped(this: AgentThis) {
-		await this.runner.stopAll();
+		if (!this.handingOver) return this.runner.stopAll();
+		// A last report first: the down window, and with it the time the next agent has to
+		// take over, counts from now.
+		await this.sendReport().catch(err => this.logger.warn("Last report failed:", err));
+		const kept = await this.runner.handOver();
+		if (kept === 0) return;
+		this.logger.info(
+			`Leaving ${kept} process replica(s) running for the next agent of this node.`
+		);
+		// Before the disconnect: the inventory then waits for the down window instead of
+		// declaring the node down at once.
+		await this.broker
+			.broadcast(EVENTS.nodeRestarting, { nodeID: this.broker.nodeID, replicas: kept })
+			.catch(err => this.logger.warn("Announcing the restart failed:", err.message));
 	}
 };
 

@@ -31,6 +31,8 @@ interface NodesSettings {
 interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	inventory: Inventory;
 	factsPending: Set<string>;
+	/** Nodes whose agent announced a restart (node.restarting) and has not disconnected yet. */
+	restarting: Set<string>;
 	store: Store;
 	recordChange: RecordChange;
 	announce(changes: Array<Change | null>): Promise<void>;
@@ -163,9 +165,21 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				if (node) node.allocated = ctx.params.allocated;
 			}
 		},
+		[EVENTS.nodeRestarting]: {
+			handler(this: NodesThis, ctx: Context<{ nodeID: string }>) {
+				this.restarting.add(ctx.params.nodeID);
+			}
+		},
 		"$node.disconnected": {
-			async handler(this: NodesThis, ctx: Context<{ node: { id: string } }>) {
-				await this.announce([this.inventory.markDown(ctx.params.node.id)]);
+			async handler(
+				this: NodesThis,
+				ctx: Context<{ node: { id: string }; unexpected?: boolean }>
+			) {
+				const id = ctx.params.node.id;
+				// An agent that left its replicas running for its next start (an upgrade): the
+				// sweep declares the node down if no report comes within the down window.
+				if (this.restarting.delete(id) && !ctx.params.unexpected) return;
+				await this.announce([this.inventory.markDown(id)]);
 			}
 		}
 	},
@@ -295,6 +309,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		this.inventory = new Inventory();
 		this.factsPending = new Set();
 		this.recordChange = systemRecorder(this.broker, this.logger);
+		this.restarting = new Set();
 	},
 
 	async started(this: NodesThis) {

@@ -11,6 +11,7 @@ import { LogLine, ProcessReplica, ProcessReplicaOptions, ProcessSandbox } from "
 import { ServiceReplica } from "./service-runner";
 
 export { isCommandAllowed, parseAllowedCommands } from "./process-runner";
+export { ProcessReplica } from "./process-runner";
 export type { LogLine, ProcessSandbox } from "./process-runner";
 export { parseServiceDirs } from "./service-runner";
 
@@ -21,6 +22,10 @@ export interface Replica {
 	start(): Promise<ReplicaStatus>;
 	stop(): Promise<ReplicaStatus>;
 	logs(limit?: number): LogLine[];
+	/** Process replicas: pushes the supervisor's deadlines forward (supervisor.ts). */
+	renewLease?(): void;
+	/** Process replicas: leaves it running for the next agent of this node. */
+	detach?(): void;
 }
 
 export type ReplicaFactory = (
@@ -40,17 +45,25 @@ export interface ReplicaFactoryOptions {
 	process?: Omit<ProcessReplicaOptions, "nodeID" | "allowedCommands" | "onStatus" | "sandbox">;
 }
 
+/** The options a process replica of this node gets, started here or adopted. */
+export function processOptions(
+	options: ReplicaFactoryOptions,
+	onStatus: (status: ReplicaStatus) => void
+): ProcessReplicaOptions {
+	return {
+		...options.process,
+		nodeID: options.broker.nodeID,
+		allowedCommands: options.allowedCommands,
+		sandbox: options.sandbox,
+		onStatus
+	};
+}
+
 /** A ProcessReplica or a ServiceReplica by `spec.kind`. */
 export function replicaFactory(options: ReplicaFactoryOptions): ReplicaFactory {
 	return (spec, onStatus) =>
 		spec.kind === "process"
-			? new ProcessReplica(spec, {
-					...options.process,
-					nodeID: options.broker.nodeID,
-					allowedCommands: options.allowedCommands,
-					sandbox: options.sandbox,
-					onStatus
-				})
+			? new ProcessReplica(spec, processOptions(options, onStatus))
 			: new ServiceReplica(spec, {
 					broker: options.broker,
 					serviceDirs: options.serviceDirs,
@@ -133,6 +146,37 @@ export class Runner {
 		const running = this.replicas.get(key);
 		if (!running) throw new NotFoundError("Replica", key);
 		return running.logs(limit);
+	}
+
+	/** Takes over a replica an earlier agent of this node left running (adoption.ts). */
+	adopt(replica: Replica): void {
+		const key = keyOf(replica.spec.workloadId, replica.spec.replica);
+		this.fences.set(key, { fence: replica.spec.fence, stopped: false });
+		this.replicas.set(key, replica);
+	}
+
+	/** Renews every process replica's lease; a failed write is retried at the next report. */
+	renewLeases(onError: (err: Error) => void): void {
+		for (const replica of this.replicas.values())
+			try {
+				replica.renewLease?.();
+			} catch (err) {
+				onError(err as Error);
+			}
+	}
+
+	/**
+	 * The agent process is about to exit: process replicas keep running for the next agent,
+	 * service replicas (in this process) stop. Resolves to the number of replicas left running.
+	 */
+	async handOver(): Promise<number> {
+		let kept = 0;
+		for (const replica of [...this.replicas.values()])
+			if (replica.detach) {
+				replica.detach();
+				kept++;
+			} else await this.stop(replica.spec.workloadId, replica.spec.replica);
+		return kept;
 	}
 
 	async stopAll(): Promise<void> {

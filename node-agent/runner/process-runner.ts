@@ -3,18 +3,50 @@
  * own process group so that stopping it also stops whatever it forked, with only the GPUs it was
  * given visible, its recent output kept in memory, and restarts with exponential backoff. It
  * runs in a directory of its own under the data directory, which is also its HOME, and as the
- * node's workload user when the agent is root (see sandbox.ts).
+ * node's workload user when the agent is root (see sandbox.ts). It runs under a supervisor shell
+ * and writes its output to files, so that it outlives an agent restart: the next agent adopts it
+ * (replica-record.ts), or the supervisor stops it when no agent comes back in time
+ * (supervisor.ts).
  */
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, spawn, StdioOptions } from "child_process";
 import fs from "fs";
 import path from "path";
+import { StringDecoder } from "string_decoder";
 import {
 	CommandNotAllowedError,
 	InvalidInputError,
 	ServiceUnavailableError
 } from "../../services/shared/errors";
 import type { ReplicaSpec, ReplicaState, ReplicaStatus } from "../../services/shared/types";
-import { prepareSandbox, removeSandbox, sandboxDir, WorkloadUser } from "./sandbox";
+import {
+	leasePath,
+	outputPaths,
+	readProcStat,
+	RECORD_VERSION,
+	removeReplicaFiles,
+	ReplicaFiles,
+	replicaFiles,
+	ReplicaRecord,
+	writeRecord
+} from "./replica-record";
+import {
+	preparePassable,
+	prepareSandbox,
+	removeSandbox,
+	sandboxDir,
+	WorkloadUser
+} from "./sandbox";
+import {
+	AgentIdentity,
+	DEFAULT_DOWN_WINDOW_MS,
+	leaseAt,
+	OrphanTimes,
+	orphanTimes,
+	readLease,
+	SUPERVISOR,
+	uptimeCs,
+	writeLease
+} from "./supervisor";
 
 /** One line of a replica's output. */
 export interface LogLine {
@@ -68,6 +100,13 @@ export interface ProcessReplicaOptions {
 	timers?: Timers;
 	/** The agent's environment, of which only PATH and LANG reach the process. */
 	env?: NodeJS.ProcessEnv;
+	/** An output file is emptied once it holds more than this (default 8 MiB). */
+	maxLogBytes?: number;
+	/**
+	 * The agent process the supervisor watches, and the node's down window (ms). Default: this
+	 * process, and 6 s.
+	 */
+	lease?: { agent: AgentIdentity; downWindow: number };
 }
 
 /** "python3, /opt/bin/*" → ["python3", "/opt/bin/*"]. */
@@ -201,7 +240,9 @@ class LineSplitter {
 }
 
 /** Signals a whole process group; false when it no longer exists. */
-function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+export function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+	// -0 would be this agent's own group.
+	if (!(pid > 0)) return false;
 	try {
 		process.kill(-pid, signal);
 		return true;
@@ -225,7 +266,7 @@ function isLiveMember(pid: string, pgid: number): boolean {
  * Whether a process group still has a running member. Where PID 1 does not reap orphans (many
  * containers) their zombies stay in the group, which a signal alone cannot tell from the living.
  */
-function groupAlive(pgid: number): boolean {
+export function groupAlive(pgid: number): boolean {
 	if (!signalGroup(pgid, 0)) return false;
 	let pids: string[];
 	try {
@@ -236,43 +277,18 @@ function groupAlive(pgid: number): boolean {
 	return pids.some(pid => isLiveMember(pid, pgid));
 }
 
+/** A process this replica runs: the supervisor shell, leader of the replica's process group. */
 interface Run {
-	child: ChildProcess;
-	/** The group leader exited (or never started). */
+	pid: number;
+	/** /proc start time of the leader, which tells it from a process that reuses its pid. */
+	startTime: number | null;
+	/** The child, when this agent spawned it; an adopted run has none. */
+	child?: ChildProcess;
+	/** The leader exited (or never started). */
 	exited: Promise<void>;
-	/** Its output pipes closed: every process that held them is gone. */
-	closed: Promise<void>;
+	/** Stops watching an adopted run for its exit. */
+	unwatch?: () => void;
 }
-
-/**
- * One process replica. `start()` resolves once the process runs (or failed to start) and
- * rejects with CommandNotAllowedError, after reporting `failed`, when the node does not allow
- * the command. Restarts follow `spec.restart`: "always" after any exit, "on-failure" after a
- * non-zero exit or a signal, "never" not at all. `maxRestarts` counts restarts over the
- * replica's life; 0 means no limit. Between an exit and its restart the replica reports
- * `starting` with the reason; when it needs a restart beyond `maxRestarts` it reports `failed`.
- */
-/**
- * The replica's shell: runs the command in the background (its stdin is /dev/null, as POSIX
- * gives background jobs), a watcher that waits for EOF on the agent's pipe (fd 3) and then kills
- * the group, and exits with the command's status. `exec 3<&0` keeps the pipe for the watcher.
- */
-export const REAPER = [
-	"unset PWD OLDPWD",
-	"exec 3<&0",
-	'"$@" &',
-	"child=$!",
-	"(cat <&3 >/dev/null; kill -KILL -$$ 2>/dev/null) &",
-	"watcher=$!",
-	"exec 3<&-",
-	"trap 'kill -TERM \"$child\" 2>/dev/null' TERM",
-	// A trapped TERM interrupts `wait`: wait again while the command still lives.
-	'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done',
-	'kill "$watcher" 2>/dev/null',
-	// Died of a signal: die of the same one, so that the agent sees the signal, not 128+n.
-	'if [ "$code" -gt 128 ]; then trap - TERM; kill -s "$(kill -l "$code")" $$; fi',
-	'exit "$code"'
-].join("\n");
 
 /** Whether `command` names an executable file, directly or on `PATH`. */
 export function findExecutable(command: string, pathVar = ""): boolean {
@@ -292,6 +308,137 @@ export function findExecutable(command: string, pathVar = ""): boolean {
 	});
 }
 
+/** This process as a lease names it. */
+export function selfIdentity(): AgentIdentity {
+	const stat = readProcStat(process.pid);
+	if (!stat) throw new Error("/proc/self/stat is unreadable");
+	return { pid: process.pid, startTime: stat.startTime };
+}
+
+/** How often the agent reads what its replicas wrote, and looks whether an adopted one ended. */
+const TAIL_MS = 200;
+const WATCH_MS = 250;
+/** An adopted replica's logs start with at most this much of what it wrote before. */
+const BACKLOG_BYTES = 64 * 1024;
+
+/**
+ * Follows a replica's two output files into its line buffer. Once a file holds more than
+ * `maxBytes`, it is emptied after being read: the writer appends (O_APPEND), so it goes on
+ * writing at the new end; the lines kept in memory are what `logs` serves.
+ */
+class OutputTail {
+	private readonly streams: Array<{
+		stream: LogLine["stream"];
+		file: string;
+		offset: number;
+		decoder: StringDecoder;
+		lines: LineSplitter;
+		skipPartial: boolean;
+	}>;
+	private timer?: NodeJS.Timeout;
+
+	constructor(
+		files: { stdout: string; stderr: string },
+		maxLineLength: number,
+		private readonly maxBytes: number,
+		push: (line: Omit<LogLine, "at">) => void
+	) {
+		this.streams = (["stdout", "stderr"] as const).map(stream => ({
+			stream,
+			file: files[stream],
+			offset: 0,
+			decoder: new StringDecoder("utf8"),
+			lines: new LineSplitter(maxLineLength, text => push({ stream, text })),
+			skipPartial: false
+		}));
+	}
+
+	/** From the start of the files, or (adopting) from near their end. */
+	start(fromEnd: boolean): void {
+		if (fromEnd)
+			for (const s of this.streams) {
+				const size = fileSize(s.file);
+				s.offset = Math.max(0, size - BACKLOG_BYTES);
+				s.skipPartial = s.offset > 0;
+			}
+		this.timer = setInterval(() => this.read(), TAIL_MS);
+		this.timer.unref();
+	}
+
+	/** Stops following; `flush` reads what is left and ends the last line. */
+	stop(flush: boolean): void {
+		if (this.timer) clearInterval(this.timer);
+		this.timer = undefined;
+		if (flush) this.flush();
+	}
+
+	/** Reads what the process wrote and ends its last line: it exited. */
+	flush(): void {
+		this.read();
+		for (const s of this.streams) s.lines.end();
+	}
+
+	read(): void {
+		for (const s of this.streams) {
+			let fd: number;
+			try {
+				fd = fs.openSync(s.file, "r");
+			} catch {
+				continue;
+			}
+			try {
+				const size = fs.fstatSync(fd).size;
+				if (size < s.offset) s.offset = 0;
+				const buffer = Buffer.alloc(64 * 1024);
+				while (s.offset < size) {
+					const n = fs.readSync(fd, buffer, 0, buffer.length, s.offset);
+					if (n <= 0) break;
+					s.offset += n;
+					let text = s.decoder.write(buffer.subarray(0, n));
+					if (s.skipPartial) {
+						const nl = text.indexOf("\n");
+						if (nl < 0) continue;
+						text = text.slice(nl + 1);
+						s.skipPartial = false;
+					}
+					s.lines.write(text);
+				}
+				if (s.offset > this.maxBytes) {
+					fs.ftruncateSync(fd, 0);
+					s.offset = 0;
+				}
+			} catch {
+				// Removed while read (the replica stopped): nothing more to follow.
+			} finally {
+				fs.closeSync(fd);
+			}
+		}
+	}
+}
+
+function fileSize(file: string): number {
+	try {
+		return fs.statSync(file).size;
+	} catch {
+		return 0;
+	}
+}
+
+/** Resolves after `ms`, on a timer that does not keep the process alive. */
+function pause(ms: number): Promise<void> {
+	return new Promise(resolve => setTimeout(resolve, ms).unref());
+}
+
+/** Resolves true once the group has no live member, false when `within` ms passed first. */
+async function groupGone(pgid: number, within: number): Promise<boolean> {
+	const deadline = Date.now() + within;
+	for (;;) {
+		if (!groupAlive(pgid)) return true;
+		if (Date.now() >= deadline) return false;
+		await pause(25);
+	}
+}
+
 export class ProcessReplica {
 	private state: ReplicaState = "pending";
 	private reason?: string;
@@ -300,9 +447,13 @@ export class ProcessReplica {
 	private run?: Run;
 	private restartTimer?: unknown;
 	private stopping = false;
+	/** Handed over to the next agent: nothing this object sees changes the replica any more. */
+	private detached = false;
 	private lastExit?: string;
 	private readonly output: RingBuffer<LogLine>;
 	private readonly timers: Timers;
+	private readonly files: ReplicaFiles;
+	private tail?: OutputTail;
 	/** Its working directory and HOME. */
 	readonly dir: string;
 
@@ -312,8 +463,25 @@ export class ProcessReplica {
 	) {
 		this.timers = options.timers ?? realTimers;
 		this.dir = sandboxDir(options.sandbox.root, spec.workloadId, spec.replica);
+		this.files = replicaFiles(options.sandbox.dataDir, options.nodeID);
 		this.changedAt = this.timers.now();
 		this.output = new RingBuffer(options.maxLogLines ?? 1000);
+	}
+
+	/**
+	 * A replica that an earlier agent of this node started and that still runs (see
+	 * replica-record.ts for the checks): it keeps running, this agent follows its output files,
+	 * watches for its exit and takes over its lease. Its exit status cannot be known (another
+	 * process was its parent), so an exit counts as a failure for its restart policy.
+	 */
+	static adopt(record: ReplicaRecord, options: ProcessReplicaOptions): ProcessReplica {
+		const replica = new ProcessReplica(record.spec, options);
+		replica.restarts = record.restarts;
+		replica.takeOverLease();
+		replica.watchAdopted(record);
+		replica.state = "running";
+		replica.reason = undefined;
+		return replica;
 	}
 
 	status(): ReplicaStatus {
@@ -325,14 +493,36 @@ export class ProcessReplica {
 			state: this.state,
 			reason: this.reason,
 			restarts: this.restarts,
-			pid: this.run?.child.pid,
+			pid: this.run?.pid,
 			at: this.changedAt
 		};
 	}
 
 	/** The newest `limit` lines of output, oldest first. */
 	logs(limit = 100): LogLine[] {
+		this.tail?.read();
 		return this.output.newest(limit);
+	}
+
+	/**
+	 * Pushes the orphan deadlines forward from now: the agent calls this as it sends a node
+	 * report, since the down window counts from the last report.
+	 */
+	renewLease(nowCs = uptimeCs()): void {
+		if (!this.run || this.detached) return;
+		const lease = leaseAt(this.agent(), nowCs, this.orphanTimes());
+		writeLease(this.leaseFile(), lease, this.options.sandbox.user?.gid ?? null);
+	}
+
+	/**
+	 * Leaves the replica running for the next agent of this node (the agent process exits):
+	 * its record and lease stay, and its supervisor stops it if no agent takes it over in time.
+	 */
+	detach(): void {
+		this.detached = true;
+		if (this.restartTimer !== undefined) this.timers.clearTimeout(this.restartTimer);
+		this.run?.unwatch?.();
+		this.tail?.stop(false);
 	}
 
 	async start(): Promise<ReplicaStatus> {
@@ -350,6 +540,15 @@ export class ProcessReplica {
 		try {
 			// Fresh for each placement; its restarts keep what it wrote (caches, checkpoints).
 			prepareSandbox(this.options.sandbox.dataDir, this.dir, this.options.sandbox.user);
+			fs.mkdirSync(this.files.records, { recursive: true, mode: 0o700 });
+			preparePassable(
+				this.options.sandbox.dataDir,
+				this.files.leases,
+				this.options.sandbox.user
+			);
+			const out = outputPaths(this.files, this.spec.workloadId, this.spec.replica);
+			for (const file of [out.stdout, out.stderr])
+				fs.writeFileSync(file, "", { mode: 0o600 });
 		} catch (err) {
 			const reason = `could not prepare its directory ${this.dir}: ${(err as Error).message}`;
 			this.setState("failed", reason);
@@ -359,6 +558,7 @@ export class ProcessReplica {
 				dir: this.dir
 			});
 		}
+		this.followOutput(false);
 		this.setState("starting");
 		await this.spawnRun();
 		return this.status();
@@ -376,27 +576,32 @@ export class ProcessReplica {
 			this.restartTimer = undefined;
 		}
 		const run = this.run;
-		const pid = run?.child.pid;
-		if (run && pid !== undefined) {
-			signalGroup(pid, "SIGTERM");
+		if (run && run.pid > 0) {
+			run.unwatch?.();
+			signalGroup(run.pid, "SIGTERM");
 			let graceTimer: unknown;
 			const graceOver = new Promise<void>(resolve => {
 				graceTimer = this.timers.setTimeout(resolve, this.options.stopGrace ?? 5000);
 			});
-			// Pipes closed and no member left: done before the grace period. A member that closed
-			// its pipes, or one that escaped the group holding them, gets the whole grace period.
-			const gone = await Promise.race([
-				run.closed.then(() => !groupAlive(pid)),
-				graceOver.then(() => false)
-			]);
-			if (!gone) {
-				await graceOver;
-				signalGroup(pid, "SIGKILL");
-			}
+			// Polled, not awaited as an event: an adopted group is not this process's child.
+			let over = false;
+			void graceOver.then(() => (over = true));
+			const gone = await (async () => {
+				while (!over) if (await groupGone(run.pid, 100)) return true;
+				return false;
+			})();
+			if (!gone) signalGroup(run.pid, "SIGKILL");
 			this.timers.clearTimeout(graceTimer);
-			await run.exited;
+			if (run.child) await run.exited;
+			else {
+				await groupGone(run.pid, 2000);
+				this.lastExit ??= gone ? "ended" : "killed by SIGKILL";
+				this.run = undefined;
+			}
 		}
+		this.tail?.stop(true);
 		try {
+			removeReplicaFiles(this.files, this.spec.workloadId, this.spec.replica);
 			removeSandbox(this.dir);
 		} catch {
 			// Something the replica made that the agent cannot delete: the next agent start
@@ -407,25 +612,103 @@ export class ProcessReplica {
 		return this.status();
 	}
 
+	private agent(): AgentIdentity {
+		return this.options.lease?.agent ?? selfIdentity();
+	}
+
+	private orphanTimes(): OrphanTimes {
+		const stopAfter = (this.spec as ReplicaSpec & { disconnect?: { stopAfter?: number } })
+			.disconnect?.stopAfter;
+		return orphanTimes(this.options.lease?.downWindow ?? DEFAULT_DOWN_WINDOW_MS, stopAfter);
+	}
+
+	private leaseFile(): string {
+		return leasePath(this.files, this.spec.workloadId, this.spec.replica);
+	}
+
+	/** Puts this agent in the lease, keeping its deadlines: it has not reported yet. */
+	private takeOverLease(): void {
+		const old = readLease(this.leaseFile());
+		const lease = old
+			? { ...old, agent: this.agent() }
+			: leaseAt(this.agent(), uptimeCs(), this.orphanTimes());
+		writeLease(this.leaseFile(), lease, this.options.sandbox.user?.gid ?? null);
+	}
+
+	private followOutput(fromEnd: boolean): void {
+		this.tail?.stop(false);
+		this.tail = new OutputTail(
+			outputPaths(this.files, this.spec.workloadId, this.spec.replica),
+			this.options.maxLineLength ?? 4096,
+			this.options.maxLogBytes ?? 8 * 1024 * 1024,
+			line => this.output.push({ at: this.timers.now(), ...line })
+		);
+		this.tail.start(fromEnd);
+	}
+
+	/** Follows an adopted run until its leader is gone. */
+	private watchAdopted(record: ReplicaRecord): void {
+		this.followOutput(true);
+		let timer: NodeJS.Timeout | undefined;
+		let settle!: () => void;
+		const exited = new Promise<void>(resolve => (settle = resolve));
+		const run: Run = {
+			pid: record.pid,
+			startTime: record.startTime,
+			exited,
+			unwatch: () => {
+				if (timer) clearInterval(timer);
+				timer = undefined;
+			}
+		};
+		this.run = run;
+		timer = setInterval(() => {
+			const stat = readProcStat(record.pid);
+			if (stat && stat.state !== "Z" && stat.startTime === record.startTime) return;
+			run.unwatch?.();
+			settle();
+			this.lastExit = "ended (exit status unknown: an earlier agent started it)";
+			if (this.run === run) this.run = undefined;
+			this.tail?.flush();
+			this.onExit(record.pid, this.lastExit, true);
+		}, WATCH_MS);
+		timer.unref();
+	}
+
 	/** Resolves once the process runs or could not start. */
 	private spawnRun(): Promise<void> {
 		const { command, args } = this.spec.process as NonNullable<ReplicaSpec["process"]>;
-		// Through a small shell that ends the replica's whole process group when the agent's end
-		// of its stdin closes: an agent killed with SIGKILL leaves nothing running that the
-		// scheduler has meanwhile placed elsewhere.
+		// Through the supervisor shell (supervisor.ts): the replica outlives this agent, for the
+		// next agent of the node to adopt, and stops by itself if none does in time.
 		const env = processEnv(this.spec, this.dir, this.options.env);
 		const user = this.options.sandbox.user;
 		// libuv changes into cwd, drops the agent's groups, then sets gid and uid, before exec.
 		const as = { cwd: this.dir, env, ...(user ? { uid: user.uid, gid: user.gid } : {}) };
-		// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)
-		// rather than as a shell's exit 127.
-		const child = findExecutable(command, env.PATH)
-			? spawn("/bin/sh", ["-c", REAPER, "isa-replica", command, ...args], {
-					detached: true,
-					stdio: ["pipe", "pipe", "pipe"],
-					...as
-				})
-			: spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], ...as });
+		const out = outputPaths(this.files, this.spec.workloadId, this.spec.replica);
+		// The replica writes its output through these; it cannot open the files by path.
+		const fds = [fs.openSync(out.stdout, "a"), fs.openSync(out.stderr, "a")];
+		const stdio: StdioOptions = ["ignore", fds[0], fds[1]];
+		const lease = this.leaseFile();
+		let child: ChildProcess;
+		try {
+			writeLease(
+				lease,
+				leaseAt(this.agent(), uptimeCs(), this.orphanTimes()),
+				user?.gid ?? null
+			);
+			// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)
+			// rather than as a shell's exit 127.
+			child = findExecutable(command, env.PATH)
+				? spawn("/bin/sh", ["-c", SUPERVISOR, "isa-replica", lease, command, ...args], {
+						detached: true,
+						stdio,
+						...as
+					})
+				: spawn(command, args, { detached: true, stdio, ...as });
+		} finally {
+			// The child holds its own copies from here on.
+			for (const fd of fds) fs.closeSync(fd);
+		}
 		let settle!: () => void;
 		const started = new Promise<void>(resolve => (settle = resolve));
 		let ended = false;
@@ -434,16 +717,26 @@ export class ProcessReplica {
 			ended = true;
 			this.lastExit = reason;
 			if (this.run?.child === child) this.run = undefined;
-			this.onExit(child.pid, reason, failure);
+			if (!this.detached) {
+				this.tail?.flush();
+				this.onExit(child.pid, reason, failure);
+			}
 			settle();
 		};
 		const closed = new Promise<void>(resolve => child.once("close", () => resolve()));
 		const exit = new Promise<void>(resolve => child.once("exit", () => resolve()));
 		// A failed spawn emits "error" and "close" but no "exit".
-		this.run = { child, closed, exited: Promise.race([exit, closed]) };
-		this.capture(child, "stdout");
-		this.capture(child, "stderr");
+		const run: Run = {
+			pid: child.pid ?? 0,
+			startTime: null,
+			child,
+			exited: Promise.race([exit, closed])
+		};
+		this.run = run;
 		child.once("spawn", () => {
+			run.pid = child.pid as number;
+			run.startTime = readProcStat(run.pid)?.startTime ?? null;
+			this.record(run);
 			if (!this.stopping) this.setState("running");
 			settle();
 		});
@@ -455,19 +748,27 @@ export class ProcessReplica {
 		return started;
 	}
 
-	private capture(child: ChildProcess, stream: LogLine["stream"]): void {
-		const lines = new LineSplitter(this.options.maxLineLength ?? 4096, text =>
-			this.output.push({ at: this.timers.now(), stream, text })
-		);
-		const pipe = child[stream];
-		if (!pipe) return;
-		pipe.setEncoding("utf8");
-		pipe.on("data", (chunk: string) => lines.write(chunk));
-		pipe.on("end", () => lines.end());
+	/** Writes down the run for the next agent of this node (replica-record.ts). */
+	private record(run: Run): void {
+		if (run.startTime === null) return;
+		try {
+			writeRecord(this.files, {
+				version: RECORD_VERSION,
+				spec: this.spec,
+				pid: run.pid,
+				pgid: run.pid,
+				startTime: run.startTime,
+				restarts: this.restarts,
+				startedAt: Date.now()
+			});
+		} catch {
+			// Without its record the replica is not adopted: its supervisor stops it if this agent
+			// goes, and the scheduler's list starts it again.
+		}
 	}
 
 	private onExit(pid: number | undefined, reason: string, failure: boolean): void {
-		if (this.stopping) return;
+		if (this.stopping || this.detached) return;
 		// Workers the process forked must not outlive it and hold on to its GPUs.
 		if (pid !== undefined) signalGroup(pid, "SIGKILL");
 		const { policy, maxRestarts } = this.spec.restart;

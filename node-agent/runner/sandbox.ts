@@ -129,15 +129,23 @@ export function sandboxDir(root: string, workloadId: string, replica: number): s
  */
 export function prepareSandbox(dataDir: string, dir: string, user: WorkloadUser | null): void {
 	fs.rmSync(dir, { recursive: true, force: true });
+	preparePassable(dataDir, path.dirname(dir), user);
+	fs.mkdirSync(dir, { mode: 0o700 });
+	if (user) fs.chownSync(dir, user.uid, user.gid);
+}
+
+/**
+ * Makes `dir` and the directories from the data directory down to it, the agent's, passable
+ * (x) by the user's group and by nobody else (0700 without a user).
+ */
+export function preparePassable(dataDir: string, dir: string, user: WorkloadUser | null): void {
 	let parent = dataDir;
-	for (const segment of ["", ...path.relative(dataDir, path.dirname(dir)).split(path.sep)]) {
+	for (const segment of ["", ...path.relative(dataDir, dir).split(path.sep)]) {
 		parent = path.join(parent, segment);
 		fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
 		if (user) fs.chownSync(parent, fs.statSync(parent).uid, user.gid);
 		fs.chmodSync(parent, user ? 0o710 : 0o700);
 	}
-	fs.mkdirSync(dir, { mode: 0o700 });
-	if (user) fs.chownSync(dir, user.uid, user.gid);
 }
 
 /**
@@ -164,9 +172,26 @@ export function blockedAncestor(
 	return null;
 }
 
-/** Removes what a killed agent left of this node's replicas: none of them runs any more. */
-export function clearSandboxes(root: string): void {
-	fs.rmSync(root, { recursive: true, force: true });
+/**
+ * Removes what an earlier agent left of this node's replicas, but for the directories in
+ * `keep`: those of the replicas the new agent adopted, which still run in them.
+ */
+export function clearSandboxes(root: string, keep: Iterable<string> = []): void {
+	const kept = new Set([...keep].map(dir => path.resolve(dir)));
+	if (kept.size === 0) return fs.rmSync(root, { recursive: true, force: true });
+	const entries = (dir: string) => {
+		try {
+			return fs.readdirSync(dir).map(name => path.join(dir, name));
+		} catch {
+			return [];
+		}
+	};
+	for (const workload of entries(root)) {
+		for (const replica of entries(workload))
+			if (!kept.has(path.resolve(replica)))
+				fs.rmSync(replica, { recursive: true, force: true });
+		if (entries(workload).length === 0) fs.rmSync(workload, { recursive: true, force: true });
+	}
 }
 
 /** Removes a replica's directory, and its workload's directory once that is empty. */

@@ -8,6 +8,13 @@ export const EVENTS = {
 	nodeRemoved: "node.removed",
 	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
 	nodeAllocated: "node.allocated",
+	/**
+	 * An agent stops and leaves its process replicas running for the next agent of its node:
+	 * { nodeID, replicas }. Its disconnect then does not mark the node down at once.
+	 */
+	nodeRestarting: "node.restarting",
+	/** Local only: this process is about to exit (bin/isa.ts); the agent hands over. */
+	nodeExiting: "node.exiting",
 	/** An agent's news of one replica: ReplicaStatus. */
 	replicaState: "workload.replica.state",
 	/** A registered resource turned healthy or unhealthy: { id, name, health }. */

@@ -6,6 +6,7 @@
  * record what happened, and ends with `agreement()`: the three sides say the same.
  */
 import fs from "fs";
+import os from "os";
 import path from "path";
 import { RedisStore } from "../../services/shared/store";
 import { COLLECTIONS } from "../../services/shared/collections";
@@ -97,11 +98,14 @@ export async function faultCluster(opts: {
 	env?: Record<string, string>;
 }): Promise<FaultCluster> {
 	const secret = `${opts.name}-secret`;
+	// A data directory of the cluster's own: agents of other suites may bear the same node ids,
+	// and an agent keeps its node's replica records there (node-agent/runner/adoption.ts).
+	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `isa-fault-${opts.name}-`));
 	const fixture = await clusterFixture({
 		name: opts.name,
 		secret,
 		token: { sub: "admin", tenant: "lab", roles: ["admin"] },
-		env: { LOGLEVEL: "warn", ...opts.env }
+		env: { LOGLEVEL: "warn", ISA_DATA_DIR: dataDir, ...opts.env }
 	});
 	const marker = `isa-fault-${opts.name}-${process.pid}`;
 	const common = fixture.common;
@@ -211,6 +215,7 @@ export async function faultCluster(opts: {
 			await Promise.all([...nodes.values()].map(n => n.stop()));
 			await store.close();
 			await fixture.stop();
+			fs.rmSync(dataDir, { recursive: true, force: true });
 		}
 	};
 	return cluster;

@@ -1,8 +1,9 @@
 /**
  * Node loss with real processes: a control node and three agent nodes over NATS and Redis, a
  * process workload of 3 replicas, `kill -9` of the agent holding them. All replicas run
- * elsewhere within 10 s, none twice (the killed agent's own replica processes end with it), and
- * the reservations match what runs. The agent, restarted, starts nothing again.
+ * elsewhere within 10 s, none twice (the killed agent's own replica processes are stopped by
+ * their supervisors before the down window ends), and the reservations match what runs. The
+ * agent, restarted, starts nothing again.
  */
 import fs from "fs";
 import os from "os";

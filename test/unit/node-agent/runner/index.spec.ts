@@ -159,6 +159,56 @@ describe("Runner", () => {
 		expect(created.map(r => r.state)).toEqual(["stopped", "stopped", "stopped"]);
 	});
 
+	it("keeps an adopted replica for its fence: the same placement is kept, a newer one replaces it", async () => {
+		const { runner, created } = fakeRunner();
+		const adopted = new FakeReplica(spec(4));
+		adopted.state = "running";
+		runner.adopt(adopted);
+		expect(runner.list()).toMatchObject([{ fence: 4, state: "running" }]);
+		// The scheduler's list names the same placement: nothing starts.
+		expect(await runner.start(spec(4))).toMatchObject({ fence: 4, state: "running" });
+		expect(created).toEqual([]);
+		// An older one is ignored; a newer one stops the adopted replica first.
+		expect(await runner.start(spec(3))).toBeNull();
+		await runner.start(spec(5));
+		expect(adopted.state).toBe("stopped");
+		expect(runner.list()).toMatchObject([{ fence: 5, state: "running" }]);
+	});
+
+	it("hands over: process replicas stay running, detached; the others stop", async () => {
+		const { runner, created } = fakeRunner();
+		const detached: string[] = [];
+		const proc = Object.assign(new FakeReplica(spec(1)), {
+			detach: () => detached.push("w1/0"),
+			renewLease: () => undefined
+		});
+		proc.state = "running";
+		runner.adopt(proc);
+		await runner.start(spec(1, { workloadId: "svc", kind: "service" }));
+		expect(await runner.handOver()).toBe(1);
+		expect(detached).toEqual(["w1/0"]);
+		expect(proc.state).toBe("running");
+		expect(created.map(r => r.state)).toEqual(["stopped"]);
+	});
+
+	it("renews every lease, and one that fails does not keep the others from theirs", () => {
+		const { runner } = fakeRunner();
+		const renewed: number[] = [];
+		for (const replica of [0, 1, 2])
+			runner.adopt(
+				Object.assign(new FakeReplica(spec(1, { replica })), {
+					renewLease: () => {
+						if (replica === 1) throw new Error("disk full");
+						renewed.push(replica);
+					}
+				})
+			);
+		const errors: string[] = [];
+		runner.renewLeases(err => errors.push(err.message));
+		expect(renewed).toEqual([0, 2]);
+		expect(errors).toEqual(["disk full"]);
+	});
+
 	it("has no logs for a replica it does not run", () => {
 		const { runner } = fakeRunner();
 		expect(() => runner.logs("w1", 0)).toThrow(NotFoundError);

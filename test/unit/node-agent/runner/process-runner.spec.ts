@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
@@ -9,8 +10,15 @@ import {
 	isCommandAllowed,
 	parseAllowedCommands,
 	processEnv,
-	realTimers
+	realTimers,
+	selfIdentity
 } from "../../../../node-agent/runner/process-runner";
+import {
+	readRecords,
+	ReplicaRecord,
+	replicaFiles
+} from "../../../../node-agent/runner/replica-record";
+import { readLease } from "../../../../node-agent/runner/supervisor";
 import {
 	CommandNotAllowedError,
 	ERR_COMMAND_NOT_ALLOWED
@@ -359,20 +367,34 @@ describe("stop", () => {
 		expect(isAlive(pid as number)).toBe(false);
 	});
 
-	it("ends the whole group when the agent is gone (its end of the replica's stdin closes)", async () => {
+	it("ends the whole group by itself once its agent is gone past the lease", async () => {
+		// An agent that is gone: a process that ran and ended.
+		const gone = spawnSync(NODE, ["-e", "0"]);
+		expect(gone.status).toBe(0);
+		const agent = { pid: gone.pid as number, startTime: 1 };
 		const spec = processSpec("", {
 			process: { command: "/bin/sh", args: ["-c", "sleep 100 & echo $!; sleep 100"], env: {} }
 		});
-		const { r } = replica(spec);
+		// A down window of 1 s: SIGTERM 0.5 s after the lease was written, SIGKILL at 0.75 s.
+		const { r } = replica(spec, { lease: { agent, downWindow: 1000 } });
+		const started = Date.now();
 		const { pid } = await r.start();
 		await until(() => r.logs().length > 0);
 		const grandchild = Number(r.logs()[0].text);
-		// When the agent is killed with SIGKILL, the OS closes its end of the replica's stdin
-		// pipe; destroying that end here does the same.
-		(
-			r as unknown as { run: { child: { stdin: { destroy(): void } } } }
-		).run.child.stdin.destroy();
-		await until(() => !isAlive(grandchild) && !isAlive(pid as number));
+		await until(() => !isAlive(grandchild) && !isAlive(pid as number), 3000);
+		const took = Date.now() - started;
+		expect(took).toBeGreaterThanOrEqual(400);
+		expect(took).toBeLessThan(1500);
+	});
+
+	it("keeps running past the lease while its agent lives", async () => {
+		const { r } = replica(processSpec("setInterval(() => {}, 1000)"), {
+			lease: { agent: selfIdentity(), downWindow: 1000 }
+		});
+		const { pid } = await r.start();
+		await new Promise(resolve => setTimeout(resolve, 1500));
+		expect(isAlive(pid as number)).toBe(true);
+		expect(r.status().state).toBe("running");
 	});
 
 	it("kills with SIGKILL after the grace period when SIGTERM is ignored", async () => {
@@ -397,5 +419,76 @@ describe("stop", () => {
 		expect(status).toMatchObject({ state: "stopped", reason: "stopped (exited with code 1)" });
 		await new Promise(resolve => setTimeout(resolve, 100));
 		expect(statuses.map(s => s.state)).toEqual(["starting", "running", "starting", "stopped"]);
+	});
+});
+
+describe("adoption", () => {
+	/** What a restarted agent finds: the replica's record, as the first agent wrote it. */
+	function recordOf(spec: ReplicaSpec): ReplicaRecord {
+		const files = replicaFiles(dataDir, "gpu-node-1");
+		const found = readRecords(files).find(
+			r =>
+				r.record?.spec.workloadId === spec.workloadId &&
+				r.record.spec.replica === spec.replica
+		);
+		return found!.record!;
+	}
+
+	it("takes over a running replica: same process, its earlier output, the lease in its name", async () => {
+		const spec = processSpec(`console.log("hello"); setInterval(() => {}, 1000)`, {
+			workloadId: "adopt-me"
+		});
+		const first = replica(spec);
+		const { pid } = await first.r.start();
+		await until(() => first.r.logs().some(l => l.text === "hello"));
+		// The first agent goes (its object is dropped, the process runs on).
+		first.r.detach();
+		running.splice(running.indexOf(first.r), 1);
+		const record = recordOf(spec);
+		expect(record).toMatchObject({ pid, pgid: pid, restarts: 0, spec });
+
+		const agent = { pid: process.pid, startTime: 12345 };
+		const statuses: ReplicaStatus[] = [];
+		const adopted = ProcessReplica.adopt(record, {
+			nodeID: "gpu-node-1",
+			sandbox,
+			allowedCommands: [NODE],
+			onStatus: s => statuses.push(s),
+			lease: { agent, downWindow: 6000 }
+		});
+		running.push(adopted);
+		expect(adopted.status()).toMatchObject({ state: "running", pid, fence: 7 });
+		expect(adopted.logs().map(l => l.text)).toEqual(["hello"]);
+		const lease = readLease(path.join(dataDir, "leases", "gpu-node-1", "adopt-me.2"));
+		expect(lease?.agent).toEqual(agent);
+		expect(isAlive(pid as number)).toBe(true);
+
+		const stopped = await adopted.stop();
+		expect(stopped.state).toBe("stopped");
+		expect(isAlive(pid as number)).toBe(false);
+		expect(fs.existsSync(path.join(dataDir, "replicas", "gpu-node-1", "adopt-me.2.json"))).toBe(
+			false
+		);
+		expect(fs.existsSync(adopted.dir)).toBe(false);
+	});
+
+	it("notices when an adopted replica ends, and applies its restart policy", async () => {
+		const spec = processSpec("setInterval(() => {}, 1000)", { workloadId: "adopt-end" });
+		const first = replica(spec);
+		const { pid } = await first.r.start();
+		first.r.detach();
+		running.splice(running.indexOf(first.r), 1);
+		const statuses: ReplicaStatus[] = [];
+		const adopted = ProcessReplica.adopt(recordOf(spec), {
+			nodeID: "gpu-node-1",
+			sandbox,
+			allowedCommands: [NODE],
+			onStatus: s => statuses.push(s)
+		});
+		running.push(adopted);
+		process.kill(-(pid as number), "SIGKILL");
+		await until(() => adopted.status().state === "failed");
+		expect(adopted.status().reason).toMatch(/exit status unknown/);
+		expect(statuses.map(s => s.state)).toEqual(["failed"]);
 	});
 });

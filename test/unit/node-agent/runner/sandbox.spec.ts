@@ -182,6 +182,18 @@ describe("prepareSandbox and removeSandbox", () => {
 		expect(fs.existsSync(mine)).toBe(false);
 		expect(fs.existsSync(theirs)).toBe(true);
 	});
+
+	it("keeps the directories of adopted replicas, with what they wrote", () => {
+		const root = sandboxRoot(dataDir, "n3");
+		const adopted = sandboxDir(root, "w1", 1);
+		const left = [sandboxDir(root, "w1", 0), sandboxDir(root, "w2", 0)];
+		for (const dir of [adopted, ...left]) prepareSandbox(dataDir, dir, null);
+		fs.writeFileSync(path.join(adopted, "checkpoint"), "x");
+		clearSandboxes(root, [adopted]);
+		expect(fs.readFileSync(path.join(adopted, "checkpoint"), "utf8")).toBe("x");
+		for (const dir of left) expect(fs.existsSync(dir)).toBe(false);
+		expect(fs.readdirSync(root)).toEqual(["w1"]);
+	});
 });
 
 describe("blockedAncestor", () => {
