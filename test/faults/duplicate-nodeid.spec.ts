@@ -5,7 +5,9 @@
  * (hostname, pid, since), and the established agent never hears of it: still running, still
  * `ready`, its replica's process unchanged, and the API, the processes and the store agree.
  */
+import fs from "fs";
 import os from "os";
+import path from "path";
 import { eventually, startNode } from "../helpers/cluster";
 import { type FaultCluster, faultCluster, Watcher } from "./harness";
 
@@ -40,8 +42,15 @@ describe("fault: a second process with an existing NODEID", () => {
 		const watcher = new Watcher(cluster).start();
 
 		const startedAt = Date.now();
+		// As from another machine: a data directory of its own (a second agent on the same one
+		// is refused earlier still, by the node's replica records: node-agent/runner/adoption.ts).
 		// At info level, so that a broker start would show in its output.
-		const newcomer = startNode("agent-1", { ...cluster.agentEnv, LOGLEVEL: "info" });
+		const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-dupid-newcomer-"));
+		const newcomer = startNode("agent-1", {
+			...cluster.agentEnv,
+			ISA_DATA_DIR: dataDir,
+			LOGLEVEL: "info"
+		});
 		const code = await Promise.race([
 			new Promise<number | null>(resolve =>
 				newcomer.proc.once("exit", (c: number | null) => resolve(c))
@@ -79,5 +88,6 @@ describe("fault: a second process with an existing NODEID", () => {
 		const after = await cluster.agreement(1, 10_000);
 		expect([...after.procs.values()].map(([p]) => p.pid)).toEqual([pidBefore]);
 		console.log(`duplicate NODEID refused in ${refusedMs} ms; replica pid ${pidBefore} kept`);
+		fs.rmSync(dataDir, { recursive: true, force: true });
 	});
 });

@@ -263,6 +263,8 @@ export class Watcher {
 				.then(s => this.samples.push(s))
 				.finally(() => (this.busy = false));
 		}, this.intervalMs);
+		// A scenario that fails before stop() must not keep jest from exiting.
+		this.timer.unref();
 		return this;
 	}
 
