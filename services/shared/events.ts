@@ -4,6 +4,11 @@ export const EVENTS = {
 	nodeUp: "node.up",
 	nodeDown: "node.down",
 	nodeUpdated: "node.updated",
+	/**
+	 * The inventory holds silent nodes instead of declaring them down (nodes/liveness.ts):
+	 * { reason: "blind" | "disruption" | null, nodes, since }; `nodes` empty when it ends.
+	 */
+	nodesHeld: "nodes.held",
 	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
 	nodeAllocated: "node.allocated",
 	/** An agent's news of one replica: ReplicaStatus. */

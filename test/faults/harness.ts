@@ -114,7 +114,8 @@ export async function faultCluster(opts: {
 	};
 	const controlEnv = {
 		...common,
-		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,gateway",
+		// audit too: the gateway records every mutation and fails closed (404) without it.
+		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,audit,gateway",
 		PORT: String(fixture.port)
 	};
 	const nodes = new Map<string, NodeProcess>();
