@@ -256,13 +256,23 @@ interface Run {
  * The replica's shell: runs the command in the background (its stdin is /dev/null, as POSIX
  * gives background jobs), a watcher that waits for EOF on the agent's pipe (fd 3) and then kills
  * the group, and exits with the command's status. `exec 3<&0` keeps the pipe for the watcher.
+ * Its first argument is a lease in seconds (0: none): with one, the watcher also kills the
+ * group when the agent writes nothing on the pipe for that long (a frozen agent, or one that
+ * lost the control plane: disconnect.stopAfter, node-agent/disconnect.ts).
  */
 export const REAPER = [
 	"unset PWD OLDPWD",
+	"lease=$1",
+	"shift",
 	"exec 3<&0",
 	'"$@" &',
 	"child=$!",
-	"(cat <&3 >/dev/null; kill -KILL -$$ 2>/dev/null) &",
+	'if [ "$lease" = 0 ] || ! command -v timeout >/dev/null 2>&1; then',
+	"  (cat <&3 >/dev/null; kill -KILL -$$ 2>/dev/null) &",
+	"else",
+	'  (while [ -n "$(timeout --foreground "$lease" head -c 1 <&3 2>/dev/null)" ]; do :; done',
+	"   kill -KILL -$$ 2>/dev/null) &",
+	"fi",
 	"watcher=$!",
 	"exec 3<&-",
 	"trap 'kill -TERM \"$child\" 2>/dev/null' TERM",
@@ -407,6 +417,16 @@ export class ProcessReplica {
 		return this.status();
 	}
 
+	/**
+	 * Renews the lease of a replica with disconnect.stopAfter: one byte on its supervisor's
+	 * pipe. A pipe that is gone (the replica ended) is no error.
+	 */
+	renew(): void {
+		const stdin = this.run?.child.stdin;
+		if (!stdin || stdin.destroyed || !stdin.writable) return;
+		stdin.write(".", () => undefined);
+	}
+
 	/** Resolves once the process runs or could not start. */
 	private spawnRun(): Promise<void> {
 		const { command, args } = this.spec.process as NonNullable<ReplicaSpec["process"]>;
@@ -414,13 +434,14 @@ export class ProcessReplica {
 		// of its stdin closes: an agent killed with SIGKILL leaves nothing running that the
 		// scheduler has meanwhile placed elsewhere.
 		const env = processEnv(this.spec, this.dir, this.options.env);
+		const lease = String((this.spec.disconnect?.stopAfterMs ?? 0) / 1000);
 		const user = this.options.sandbox.user;
 		// libuv changes into cwd, drops the agent's groups, then sets gid and uid, before exec.
 		const as = { cwd: this.dir, env, ...(user ? { uid: user.uid, gid: user.gid } : {}) };
 		// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)
 		// rather than as a shell's exit 127.
 		const child = findExecutable(command, env.PATH)
-			? spawn("/bin/sh", ["-c", REAPER, "isa-replica", command, ...args], {
+			? spawn("/bin/sh", ["-c", REAPER, "isa-replica", lease, command, ...args], {
 					detached: true,
 					stdio: ["pipe", "pipe", "pipe"],
 					...as
@@ -441,6 +462,8 @@ export class ProcessReplica {
 		const exit = new Promise<void>(resolve => child.once("exit", () => resolve()));
 		// A failed spawn emits "error" and "close" but no "exit".
 		this.run = { child, closed, exited: Promise.race([exit, closed]) };
+		// The pipe breaks when the replica ends; renew() then writes into nothing.
+		child.stdin?.on("error", () => undefined);
 		this.capture(child, "stdout");
 		this.capture(child, "stderr");
 		child.once("spawn", () => {
