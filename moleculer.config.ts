@@ -8,6 +8,7 @@ import { CapacityStrategy } from "./strategies/capacity";
 import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
+import { RediscoverOnReconnect } from "./services/shared/transport";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
@@ -81,7 +82,7 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 		// fastest-validator, with an enum error that lists the allowed values.
 		validator: createValidator(),
 		internalMiddlewares: false,
-		middlewares: internalMiddlewares(env),
+		middlewares: [...internalMiddlewares(env), RediscoverOnReconnect()],
 		metrics: {
 			enabled: true,
 			reporter: [new IsaPrometheusReporter({ port: env.metricsPort, host: env.host }) as any]

@@ -48,6 +48,8 @@ import {
 } from "./runner/sandbox";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { SyncOrder, SyncPlan } from "./sync-order";
+import { DisconnectWatch, pingInterval } from "./disconnect";
+import { watchTransport } from "../services/shared/transport";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
 import { capacityFromFacts, MachineProbe, SystemProbe } from "./probes/machine";
 
@@ -80,6 +82,11 @@ interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	/** The newest list applied, and the one being applied. */
 	order: SyncOrder;
 	syncing: Promise<unknown>;
+	/** disconnect.stopAfter: when the control plane was last heard (node-agent/disconnect.ts). */
+	watch: DisconnectWatch;
+	unwatchTransport: () => void;
+	leaseTick(): Promise<void>;
+	scheduleLeases(): void;
 	applyPlan(plan: SyncPlan | null): Promise<unknown>;
 	/** One sync at a time, in the order they came. */
 	serialSync<T>(fn: () => Promise<T>): Promise<T>;
@@ -129,6 +136,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 				this: AgentThis,
 				ctx: Context<{ replicas: ReplicaSpec[]; generation: number }>
 			) {
+				this.watch.heard(Date.now());
 				// Never an older list after a newer one: schedulers send lists without waiting,
 				// so two may cross on the way (see sync-order.ts).
 				return this.serialSync(() =>
@@ -169,6 +177,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 					generation: number;
 				}>
 			) {
+				this.watch.heard(Date.now());
 				return this.serialSync(() =>
 					this.applyPlan(
 						this.order.workload(
@@ -238,11 +247,14 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 				await this.runner
 					.stop(running.workloadId, running.replica)
 					.catch(err => this.logger.warn(err.message));
+			let leased = false;
 			for (const spec of plan.start) {
+				leased ||= Boolean(spec.disconnect?.stopAfterMs);
 				// A refused start (command not allowed, module missing) is already reported as a
 				// failed replica; the others still start.
 				await this.runner.start(spec).catch(err => this.logger.warn(err.message));
 			}
+			if (leased) this.scheduleLeases();
 			return { replicas: this.runner.list() };
 		},
 
@@ -288,6 +300,55 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 				);
 		},
 
+		/**
+		 * While replicas with disconnect.stopAfter run here: ping a scheduler's node (an answer
+		 * is word from the control plane), renew their leases while it is heard, and stop those
+		 * whose stopAfter passed without a word. Ticks thrice per shortest stopAfter.
+		 */
+		scheduleLeases(this: AgentThis) {
+			const leased = this.runner.leased();
+			if (leased.length === 0) return this.cancel("leases");
+			const every = pingInterval(Math.min(...leased.map(r => r.stopAfterMs)));
+			this.every("leases", every, () => this.leaseTick());
+		},
+
+		async leaseTick(this: AgentThis) {
+			const leased = this.runner.leased();
+			if (leased.length === 0) return this.cancel("leases");
+			const { renew, stop } = this.watch.tick(leased, Date.now());
+			for (const r of renew) r.renew();
+			for (const r of stop) {
+				this.logger.warn(
+					`Stopping replica ${r.replica} of ${r.workloadId}: no word from the control plane for ${this.watch.silentFor(Date.now())} ms (disconnect.stopAfter ${r.stopAfterMs} ms).`
+				);
+				await this.runner
+					.release(r.workloadId, r.replica)
+					.catch(err => this.logger.warn(err.message));
+			}
+			// Word from the control plane for the next tick: any scheduler's node answering.
+			const nodes = new Set(
+				(
+					this.broker.registry.getServiceList({
+						onlyAvailable: true,
+						skipInternal: true
+					}) as Array<{ name: string; nodeID: string }>
+				)
+					.filter(svc => svc.name === "scheduler")
+					.map(svc => svc.nodeID)
+			);
+			const timeout = pingInterval(Math.min(...leased.map(r => r.stopAfterMs)));
+			for (const nodeID of nodes) {
+				if (nodeID === this.broker.nodeID) {
+					this.watch.heard(Date.now());
+					continue;
+				}
+				void this.broker
+					.ping(nodeID, timeout)
+					.then(pong => pong && this.watch.heard(Date.now()))
+					.catch(() => undefined);
+			}
+		},
+
 		startReporting(this: AgentThis) {
 			this.every("report", this.settings.reportInterval, () => this.sendReport());
 			void this.sendReport().catch(err => this.logger.warn("First node report failed:", err));
@@ -325,6 +386,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			user: resolveWorkloadUser(this.settings.workloadUser, systemLookup())
 		};
 		this.order = new SyncOrder();
+		this.watch = new DisconnectWatch(Date.now());
 		this.syncing = Promise.resolve();
 		this.handingOver = false;
 		const factory: ReplicaFactoryOptions = {
@@ -383,11 +445,15 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 				`${Math.round(this.capacity.memory / 1024 ** 3)} GiB, ${gpus}` +
 				(this.facts.simulated ? " (simulated by ISA_NODE_CAPACITY)" : "")
 		);
+		this.unwatchTransport = watchTransport(this.broker, connected =>
+			this.watch.transport(connected)
+		);
 		// Loaded into a broker that already runs (hot reload): no $broker.started will come.
 		if (this.broker.started) this.startReporting();
 	},
 
 	async stopped(this: AgentThis) {
+		this.unwatchTransport?.();
 		if (!this.handingOver) return this.runner.stopAll();
 		// A last report first: the down window, and with it the time the next agent has to
 		// take over, counts from now.

@@ -253,6 +253,9 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		[EVENTS.nodeDown](this: MonitorThis, ctx: Context<NodeInfo>) {
 			this.cluster.setNode(ctx.params);
 		},
+		[EVENTS.nodesHeld](this: MonitorThis, ctx: Context<{ nodes: string[] }>) {
+			this.cluster.held = ctx.params.nodes.length;
+		},
 		[EVENTS.nodeAllocated](
 			this: MonitorThis,
 			ctx: Context<{ nodeID: string; allocated: NodeInfo["allocated"] }>

@@ -17,6 +17,8 @@ import { EVENTS } from "./shared/events";
 import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
+import { type HoldReason, Liveness, type Verdict } from "./nodes/liveness";
+import { watchTransport } from "./shared/transport";
 import { page, pageParams } from "./shared/params";
 import type { Principal } from "./shared/principal";
 import { type PlacedReplica, placedView } from "./nodes/placed";
@@ -26,13 +28,28 @@ interface NodesSettings {
 	sweepFallback: number;
 	/** How long a down node stays in the inventory (ms, ISA_NODE_RETENTION); null: forever. */
 	nodeRetention: number | null;
+	/** ISA_DISRUPTION_THRESHOLD: the share of up nodes that may go silent at once (0–1). */
+	disruptionThreshold: number;
+	/** This node's report interval (ms): the grace after a reconnect when no node is known. */
+	reportInterval: number;
+}
+
+/** Silent nodes held instead of declared down, as last announced. */
+interface Held {
+	reason: HoldReason | null;
+	nodes: string[];
+	since: number | null;
 }
 
 interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	inventory: Inventory;
+	liveness: Liveness;
+	held: Held;
+	unwatchTransport: () => void;
 	factsPending: Set<string>;
 	/** Nodes whose agent announced a restart (node.restarting) and has not disconnected yet. */
 	restarting: Set<string>;
+	hold(verdict: Verdict): void;
 	store: Store;
 	recordChange: RecordChange;
 	announce(changes: Array<Change | null>): Promise<void>;
@@ -57,13 +74,17 @@ interface ListParams {
 	status?: string;
 }
 
+const env = loadEnv();
+
 const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	name: "nodes",
 	mixins: [StoreMixin(), PeriodicMixin()],
 
 	settings: {
 		sweepFallback: 1000,
-		nodeRetention: loadEnv().nodeRetention
+		nodeRetention: env.nodeRetention,
+		disruptionThreshold: env.disruptionThreshold,
+		reportInterval: env.reportInterval
 	},
 
 	actions: {
@@ -170,6 +191,12 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				this.restarting.add(ctx.params.nodeID);
 			}
 		},
+
+		/**
+		 * A node that said goodbye is down at once. One whose heartbeats Moleculer missed
+		 * (`unexpected`) is left to the sweep: its reports stop too, and the sweep knows
+		 * whether this node was blind meanwhile (nodes/liveness.ts), Moleculer's check does not.
+		 */
 		"$node.disconnected": {
 			async handler(
 				this: NodesThis,
@@ -178,7 +205,8 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 				const id = ctx.params.node.id;
 				// An agent that left its replicas running for its next start (an upgrade): the
 				// sweep declares the node down if no report comes within the down window.
-				if (this.restarting.delete(id) && !ctx.params.unexpected) return;
+				const restarting = this.restarting.delete(id);
+				if (ctx.params.unexpected || restarting) return;
 				await this.announce([this.inventory.markDown(id)]);
 			}
 		}
@@ -299,14 +327,41 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			const interval = this.inventory.sweepInterval(this.settings.sweepFallback);
 			this.every("sweep", interval, async () => {
 				const now = Date.now();
-				await this.announce(this.inventory.sweep(now));
+				const { changes, verdict } = this.inventory.judged(now, this.liveness);
+				this.hold(verdict);
+				await this.announce(changes);
 				await this.forgetExpired(now);
 			});
+		},
+
+		/**
+		 * Announces when silent nodes begin to be held (blind, or a disruption), when the set
+		 * changes and when holding ends: the monitor's `cluster.nodes.held` fires an alert.
+		 */
+		hold(this: NodesThis, verdict: Verdict) {
+			const nodes = [...verdict.held].sort();
+			const before = this.held;
+			if (before.reason === verdict.reason && before.nodes.join() === nodes.join()) return;
+			const since = nodes.length ? (before.nodes.length ? before.since : Date.now()) : null;
+			this.held = { reason: verdict.reason, nodes, since };
+			if (nodes.length)
+				this.logger.warn(
+					verdict.reason === "blind"
+						? `Not declaring ${nodes.join(", ")} down: this node's transporter is disconnected or has just reconnected.`
+						: `Not declaring ${nodes.join(", ")} down: more than ${this.settings.disruptionThreshold * 100}% of the nodes went silent at once (a disruption); their replicas stay where they are.`
+				);
+			else this.logger.info("No silent node is held any more.");
+			this.broker.broadcast(EVENTS.nodesHeld, this.held);
 		}
 	},
 
 	created(this: NodesThis) {
 		this.inventory = new Inventory();
+		this.liveness = new Liveness(Date.now(), {
+			threshold: this.settings.disruptionThreshold,
+			reportInterval: this.settings.reportInterval
+		});
+		this.held = { reason: null, nodes: [], since: null };
 		this.factsPending = new Set();
 		this.recordChange = systemRecorder(this.broker, this.logger);
 		this.restarting = new Set();
@@ -316,7 +371,19 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		const saved = await this.store.list<NodeInfo>(COLLECTIONS.nodes);
 		this.inventory.restore(saved.map(d => d.value));
 		void this.loadAllocations();
+		this.unwatchTransport = watchTransport(this.broker, connected => {
+			this.logger[connected ? "info" : "warn"](
+				connected
+					? "Transporter reconnected: nobody is declared down until the nodes have reported again."
+					: "Transporter disconnected: nobody is declared down while this node hears nobody."
+			);
+			this.liveness.transport(connected, Date.now());
+		});
 		this.scheduleSweep();
+	},
+
+	stopped(this: NodesThis) {
+		this.unwatchTransport?.();
 	}
 };
 

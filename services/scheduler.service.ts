@@ -208,11 +208,25 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			async handler(this: SchedulerThis, ctx: Context<NodeInfo>) {
 				const id = ctx.params.id;
 				this.rounds.inventoryChanged();
+				this.recovery.nodeUp(id);
 				// A returning node is told what it should run: replicas moved away meanwhile stop.
 				await quietly(this.logger, `Syncing returning node ${id}`, async () => {
 					await this.queue.run(async () => this.agents.syncNodes([id]));
 					await this.rounds.requestPlacement();
 				});
+			}
+		},
+		/**
+		 * Moleculer sees a node (again), e.g. after a freeze or a partition that outlasted its
+		 * heartbeat timeout: node.up may have come first, while the node could not be called,
+		 * so it is told now what it should run (fencing: stale copies stop at once).
+		 */
+		"$node.connected": {
+			async handler(this: SchedulerThis, ctx: Context<{ node: { id: string } }>) {
+				const id = ctx.params.node.id;
+				await quietly(this.logger, `Syncing reconnected node ${id}`, () =>
+					this.queue.run(async () => this.agents.syncNodes([id]))
+				);
 			}
 		},
 		[EVENTS.nodeUpdated]: {
@@ -304,6 +318,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		// Unset when the store did not open, so that started() never ran.
 		this.agents?.stop();
 		this.rounds?.stop();
+		this.recovery?.stop();
 		await this.queue.idle();
 	}
 };

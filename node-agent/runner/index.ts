@@ -26,6 +26,8 @@ export interface Replica {
 	renewLease?(): void;
 	/** Process replicas: leaves it running for the next agent of this node. */
 	detach?(): void;
+	/** Renews its disconnect lease (process replicas; see node-agent/disconnect.ts). */
+	renew?(): void;
 }
 
 export type ReplicaFactory = (
@@ -134,6 +136,37 @@ export class Runner {
 			this.replicas.delete(key);
 			return current.stop();
 		});
+	}
+
+	/**
+	 * Stops a replica that lost the control plane (disconnect.stopAfter) without taking its
+	 * placement back: when the control plane is heard again and still names this fence here,
+	 * the next sync starts it again. null: nothing ran.
+	 */
+	release(workloadId: string, replica: number): Promise<ReplicaStatus | null> {
+		const key = keyOf(workloadId, replica);
+		return this.serial(key, async () => {
+			const current = this.replicas.get(key);
+			if (!current) return null;
+			this.replicas.delete(key);
+			return current.stop();
+		});
+	}
+
+	/** The running replicas whose workload has a disconnect.stopAfter, with it. */
+	leased(): Array<{ workloadId: string; replica: number; stopAfterMs: number; renew(): void }> {
+		const out = [];
+		for (const r of this.replicas.values()) {
+			const stopAfterMs = r.spec.disconnect?.stopAfterMs;
+			if (stopAfterMs)
+				out.push({
+					workloadId: r.spec.workloadId,
+					replica: r.spec.replica,
+					stopAfterMs,
+					renew: () => r.renew?.()
+				});
+		}
+		return out;
 	}
 
 	list(): ReplicaStatus[] {

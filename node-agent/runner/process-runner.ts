@@ -43,6 +43,7 @@ import {
 	OrphanTimes,
 	orphanTimes,
 	readLease,
+	stopAtFrom,
 	SUPERVISOR,
 	uptimeCs,
 	writeLease
@@ -445,6 +446,8 @@ export class ProcessReplica {
 	private changedAt: number;
 	private restarts = 0;
 	private run?: Run;
+	/** When the supervisor stops it without word from the control plane (uptime cs; 0: never). */
+	private stopAt = 0;
 	private restartTimer?: unknown;
 	private stopping = false;
 	/** Handed over to the next agent: nothing this object sees changes the replica any more. */
@@ -510,7 +513,7 @@ export class ProcessReplica {
 	 */
 	renewLease(nowCs = uptimeCs()): void {
 		if (!this.run || this.detached) return;
-		const lease = leaseAt(this.agent(), nowCs, this.orphanTimes());
+		const lease = leaseAt(this.agent(), nowCs, this.orphanTimes(), this.stopAt);
 		writeLease(this.leaseFile(), lease, this.options.sandbox.user?.gid ?? null);
 	}
 
@@ -617,9 +620,10 @@ export class ProcessReplica {
 	}
 
 	private orphanTimes(): OrphanTimes {
-		const stopAfter = (this.spec as ReplicaSpec & { disconnect?: { stopAfter?: number } })
-			.disconnect?.stopAfter;
-		return orphanTimes(this.options.lease?.downWindow ?? DEFAULT_DOWN_WINDOW_MS, stopAfter);
+		return orphanTimes(
+			this.options.lease?.downWindow ?? DEFAULT_DOWN_WINDOW_MS,
+			this.spec.disconnect?.stopAfterMs
+		);
 	}
 
 	private leaseFile(): string {
@@ -629,6 +633,7 @@ export class ProcessReplica {
 	/** Puts this agent in the lease, keeping its deadlines: it has not reported yet. */
 	private takeOverLease(): void {
 		const old = readLease(this.leaseFile());
+		this.stopAt = old?.stopAt ?? 0;
 		const lease = old
 			? { ...old, agent: this.agent() }
 			: leaseAt(this.agent(), uptimeCs(), this.orphanTimes());
@@ -675,6 +680,24 @@ export class ProcessReplica {
 		timer.unref();
 	}
 
+	/**
+	 * Renews the disconnect lease of a replica with disconnect.stopAfter, while the agent hears
+	 * the control plane (node-agent/disconnect.ts): its supervisor stops it once the lease's
+	 * stopAt passes, whether or not this agent still lives (a frozen one cannot stop it).
+	 */
+	renew(): void {
+		const stopAfterMs = this.spec.disconnect?.stopAfterMs;
+		if (!stopAfterMs || !this.run || this.detached) return;
+		this.stopAt = stopAtFrom(uptimeCs(), stopAfterMs);
+		const old = readLease(this.leaseFile());
+		if (old)
+			writeLease(
+				this.leaseFile(),
+				{ ...old, stopAt: this.stopAt },
+				this.options.sandbox.user?.gid ?? null
+			);
+	}
+
 	/** Resolves once the process runs or could not start. */
 	private spawnRun(): Promise<void> {
 		const { command, args } = this.spec.process as NonNullable<ReplicaSpec["process"]>;
@@ -691,9 +714,13 @@ export class ProcessReplica {
 		const lease = this.leaseFile();
 		let child: ChildProcess;
 		try {
+			const nowCs = uptimeCs();
+			// The agent has just heard the control plane: it sent this replica's spec.
+			const stopAfterMs = this.spec.disconnect?.stopAfterMs;
+			this.stopAt = stopAfterMs ? stopAtFrom(nowCs, stopAfterMs) : 0;
 			writeLease(
 				lease,
-				leaseAt(this.agent(), uptimeCs(), this.orphanTimes()),
+				leaseAt(this.agent(), nowCs, this.orphanTimes(), this.stopAt),
 				user?.gid ?? null
 			);
 			// A command that is not there is spawned bare, so that it fails as a spawn (ENOENT)

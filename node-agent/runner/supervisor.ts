@@ -24,11 +24,17 @@ export interface AgentIdentity {
 	startTime: number;
 }
 
-/** A lease as the shell reads it: "pid startTime termAt killAt\n" (uptime centiseconds). */
+/**
+ * A lease as the shell reads it: "pid startTime termAt killAt stopAt\n" (uptime centiseconds).
+ * `stopAt` (0: none) is the disconnect lease of a workload with `disconnect.stopAfter`: past it
+ * the replica is killed whatever the agent's state, since a frozen agent (SIGSTOP) still exists
+ * but stops nothing.
+ */
 export interface Lease {
 	agent: AgentIdentity;
 	termAt: number;
 	killAt: number;
+	stopAt: number;
 }
 
 /** ms after a report when an orphan gets SIGTERM (termAfter) and SIGKILL (killAfter). */
@@ -64,26 +70,38 @@ export function orphanTimes(downWindowMs: number, stopAfterMs?: number): OrphanT
 }
 
 /** The lease that one report (at `nowCs` on the uptime clock) gives. */
-export function leaseAt(agent: AgentIdentity, nowCs: number, times: OrphanTimes): Lease {
+export function leaseAt(
+	agent: AgentIdentity,
+	nowCs: number,
+	times: OrphanTimes,
+	stopAt = 0
+): Lease {
 	return {
 		agent,
 		termAt: nowCs + Math.floor(times.termAfter / 10),
-		killAt: nowCs + Math.floor(times.killAfter / 10)
+		killAt: nowCs + Math.floor(times.killAfter / 10),
+		stopAt
 	};
 }
 
-export function formatLease(lease: Lease): string {
-	return `${lease.agent.pid} ${lease.agent.startTime} ${lease.termAt} ${lease.killAt}\n`;
+/** The disconnect lease's end, `stopAfterMs` after `nowCs` (uptime centiseconds). */
+export function stopAtFrom(nowCs: number, stopAfterMs: number): number {
+	return nowCs + Math.ceil(stopAfterMs / 10);
 }
 
-/** A lease file's content; null when it is not one. */
+export function formatLease(lease: Lease): string {
+	return `${lease.agent.pid} ${lease.agent.startTime} ${lease.termAt} ${lease.killAt} ${lease.stopAt}\n`;
+}
+
+/** A lease file's content (one without a stopAt, from an earlier agent, has none); null when it is not one. */
 export function parseLease(text: string): Lease | null {
-	const m = /^(\d+) (\d+) (\d+) (\d+)\n$/.exec(text);
+	const m = /^(\d+) (\d+) (\d+) (\d+)(?: (\d+))?\n$/.exec(text);
 	if (!m) return null;
 	return {
 		agent: { pid: Number(m[1]), startTime: Number(m[2]) },
 		termAt: Number(m[3]),
-		killAt: Number(m[4])
+		killAt: Number(m[4]),
+		stopAt: Number(m[5] ?? 0)
 	};
 }
 
@@ -138,7 +156,8 @@ export const SUPERVISOR = [
 	"while sleep 0.2; do",
 	"read -r up _ </proc/uptime",
 	"now=${up%.*}${up#*.}",
-	'if ! read -r apid astart termat killat 2>/dev/null <"$lease"; then apid=0; astart=0; termat=0; killat=0; fi',
+	'if ! read -r apid astart termat killat stopat 2>/dev/null <"$lease"; then apid=0; astart=0; termat=0; killat=0; stopat=0; fi',
+	'if [ "${stopat:-0}" -gt 0 ] 2>/dev/null && [ "$now" -ge "$stopat" ]; then kill -KILL -$$ 2>/dev/null; exit 0; fi',
 	'[ "$now" -lt "$termat" ] 2>/dev/null && continue',
 	'if [ "$apid" -gt 0 ] 2>/dev/null && read -r stat 2>/dev/null <"/proc/$apid/stat"; then',
 	'set -- ${stat##*") "}',

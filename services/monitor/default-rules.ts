@@ -22,6 +22,17 @@ export const DEFAULT_RULES: (RuleInput & { id: string })[] = [
 		severity: "critical"
 	},
 	{
+		// The inventory holds silent nodes instead of moving their replicas (nodes/liveness.ts):
+		// the control plane is cut off from them, or they from it. At once: nothing else tells.
+		id: "default-nodes-held",
+		name: "Nodes silent, replicas not moved",
+		metric: "cluster.nodes.held",
+		op: ">",
+		threshold: 0,
+		for: "0s",
+		severity: "critical"
+	},
+	{
 		id: "default-gpu-hot",
 		name: "GPU too hot",
 		metric: "node.gpu.temperature",

@@ -35,6 +35,10 @@ export const METRICS: Record<string, { labels: string[]; help: string }> = {
 	"cluster.gpu.free": { labels: [], help: "GPUs not reserved on ready nodes" },
 	"cluster.gpu.allocated": { labels: [], help: "GPUs reserved by workloads" },
 	"cluster.nodes": { labels: ["status"], help: "nodes by status" },
+	"cluster.nodes.held": {
+		labels: [],
+		help: "silent nodes not declared down: this side is blind, or too many went silent at once"
+	},
 	workloads: { labels: ["state"], help: "workloads by status" },
 	"workloads.pending": { labels: [], help: "workloads waiting for a place" },
 	"workload.replicas": {
@@ -168,6 +172,8 @@ export class ClusterView {
 	 */
 	readonly health = new Map<string, Sample>();
 	workloads: Workload[] = [];
+	/** Silent nodes the inventory holds instead of declaring them down (nodes/liveness.ts). */
+	held = 0;
 
 	/** An agent's report. Only a live agent reports, so a node not known or down becomes ready. */
 	report(r: NodeReport): void {
@@ -246,6 +252,7 @@ export class ClusterView {
 		return [
 			...nodes.flatMap(nodeSamples),
 			...clusterSamples(clusterTotals(nodes)),
+			{ metric: "cluster.nodes.held", labels: {}, value: this.held },
 			...workloadSamples(workloads),
 			...health
 		];

@@ -4,9 +4,10 @@
  * emits what these functions decide; the decisions themselves are tested here without a broker.
  */
 import type { NodeInfo, NodeReport, NodeStatus } from "../shared/types";
+import { type Liveness, MISSED_REPORTS, type Verdict } from "./liveness";
 
-/** A node is down once this many report intervals pass without a report. */
-export const MISSED_REPORTS = 3;
+/** A node is down once this many report intervals pass without a report (see liveness.ts). */
+export { MISSED_REPORTS };
 
 export type Transition = "up" | "down" | "updated";
 
@@ -71,19 +72,36 @@ export class Inventory {
 		return { node, transition: "down" };
 	}
 
-	/** Every live node whose last report is more than MISSED_REPORTS intervals old. */
-	sweep(now: number): Change[] {
+	/**
+	 * Every live node whose last report is more than MISSED_REPORTS intervals old goes down;
+	 * with `liveness`, only those it declares down (a blind or disrupted view holds them).
+	 */
+	sweep(now: number, liveness?: Liveness): Change[] {
+		return this.judged(now, liveness).changes;
+	}
+
+	/** sweep(), with the verdict that held or declared the silent nodes. */
+	judged(now: number, liveness?: Liveness): { changes: Change[]; verdict: Verdict } {
+		const nodes = [...this.nodes.values()];
+		const verdict: Verdict = liveness
+			? liveness.judge(nodes, now)
+			: {
+					down: nodes
+						.filter(
+							n =>
+								n.status !== "down" &&
+								now - n.lastSeen > MISSED_REPORTS * n.reportInterval
+						)
+						.map(n => n.id),
+					held: [],
+					reason: null
+				};
 		const changes: Change[] = [];
-		for (const node of this.nodes.values()) {
-			if (
-				node.status !== "down" &&
-				now - node.lastSeen > MISSED_REPORTS * node.reportInterval
-			) {
-				const change = this.markDown(node.id);
-				if (change) changes.push(change);
-			}
+		for (const id of verdict.down) {
+			const change = this.markDown(id);
+			if (change) changes.push(change);
 		}
-		return changes;
+		return { changes, verdict };
 	}
 
 	/**

@@ -30,6 +30,11 @@ export class Recovery {
 	private auditedAt = 0;
 	/** Every node's allocation was announced once, after the first reconcile. */
 	private announcedAll = false;
+	/**
+	 * Lost nodes whose replicas wait for their workload's `disconnect.replaceAfter`, by node:
+	 * the timers that move them, cancelled when the node is back (nodeUp).
+	 */
+	private readonly deferred = new Map<string, Set<NodeJS.Timeout>>();
 
 	constructor(
 		private readonly workloads: WorkloadRepository,
@@ -47,11 +52,22 @@ export class Recovery {
 	 * Moves every replica off a lost or drained node; each moves once (versions decide). A
 	 * drained node is told to stop them; a lost one hears it when it returns (node.up).
 	 */
-	async evacuate(nodeID: string, reason: string, lost: boolean): Promise<void> {
+	async evacuate(
+		nodeID: string,
+		reason: string,
+		lost: boolean,
+		only?: Set<string>
+	): Promise<void> {
 		await this.queue.run(async () => {
 			const docs = await this.workloads.all();
 			const touched = new Set<string>(lost ? [] : [nodeID]);
 			for (const d of docs) {
+				if (only && !only.has(d.id)) continue;
+				const wait = lost && !only ? (d.value.disconnect?.replaceAfterMs ?? 0) : 0;
+				if (wait > 0 && d.value.replicas.some(r => r.node === nodeID)) {
+					this.deferReplacement(nodeID, d.value, wait, reason);
+					continue;
+				}
 				const on = d.value.replicas.filter(r => r.node === nodeID).map(r => r.index);
 				if (on.length) {
 					this.logger.info(
@@ -77,6 +93,43 @@ export class Recovery {
 				touched.add(n);
 			await this.agents.syncNodes(touched);
 		});
+	}
+
+	/**
+	 * A lost node's replicas of a workload with `disconnect.replaceAfter` stay placed there for
+	 * that long: a node back within it (nodeUp) keeps them running, untouched.
+	 */
+	private deferReplacement(nodeID: string, w: Workload, wait: number, reason: string): void {
+		this.logger.info(
+			`Replicas of '${w.name}' on ${nodeID} are replaced in ${wait} ms unless it returns (disconnect.replaceAfter).`
+		);
+		const timers = this.deferred.get(nodeID) ?? new Set();
+		this.deferred.set(nodeID, timers);
+		const timer = setTimeout(() => {
+			timers.delete(timer);
+			if (timers.size === 0) this.deferred.delete(nodeID);
+			this.evacuate(
+				nodeID,
+				`${reason} for ${wait} ms (disconnect.replaceAfter)`,
+				true,
+				new Set([w.id])
+			).catch((err: Error) =>
+				this.logger.warn(`Replacing the replicas of '${w.name}' failed:`, err.message)
+			);
+		}, wait);
+		timer.unref();
+		timers.add(timer);
+	}
+
+	/** The node is back: replicas waiting for their replaceAfter stay where they run. */
+	nodeUp(nodeID: string): void {
+		for (const timer of this.deferred.get(nodeID) ?? []) clearTimeout(timer);
+		this.deferred.delete(nodeID);
+	}
+
+	/** Cancels every waiting replacement, as the service stops. */
+	stop(): void {
+		for (const id of [...this.deferred.keys()]) this.nodeUp(id);
 	}
 
 	/**

@@ -22,6 +22,12 @@ const resources = {
 	}
 };
 
+/** A duration as a client writes it: seconds, or a string such as "3s" (shared/duration.ts). */
+const durationRules = [
+	{ type: "number", min: 0 },
+	{ type: "string", min: 1, max: 32 }
+];
+
 const labelMap = {
 	type: "record",
 	key: { type: "string", max: 128 },
@@ -80,6 +86,16 @@ export const createParams = {
 			strategy: { type: "enum", values: ["binpack", "spread"], optional: true },
 			nodeSelector: { ...labelMap, optional: true },
 			antiAffinity: { type: "boolean", optional: true }
+		}
+	},
+	// Nomad's `disconnect` block: durations (seconds, or "3s", "5m"), checked by newWorkload.
+	disconnect: {
+		type: "object",
+		optional: true,
+		strict: true,
+		props: {
+			stopAfter: { type: "multi", rules: durationRules, optional: true },
+			replaceAfter: { type: "multi", rules: durationRules, optional: true }
 		}
 	},
 	restart: {

@@ -2,6 +2,7 @@
  * Workloads as plain data: the normalized spec from an API request, the per-replica records
  * the scheduler keeps, the status derived from them, and the bounded event history. Pure.
  */
+import { parseDuration } from "../shared/duration";
 import { InvalidInputError } from "../shared/errors";
 import type { ReplicaSpec, ReplicaState, ResourceRequest, WorkloadKind } from "../shared/types";
 import { parseCpu, parseSize } from "../shared/units";
@@ -51,6 +52,8 @@ export interface Workload {
 	resources: ResourceRequest;
 	placement: { strategy: Strategy; nodeSelector: Record<string, string>; antiAffinity: boolean };
 	restart: { policy: RestartPolicy; maxRestarts: number };
+	/** What happens when its node loses the control plane (absent: today's behaviour). */
+	disconnect?: Disconnect;
 	/** Higher goes first; FIFO (by seq) within one priority. */
 	priority: number;
 	seq: number;
@@ -82,6 +85,39 @@ export interface WorkloadInput {
 		antiAffinity?: boolean;
 	};
 	restart?: { policy?: RestartPolicy; maxRestarts?: number };
+	disconnect?: { stopAfter?: number | string; replaceAfter?: number | string };
+}
+
+/**
+ * Nomad's `disconnect` block, in ms. `stopAfterMs`: the agent stops the replicas by itself
+ * after that long without hearing the control plane (below the down window, a partitioned copy
+ * is gone before its replacement starts). `replaceAfterMs`: after the node is down, the
+ * scheduler waits that long before placing replacements (a blip does not restart them).
+ */
+export interface Disconnect {
+	stopAfterMs?: number;
+	replaceAfterMs?: number;
+}
+
+/** The longest stopAfter or replaceAfter accepted. */
+export const MAX_DISCONNECT_MS = 7 * 86_400_000;
+
+/** The `disconnect` block in ms; undefined when it sets nothing. 422 for a bad duration. */
+export function normalizeDisconnect(input: WorkloadInput["disconnect"]): Disconnect | undefined {
+	if (!input) return undefined;
+	const out: Disconnect = {};
+	if (input.stopAfter !== undefined)
+		out.stopAfterMs = parseDuration(input.stopAfter, {
+			field: "disconnect.stopAfter",
+			min: 500,
+			max: MAX_DISCONNECT_MS
+		});
+	if (input.replaceAfter !== undefined)
+		out.replaceAfterMs = parseDuration(input.replaceAfter, {
+			field: "disconnect.replaceAfter",
+			max: MAX_DISCONNECT_MS
+		});
+	return Object.keys(out).length ? out : undefined;
 }
 
 export const MAX_EVENTS = 100;
@@ -129,6 +165,7 @@ export function newWorkload(
 			field: "process"
 		});
 	const replicas = input.replicas ?? 1;
+	const disconnect = normalizeDisconnect(input.disconnect);
 	return {
 		id: ids.id,
 		tenant: ids.tenant,
@@ -158,6 +195,7 @@ export function newWorkload(
 			policy: input.restart?.policy ?? "on-failure",
 			maxRestarts: input.restart?.maxRestarts ?? 5
 		},
+		...(disconnect ? { disconnect } : {}),
 		priority: input.priority ?? 0,
 		seq: ids.seq,
 		createdAt: ids.now,
@@ -250,7 +288,10 @@ export function replicaSpec(w: Workload, r: Replica): ReplicaSpec {
 		...(w.process ? { process: w.process } : {}),
 		resources: w.resources,
 		gpus: r.gpus,
-		restart: w.restart
+		restart: w.restart,
+		...(w.disconnect?.stopAfterMs
+			? { disconnect: { stopAfterMs: w.disconnect.stopAfterMs } }
+			: {})
 	};
 }
 

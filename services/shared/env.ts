@@ -40,6 +40,11 @@ export interface IsaEnv {
 	labels: Record<string, string>;
 	/** Node report interval in ms. */
 	reportInterval: number;
+	/**
+	 * ISA_DISRUPTION_THRESHOLD: the share of up nodes (0–1, or a percentage) that may go silent
+	 * within one down window and still be declared down; more is held as a disruption.
+	 */
+	disruptionThreshold: number;
 	/** ISA_NODE_CAPACITY, simulation only. */
 	capacityOverride: string | null;
 	/** Port of the Prometheus reporter's own listener; null: /metrics on the gateway only. */
@@ -117,6 +122,22 @@ export function parseLabels(raw: string | undefined): Record<string, string> {
 	return labels;
 }
 
+/** "0.5" or "50%" → 0.5; within 0 and 1. */
+function share(env: NodeJS.ProcessEnv, name: string, def: number): number {
+	const raw = env[name]?.trim();
+	if (!raw) return def;
+	const n = raw.endsWith("%") ? Number(raw.slice(0, -1)) / 100 : Number(raw);
+	if (!Number.isFinite(n) || n < 0 || n > 1 || raw === "%")
+		throw new InvalidInputError(
+			`${name}='${raw}' is not a share between 0 and 1 (or 0%–100%).`,
+			{
+				name,
+				value: raw
+			}
+		);
+	return n;
+}
+
 function auditSwitch(raw: string | undefined): boolean {
 	if (raw === undefined || raw === "" || /^(on|1|true|yes)$/i.test(raw)) return true;
 	if (/^(off|0|false|no)$/i.test(raw)) return false;
@@ -173,6 +194,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			}) / 1000,
 		labels: parseLabels(env.ISA_NODE_LABELS),
 		reportInterval: Math.max(100, number(env, "ISA_REPORT_INTERVAL", 2) * 1000),
+		disruptionThreshold: share(env, "ISA_DISRUPTION_THRESHOLD", 0.5),
 		capacityOverride: env.ISA_NODE_CAPACITY || null,
 		metricsPort: env.METRICS_PORT ? number(env, "METRICS_PORT", 3030) : null,
 		requestTimeout: number(env, "ISA_REQUEST_TIMEOUT", 10) * 1000,

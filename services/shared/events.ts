@@ -6,6 +6,11 @@ export const EVENTS = {
 	nodeUpdated: "node.updated",
 	/** A down node was forgotten (retention or an admin's DELETE): { id, reason }. */
 	nodeRemoved: "node.removed",
+	/**
+	 * The inventory holds silent nodes instead of declaring them down (nodes/liveness.ts):
+	 * { reason: "blind" | "disruption" | null, nodes, since }; `nodes` empty when it ends.
+	 */
+	nodesHeld: "nodes.held",
 	/** The scheduler changed what is reserved on a node: { nodeID, allocated }. */
 	nodeAllocated: "node.allocated",
 	/**

@@ -117,6 +117,11 @@ export interface ReplicaSpec {
 	/** GPU indexes on the node given to this replica (CUDA_VISIBLE_DEVICES). */
 	gpus: number[];
 	restart: { policy: "always" | "on-failure" | "never"; maxRestarts: number };
+	/**
+	 * The workload's `disconnect.stopAfter` (ms): the agent stops the replica after this long
+	 * without hearing the control plane. Absent: it runs on, whatever happens.
+	 */
+	disconnect?: { stopAfterMs: number };
 }
 
 /** An agent's word on one replica, sent as `workload.replica.state`. */

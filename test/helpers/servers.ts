@@ -39,6 +39,8 @@ export interface TestServer {
 	port: number;
 	proc: ChildProcess;
 	stop(): Promise<void>;
+	/** Stops the server if it runs and starts a fresh one on the same port (`proc` is the new one). */
+	restart(): Promise<void>;
 }
 
 async function startServer(
@@ -48,24 +50,34 @@ async function startServer(
 	port?: number
 ): Promise<TestServer> {
 	const p = port ?? (await freePort());
-	const proc = spawn(cmd, args(p), { stdio: "ignore" });
-	proc.on("error", err => {
-		throw new Error(
-			`Could not start ${cmd}: ${err.message}. Install it (apt-get install ${cmd}).`
-		);
-	});
-	await waitForPort(p);
-	return {
+	const spawnOne = () => {
+		const proc = spawn(cmd, args(p), { stdio: "ignore" });
+		proc.on("error", err => {
+			throw new Error(
+				`Could not start ${cmd}: ${err.message}. Install it (apt-get install ${cmd}).`
+			);
+		});
+		return proc;
+	};
+	const server: TestServer = {
 		url: `${scheme}://127.0.0.1:${p}`,
 		port: p,
-		proc,
+		proc: spawnOne(),
 		stop: () =>
 			new Promise(resolve => {
+				const proc = server.proc;
 				if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
 				proc.once("exit", () => resolve());
 				proc.kill("SIGKILL");
-			})
+			}),
+		async restart() {
+			await server.stop();
+			server.proc = spawnOne();
+			await waitForPort(p);
+		}
 	};
+	await waitForPort(p);
+	return server;
 }
 
 /** A fresh nats-server on loopback; pass `port` to restart one on the same port. */

@@ -217,9 +217,20 @@ describe("ClusterView", () => {
 		expect(view.samples()).toEqual([
 			...nodeSamples(a),
 			...clusterSamples(clusterTotals([a])),
+			{ metric: "cluster.nodes.held", labels: {}, value: 0 },
 			...workloadSamples([]),
 			{ metric: "resource.health", labels: { id: "r1", name: "db" }, value: 1 }
 		]);
+	});
+
+	it("samples the nodes the inventory holds (nodes.held)", () => {
+		const view = new ClusterView();
+		view.held = 2;
+		expect(view.samples()).toContainEqual({
+			metric: "cluster.nodes.held",
+			labels: {},
+			value: 2
+		});
 	});
 
 	it("labels a tenant's health series with its tenant; the cluster's and unowned have none", () => {
@@ -279,6 +290,7 @@ describe("ClusterView", () => {
 		expect(view.samples("acme")).toEqual([
 			...nodeSamples(a),
 			...clusterSamples(clusterTotals([a])),
+			{ metric: "cluster.nodes.held", labels: {}, value: 0 },
 			// The workload counts are recounted over acme's workloads alone.
 			...workloadSamples([view.workloads[0]]),
 			{ metric: "resource.health", labels: { id: "r2", name: "db" }, value: 1 }

@@ -112,6 +112,40 @@ describe("Recovery", () => {
 		expect(synced).toHaveBeenCalledWith(new Set(["n2", "n3"]));
 	});
 
+	describe("disconnect.replaceAfter", () => {
+		beforeEach(async () => {
+			jest.useFakeTimers({ doNotFake: ["setImmediate", "nextTick", "queueMicrotask"] });
+			const a = await stored("a");
+			a.disconnect = { replaceAfterMs: 10_000 };
+			await store.put(COLLECTIONS.workloads, a.id, a);
+		});
+		afterEach(() => {
+			recovery.stop();
+			jest.useRealTimers();
+		});
+
+		it("leaves a lost node's replicas placed for that long, then places them again", async () => {
+			await recovery.evacuate("n2", "node n2 is down", true);
+			// b has no replaceAfter: it moves at once; a waits.
+			expect((await stored("b")).replicas[0].state).toBe("pending");
+			expect((await stored("a")).replicas[1]).toMatchObject({ node: "n2" });
+			await jest.advanceTimersByTimeAsync(9_000);
+			expect((await stored("a")).replicas[1]).toMatchObject({ node: "n2" });
+			await jest.advanceTimersByTimeAsync(1_000);
+			jest.useRealTimers();
+			await new Promise(r => setTimeout(r, 50));
+			expect((await stored("a")).replicas[1].state).toBe("pending");
+			expect((await stored("a")).replicas[0]).toMatchObject({ node: "n1" });
+		});
+
+		it("moves nothing when the node is back within it", async () => {
+			await recovery.evacuate("n2", "node n2 is down", true);
+			recovery.nodeUp("n2");
+			await jest.advanceTimersByTimeAsync(20_000);
+			expect((await stored("a")).replicas[1]).toMatchObject({ node: "n2" });
+		});
+	});
+
 	it("tells a drained node what it should run, even with nothing on it", async () => {
 		await recovery.evacuate("n9", "node n9 is draining", false);
 		expect(synced).toHaveBeenCalledWith(new Set(["n9", "n3"]));

@@ -69,6 +69,19 @@ describe("loadEnv", () => {
 		);
 	});
 
+	it("reads ISA_DISRUPTION_THRESHOLD as a share or a percentage, 50% by default", () => {
+		expect(loadEnv({}).disruptionThreshold).toBe(0.5);
+		expect(loadEnv({ ISA_DISRUPTION_THRESHOLD: "0.75" }).disruptionThreshold).toBe(0.75);
+		expect(loadEnv({ ISA_DISRUPTION_THRESHOLD: "30%" }).disruptionThreshold).toBe(0.3);
+		for (const bad of ["1.5", "-0.1", "half", "%", "120%"])
+			expect(() => loadEnv({ ISA_DISRUPTION_THRESHOLD: bad })).toThrow(
+				expect.objectContaining({
+					type: "INVALID_INPUT",
+					data: { name: "ISA_DISRUPTION_THRESHOLD", value: bad }
+				})
+			);
+	});
+
 	it("reads the HTTP server's deadlines as durations: 10 s for headers, 30 s in all", () => {
 		expect(loadEnv({})).toMatchObject({
 			httpHeadersTimeout: 10_000,

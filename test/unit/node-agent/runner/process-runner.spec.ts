@@ -397,6 +397,24 @@ describe("stop", () => {
 		expect(r.status().state).toBe("running");
 	});
 
+	it("with disconnect.stopAfter, ends the group when its lease is not renewed for that long", async () => {
+		const spec = processSpec("setInterval(() => {}, 1000)", {
+			disconnect: { stopAfterMs: 800 }
+		});
+		const { r } = replica(spec);
+		const { pid } = await r.start();
+		// Renewed every 200 ms for 1.6 s: it lives on.
+		for (let i = 0; i < 8; i++) {
+			r.renew();
+			await new Promise(resolve => setTimeout(resolve, 200));
+		}
+		expect(isAlive(pid as number)).toBe(true);
+		// No renewal (a frozen agent): gone within its lease and a little.
+		const since = Date.now();
+		await until(() => !isAlive(pid as number), 3000);
+		expect(Date.now() - since).toBeLessThan(1500);
+	});
+
 	it("kills with SIGKILL after the grace period when SIGTERM is ignored", async () => {
 		const script = `process.on("SIGTERM", () => {}); setInterval(() => {}, 1000); console.log("ready")`;
 		const { r } = replica(processSpec(script), { stopGrace: 300 });

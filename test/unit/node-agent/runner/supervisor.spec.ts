@@ -8,6 +8,7 @@ import {
 	parseLease,
 	parseUptime,
 	readLease,
+	stopAtFrom,
 	SUPERVISOR_POLL_MS,
 	uptimeCs,
 	writeLease
@@ -43,15 +44,21 @@ describe("leases", () => {
 		expect(leaseAt(agent, 100_000, { termAfter: 3500, killAfter: 4500 })).toEqual({
 			agent,
 			termAt: 100_350,
-			killAt: 100_450
+			killAt: 100_450,
+			stopAt: 0
 		});
+		expect(
+			leaseAt(agent, 100_000, { termAfter: 3500, killAfter: 4500 }, stopAtFrom(100_000, 3001))
+		).toMatchObject({ stopAt: 100_301 });
 	});
 
 	it("is one line the shell reads, and parses back", () => {
-		const lease = { agent, termAt: 5, killAt: 7 };
-		expect(formatLease(lease)).toBe("4242 987654 5 7\n");
+		const lease = { agent, termAt: 5, killAt: 7, stopAt: 9 };
+		expect(formatLease(lease)).toBe("4242 987654 5 7 9\n");
 		expect(parseLease(formatLease(lease))).toEqual(lease);
-		for (const bad of ["", "4242 987654 5\n", "4242 987654 5 7", "a b c d\n"])
+		// An earlier agent's lease, without a disconnect lease: none.
+		expect(parseLease("4242 987654 5 7\n")).toEqual({ ...lease, stopAt: 0 });
+		for (const bad of ["", "4242 987654 5\n", "4242 987654 5 7", "a b c d\n", "1 2 3 4 x\n"])
 			expect(parseLease(bad)).toBeNull();
 	});
 
@@ -68,11 +75,11 @@ describe("leases", () => {
 		const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-lease-"));
 		try {
 			const file = path.join(dir, "w.0");
-			writeLease(file, { agent, termAt: 1, killAt: 2 }, null);
+			writeLease(file, { agent, termAt: 1, killAt: 2, stopAt: 0 }, null);
 			expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-			expect(readLease(file)).toEqual({ agent, termAt: 1, killAt: 2 });
+			expect(readLease(file)).toEqual({ agent, termAt: 1, killAt: 2, stopAt: 0 });
 			const gid = fs.statSync(dir).gid;
-			writeLease(file, { agent, termAt: 3, killAt: 4 }, gid);
+			writeLease(file, { agent, termAt: 3, killAt: 4, stopAt: 0 }, gid);
 			expect(fs.statSync(file).mode & 0o777).toBe(0o640);
 			expect(readLease(file)?.killAt).toBe(4);
 			expect(fs.readdirSync(dir)).toEqual(["w.0"]);
