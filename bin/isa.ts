@@ -13,6 +13,7 @@ import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
 import { prepareRepl } from "../repl/commands";
+import { rememberIdentitiesIn } from "../services/shared/store/identity-memory";
 
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
 		console.error(`IsA Cloud: ${(err as Error).message}`);
 		process.exit(2);
 	}
+	// A restarted node still knows which store is its cluster's (services/shared/store/identity.ts).
+	rememberIdentitiesIn(env.dataDir);
 	const hot = args.includes("--hot");
 	const config = createBrokerConfig(env);
 	const broker = new ServiceBroker({

@@ -35,6 +35,10 @@ export const METRICS: Record<string, { labels: string[]; help: string }> = {
 	"cluster.gpu.free": { labels: [], help: "GPUs not reserved on ready nodes" },
 	"cluster.gpu.allocated": { labels: [], help: "GPUs reserved by workloads" },
 	"cluster.nodes": { labels: ["status"], help: "nodes by status" },
+	"cluster.store.identity": {
+		labels: [],
+		help: "1 while the store is the cluster's, 0 while it is not used (its identity is missing or another's)"
+	},
 	workloads: { labels: ["state"], help: "workloads by status" },
 	"workloads.pending": { labels: [], help: "workloads waiting for a place" },
 	"workload.replicas": {
@@ -168,6 +172,8 @@ export class ClusterView {
 	 */
 	readonly health = new Map<string, Sample>();
 	workloads: Workload[] = [];
+	/** Whether the store is the cluster's (services/shared/store/identity.ts); null: not known. */
+	storeIdentity: boolean | null = null;
 
 	/** An agent's report. Only a live agent reports, so a node not known or down becomes ready. */
 	report(r: NodeReport): void {
@@ -247,7 +253,16 @@ export class ClusterView {
 			...nodes.flatMap(nodeSamples),
 			...clusterSamples(clusterTotals(nodes)),
 			...workloadSamples(workloads),
-			...health
+			...health,
+			...(this.storeIdentity === null
+				? []
+				: [
+						{
+							metric: "cluster.store.identity",
+							labels: {},
+							value: this.storeIdentity ? 1 : 0
+						}
+					])
 		];
 	}
 
