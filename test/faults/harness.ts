@@ -18,6 +18,7 @@ import {
 	ROOT,
 	startNode
 } from "../helpers/cluster";
+import type { RedisOptions } from "../helpers/servers";
 
 /** A replica process as the OS shows it: its workload and replica from its environment, its
  * node from its working directory (<dataDir>/workloads/<node>/<workload>/<replica>). */
@@ -95,13 +96,16 @@ export async function faultCluster(opts: {
 	/** Simulated capacity of each agent. */
 	capacity?: Record<string, unknown>;
 	env?: Record<string, string>;
+	/** How the suite's redis-server keeps its data (default: nothing on disk). */
+	redis?: RedisOptions;
 }): Promise<FaultCluster> {
 	const secret = `${opts.name}-secret`;
 	const fixture = await clusterFixture({
 		name: opts.name,
 		secret,
 		token: { sub: "admin", tenant: "lab", roles: ["admin"] },
-		env: { LOGLEVEL: "warn", ...opts.env }
+		env: { LOGLEVEL: "warn", ...opts.env },
+		redis: opts.redis
 	});
 	const marker = `isa-fault-${opts.name}-${process.pid}`;
 	const common = fixture.common;
@@ -114,7 +118,8 @@ export async function faultCluster(opts: {
 	};
 	const controlEnv = {
 		...common,
-		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,gateway",
+		// The audit service too: the gateway refuses every mutation without it (fail closed).
+		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,audit,gateway",
 		PORT: String(fixture.port)
 	};
 	const nodes = new Map<string, NodeProcess>();
