@@ -44,7 +44,7 @@ describe("agent and the store's identity", () => {
 	});
 
 	const ours = { clusterId: "ours", epoch: 1, createdAt: 1 };
-	const replicas = () => broker.call<any[], object>("agent.replicas");
+	const replicas = () => broker.call<any[], object>("agent.replicas", {});
 
 	it("refuses a list of another cluster, obeys a later epoch of its own", async () => {
 		await broker.call("agent.sync", { replicas: [spec], generation: 1, identity: ours });
@@ -71,13 +71,13 @@ describe("agent and the store's identity", () => {
 		).rejects.toMatchObject({ type: "VALIDATION_ERROR" });
 		expect(await replicas()).toHaveLength(1);
 
-		const running = await broker.call<any, object>("agent.running");
+		const running = await broker.call<any, object>("agent.running", {});
 		expect(running).toMatchObject({ nodeID: "agent-identity", identity: ours });
 		expect(running.replicas[0].spec).toMatchObject({ workloadId: "w1", fence: 1 });
 
 		const adopted = { clusterId: "fresh", epoch: 2, createdAt: 3, supersedes: ["ours"] };
 		await broker.call("agent.sync", { replicas: [], generation: 4, identity: adopted });
 		expect(await replicas()).toHaveLength(0);
-		expect((await broker.call<any, object>("agent.running")).identity).toEqual(adopted);
+		expect((await broker.call<any, object>("agent.running", {})).identity).toEqual(adopted);
 	});
 });
