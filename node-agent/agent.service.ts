@@ -42,7 +42,11 @@ import {
 	mismatchMessage,
 	parseIdentity
 } from "../services/shared/store/identity";
-import { identityMemory, type IdentityMemory } from "../services/shared/store/identity-memory";
+import {
+	identityMemory,
+	type IdentityMemory,
+	inMemory
+} from "../services/shared/store/identity-memory";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
 import { capacityFromFacts, MachineProbe, SystemProbe } from "./probes/machine";
 
@@ -324,11 +328,15 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		};
 		this.order = new SyncOrder();
 		this.syncing = Promise.resolve();
-		// Per cluster: agents of several test clusters may share one data directory.
-		this.identity = identityMemory(
-			`agent\u0000${this.broker.namespace}\u0000${env.transporter ?? ""}`,
-			msg => this.logger.warn(msg)
-		);
+		// Per cluster: agents of several test clusters may share one data directory. With the
+		// embedded store (a single node) the store lives in this data directory too: deleting
+		// it to start afresh must not leave the agent refusing the new one.
+		this.identity = !/^[a-z][a-z\d+.-]*:\/\//i.test(env.store)
+			? inMemory()
+			: identityMemory(
+					`agent\u0000${this.broker.namespace}\u0000${env.transporter ?? ""}`,
+					msg => this.logger.warn(msg)
+				);
 		this.runner = new Runner({
 			createReplica: replicaFactory({
 				broker: this.broker,
