@@ -36,6 +36,9 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 	];
 }
 
+/** 503 types that a working service answers about a dependency (see circuitBreaker.check). */
+const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH"]);
+
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 	return {
 		namespace: env.namespace,
@@ -64,9 +67,12 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			minRequestCount: 20,
 			windowTime: 60,
 			halfOpenTime: 10 * 1000,
-			// Client mistakes (4xx) say nothing about the callee's health.
+			// Client mistakes (4xx) say nothing about the callee's health, nor does a healthy
+			// callee's word that a dependency is not usable (/ready's 503, a read-only store):
+			// an open breaker would answer those with 404 "not available" instead of the reason.
 			check: (err: Errors.MoleculerError | Error) =>
-				((err as Errors.MoleculerError)?.code ?? 500) >= 500
+				((err as Errors.MoleculerError)?.code ?? 500) >= 500 &&
+				!DEPENDENCY_REFUSALS.has((err as Errors.MoleculerError)?.type)
 		},
 		// Moleculer's defaults notice a dead node after 30 s; the inventory is faster still
 		// (3 missed reports), and these settle the registry soon after.

@@ -21,6 +21,7 @@ import { NodeIdTakenError } from "../services/shared/errors";
 import { leaseWanted, NodeLease } from "../services/nodes/lease";
 import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
+import { rememberIdentitiesIn } from "../services/shared/store/identity-memory";
 
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
 		console.error(`IsA Cloud: ${(err as Error).message}`);
 		process.exit(2);
 	}
+	// A restarted node still knows which store is its cluster's (services/shared/store/identity.ts).
+	rememberIdentitiesIn(env.dataDir);
 	const hot = args.includes("--hot");
 	const config = createBrokerConfig(env);
 	const broker = new ServiceBroker({

@@ -1,7 +1,8 @@
 /**
  * Gives a service `this.store`. Services of one process that name the same store URL share one
  * connection (one SQLite handle, one Redis client), opened by the first to start and closed by
- * the last to stop.
+ * the last to stop, and one IdentityGuard (`this.storeIdentity`): while the store is not the
+ * cluster's (services/shared/store/identity.ts), every write through `this.store` is refused.
  */
 import type { LoggerInstance, Service, ServiceSchema } from "moleculer";
 import { loadEnv } from "../services/shared/env";
@@ -9,11 +10,17 @@ import { openStore, Store, type UnreadableHandler } from "../services/shared/sto
 import { DOC_CHECKS } from "../services/shared/store/schemas";
 import { validatingStore } from "../services/shared/store/validating";
 import { warnUnreadable } from "../services/shared/store/unreadable";
+import { guardedStore, IdentityGuard } from "../services/shared/store/identity-guard";
+import { identityMemory, inMemory } from "../services/shared/store/identity-memory";
 
 interface SharedStore {
 	store: Store;
+	guard: IdentityGuard;
 	users: number;
 }
+
+/** ms between two reads of the store's identity. */
+export const IDENTITY_CHECK_INTERVAL = 1000;
 
 const shared = new Map<string, SharedStore>();
 
@@ -39,7 +46,22 @@ export function acquireStore(url: string, prefix: string, logger?: LoggerInstanc
 			DOC_CHECKS,
 			onUnreadable
 		);
-		entry = { store, users: 0 };
+		// The embedded database lives in the data directory that a file memory would live in:
+		// they are lost and restored together, so remembering it beside would only refuse a
+		// single node whose database was deleted to start afresh.
+		const memory =
+			store.kind === "sqlite"
+				? inMemory()
+				: identityMemory(`store\u0000${prefix}\u0000${url}`, warn);
+		const guard = new IdentityGuard(store, memory, {
+			interval: IDENTITY_CHECK_INTERVAL,
+			logger: logger && {
+				info: (m: string) => logger.info(m),
+				error: (m: string) => logger.error(m)
+			}
+		});
+		guard.start();
+		entry = { store: guardedStore(store, guard), guard, users: 0 };
 		shared.set(key(url, prefix), entry);
 	}
 	entry.users++;
@@ -50,7 +72,15 @@ export async function releaseStore(url: string, prefix: string): Promise<void> {
 	const entry = shared.get(key(url, prefix));
 	if (!entry || --entry.users > 0) return;
 	shared.delete(key(url, prefix));
+	entry.guard.stop();
 	await entry.store.close();
+}
+
+/** The identity guard of the shared store of `url` (acquired, not yet released). */
+export function storeIdentity(url: string, prefix: string): IdentityGuard {
+	const entry = shared.get(key(url, prefix));
+	if (!entry) throw new Error(`The store ${prefix} is not open in this process.`);
+	return entry.guard;
 }
 
 export interface StoreSettings {
@@ -62,6 +92,7 @@ export interface StoreSettings {
 
 interface StoreThis extends Service<StoreSettings> {
 	store: Store;
+	storeIdentity: IdentityGuard;
 }
 
 export default function StoreMixin(): Partial<ServiceSchema> {
@@ -71,12 +102,16 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 			store: env.store,
 			storePrefix: env.namespace || "isa"
 		},
-		started(this: StoreThis) {
+		async started(this: StoreThis) {
 			this.store = acquireStore(
 				this.settings.store,
 				this.settings.storePrefix,
 				this.broker.getLogger("store")
 			);
+			this.storeIdentity = storeIdentity(this.settings.store, this.settings.storePrefix);
+			// Services start knowing whether the store is theirs (a store that cannot be read
+			// now is decided at the next check).
+			await this.storeIdentity.verify();
 		},
 		async stopped(this: StoreThis) {
 			await releaseStore(this.settings.store, this.settings.storePrefix);

@@ -50,6 +50,18 @@ import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-overrid
 import { SyncOrder, SyncPlan } from "./sync-order";
 import { DisconnectWatch, pingInterval } from "./disconnect";
 import { watchTransport } from "../services/shared/transport";
+import { StoreIdentityMismatchError } from "../services/shared/errors";
+import {
+	type ClusterIdentity,
+	judgeIdentity,
+	mismatchMessage,
+	parseIdentity
+} from "../services/shared/store/identity";
+import {
+	identityMemory,
+	type IdentityMemory,
+	inMemory
+} from "../services/shared/store/identity-memory";
 import { resolve as resolveGpuProbe } from "./probes/gpu";
 import { capacityFromFacts, MachineProbe, SystemProbe } from "./probes/machine";
 
@@ -90,6 +102,9 @@ interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 	applyPlan(plan: SyncPlan | null): Promise<unknown>;
 	/** One sync at a time, in the order they came. */
 	serialSync<T>(fn: () => Promise<T>): Promise<T>;
+	/** The cluster identity of the lists this agent obeys (see checkIdentity). */
+	identity: IdentityMemory;
+	checkIdentity(identity: ClusterIdentity | undefined): void;
 	facts: MachineFacts;
 	capacity: Capacity;
 	sendReport(): Promise<void>;
@@ -98,6 +113,17 @@ interface AgentThis extends Service<AgentSettings>, PeriodicMethods {
 }
 
 const env = loadEnv();
+
+/** The identity a scheduler sends with its lists (agent-sync.ts); absent from older ones. */
+const identityParam = {
+	type: "object",
+	optional: true,
+	props: {
+		clusterId: { type: "string", min: 1 },
+		epoch: { type: "number", integer: true, min: 1 },
+		createdAt: "number"
+	}
+};
 
 const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	name: "agent",
@@ -130,12 +156,18 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			visibility: "public",
 			params: {
 				replicas: { type: "array", items: "object" },
-				generation: { type: "number", integer: true, min: 0 }
+				generation: { type: "number", integer: true, min: 0 },
+				identity: identityParam
 			},
 			handler(
 				this: AgentThis,
-				ctx: Context<{ replicas: ReplicaSpec[]; generation: number }>
+				ctx: Context<{
+					replicas: ReplicaSpec[];
+					generation: number;
+					identity?: ClusterIdentity;
+				}>
 			) {
+				this.checkIdentity(ctx.params.identity);
 				this.watch.heard(Date.now());
 				// Never an older list after a newer one: schedulers send lists without waiting,
 				// so two may cross on the way (see sync-order.ts).
@@ -168,15 +200,18 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 						}
 					}
 				},
-				generation: { type: "number", integer: true, min: 0 }
+				generation: { type: "number", integer: true, min: 0 },
+				identity: identityParam
 			},
 			handler(
 				this: AgentThis,
 				ctx: Context<{
 					workloads: Array<{ workloadId: string; replicas: ReplicaSpec[] }>;
 					generation: number;
+					identity?: ClusterIdentity;
 				}>
 			) {
+				this.checkIdentity(ctx.params.identity);
 				this.watch.heard(Date.now());
 				return this.serialSync(() =>
 					this.applyPlan(
@@ -215,6 +250,18 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			handler(this: AgentThis) {
 				return this.runner.list();
 			}
+		},
+
+		/** The replicas this node runs with the specs they run (for an adoption of the store). */
+		running: {
+			visibility: "public",
+			handler(this: AgentThis) {
+				return {
+					nodeID: this.broker.nodeID,
+					identity: this.identity.load(),
+					replicas: this.runner.running()
+				};
+			}
 		}
 	},
 
@@ -233,6 +280,29 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	},
 
 	methods: {
+		/**
+		 * Refuses a list that comes from a store of another identity than the lists obeyed so
+		 * far (an emptied or replaced store read by a scheduler that never knew the old one):
+		 * nothing is stopped. A later epoch of the same cluster (an adoption) is taken.
+		 */
+		checkIdentity(this: AgentThis, identity: ClusterIdentity | undefined) {
+			const given = parseIdentity(identity);
+			if (!given) return;
+			const verdict = judgeIdentity(given, this.identity.load());
+			if (verdict.state === "mismatch") {
+				const message = mismatchMessage(verdict);
+				this.logger.error(`List refused: ${message}`);
+				throw new StoreIdentityMismatchError(message, {
+					problem: verdict.problem,
+					expected: verdict.expected,
+					found: verdict.found
+				});
+			}
+			const known = this.identity.load();
+			if (known?.clusterId !== given.clusterId || known.epoch !== given.epoch)
+				this.identity.save(given);
+		},
+
 		serialSync<T>(this: AgentThis, fn: () => Promise<T>): Promise<T> {
 			const run = this.syncing.then(fn);
 			this.syncing = run.catch(() => undefined);
@@ -388,6 +458,15 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		this.order = new SyncOrder();
 		this.watch = new DisconnectWatch(Date.now());
 		this.syncing = Promise.resolve();
+		// Per cluster: agents of several test clusters may share one data directory. With the
+		// embedded store (a single node) the store lives in this data directory too: deleting
+		// it to start afresh must not leave the agent refusing the new one.
+		this.identity = !/^[a-z][a-z\d+.-]*:\/\//i.test(env.store)
+			? inMemory()
+			: identityMemory(
+					`agent\u0000${this.broker.namespace}\u0000${env.transporter ?? ""}`,
+					msg => this.logger.warn(msg)
+				);
 		this.handingOver = false;
 		const factory: ReplicaFactoryOptions = {
 			broker: this.broker,

@@ -11,7 +11,8 @@ import { Errors } from "moleculer";
 import ApiGateway, { ApiRouteSchema, ApiSettingsSchema } from "moleculer-web";
 import StoreMixin from "../mixins/store.mixin";
 import { loadEnv } from "./shared/env";
-import { ForbiddenError, InvalidInputError } from "./shared/errors";
+import { ForbiddenError, InvalidInputError, StoreIdentityMismatchError } from "./shared/errors";
+import type { IdentityGuard } from "./shared/store/identity-guard";
 import type { Store } from "./shared/store";
 import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
@@ -23,7 +24,7 @@ import {
 	MAX_HEADER_SIZE,
 	type ServerLimits
 } from "./gateway/server-limits";
-import { auditedError, beginAudit, endAudit } from "./gateway/audit-hooks";
+import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
 import {
 	dashboardDirs,
 	EventStream,
@@ -87,10 +88,14 @@ interface GatewayThis extends Service<GatewaySettings> {
 	/** The secret was made or read from the data directory: print a ready-to-paste admin token. */
 	localSecret: string | null;
 	store: Store;
+	storeIdentity: IdentityGuard;
 	server: import("http").Server;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
 }
+
+/** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
+const ADOPT_ACTION = "scheduler.adopt";
 
 /** 503 from /ready, with what is not reachable. */
 class NotReadyError extends Errors.MoleculerRetryableError {
@@ -250,7 +255,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"DELETE alerts/rules/:id": "monitor.deleteRule",
 					"GET alerts": "monitor.listAlerts",
 
-					"GET audit": "audit.list"
+					"GET audit": "audit.list",
+
+					"POST cluster/adopt": "scheduler.adopt"
 				}
 			},
 			// uPlot for the dashboard, from node_modules: the page needs no CDN.
@@ -294,7 +301,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
 				try {
 					await withTimeout(this.store.ping(), 1000, "The store");
-					checks.store = "ok";
+					// Reachable is not enough: a store that is not the cluster's is not used.
+					const mismatch = this.storeIdentity.mismatch;
+					checks.store = mismatch ? `identity mismatch: ${mismatch.message}` : "ok";
 				} catch (err) {
 					checks.store = (err as Error).message;
 				}
@@ -338,6 +347,17 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
 					{ access, roles: user.roles }
 				);
+			const mismatch = isMutation(req) ? this.storeIdentity.mismatch : null;
+			if (mismatch) {
+				// The adoption is what makes the store writable, the audit log in it included:
+				// it is recorded after it ran (endAudit), by then into the adopted store.
+				if (req.$action?.name === ADOPT_ACTION) return;
+				throw new StoreIdentityMismatchError(mismatch.message, {
+					problem: mismatch.problem,
+					expected: mismatch.expected,
+					found: mismatch.found
+				});
+			}
 			// Fail closed: a mutation's audit entry is durable before its action runs, or 503.
 			await beginAudit(this, req, res);
 		}

@@ -29,7 +29,8 @@ import {
 	RuleInput,
 	SEVERITIES
 } from "./monitor/alerts";
-import { seedDefaultRules } from "./monitor/default-rules";
+import { seedDefaultRules, STORE_IDENTITY_RULE } from "./monitor/default-rules";
+import type { IdentityGuard } from "./shared/store/identity-guard";
 import { gaugeValues, registerGauges, setGauges } from "./monitor/gauges";
 import { Notifier, NotifierOptions } from "./monitor/notify";
 import { alertVisible, StatsParams, statsQuery } from "./monitor/queries";
@@ -69,6 +70,8 @@ interface Meta {
 
 interface MonitorThis extends Service<MonitorSettings>, PeriodicMethods {
 	store: Store;
+	storeIdentity: IdentityGuard;
+	seedDefaults(): Promise<void>;
 	ruleStore: RuleStore;
 	/** The rules evaluated, as last read from the store (or just created or deleted here). */
 	rules: AlertRule[];
@@ -279,10 +282,16 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 	},
 
 	methods: {
-		/** Rules from the store (other instances write them too) and workloads from the scheduler. */
+		/**
+		 * Rules from the store (other instances write them too) and workloads from the
+		 * scheduler. While the store is not the cluster's, the rules stay as last read: an
+		 * emptied store would otherwise silence every alert.
+		 */
 		async refresh(this: MonitorThis) {
+			const trusted = this.storeIdentity.usable;
+			if (trusted) await this.seedDefaults();
 			const [rules, workloads] = await Promise.all([
-				this.ruleStore.usable(),
+				trusted ? this.ruleStore.usable() : this.rules,
 				this.broker
 					.call<{ items: Workload[] }, object>("scheduler.states", {}, { retries: 0 })
 					.then(
@@ -309,15 +318,29 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			}
 		},
 
+		/** Writes the default rules the store misses (monitor/default-rules.ts). */
+		async seedDefaults(this: MonitorThis) {
+			if (!this.settings.defaultRules) return;
+			try {
+				const written = await seedDefaultRules(this.store);
+				if (written > 0) this.logger.info(`Default alert rules created: ${written}.`);
+			} catch (err) {
+				this.logger.warn("Default alert rules not seeded:", (err as Error).message);
+			}
+		},
+
 		/**
 		 * One round: record history, evaluate the rules, announce transitions, set gauges. A
 		 * tenant's rules see that tenant's view of the cluster (ClusterView.samples(tenant)).
 		 */
 		evaluate(this: MonitorThis) {
+			const identity = this.storeIdentity;
+			this.cluster.storeIdentity = identity.mismatch ? false : identity.usable ? true : null;
 			const samples = this.cluster.samples();
 			this.series.record(samples, Date.now());
 			const viewOf = (tenant: string) => this.cluster.samples(tenant);
-			for (const t of this.alerts.evaluate(this.rules, samples, viewOf)) {
+			const rules = [...this.rules, STORE_IDENTITY_RULE];
+			for (const t of this.alerts.evaluate(rules, samples, viewOf)) {
 				this.logger.info(
 					`Alert '${t.rule.name}' ${t.status}: ${t.alert.series} = ${t.alert.value}`
 				);
@@ -335,6 +358,8 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		},
 
 		async saveSnapshot(this: MonitorThis) {
+			// Not into a store that is not the cluster's (its writes are refused anyway).
+			if (!this.storeIdentity.usable) return;
 			const { series, alerts, cluster } = this;
 			await saveSnapshot(this.store, { series, alerts, health: cluster.health }, Date.now());
 		}
@@ -368,10 +393,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		if (this.broker.isMetricsEnabled()) registerGauges(this.broker.metrics);
 		const { series, alerts, cluster } = this;
 		await loadSnapshot(this.store, { series, alerts, health: cluster.health }, this.logger);
-		if (this.settings.defaultRules) {
-			const written = await seedDefaultRules(this.store);
-			if (written > 0) this.logger.info(`Default alert rules created: ${written}.`);
-		}
+		// refresh() seeds the default rules the store misses, now and at every refresh after.
 		await this.refresh();
 		await this.syncNodes();
 		const s = this.settings;

@@ -41,6 +41,16 @@ import {
 	type ScaleParams
 } from "./scheduler/schemas";
 import { replicasOn, type WorkloadInput, workloadView } from "./scheduler/workload";
+import {
+	adoptionReads,
+	type AdoptionBase,
+	type AgentReplicas,
+	planAdoption
+} from "./scheduler/adopt";
+import { COLLECTIONS } from "./shared/collections";
+import { ConflictError, ServiceUnavailableError } from "./shared/errors";
+import type { IdentityGuard } from "./shared/store/identity-guard";
+import type { ClusterIdentity } from "./shared/store/identity";
 
 interface SchedulerSettings extends AgentSyncSettings, RoundSettings, RecoverySettings {
 	/** ms between two reconcile rounds (pending placement, agent sync). */
@@ -58,6 +68,8 @@ interface Meta {
 
 interface SchedulerThis extends Service<SchedulerSettings>, PeriodicMethods {
 	store: Store;
+	storeIdentity: IdentityGuard;
+	adoptStore(force: boolean, actor: string): Promise<Record<string, unknown>>;
 	/** Changes of this process, one after another (every module below queues on it). */
 	queue: SerialQueue;
 	reserver: Reserver;
@@ -184,6 +196,23 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 		},
 
+		/**
+		 * Adopts the store (POST /api/v1/cluster/adopt, `npm run adopt`): writes its identity
+		 * anew and re-registers what the agents still run (scheduler/adopt.ts), so that a store
+		 * restarted empty or restored from an old backup is used again and nothing is lost. 503
+		 * when an agent does not answer (its replicas would be forgotten), unless `force`.
+		 */
+		adopt: {
+			access: "admin",
+			params: { $$strict: true, force: { type: "boolean", optional: true, convert: true } },
+			async handler(this: SchedulerThis, ctx: Context<{ force?: boolean }, Meta>) {
+				return this.adoptStore(
+					ctx.params.force ?? false,
+					ctx.meta.user?.sub ?? "system:adopt"
+				);
+			}
+		},
+
 		/** Every tenant's workloads with their status, without events (for the monitor). */
 		states: {
 			visibility: "public",
@@ -247,6 +276,106 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		}
 	},
 
+	methods: {
+		async adoptStore(this: SchedulerThis, force: boolean, actor: string) {
+			const nodeIDs = [
+				...new Set(
+					(
+						this.broker.registry.getServiceList({ onlyAvailable: true }) as Array<{
+							name: string;
+							nodeID: string;
+						}>
+					)
+						.filter(s => s.name === "agent")
+						.map(s => s.nodeID)
+				)
+			].sort();
+			const answers = await Promise.all(
+				nodeIDs.map(nodeID =>
+					this.broker
+						.call<AgentReplicas & { identity: ClusterIdentity | null }, object>(
+							"agent.running",
+							{},
+							{ nodeID, timeout: 5000, retries: 1 }
+						)
+						.catch(() => null)
+				)
+			);
+			const unreachable = nodeIDs.filter((_, i) => !answers[i]);
+			if (unreachable.length && !force)
+				throw new ServiceUnavailableError(
+					`Not adopted: the agents of ${unreachable.join(", ")} did not say what they run, ` +
+						"so their replicas would be forgotten (and stopped). Try again, or adopt with force.",
+					{ unreachable }
+				);
+			const agents = answers.filter((a): a is NonNullable<typeof a> => Boolean(a));
+			return this.queue.run(async () => {
+				const reads = adoptionReads(agents);
+				const store = this.store;
+				const docs = async <T>(collection: string, ids: string[]) =>
+					new Map(
+						(await Promise.all(ids.map(id => store.get<T>(collection, id))))
+							.map((d, i) => [ids[i], d] as const)
+							.filter((e): e is [string, NonNullable<(typeof e)[1]>] => Boolean(e[1]))
+					);
+				const versions = await store.versions(COLLECTIONS.workloads, reads.workloadIds);
+				const base: AdoptionBase = {
+					workloads: new Set(reads.workloadIds.filter((_, i) => versions[i] > 0)),
+					names: new Map(
+						[...(await docs<{ id: string }>(COLLECTIONS.names, reads.names))].map(
+							([name, d]) => [name, d.value.id]
+						)
+					),
+					allocations: await docs(COLLECTIONS.allocations, reads.nodes),
+					usage: await docs(COLLECTIONS.usage, reads.tenants),
+					claims: await docs(COLLECTIONS.serviceClaims, reads.services)
+				};
+				const plan = planAdoption(agents, base, Date.now());
+				const identity = await this.storeIdentity.adopt(
+					plan.checks,
+					plan.writes,
+					agents.map(a => a.identity)
+				);
+				if (!identity)
+					throw new ConflictError(
+						"Not adopted: the store changed while the adoption read it; try again.",
+						{}
+					);
+				// Every cache of the store as it was goes: the next rounds read the adopted one.
+				this.workloads.uncache(new Set());
+				await this.reserver.refresh({ placements: true });
+				for (const w of plan.workloads)
+					if (w.replicas.some(r => r.state === "pending")) this.rounds.waiting.add(w.id);
+				const replicas = plan.workloads.reduce(
+					(n, w) => n + w.replicas.filter(r => r.node).length,
+					0
+				);
+				this.logger.warn(
+					`Store adopted by ${actor}: cluster ${identity.clusterId} epoch ${identity.epoch}; ` +
+						`${plan.workloads.length} workload(s) with ${replicas} running replica(s) re-registered` +
+						` from ${agents.length} agent(s).`
+				);
+				systemRecorder(
+					this.broker,
+					this.logger
+				)({
+					actor,
+					action: "cluster.adopt",
+					target: identity.clusterId,
+					detail: `epoch ${identity.epoch}; ${plan.workloads.length} workload(s), ${replicas} replica(s) re-registered; ${plan.skipped.length} skipped`
+				});
+				return {
+					identity,
+					workloads: plan.workloads.map(w => w.id),
+					replicas,
+					skipped: plan.skipped,
+					nodes: agents.map(a => a.nodeID),
+					unreachable
+				};
+			});
+		}
+	},
+
 	created(this: SchedulerThis) {
 		this.queue = new SerialQueue();
 	},
@@ -262,7 +391,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		this.agents = new AgentSync(
 			{
 				connected: id => Boolean(this.broker.registry.nodes.get(id)?.available),
-				call: (action, params, opts) => this.broker.call(action, params, opts)
+				call: (action, params, opts) => this.broker.call(action, params, opts),
+				trustedIdentity: async () =>
+					(await this.storeIdentity.verify()) ? this.storeIdentity.identity : null
 			},
 			this.workloads,
 			this.queue,

@@ -173,6 +173,14 @@ export class Runner {
 		return [...this.replicas.values()].map(replica => replica.status());
 	}
 
+	/** Each replica with the spec it was started from (what an adoption re-registers). */
+	running(): Array<{ spec: ReplicaSpec; status: ReplicaStatus }> {
+		return [...this.replicas.values()].map(replica => ({
+			spec: replica.spec,
+			status: replica.status()
+		}));
+	}
+
 	/** The newest `limit` output lines of a replica, oldest first. */
 	logs(workloadId: string, replica: number, limit = 100): LogLine[] {
 		const key = keyOf(workloadId, replica);

@@ -39,6 +39,10 @@ export const METRICS: Record<string, { labels: string[]; help: string }> = {
 		labels: [],
 		help: "silent nodes not declared down: this side is blind, or too many went silent at once"
 	},
+	"cluster.store.identity": {
+		labels: [],
+		help: "1 while the store is the cluster's, 0 while it is not used (its identity is missing or another's)"
+	},
 	workloads: { labels: ["state"], help: "workloads by status" },
 	"workloads.pending": { labels: [], help: "workloads waiting for a place" },
 	"workload.replicas": {
@@ -174,6 +178,8 @@ export class ClusterView {
 	workloads: Workload[] = [];
 	/** Silent nodes the inventory holds instead of declaring them down (nodes/liveness.ts). */
 	held = 0;
+	/** Whether the store is the cluster's (services/shared/store/identity.ts); null: not known. */
+	storeIdentity: boolean | null = null;
 
 	/** An agent's report. Only a live agent reports, so a node not known or down becomes ready. */
 	report(r: NodeReport): void {
@@ -254,7 +260,16 @@ export class ClusterView {
 			...clusterSamples(clusterTotals(nodes)),
 			{ metric: "cluster.nodes.held", labels: {}, value: this.held },
 			...workloadSamples(workloads),
-			...health
+			...health,
+			...(this.storeIdentity === null
+				? []
+				: [
+						{
+							metric: "cluster.store.identity",
+							labels: {},
+							value: this.storeIdentity ? 1 : 0
+						}
+					])
 		];
 	}
 

@@ -7,6 +7,7 @@
  */
 import type { CallingOptions, LoggerInstance } from "moleculer";
 import type { ReplicaSpec } from "../shared/types";
+import type { ClusterIdentity } from "../shared/store/identity";
 import type { WorkloadRepository } from "./repository";
 import type { SerialQueue } from "./rounds";
 import { replicaSpec, type Workload } from "./workload";
@@ -25,6 +26,13 @@ export interface AgentLink {
 	/** Whether the node is connected now. */
 	connected(nodeID: string): boolean;
 	call(action: string, params: object, opts: CallingOptions): Promise<unknown>;
+	/**
+	 * The store's identity when the store is the cluster's now (a fresh read, made after the
+	 * lists were read), else null: then nothing is sent, since a list read from a store that
+	 * was emptied or replaced would stop replicas that still run (identity-guard.ts). Agents
+	 * get it with each list and refuse a list of another identity than theirs.
+	 */
+	trustedIdentity(): Promise<ClusterIdentity | null>;
 }
 
 export interface AgentSyncSettings {
@@ -41,6 +49,8 @@ export class AgentSync {
 	private syncTimer: NodeJS.Timeout | null = null;
 	/** The last generation handed out (see nextGeneration). */
 	private generation = 0;
+	/** When `untrusted` last warned. */
+	private warnedAt = 0;
 
 	constructor(
 		private readonly agents: AgentLink,
@@ -77,6 +87,8 @@ export class AgentSync {
 		// Numbered before reading: a list never holds less than its number promises.
 		const generation = this.nextGeneration();
 		const docs = await this.workloads.readCached(ids);
+		const identity = await this.agents.trustedIdentity();
+		if (!identity) return this.untrusted();
 		const byId = new Map(ids.map((id, i) => [id, docs[i]]));
 		for (const nodeID of nodes) {
 			const workloads = [...changes.get(nodeID)!].map(workloadId => {
@@ -88,7 +100,7 @@ export class AgentSync {
 						: []
 				};
 			});
-			this.tellAgent(nodeID, "agent.syncWorkloads", { workloads, generation });
+			this.tellAgent(nodeID, "agent.syncWorkloads", { workloads, generation, identity });
 		}
 	}
 
@@ -100,11 +112,22 @@ export class AgentSync {
 		// Numbered before reading, as in syncWorkloads.
 		const generation = this.nextGeneration();
 		const docs = await this.workloads.all();
+		const identity = await this.agents.trustedIdentity();
+		if (!identity) return this.untrusted();
 		const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
 		for (const { value: w } of docs)
 			for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
 		for (const [nodeID, replicas] of lists)
-			this.tellAgent(nodeID, "agent.sync", { replicas, generation });
+			this.tellAgent(nodeID, "agent.sync", { replicas, generation, identity });
+	}
+
+	/** Nothing is sent while the store is not the cluster's; said once per while. */
+	private untrusted(): void {
+		if (Date.now() - this.warnedAt < 30_000) return;
+		this.warnedAt = Date.now();
+		this.logger.warn(
+			"Agents are not synced: the store is not the cluster's (see its identity); every replica keeps running."
+		);
 	}
 
 	/** Stops the sync timer, as the service stops. */

@@ -133,3 +133,16 @@ export class ServiceUnavailableError extends Errors.MoleculerRetryableError {
 		super(message, 503, "SERVICE_UNAVAILABLE", data);
 	}
 }
+
+export const ERR_STORE_IDENTITY_MISMATCH = "STORE_IDENTITY_MISMATCH";
+
+/**
+ * The store is not the one this cluster knows (restarted empty, an old backup, another
+ * cluster's): the control services are read-only until an operator adopts it. Not retryable:
+ * only the adoption (services/shared/store/identity.ts) makes the same request work.
+ */
+export class StoreIdentityMismatchError extends Errors.MoleculerError {
+	constructor(message: string, data: Record<string, unknown>) {
+		super(message, 503, ERR_STORE_IDENTITY_MISMATCH, data);
+	}
+}

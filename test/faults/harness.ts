@@ -19,6 +19,7 @@ import {
 	ROOT,
 	startNode
 } from "../helpers/cluster";
+import type { RedisOptions } from "../helpers/servers";
 
 /** A replica process as the OS shows it: its workload and replica from its environment, its
  * node from its working directory (<dataDir>/workloads/<node>/<workload>/<replica>). */
@@ -96,6 +97,8 @@ export async function faultCluster(opts: {
 	/** Simulated capacity of each agent. */
 	capacity?: Record<string, unknown>;
 	env?: Record<string, string>;
+	/** How the suite's redis-server keeps its data (default: nothing on disk). */
+	redis?: RedisOptions;
 }): Promise<FaultCluster> {
 	const secret = `${opts.name}-secret`;
 	// A data directory of the cluster's own: agents of other suites may bear the same node ids,
@@ -105,7 +108,8 @@ export async function faultCluster(opts: {
 		name: opts.name,
 		secret,
 		token: { sub: "admin", tenant: "lab", roles: ["admin"] },
-		env: { LOGLEVEL: "warn", ISA_DATA_DIR: dataDir, ...opts.env }
+		env: { LOGLEVEL: "warn", ISA_DATA_DIR: dataDir, ...opts.env },
+		redis: opts.redis
 	});
 	const marker = `isa-fault-${opts.name}-${process.pid}`;
 	const common = fixture.common;
@@ -118,7 +122,7 @@ export async function faultCluster(opts: {
 	};
 	const controlEnv = {
 		...common,
-		// audit too: the gateway records every mutation and fails closed (404) without it.
+		// The audit service too: the gateway refuses every mutation without it (fail closed).
 		SERVICES: "nodes,scheduler,tenants,registry,config,monitor,audit,gateway",
 		PORT: String(fixture.port)
 	};

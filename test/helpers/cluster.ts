@@ -6,7 +6,7 @@ import { spawn, ChildProcess } from "child_process";
 import path from "path";
 import { mintToken } from "../../services/gateway/jwt";
 import { Role } from "../../services/shared/principal";
-import { freePort, startNats, startRedis, TestServer } from "./servers";
+import { freePort, RedisOptions, startNats, startRedis, TestServer } from "./servers";
 
 // From test/helpers under ts-jest, or from dist/test/helpers when the benchmark runs it.
 export const ROOT = path.resolve(
@@ -103,8 +103,13 @@ export async function clusterFixture(opts: {
 	secret: string;
 	token: { sub: string; tenant: string; roles: Role[] };
 	env?: Record<string, string>;
+	redis?: RedisOptions;
 }): Promise<ClusterFixture> {
-	const [nats, redis, port] = await Promise.all([startNats(), startRedis(), freePort()]);
+	const [nats, redis, port] = await Promise.all([
+		startNats(),
+		startRedis(undefined, opts.redis),
+		freePort()
+	]);
 	const token = await mintToken({ secret: opts.secret, ttl: 600, ...opts.token });
 	return {
 		nats,

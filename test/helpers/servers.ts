@@ -85,11 +85,27 @@ export function startNats(port?: number): Promise<TestServer> {
 	return startServer("nats-server", p => ["-a", "127.0.0.1", "-p", String(p)], "nats", port);
 }
 
-/** A fresh redis-server on loopback that keeps nothing on disk. */
-export function startRedis(port?: number): Promise<TestServer> {
+export interface RedisOptions {
+	/**
+	 * Keep an append-only file in this directory, fsynced before every reply (appendfsync
+	 * always, what the README asks of production): a redis-server restarted on the same
+	 * directory has every acknowledged write. Without it, nothing is kept on disk and a
+	 * restart on the same port comes back empty.
+	 */
+	dir?: string;
+}
+
+/**
+ * A fresh redis-server on loopback; pass `port` to restart one on the same port (empty, unless
+ * `dir` names the directory of the one before).
+ */
+export function startRedis(port?: number, opts: RedisOptions = {}): Promise<TestServer> {
+	const persistence = opts.dir
+		? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
+		: ["--appendonly", "no"];
 	return startServer(
 		"redis-server",
-		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", "--appendonly", "no"],
+		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", ...persistence],
 		"redis",
 		port
 	);

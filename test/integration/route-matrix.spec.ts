@@ -497,6 +497,14 @@ describe("route matrix: every route × every caller × every owner", () => {
 			owners: [],
 			ok: 200,
 			make: () => none(at("events"))
+		},
+		// The cluster's own: an admin adopts the store (no agent runs here, so nothing is
+		// re-registered and the identity only moves to the next epoch).
+		"POST /api/v1/cluster/adopt": {
+			access: "admin",
+			owners: [],
+			ok: 200,
+			make: () => none(at("cluster/adopt", {}))
 		}
 	};
 

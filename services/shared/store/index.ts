@@ -14,7 +14,7 @@ import type { Store } from "./store";
 import type { UnreadableHandler } from "./unreadable";
 
 export * from "./store";
-export { RedisStore } from "./redis";
+export { RedisStore, persistenceWarning } from "./redis";
 export type { RedisStoreOptions } from "./redis";
 export { SqliteStore } from "./sqlite";
 export type { UnreadableHandler } from "./unreadable";

@@ -17,6 +17,10 @@
  * outage in about a second instead of hanging, while the client keeps reconnecting by itself.
  * In-flight commands are failed rather than replayed after a reconnect, since a replayed CAS
  * whose first send had landed would report a loss for a write that happened.
+ *
+ * Durability is the server's: a write Redis acknowledged survives its crash only with the AOF on
+ * and fsynced before the reply (`appendonly yes`, `appendfsync always`). The store asks the server
+ * at start (CONFIG GET) and warns when acknowledged writes can be lost (persistenceWarning).
  */
 import Redis, { ReplyError } from "ioredis";
 import { StoreUnavailableError } from "../errors";
@@ -36,6 +40,30 @@ export interface RedisStoreOptions {
 	prefix?: string;
 	/** Told of each document `get` and `list` skip because it does not parse. */
 	onUnreadable?: UnreadableHandler;
+	/**
+	 * Told when the server's persistence can lose acknowledged writes; without it nothing is
+	 * checked (the services' stores pass their logger, mixins/store.mixin.ts).
+	 */
+	warn?: (message: string) => void;
+}
+
+/** The settings to run Redis with, as the README and k8s/redis.yaml give them. */
+export const DURABLE_SETTINGS = "appendonly yes, appendfsync always";
+
+/**
+ * What is wrong with a server's persistence, from CONFIG GET append* (name → value), or null
+ * when every acknowledged write is on disk before the reply. `null` config: CONFIG is
+ * disabled or renamed (managed services do that), so nothing can be said for sure.
+ */
+export function persistenceWarning(config: Record<string, string> | null): string | null {
+	const fix = `Run Redis with ${DURABLE_SETTINGS} (redis-server --appendonly yes --appendfsync always).`;
+	if (!config)
+		return `Could not read the Redis server's persistence settings (CONFIG GET is not allowed). Make sure it runs with ${DURABLE_SETTINGS}, or acknowledged writes can be lost in a crash.`;
+	if (config.appendonly !== "yes")
+		return `Redis runs without its append-only file (appendonly ${config.appendonly ?? "unset"}): a restart loses what was written since the last snapshot, or everything. ${fix}`;
+	if (config.appendfsync !== "always")
+		return `Redis fsyncs its append-only file ${config.appendfsync === "no" ? "when the OS decides" : "once a second"} (appendfsync ${config.appendfsync ?? "unset"}): a crash can lose writes it already acknowledged. ${fix}`;
+	return null;
 }
 
 /** Redis replies that mean "not now" rather than "wrong command". */
@@ -223,6 +251,22 @@ export class RedisStore implements Store {
 		this.redis.defineCommand("storeReadLog", { numberOfKeys: 2, lua: READ_LOG });
 		this.redis.defineCommand("storeAppendAt", { numberOfKeys: 2, lua: APPEND_AT });
 		this.redis.defineCommand("storeTrimLog", { numberOfKeys: 2, lua: TRIM_LOG });
+		if (opts.warn) void this.checkPersistence(opts.warn);
+	}
+
+	/** Warns once, at start, when the server can lose acknowledged writes. */
+	private async checkPersistence(warn: (message: string) => void): Promise<void> {
+		let config: Record<string, string> | null = null;
+		try {
+			const flat = (await this.redis.config("GET", "append*")) as string[];
+			config = {};
+			for (let i = 0; i + 1 < flat.length; i += 2) config[flat[i]] = flat[i + 1];
+		} catch (err) {
+			// The server is not reachable now: it is checked when a process starts next.
+			if (!(err instanceof ReplyError)) return;
+		}
+		const warning = persistenceWarning(config);
+		if (warning) warn(warning);
 	}
 
 	async get<T>(collection: string, id: string): Promise<Versioned<T> | null> {

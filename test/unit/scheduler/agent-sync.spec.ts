@@ -10,6 +10,7 @@ import {
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import { SerialQueue } from "../../../services/scheduler/rounds";
 import { replicaSpec, type Workload } from "../../../services/scheduler/workload";
+import type { ClusterIdentity } from "../../../services/shared/store/identity";
 import { placedWorkload } from "../../helpers/workloads";
 
 interface Sent {
@@ -24,12 +25,15 @@ describe("AgentSync", () => {
 	let connected: Set<string>;
 	let sync: AgentSync;
 	let failing: boolean;
+	/** What the store's identity check answers (null: the store is not the cluster's). */
+	let identity: ClusterIdentity | null;
 	const logger = { debug: jest.fn(), warn: jest.fn() } as unknown as LoggerInstance;
 
 	beforeEach(async () => {
 		store = new SqliteStore(":memory:");
 		sent = [];
 		failing = false;
+		identity = { clusterId: "c1", epoch: 1, createdAt: 0 };
 		connected = new Set(["n1", "n2"]);
 		sync = new AgentSync(
 			{
@@ -37,7 +41,8 @@ describe("AgentSync", () => {
 				call: async (action, params, opts) => {
 					sent.push({ action, params, opts });
 					if (failing) throw new Error("no agent");
-				}
+				},
+				trustedIdentity: async () => identity
 			},
 			new WorkloadRepository(store),
 			new SerialQueue(),
@@ -77,6 +82,17 @@ describe("AgentSync", () => {
 		const [g1, g2] = sent.map(s => s.params.generation as number);
 		expect(g1).toBeGreaterThanOrEqual(before);
 		expect(g2).toBeGreaterThan(g1);
+	});
+
+	it("sends every list with the store's identity, and none while the store is not the cluster's", async () => {
+		await sync.syncNodes(["n1"]);
+		expect(sent[0].params.identity).toEqual({ clusterId: "c1", epoch: 1, createdAt: 0 });
+		sent = [];
+		identity = null;
+		await sync.syncNodes(["n1", "n2"]);
+		await sync.syncWorkloads(new Map([["n1", new Set(["a"])]]));
+		expect(sent).toEqual([]);
+		expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining("not synced"));
 	});
 
 	it("tells nothing when no node is connected", async () => {
