@@ -10,8 +10,7 @@
  * or the secret a single node keeps in its data directory. Prints what was re-registered.
  */
 import { parseArgs } from "util";
-import { mintToken } from "../services/gateway/jwt";
-import { existingSecret } from "../services/gateway/secret";
+import { cliToken } from "./cli-token";
 import { loadEnv } from "../services/shared/env";
 
 const USAGE = "usage: npm run adopt [-- --force] [--url http://127.0.0.1:3000]";
@@ -19,23 +18,6 @@ const USAGE = "usage: npm run adopt [-- --force] [--url http://127.0.0.1:3000]";
 function fail(message: string): never {
 	console.error(`adopt: ${message}`);
 	process.exit(2);
-}
-
-async function token(): Promise<string> {
-	const env = loadEnv();
-	if (env.token) return env.token;
-	const secret =
-		existingSecret(env.jwtSecret, env.dataDir) ??
-		fail("set ISA_TOKEN (an admin's token) or ISA_JWT_SECRET, or run it beside a single node.");
-	return mintToken({
-		secret,
-		sub: "adopt",
-		tenant: "default",
-		roles: ["admin"],
-		ttl: 300,
-		issuer: env.jwtIssuer,
-		audience: env.jwtAudience
-	});
 }
 
 async function main(): Promise<void> {
@@ -55,7 +37,7 @@ async function main(): Promise<void> {
 		res = await fetch(`${base}/api/v1/cluster/adopt`, {
 			method: "POST",
 			headers: {
-				Authorization: `Bearer ${await token()}`,
+				Authorization: `Bearer ${await cliToken("adopt", fail)}`,
 				"Content-Type": "application/json"
 			},
 			body: JSON.stringify(values.force ? { force: true } : {})

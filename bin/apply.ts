@@ -10,8 +10,7 @@
  */
 import fs from "fs";
 import { parseArgs } from "util";
-import { mintToken } from "../services/gateway/jwt";
-import { existingSecret } from "../services/gateway/secret";
+import { cliToken } from "./cli-token";
 import { loadEnv } from "../services/shared/env";
 
 const USAGE = "usage: npm run apply -- -f FILE [--dry-run] [--url http://127.0.0.1:3000]";
@@ -19,25 +18,6 @@ const USAGE = "usage: npm run apply -- -f FILE [--dry-run] [--url http://127.0.0
 function fail(message: string): never {
 	console.error(`apply: ${message}`);
 	process.exit(2);
-}
-
-async function token(): Promise<string> {
-	const env = loadEnv();
-	if (env.token) return env.token;
-	const secret =
-		existingSecret(env.jwtSecret, env.dataDir) ??
-		fail(
-			"set ISA_TOKEN (an operator's or admin's token), or ISA_JWT_SECRET, or run it beside a started single node."
-		);
-	return mintToken({
-		secret,
-		sub: "apply",
-		tenant: "default",
-		roles: ["admin"],
-		ttl: 300,
-		issuer: env.jwtIssuer,
-		audience: env.jwtAudience
-	});
 }
 
 async function main(): Promise<void> {
@@ -68,7 +48,7 @@ async function main(): Promise<void> {
 		res = await fetch(`${base}/api/v1/apply${values["dry-run"] ? "?dryRun=true" : ""}`, {
 			method: "POST",
 			headers: {
-				Authorization: `Bearer ${await token()}`,
+				Authorization: `Bearer ${await cliToken("apply", fail)}`,
 				"Content-Type": "application/yaml"
 			},
 			body: document
