@@ -13,22 +13,10 @@ import NodesService from "../../services/nodes.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { COLLECTIONS } from "../../services/shared/collections";
 import { SqliteStore } from "../../services/shared/store/sqlite";
-import type { NodeReport } from "../../services/shared/types";
+import { idleReport } from "../helpers/nodes";
 import { auditService, withSettings } from "../helpers/services";
 
 const SECRET = "nodes-delete-secret";
-
-function report(nodeID: string): NodeReport {
-	return {
-		nodeID,
-		hostname: nodeID,
-		labels: {},
-		capacity: { cpu: 4, memory: 8 * 1024 ** 3, gpus: [] },
-		usage: { cpu: 0, cpuPercent: 0, memory: 0, gpus: [], loadAvg: [0, 0, 0] },
-		interval: 60_000,
-		sentAt: Date.now()
-	};
-}
 
 describe("DELETE /api/v1/nodes/:id", () => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-nodes-delete-"));
@@ -51,7 +39,7 @@ describe("DELETE /api/v1/nodes/:id", () => {
 		request(server).get(`/api/v1/nodes/${id}`).set("Authorization", `Bearer ${tokens.admin}`);
 
 	async function join(id: string, down: boolean) {
-		await broker.broadcast("node.report", report(id));
+		await broker.broadcast("node.report", idleReport(id));
 		await new Promise(r => setTimeout(r, 30));
 		if (down) broker.broadcastLocal("$node.disconnected", { node: { id } });
 		await new Promise(r => setTimeout(r, 30));

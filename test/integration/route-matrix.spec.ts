@@ -22,7 +22,7 @@ import SchedulerService from "../../services/scheduler.service";
 import TenantsService from "../../services/tenants.service";
 import { mintToken } from "../../services/gateway/jwt";
 import type { Access, Role } from "../../services/shared/principal";
-import type { NodeReport } from "../../services/shared/types";
+import { idleReport } from "../helpers/nodes";
 import { withSettings } from "../helpers/services";
 
 const SECRET = "route-matrix-secret";
@@ -205,16 +205,7 @@ describe("route matrix: every route × every caller × every owner", () => {
 	};
 	const node = async () => {
 		const nodeID = unique("node");
-		const report: NodeReport = {
-			nodeID,
-			hostname: nodeID,
-			labels: {},
-			capacity: { cpu: 4, memory: 8 * 1024 ** 3, gpus: [] },
-			usage: { cpu: 0, cpuPercent: 0, memory: 0, gpus: [], loadAvg: [0, 0, 0] },
-			interval: 60_000,
-			sentAt: Date.now()
-		};
-		await broker.broadcast("node.report", report);
+		await broker.broadcast("node.report", idleReport(nodeID));
 		await new Promise(resolve => setTimeout(resolve, 20));
 		return nodeID;
 	};

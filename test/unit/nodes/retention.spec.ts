@@ -12,22 +12,11 @@ import NodesService from "../../../services/nodes.service";
 import type { SystemChange } from "../../../services/audit/system";
 import { COLLECTIONS } from "../../../services/shared/collections";
 import { SqliteStore } from "../../../services/shared/store/sqlite";
-import type { NodeInfo, NodeReport } from "../../../services/shared/types";
+import type { NodeInfo } from "../../../services/shared/types";
+import { idleReport } from "../../helpers/nodes";
 import { withSettings } from "../../helpers/services";
 
 const RETENTION = 400;
-
-function report(nodeID: string): NodeReport {
-	return {
-		nodeID,
-		hostname: nodeID,
-		labels: {},
-		capacity: { cpu: 4, memory: 8 * 1024 ** 3, gpus: [] },
-		usage: { cpu: 0, cpuPercent: 0, memory: 0, gpus: [], loadAvg: [0, 0, 0] },
-		interval: 100,
-		sentAt: Date.now()
-	};
-}
 
 async function waitFor<T>(fn: () => Promise<T | null | false>, ms = 5000): Promise<T> {
 	const deadline = Date.now() + ms;
@@ -73,8 +62,8 @@ describe("nodes service: retention of down nodes", () => {
 	});
 
 	it("forgets a node down for longer than the retention, keeps the live and the recent", async () => {
-		await broker.broadcast("node.report", report("gone"));
-		await broker.broadcast("node.report", report("live"));
+		await broker.broadcast("node.report", idleReport("gone", 100));
+		await broker.broadcast("node.report", idleReport("live", 100));
 		await waitFor(async () => (await ids()).length === 2);
 		broker.broadcastLocal("$node.disconnected", { node: { id: "gone" } });
 		await waitFor(async () =>
@@ -84,7 +73,7 @@ describe("nodes service: retention of down nodes", () => {
 		);
 		// "live" keeps reporting past the retention; "gone" is forgotten once it is over.
 		const keepReporting = setInterval(
-			() => void broker.broadcast("node.report", report("live")),
+			() => void broker.broadcast("node.report", idleReport("live", 100)),
 			50
 		);
 		try {
@@ -113,7 +102,7 @@ describe("nodes service: retention of down nodes", () => {
 	});
 
 	it("knows a forgotten node again as new when it reports", async () => {
-		await broker.broadcast("node.report", report("gone"));
+		await broker.broadcast("node.report", idleReport("gone", 100));
 		await waitFor(async () => (await ids()).includes("gone"));
 		expect(await broker.call("nodes.get", { id: "gone" })).toMatchObject({ status: "ready" });
 	});
