@@ -9,6 +9,9 @@ import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
 import { RediscoverOnReconnect } from "./services/shared/transport";
+import { natsTransporter } from "./services/shared/connections";
+import { clusterKey } from "./services/shared/cluster-key";
+import { SignedPrincipals } from "./services/shared/signed-principal";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
@@ -40,10 +43,12 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH"]);
 
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
+	const key = clusterKey(env);
 	return {
 		namespace: env.namespace,
 		nodeID: env.nodeID,
-		transporter: env.transporter ?? undefined,
+		// NATS with TLS and credentials when ISA_NATS_* say so (services/shared/connections.ts).
+		transporter: (natsTransporter(env) ?? undefined) as BrokerOptions["transporter"],
 
 		logger: {
 			type: "Console",
@@ -88,7 +93,12 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 		// fastest-validator, with an enum error that lists the allowed values.
 		validator: createValidator(),
 		internalMiddlewares: false,
-		middlewares: [...internalMiddlewares(env), RediscoverOnReconnect()],
+		// Requests between nodes carry a signed caller (services/shared/signed-principal.ts).
+		middlewares: [
+			...internalMiddlewares(env),
+			RediscoverOnReconnect(),
+			...(key ? [SignedPrincipals(key)] : [])
+		],
 		metrics: {
 			enabled: true,
 			reporter: [new IsaPrometheusReporter({ port: env.metricsPort, host: env.host }) as any]

@@ -8,6 +8,7 @@
  * Exit codes: 0 the chain holds, 1 it is broken, 2 it could not be checked (no key, no store).
  */
 import { openStore } from "../services/shared/store";
+import { redisConnection } from "../services/shared/connections";
 import { loadEnv } from "../services/shared/env";
 import { existingAuditKey, auditKeyPath } from "../services/audit/key";
 import { AuditLog } from "../services/audit/log";
@@ -26,7 +27,10 @@ async function verify(): Promise<number> {
 		fail(
 			`no audit key: set ISA_AUDIT_KEY, or run beside a node that made ${auditKeyPath(env.dataDir)}.`
 		);
-	const store = openStore(env.store, { prefix: env.namespace || "isa" });
+	const store = openStore(env.store, {
+		prefix: env.namespace || "isa",
+		connection: redisConnection(env.redis)
+	});
 	try {
 		const result = await new AuditLog(store, key).verify();
 		const from = result.anchor

@@ -16,6 +16,7 @@ import path from "path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { acquireStore, releaseStore } from "../mixins/store.mixin";
+import { redisConnection } from "../services/shared/connections";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
 import { NodeIdTakenError } from "../services/shared/errors";
 import { leaseWanted, NodeLease } from "../services/nodes/lease";
@@ -51,7 +52,12 @@ export const EXIT_NODE_ID_TAKEN = 3;
  */
 async function takeLease(broker: ServiceBroker, env: IsaEnv): Promise<NodeLease> {
 	const logger = broker.getLogger("lease");
-	const store = acquireStore(env.store, env.namespace || "isa", broker.getLogger("store"));
+	const store = acquireStore(
+		env.store,
+		env.namespace || "isa",
+		broker.getLogger("store"),
+		redisConnection(env.redis)
+	);
 	const lease = new NodeLease(store, env.nodeID, { interval: env.reportInterval });
 	try {
 		await lease.acquire();

@@ -4,7 +4,9 @@
  * the last to stop, and one IdentityGuard (`this.storeIdentity`): while the store is not the
  * cluster's (services/shared/store/identity.ts), every write through `this.store` is refused.
  */
+import type { RedisOptions } from "ioredis";
 import type { LoggerInstance, Service, ServiceSchema } from "moleculer";
+import { redisConnection } from "../services/shared/connections";
 import { loadEnv } from "../services/shared/env";
 import { openStore, Store, type UnreadableHandler } from "../services/shared/store";
 import { DOC_CHECKS } from "../services/shared/store/schemas";
@@ -33,7 +35,12 @@ function key(url: string, prefix: string): string {
  * checked on write and on read (services/shared/store/schemas.ts); what a read skips is logged
  * with its collection and id on `logger`, as is a database file whose mode was tightened.
  */
-export function acquireStore(url: string, prefix: string, logger?: LoggerInstance): Store {
+export function acquireStore(
+	url: string,
+	prefix: string,
+	logger?: LoggerInstance,
+	connection?: RedisOptions
+): Store {
 	let entry = shared.get(key(url, prefix));
 	if (!entry) {
 		const onUnreadable: UnreadableHandler = logger
@@ -42,7 +49,7 @@ export function acquireStore(url: string, prefix: string, logger?: LoggerInstanc
 			: warnUnreadable;
 		const warn = logger ? (message: string) => logger.warn(message) : undefined;
 		const store = validatingStore(
-			openStore(url, { prefix, onUnreadable, warn }),
+			openStore(url, { prefix, onUnreadable, warn, connection }),
 			DOC_CHECKS,
 			onUnreadable
 		);
@@ -84,6 +91,8 @@ export function storeIdentity(url: string, prefix: string): IdentityGuard {
 }
 
 export interface StoreSettings {
+	/** Settings Moleculer leaves out of the service's description on the bus. */
+	$secureSettings?: string[];
 	/** `redis://…` or a path to the embedded database. */
 	store: string;
 	/** Key prefix in Redis, so that several clusters can share one server. */
@@ -99,6 +108,8 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 	const env = loadEnv();
 	const mixin: Partial<ServiceSchema<StoreSettings, StoreThis>> = {
 		settings: {
+			// A redis://user:password@ URL stays out of the service descriptions every node sends.
+			$secureSettings: ["store"],
 			store: env.store,
 			storePrefix: env.namespace || "isa"
 		},
@@ -106,7 +117,8 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 			this.store = acquireStore(
 				this.settings.store,
 				this.settings.storePrefix,
-				this.broker.getLogger("store")
+				this.broker.getLogger("store"),
+				redisConnection(env.redis)
 			);
 			this.storeIdentity = storeIdentity(this.settings.store, this.settings.storePrefix);
 			// Services start knowing whether the store is theirs (a store that cannot be read

@@ -83,6 +83,41 @@ export interface IsaEnv {
 	nodeRetention: number | null;
 	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
 	trustProxy: boolean;
+	/** ISA_NATS_*: how this node proves itself to NATS and checks the server (bus.ts). */
+	nats: NatsAuth;
+	/** ISA_REDIS_*: the same for a Redis store. */
+	redis: RedisAuth;
+	/**
+	 * ISA_CLUSTER_KEY: the HMAC key that signs every request between nodes with its caller
+	 * (services/shared/signed-principal.ts); null: the data directory's `cluster-key`.
+	 */
+	clusterKey: string | null;
+}
+
+/** PEM file paths of a TLS connection: the CA that signs the server, and this client's own pair. */
+export interface TlsFiles {
+	ca: string | null;
+	cert: string | null;
+	key: string | null;
+}
+
+/** NATS credentials (at most one kind) and TLS files. */
+export interface NatsAuth {
+	tls: TlsFiles;
+	user: string | null;
+	password: string | null;
+	token: string | null;
+	/** ISA_NATS_CREDS: a `.creds` file (a user JWT and its NKey seed, decentralized auth). */
+	creds: string | null;
+	/** ISA_NATS_NKEY: a file that holds an NKey seed (`SU…`). */
+	nkey: string | null;
+}
+
+/** Redis credentials (a password, or an ACL user and its password) and TLS files. */
+export interface RedisAuth {
+	tls: TlsFiles;
+	username: string | null;
+	password: string | null;
 }
 
 export const ALL_SERVICES = [
@@ -136,6 +171,64 @@ function share(env: NodeJS.ProcessEnv, name: string, def: number): number {
 			}
 		);
 	return n;
+}
+
+/** ISA_<prefix>_CA/_CERT/_KEY; a certificate needs its key and a key its certificate. */
+function tlsFiles(env: NodeJS.ProcessEnv, prefix: string): TlsFiles {
+	const files = {
+		ca: env[`${prefix}_CA`] || null,
+		cert: env[`${prefix}_CERT`] || null,
+		key: env[`${prefix}_KEY`] || null
+	};
+	if (Boolean(files.cert) !== Boolean(files.key))
+		throw new InvalidInputError(
+			`${prefix}_CERT and ${prefix}_KEY go together: the client certificate and its key.`,
+			{ name: files.cert ? `${prefix}_KEY` : `${prefix}_CERT` }
+		);
+	return files;
+}
+
+function natsAuth(env: NodeJS.ProcessEnv): NatsAuth {
+	const auth: NatsAuth = {
+		tls: tlsFiles(env, "ISA_NATS"),
+		user: env.ISA_NATS_USER || null,
+		password: env.ISA_NATS_PASSWORD || null,
+		token: env.ISA_NATS_TOKEN || null,
+		creds: env.ISA_NATS_CREDS || null,
+		nkey: env.ISA_NATS_NKEY || null
+	};
+	if (auth.password && !auth.user)
+		throw new InvalidInputError("ISA_NATS_PASSWORD needs ISA_NATS_USER.", {
+			name: "ISA_NATS_USER"
+		});
+	const kinds = (["ISA_NATS_USER", "ISA_NATS_TOKEN", "ISA_NATS_CREDS", "ISA_NATS_NKEY"] as const)
+		.filter(name => env[name])
+		.map(String);
+	if (kinds.length > 1)
+		throw new InvalidInputError(
+			`Set one kind of NATS credentials, not ${kinds.join(" and ")}.`,
+			{ names: kinds }
+		);
+	return auth;
+}
+
+function redisAuth(env: NodeJS.ProcessEnv, store: string): RedisAuth {
+	const auth: RedisAuth = {
+		tls: tlsFiles(env, "ISA_REDIS"),
+		username: env.ISA_REDIS_USERNAME || null,
+		password: env.ISA_REDIS_PASSWORD || null
+	};
+	if (auth.username && !auth.password)
+		throw new InvalidInputError("ISA_REDIS_USERNAME needs ISA_REDIS_PASSWORD.", {
+			name: "ISA_REDIS_PASSWORD"
+		});
+	// A CA for a plain connection would be ignored: the store would talk in clear text.
+	if ((auth.tls.ca || auth.tls.cert) && !/^rediss:\/\//i.test(store))
+		throw new InvalidInputError(
+			"ISA_REDIS_CA/ISA_REDIS_CERT are set but STORE is not a rediss:// URL (TLS).",
+			{ name: "STORE" }
+		);
+	return auth;
 }
 
 function auditSwitch(raw: string | undefined): boolean {
@@ -214,6 +307,9 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			parseDuration(env.ISA_AUDIT_MAX_AGE || "90d", { field: "ISA_AUDIT_MAX_AGE" }) || null,
 		nodeRetention:
 			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
-		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? "")
+		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
+		nats: natsAuth(env),
+		redis: redisAuth(env, env.STORE || ""),
+		clusterKey: env.ISA_CLUSTER_KEY || null
 	};
 }

@@ -54,6 +54,25 @@ export class NodeIdTakenError extends Errors.MoleculerClientError {
 	}
 }
 
+export const ERR_PRINCIPAL_UNVERIFIED = "PRINCIPAL_UNVERIFIED";
+
+/**
+ * A request from another node without a valid proof of its caller (services/shared/signed-
+ * principal.ts): unsigned, expired, or not matching its sender, action or user. Not retried: the
+ * calling node lacks the cluster key, or is not who it says.
+ */
+export class PrincipalUnverifiedError extends Errors.MoleculerClientError {
+	constructor(action: string, sender: string, reason: string) {
+		super(
+			`The call to '${action}' from node '${sender}' carries no valid proof of its caller ` +
+				`(${reason}); only nodes that hold the cluster key (ISA_CLUSTER_KEY) may call it.`,
+			401,
+			ERR_PRINCIPAL_UNVERIFIED,
+			{ action, sender, reason }
+		);
+	}
+}
+
 /** The store did not answer; retrying later may work. */
 export class StoreUnavailableError extends Errors.MoleculerRetryableError {
 	constructor(reason: string) {

@@ -3,7 +3,10 @@
  * a free loopback port, so suites are isolated and a test can kill and restart them.
  */
 import { spawn, ChildProcess } from "child_process";
+import fs from "fs";
 import net from "net";
+import os from "os";
+import path from "path";
 
 export async function freePort(): Promise<number> {
 	return new Promise((resolve, reject) => {
@@ -80,9 +83,31 @@ async function startServer(
 	return server;
 }
 
+export interface NatsOptions {
+	/**
+	 * More of nats-server's configuration file (`tls { … }`, `authorization { … }`); the server
+	 * then runs from a file in `dir` that also sets its address.
+	 */
+	config?: string;
+	/** Where that file is written (a test's temporary directory). */
+	dir?: string;
+}
+
 /** A fresh nats-server on loopback; pass `port` to restart one on the same port. */
-export function startNats(port?: number): Promise<TestServer> {
-	return startServer("nats-server", p => ["-a", "127.0.0.1", "-p", String(p)], "nats", port);
+export function startNats(port?: number, opts: NatsOptions = {}): Promise<TestServer> {
+	if (!opts.config)
+		return startServer("nats-server", p => ["-a", "127.0.0.1", "-p", String(p)], "nats", port);
+	const dir = opts.dir ?? os.tmpdir();
+	return startServer(
+		"nats-server",
+		p => {
+			const file = path.join(dir, `nats-${p}.conf`);
+			fs.writeFileSync(file, `listen: "127.0.0.1:${p}"\n${opts.config}\n`);
+			return ["-c", file];
+		},
+		"nats",
+		port
+	);
 }
 
 export interface RedisOptions {
@@ -93,6 +118,13 @@ export interface RedisOptions {
 	 * restart on the same port comes back empty.
 	 */
 	dir?: string;
+	/** `requirepass`: clients must authenticate with this password. */
+	password?: string;
+	/**
+	 * TLS only (no plain port): the server's pair and the CA it checks client certificates
+	 * against; `clients: "yes"` requires one (mTLS). The URL is then `rediss://`.
+	 */
+	tls?: { cert: string; key: string; ca: string; clients?: "yes" | "no" | "optional" };
 }
 
 /**
@@ -103,10 +135,28 @@ export function startRedis(port?: number, opts: RedisOptions = {}): Promise<Test
 	const persistence = opts.dir
 		? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
 		: ["--appendonly", "no"];
+	const auth = opts.password ? ["--requirepass", opts.password] : [];
+	const listen = (p: number) =>
+		opts.tls
+			? [
+					"--port",
+					"0",
+					"--tls-port",
+					String(p),
+					"--tls-cert-file",
+					opts.tls.cert,
+					"--tls-key-file",
+					opts.tls.key,
+					"--tls-ca-cert-file",
+					opts.tls.ca,
+					"--tls-auth-clients",
+					opts.tls.clients ?? "no"
+				]
+			: ["--port", String(p)];
 	return startServer(
 		"redis-server",
-		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", ...persistence],
-		"redis",
+		p => ["--bind", "127.0.0.1", ...listen(p), "--save", "", ...persistence, ...auth],
+		opts.tls ? "rediss" : "redis",
 		port
 	);
 }

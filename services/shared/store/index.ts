@@ -7,6 +7,7 @@
  * configuration and a mistyped scheme fails loudly instead of becoming a strange file name.
  * Anything without a scheme is a path (or ":memory:") for the embedded SQLite database.
  */
+import type { RedisOptions } from "ioredis";
 import { Errors } from "moleculer";
 import { RedisStore } from "./redis";
 import { SqliteStore } from "./sqlite";
@@ -26,6 +27,8 @@ export interface StoreOptions {
 	warn?: (message: string) => void;
 	/** Told of each document a list skips because it does not parse (default: a warning). */
 	onUnreadable?: UnreadableHandler;
+	/** Credentials and TLS of a Redis connection (services/shared/connections.ts). */
+	connection?: RedisOptions;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */

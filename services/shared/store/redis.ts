@@ -22,7 +22,7 @@
  * and fsynced before the reply (`appendonly yes`, `appendfsync always`). The store asks the server
  * at start (CONFIG GET) and warns when acknowledged writes can be lost (persistenceWarning).
  */
-import Redis, { ReplyError } from "ioredis";
+import Redis, { ReplyError, type RedisOptions } from "ioredis";
 import { StoreUnavailableError } from "../errors";
 import type {
 	DocWrite,
@@ -45,6 +45,8 @@ export interface RedisStoreOptions {
 	 * checked (the services' stores pass their logger, mixins/store.mixin.ts).
 	 */
 	warn?: (message: string) => void;
+	/** Credentials and TLS of the connection (services/shared/connections.ts), beside the URL's. */
+	connection?: RedisOptions;
 }
 
 /** The settings to run Redis with, as the README and k8s/redis.yaml give them. */
@@ -66,8 +68,12 @@ export function persistenceWarning(config: Record<string, string> | null): strin
 	return null;
 }
 
-/** Redis replies that mean "not now" rather than "wrong command". */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
+/**
+ * Redis replies that mean "not now" or "not for this client" (no or a wrong password, an ACL
+ * user without the right) rather than "wrong command": the store is unavailable to this node.
+ */
+const UNAVAILABLE_REPLIES =
+	/^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOAUTH|WRONGPASS|NOPERM)\b/;
 
 // KEYS[1]: the collection's value hash, KEYS[2]: its version hash, ARGV[1]: the document id.
 const GET = `
@@ -226,12 +232,15 @@ export class RedisStore implements Store {
 	readonly prefix: string;
 	private readonly redis: Redis & StoreCommands;
 	private readonly onUnreadable: UnreadableHandler;
+	/** Why the connection failed last (a refused TLS certificate, say), for the errors' reason. */
+	private connectionError: string | null = null;
 
 	/** `url`: redis://… or rediss://…, as ioredis takes it. */
 	constructor(url: string, opts: RedisStoreOptions = {}) {
 		this.prefix = opts.prefix ?? "isa";
 		this.onUnreadable = opts.onUnreadable ?? warnUnreadable;
 		this.redis = new Redis(url, {
+			...opts.connection,
 			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
 			connectTimeout: 3000,
@@ -240,7 +249,8 @@ export class RedisStore implements Store {
 		}) as Redis & StoreCommands;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.
-		this.redis.on("error", () => {});
+		this.redis.on("error", (err: Error) => (this.connectionError = err.message));
+		this.redis.on("ready", () => (this.connectionError = null));
 		this.redis.defineCommand("storeGet", { numberOfKeys: 2, lua: GET });
 		this.redis.defineCommand("storeList", { numberOfKeys: 2, lua: LIST });
 		this.redis.defineCommand("storePut", { numberOfKeys: 2, lua: PUT });
@@ -398,7 +408,9 @@ export class RedisStore implements Store {
 		} catch (err) {
 			const message = err instanceof Error ? err.message : String(err);
 			if (!(err instanceof ReplyError) || UNAVAILABLE_REPLIES.test(message)) {
-				throw new StoreUnavailableError(message);
+				// ioredis says only that it gave up; the connection's own error says why.
+				const cause = !(err instanceof ReplyError) && this.connectionError;
+				throw new StoreUnavailableError(cause ? `${message} (${cause})` : message);
 			}
 			throw err;
 		}
