@@ -145,3 +145,49 @@ describe("loadEnv", () => {
 		expect(loadEnv({ STORE: "redis://127.0.0.1:6379" }).storeGiven).toBe(true);
 	});
 });
+
+describe("bus and store credentials", () => {
+	it("reads ISA_NATS_*, ISA_REDIS_* and ISA_CLUSTER_KEY", () => {
+		const env = loadEnv({
+			TRANSPORTER: "tls://n:4222",
+			ISA_NATS_CA: "/ca.pem",
+			ISA_NATS_CERT: "/c.pem",
+			ISA_NATS_KEY: "/c.key",
+			ISA_NATS_USER: "isa",
+			ISA_NATS_PASSWORD: "pw",
+			STORE: "rediss://r:6380",
+			ISA_REDIS_CA: "/rca.pem",
+			ISA_REDIS_PASSWORD: "rpw",
+			ISA_CLUSTER_KEY: "k"
+		});
+		expect(env.nats).toEqual({
+			tls: { ca: "/ca.pem", cert: "/c.pem", key: "/c.key" },
+			user: "isa",
+			password: "pw",
+			token: null,
+			creds: null,
+			nkey: null
+		});
+		expect(env.redis).toEqual({
+			tls: { ca: "/rca.pem", cert: null, key: null },
+			username: null,
+			password: "rpw"
+		});
+		expect(env.clusterKey).toBe("k");
+	});
+
+	it("refuses settings that do not go together", () => {
+		expect(() => loadEnv({ ISA_NATS_CERT: "/c.pem" })).toThrow(
+			/ISA_NATS_CERT and ISA_NATS_KEY/
+		);
+		expect(() => loadEnv({ ISA_NATS_PASSWORD: "pw" })).toThrow(/needs ISA_NATS_USER/);
+		expect(() => loadEnv({ ISA_NATS_USER: "u", ISA_NATS_TOKEN: "t" })).toThrow(
+			/one kind of NATS credentials, not ISA_NATS_USER and ISA_NATS_TOKEN/
+		);
+		expect(() => loadEnv({ ISA_REDIS_USERNAME: "u" })).toThrow(/needs ISA_REDIS_PASSWORD/);
+		// A CA for a plain connection would leave the store in clear text.
+		expect(() => loadEnv({ STORE: "redis://r:6379", ISA_REDIS_CA: "/ca.pem" })).toThrow(
+			/not a rediss:\/\/ URL/
+		);
+	});
+});
