@@ -52,6 +52,11 @@ function wellFormed(user: unknown): user is Principal {
 /** Signs and checks proofs with one cluster key. Pure apart from the clock it is given. */
 export class CallSigner {
 	private readonly cache = new Map<string, { until: number; proof: string }>();
+	/**
+	 * Proofs already checked, with what they were valid for: senders reuse a proof for 30 s, so
+	 * most checks are a lookup instead of an HMAC (about 20 µs on a loaded 2-core machine).
+	 */
+	private readonly verified = new Map<string, string>();
 
 	constructor(
 		private readonly key: Buffer,
@@ -87,10 +92,16 @@ export class CallSigner {
 		const dot = proof.indexOf(".");
 		const until = Number(proof.slice(0, dot));
 		if (dot <= 0 || !Number.isSafeInteger(until)) return "tampered";
-		const expected = Buffer.from(this.mac(sender, action, until, userPart(user as MaybeUser)));
-		const given = Buffer.from(proof.slice(dot + 1));
-		if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected))
-			return "tampered";
+		const part = userPart(user as MaybeUser);
+		const signed = `${sender}\n${action}\n${part}`;
+		if (this.verified.get(proof) !== signed) {
+			const expected = Buffer.from(this.mac(sender, action, until, part));
+			const given = Buffer.from(proof.slice(dot + 1));
+			if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected))
+				return "tampered";
+			if (this.verified.size >= 10_000) this.verified.clear();
+			this.verified.set(proof, signed);
+		}
 		const now = this.now();
 		if (until < now - CLOCK_SKEW_MS) return "expired";
 		// Nobody signs this far ahead: a key holder's clock is off, or the proof is made up.

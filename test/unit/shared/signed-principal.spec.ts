@@ -19,8 +19,9 @@ describe("CallSigner", () => {
 		expect(signer.check("", "x", "scheduler.list", undefined)).toBe("unsigned");
 	});
 
-	it("refuses a proof moved to another sender, action or user", () => {
+	it("refuses a proof moved to another sender, action or user, also once it was checked", () => {
 		const proof = signer.sign("gateway", "scheduler.list", user);
+		expect(signer.check(proof, "gateway", "scheduler.list", user)).toBeNull();
 		expect(signer.check(proof, "agent-1", "scheduler.list", user)).toBe("tampered");
 		expect(signer.check(proof, "gateway", "config.set", user)).toBe("tampered");
 		expect(signer.check(proof, "gateway", "scheduler.list", { ...user, tenant: "t2" })).toBe(
