@@ -11,6 +11,11 @@
  * onward), so a proof names its sender and action: one seen on the bus opens nothing else.
  * Calls inside one process are not signed nor checked: nothing crosses the bus. Events carry no
  * proof, so a user named in a remote event's meta is dropped: no event handler acts for a user.
+ *
+ * A key holder also signs its announcements (INFO, DISCONNECT), so that a broker without the key
+ * cannot make it stop by announcing its NODEID (Moleculer stops a node on an INFO of its own
+ * NODEID from another instance), nor take its place or announce it gone to the other key holders
+ * while it is up. Agents hold no key: their NODEIDs are protected by the lease only.
  */
 import crypto from "crypto";
 import type { Middleware, ServiceBroker } from "moleculer";
@@ -110,6 +115,14 @@ export class CallSigner {
 	}
 }
 
+/** What an announcement's proof covers, in place of an action; null for other packets. */
+export function announcement(cmd: string, payload: Record<string, unknown>): string | null {
+	if (cmd === "INFO")
+		return `$INFO\n${payload.instanceID}\n${payload.seq}\n${JSON.stringify(payload.services)}`;
+	if (cmd === "DISCONNECT") return `$DISCONNECT\n${payload.instanceID}`;
+	return null;
+}
+
 interface RequestPayload {
 	id: string;
 	action: string;
@@ -129,6 +142,8 @@ interface TransitLike {
 
 type MessageHandler = (cmd: string, packet: { payload: unknown }) => Promise<boolean>;
 
+type Publish = (packet: { type: string; payload: Record<string, unknown> }) => Promise<unknown>;
+
 /**
  * The broker middleware: signs every request this node sends (remoteAction) and checks every
  * request it receives, before the action or any other middleware sees it (transitMessageHandler,
@@ -137,11 +152,44 @@ type MessageHandler = (cmd: string, packet: { payload: unknown }) => Promise<boo
  */
 export function SignedPrincipals(key: Buffer): Middleware {
 	const signer = new CallSigner(key);
+	let broker: ServiceBroker;
 	let nodeID = "";
+	/** Nodes whose last INFO was signed: while up, their unsigned announcements are dropped. */
+	const signedNodes = new Set<string>();
+
+	/** Whether to drop this INFO or DISCONNECT; remembers the nodes that sign theirs. */
+	function forgedAnnouncement(cmd: string, p: Record<string, unknown>): boolean {
+		const sender = String(p.sender);
+		const signed =
+			signer.check(p[PROOF_META], sender, announcement(cmd, p)!, undefined) === null;
+		if (signed) {
+			if (cmd === "INFO") signedNodes.add(sender);
+			else signedNodes.delete(sender);
+			return false;
+		}
+		if (cmd === "INFO" && sender === nodeID && p.instanceID !== broker.instanceID) return true;
+		if (signedNodes.has(sender)) {
+			if (broker.registry.nodes.get(sender)?.available) return true;
+			// That node is gone: its NODEID may come back on a node without the key.
+			signedNodes.delete(sender);
+		}
+		return false;
+	}
+
 	return {
 		name: "SignedPrincipals",
-		created(broker: ServiceBroker) {
-			nodeID = broker.nodeID;
+		created(b: ServiceBroker) {
+			broker = b;
+			nodeID = b.nodeID;
+		},
+		transitPublish(next: Publish): Publish {
+			return packet => {
+				const p = packet.payload;
+				if (packet.type === "DISCONNECT") p.instanceID = broker.instanceID;
+				const covered = announcement(packet.type, p);
+				if (covered) p[PROOF_META] = signer.sign(nodeID, covered, undefined);
+				return next(packet);
+			};
 		},
 		remoteAction(next: (ctx: any) => Promise<unknown>, action: { name: string }) {
 			return (ctx: { meta: Record<string, unknown> }) => {
@@ -171,6 +219,15 @@ export function SignedPrincipals(key: Buffer): Middleware {
 				} else if (cmd === "EVENT") {
 					const meta = (packet.payload as { meta?: Record<string, unknown> }).meta;
 					if (meta) delete meta.user;
+				} else if (cmd === "INFO" || cmd === "DISCONNECT") {
+					const p = packet.payload as Record<string, unknown>;
+					if (forgedAnnouncement(cmd, p)) {
+						broker.logger.warn(
+							`Dropped an unsigned ${cmd} announcing node '${p.sender}' (a node ` +
+								"with that NODEID holds the cluster key and is up)."
+						);
+						return Promise.resolve(false);
+					}
 				}
 				return next(cmd, packet);
 			};

@@ -209,7 +209,8 @@ describe("bus and store with TLS and credentials", () => {
 		const noClientCert = await failure(
 			natsConnect({ tls: { caFile: certs.ca }, user: NATS_USER, pass: NATS_PASSWORD })
 		);
-		expect(String(noClientCert)).toMatch(/certificate/i);
+		// The server refuses the handshake: an alert, or the connection reset, depending on timing.
+		expect(String(noClientCert)).toMatch(/certificate|ECONNRESET/i);
 		const foreignClient = await failure(
 			natsConnect({
 				tls: {
@@ -316,5 +317,53 @@ describe("bus and store with TLS and credentials", () => {
 			asAdmin
 		);
 		expect(Array.isArray(served.items)).toBe(true);
+	});
+
+	it("drops a NODEID announced by a broker without the key: the control node neither stops nor vanishes", async () => {
+		const control = nodes[0];
+		const bus = await natsConnect({
+			tls: { caFile: certs.ca, certFile: certs.client.cert, keyFile: certs.client.key },
+			user: NATS_USER,
+			pass: NATS_PASSWORD
+		});
+		const packet = (payload: Record<string, unknown>) =>
+			Buffer.from(JSON.stringify({ ver: "4", sender: "control", ...payload }));
+		try {
+			// Moleculer stops a node that hears its own NODEID from another instance, and the
+			// other nodes would take the forged, empty service list for the control node's.
+			bus.publish(
+				`MOL-${common.NAMESPACE}.INFO`,
+				packet({
+					services: [],
+					ipList: ["127.0.0.1"],
+					hostname: "intruder",
+					client: { type: "nodejs", version: "0.14.36", langVersion: process.version },
+					config: {},
+					instanceID: "forged-instance",
+					metadata: {},
+					seq: 1000
+				})
+			);
+			bus.publish(`MOL-${common.NAMESPACE}.DISCONNECT`, packet({}));
+			await bus.flush();
+		} finally {
+			await bus.close();
+		}
+		await eventually(
+			async () => /Dropped an unsigned INFO announcing node 'control'/.test(control.output()),
+			10_000,
+			"the control node dropping the forged INFO"
+		);
+		await eventually(
+			async () =>
+				/Dropped an unsigned DISCONNECT announcing node 'control'/.test(nodes[1].output()),
+			10_000,
+			"the gateway dropping the forged DISCONNECT"
+		);
+		expect(control.proc.exitCode).toBeNull();
+		expect(control.output()).not.toMatch(/nodeID conflict/);
+		// The gateway still reaches the control node's services.
+		expect((await api("/api/v1/workloads")).status).toBe(200);
+		expect((await api("/api/v1/config/bus.test")).status).toBe(200);
 	});
 });

@@ -1,5 +1,10 @@
 import type { Principal } from "../../../services/shared/principal";
-import { CallSigner, CLOCK_SKEW_MS, PROOF_TTL_MS } from "../../../services/shared/signed-principal";
+import {
+	announcement,
+	CallSigner,
+	CLOCK_SKEW_MS,
+	PROOF_TTL_MS
+} from "../../../services/shared/signed-principal";
 
 describe("CallSigner", () => {
 	const user: Principal = { sub: "ann", tenant: "t1", roles: ["admin"], exp: 2_000_000_000 };
@@ -70,5 +75,17 @@ describe("CallSigner", () => {
 		const second = signer.sign("g", "c.d", user);
 		expect(second).not.toBe(first);
 		expect(signer.check(second, "g", "c.d", user)).toBeNull();
+	});
+});
+
+describe("announcement", () => {
+	it("covers an INFO's instance, sequence and services, and a DISCONNECT's instance", () => {
+		const info = { instanceID: "i1", seq: 3, services: [{ name: "scheduler" }] };
+		expect(announcement("INFO", info)).toBe('$INFO\ni1\n3\n[{"name":"scheduler"}]');
+		expect(announcement("INFO", { ...info, services: [] })).not.toBe(
+			announcement("INFO", info)
+		);
+		expect(announcement("DISCONNECT", { instanceID: "i1" })).toBe("$DISCONNECT\ni1");
+		expect(announcement("HEARTBEAT", info)).toBeNull();
 	});
 });
