@@ -8,9 +8,12 @@
  * user nor act as the control plane: its request is answered PRINCIPAL_UNVERIFIED (401).
  *
  * Each hop signs anew (the gateway's node for the gateway's call, the scheduler's for its calls
- * onward), so a proof names its sender and action: one seen on the bus opens nothing else.
- * Calls inside one process are not signed nor checked: nothing crosses the bus. Events carry no
- * proof, so a user named in a remote event's meta is dropped: no event handler acts for a user.
+ * onward), so a proof names its sender and action: one read off the bus opens no other action,
+ * and the same one only until it expires (it does not cover the parameters; NATS permissions
+ * that keep members from reading others' subjects close that). Calls inside one process are not
+ * signed nor checked: nothing crosses the bus. No action of ours takes a stream, whose later
+ * chunks Moleculer sends without meta: they would be refused. Events carry no proof, so a user
+ * named in a remote event's meta is dropped: no event handler acts for a user.
  *
  * A key holder also signs its announcements (INFO, DISCONNECT), so that a broker without the key
  * cannot make it stop by announcing its NODEID (Moleculer stops a node on an INFO of its own
