@@ -159,6 +159,19 @@ export function SignedPrincipals(key: Buffer): Middleware {
 	let nodeID = "";
 	/** Nodes whose last INFO was signed: while up, their unsigned announcements are dropped. */
 	const signedNodes = new Set<string>();
+	/** When each sender's refused request was last logged: once a minute, not per request. */
+	const warned = new Map<string, number>();
+
+	function warnRefused(p: RequestPayload, reason: ProofRefusal): void {
+		const now = Date.now();
+		if (now - (warned.get(p.sender) ?? 0) < 60_000) return;
+		if (warned.size >= 1000) warned.clear();
+		warned.set(p.sender, now);
+		broker.logger.warn(
+			`Refused '${p.action}' from node '${p.sender}': no valid proof of its caller ` +
+				`(${reason}). Its node lacks ISA_CLUSTER_KEY, or it is not one of the cluster's.`
+		);
+	}
 
 	/** Whether to drop this INFO or DISCONNECT; remembers the nodes that sign theirs. */
 	function forgedAnnouncement(cmd: string, p: Record<string, unknown>): boolean {
@@ -207,7 +220,8 @@ export function SignedPrincipals(key: Buffer): Middleware {
 					const p = packet.payload as RequestPayload;
 					const meta = p.meta ?? {};
 					const refused = signer.check(meta[PROOF_META], p.sender, p.action, meta.user);
-					if (refused)
+					if (refused) {
+						warnRefused(p, refused);
 						return this.sendResponse(
 							p.sender,
 							p.id,
@@ -215,6 +229,7 @@ export function SignedPrincipals(key: Buffer): Middleware {
 							null,
 							new PrincipalUnverifiedError(p.action, p.sender, refused)
 						).then(() => true);
+					}
 					if (meta.user != null) {
 						const { sub, tenant, roles, exp } = meta.user as Principal;
 						meta.user = { sub, tenant, roles, exp };

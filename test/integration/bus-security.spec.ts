@@ -297,6 +297,15 @@ describe("bus and store with TLS and credentials", () => {
 		);
 		expect(asSystem).toMatchObject({ code: 401, type: "PRINCIPAL_UNVERIFIED" });
 		expect((await api("/api/v1/config/bus.forged")).status).toBe(404);
+		// The control node says so in its log, once a minute per sender.
+		await eventually(
+			async () =>
+				nodes[0]
+					.output()
+					.includes(`Refused 'scheduler.list' from node '${intruder.nodeID}'`),
+			5000,
+			"the refusal in the control node's log"
+		);
 
 		// Signing with a key of its own does not help.
 		const guesser = await joiner("guesser", common, [SignedPrincipals(Buffer.from("guess"))]);
