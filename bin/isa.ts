@@ -13,7 +13,7 @@
  * would make Moleculer stop the established node on the duplicate INFO packet.
  */
 import path from "path";
-import { ServiceBroker } from "moleculer";
+import { type BrokerOptions, ServiceBroker } from "moleculer";
 import { createBrokerConfig } from "../moleculer.config";
 import { acquireStore, releaseStore } from "../mixins/store.mixin";
 import { redisConnection } from "../services/shared/connections";
@@ -79,8 +79,11 @@ async function main(): Promise<void> {
 	const args = process.argv.slice(2);
 	const repl = args.includes("--repl");
 	let env: IsaEnv;
+	let config: BrokerOptions;
 	try {
 		env = loadEnv();
+		// Reads the TLS files and the cluster key: one that cannot be read is said plainly.
+		config = createBrokerConfig(env);
 	} catch (err) {
 		console.error(`IsA Cloud: ${(err as Error).message}`);
 		process.exit(2);
@@ -88,7 +91,6 @@ async function main(): Promise<void> {
 	// A restarted node still knows which store is its cluster's (services/shared/store/identity.ts).
 	rememberIdentitiesIn(env.dataDir);
 	const hot = args.includes("--hot");
-	const config = createBrokerConfig(env);
 	const broker = new ServiceBroker({
 		...config,
 		// The config lists Moleculer's middlewares itself, so HotReload must be named too.
