@@ -48,6 +48,7 @@ import {
 } from "./runner/sandbox";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { SyncOrder, SyncPlan } from "./sync-order";
+import { replicaLogLine } from "./replica-log";
 import { DisconnectWatch, pingInterval } from "./disconnect";
 import { watchTransport } from "../services/shared/transport";
 import { StoreIdentityMismatchError } from "../services/shared/errors";
@@ -320,9 +321,11 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			let leased = false;
 			for (const spec of plan.start) {
 				leased ||= Boolean(spec.disconnect?.stopAfterMs);
-				// A refused start (command not allowed, module missing) is already reported as a
-				// failed replica; the others still start.
-				await this.runner.start(spec).catch(err => this.logger.warn(err.message));
+				// A refused start (command not allowed, module missing) is already reported and
+				// logged as a failed replica (onStatus), once; the others still start.
+				await this.runner
+					.start(spec)
+					.catch(err => this.logger.debug(`Start refused: ${err.message}`));
 			}
 			if (leased) this.scheduleLeases();
 			return { replicas: this.runner.list() };
@@ -483,6 +486,8 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Handing over, the service replicas that stop with this process restart with the
 		// next agent: the scheduler is not told they stopped.
 		const onStatus = (status: ReplicaStatus) => {
+			const line = replicaLogLine(status);
+			if (line) this.logger[line.level](line.text);
 			if (!this.handingOver) this.broker.emit(EVENTS.replicaState, status);
 		};
 		this.runner = new Runner({ createReplica: replicaFactory(factory), onStatus });

@@ -223,6 +223,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET workloads": "scheduler.list",
 					"GET workloads/:id": "scheduler.get",
 					"POST workloads/:id/scale": "scheduler.scale",
+					"POST workloads/:id/retry": "scheduler.retry",
 					"DELETE workloads/:id": "scheduler.remove",
 					"GET workloads/:id/logs": "scheduler.logs",
 

@@ -138,6 +138,18 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 		},
 
+		/**
+		 * Starts the failed replicas again, placed anew with no restarts counted; 409 when none
+		 * failed. Not idempotent: a second retry places them once more.
+		 */
+		retry: {
+			params: idParams,
+			retryPolicy: { enabled: false },
+			async handler(this: SchedulerThis, ctx: Context<IdParams, Meta>) {
+				return workloadView(await this.lifecycle.retry(ctx.params.id, ctx.meta.user), true);
+			}
+		},
+
 		/** Stops every replica, gives back their resources and the quota, and forgets it. */
 		remove: {
 			params: idParams,
