@@ -5,7 +5,7 @@
  * or drained node held. This file is the list of what the service offers; the work is in
  * services/scheduler/:
  * - repository.ts: every store read and write of workloads, names, keys and tenant usage
- * - lifecycle.ts: create, scale and remove (in groups), and the replicas' reported states
+ * - lifecycle.ts: create, scale, retry and remove (in groups), and the replicas' reported states
  * - rounds.ts: placement rounds, in one queue per process
  * - agent-sync.ts: what each node's agent is told, and when
  * - recovery.ts: evacuating nodes, giving back placements, reconcile and the audit
