@@ -1,7 +1,7 @@
 /**
  * A workload's life as its owners change it: created (its tenant's quota charged, its name and
- * Idempotency-Key taken), scaled, its replicas' states as their agents report them, and removed
- * (the quota refunded, the name freed). Creates and removes that arrive together are made in one
+ * Idempotency-Key taken), scaled, retried (its failed replicas placed anew), its replicas' states
+ * as their agents report them, and removed (the quota refunded, the name freed). Creates and removes that arrive together are made in one
  * store transaction per group (gather.ts); a request the group cannot take, or a group that
  * lost a race, is made alone after it, trying again while other schedulers change the same
  * documents (retry.ts).
