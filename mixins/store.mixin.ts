@@ -61,7 +61,7 @@ export function acquireStore(
 					logger.warn(`Skipped stored document ${collection}/${id}: ${reason}`)
 			: warnUnreadable;
 		const warn = logger ? (message: string) => logger.warn(message) : undefined;
-		const backend = openStore(url, { prefix, onUnreadable, warn, timeout });
+		const backend = openStore(url, { prefix, onUnreadable, warn });
 		// The embedded database answers at once or throws: there is no silence to wait out.
 		const store = validatingStore(
 			backend.kind === "sqlite"

@@ -1,6 +1,7 @@
 /**
  * A store that fails fast when its server goes silent. Every call is bounded by `timeout`
- * (ISA_STORE_TIMEOUT); a call without an answer (timed out, or the connection is down:
+ * (ISA_STORE_TIMEOUT), a transaction or a group append by SIZE_ALLOWANCE more per item, since a
+ * scheduler's group commit of tens of thousands of writes takes seconds to send; a call without an answer (timed out, or the connection is down:
  * StoreUnavailableError without `data.reply`, redis-errors.ts) opens the circuit (circuit.ts).
  * While it is open every call is refused at once with StoreUnavailableError, and so are the
  * calls still waiting when it opened, so that a request making several store calls waits for
@@ -26,6 +27,17 @@ export interface FailFastOptions {
 	threshold: number;
 	/** Told when the circuit opens (with why) and when it closes again. */
 	onChange?: (open: boolean, reason: string) => void;
+}
+
+/** ms more a call may wait per document or entry it carries (30,000 writes: 3 s more). */
+export const SIZE_ALLOWANCE = 0.1;
+
+/** The items a call carries, for its timeout: a transaction's checks and writes, a group append. */
+function size(name: (typeof CALLS)[number], args: unknown[]): number {
+	if (name === "transact") return (args[0] as unknown[]).length + (args[1] as unknown[]).length;
+	if (name === "appendAt") return (args[2] as unknown[]).length;
+	if (name === "versions") return (args[1] as unknown[]).length;
+	return 0;
 }
 
 /** The methods that reach the backend; `kind` and `close` pass through. */
@@ -61,7 +73,6 @@ function refusal(reason: string): StoreUnavailableError {
 
 export function failFastStore(store: Store, opts: FailFastOptions): Store {
 	const circuit = new Circuit(opts.threshold);
-	const noAnswer = `it did not answer within ${formatDuration(opts.timeout)}`;
 	/** Rejecters of the calls waiting for an answer, failed at once when the circuit opens. */
 	const waiting = new Set<(err: Error) => void>();
 	let probeTimer: NodeJS.Timeout | null = null;
@@ -77,7 +88,7 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 		probeTimer = setTimeout(() => {
 			probeTimer = null;
 			if (!circuit.startProbe()) return;
-			bounded(() => store.ping()).then(
+			bounded(() => store.ping(), opts.timeout).then(
 				() => circuit.answered() && opts.onChange?.(false, ""),
 				(err: unknown) => {
 					circuit.unanswered(unanswered(err) ? err.message : String(err));
@@ -88,8 +99,8 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 		probeTimer.unref();
 	};
 
-	/** `call()`, rejected with StoreUnavailableError when no answer came within the timeout. */
-	const bounded = <R>(call: () => Promise<R>): Promise<R> =>
+	/** `call()`, rejected with StoreUnavailableError when no answer came within `ms`. */
+	const bounded = <R>(call: () => Promise<R>, ms: number): Promise<R> =>
 		new Promise<R>((resolve, reject) => {
 			let settled = false;
 			const settle = (fn: () => void) => {
@@ -103,8 +114,15 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 			// The timeout decides after the loop's next poll: an answer that arrived while the
 			// process itself was stalled is read first, and is not taken for silence.
 			const timer = setTimeout(
-				() => setImmediate(() => fail(new StoreUnavailableError(noAnswer))),
-				opts.timeout
+				() =>
+					setImmediate(() =>
+						fail(
+							new StoreUnavailableError(
+								`it did not answer within ${formatDuration(ms)}`
+							)
+						)
+					),
+				ms
 			);
 			timer.unref();
 			waiting.add(fail);
@@ -121,11 +139,12 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 		});
 
 	const guarded =
-		<A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+		<A extends unknown[], R>(name: (typeof CALLS)[number], fn: (...args: A) => Promise<R>) =>
 		async (...args: A): Promise<R> => {
 			if (!circuit.admits) throw refusal(circuit.reason);
 			try {
-				const value = await bounded(() => fn(...args));
+				const ms = opts.timeout + Math.ceil(size(name, args) * SIZE_ALLOWANCE);
+				const value = await bounded(() => fn(...args), ms);
 				if (circuit.answered()) opts.onChange?.(false, "");
 				return value;
 			} catch (err) {
@@ -153,6 +172,7 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 	};
 	for (const name of CALLS)
 		(overrides as Record<string, unknown>)[name] = guarded(
+			name,
 			(store[name] as (...args: unknown[]) => Promise<unknown>).bind(store)
 		);
 	return new Proxy(store, {

@@ -26,8 +26,6 @@ export interface StoreOptions {
 	warn?: (message: string) => void;
 	/** Told of each document a list skips because it does not parse (default: a warning). */
 	onUnreadable?: UnreadableHandler;
-	/** ms a backend with a server waits for an answer (ISA_STORE_TIMEOUT). */
-	timeout?: number;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */

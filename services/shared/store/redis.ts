@@ -15,9 +15,8 @@
  * Connection policy: a command sent while Redis is away waits for at most one reconnection
  * attempt, then fails with StoreUnavailableError; attempts are at most RECONNECT_MAX_DELAY
  * apart, so that wait is short, and the client keeps reconnecting by itself. A server that
- * accepts connections but never answers fails a command after `timeout`. Callers above the
- * backend bound every call by the same timeout and stop calling a store that went silent
- * (fail-fast.ts). In-flight commands are failed rather than replayed after a reconnect, since
+ * accepts connections but never answers fails a command after 5 s. The services bound every
+ * call tighter and stop calling a store that went silent (fail-fast.ts). In-flight commands are failed rather than replayed after a reconnect, since
  * a replayed CAS whose first send had landed would report a loss for a write that happened.
  *
  * Durability is the server's: a write Redis acknowledged survives its crash only with the AOF on
@@ -47,8 +46,6 @@ export interface RedisStoreOptions {
 	 * checked (the services' stores pass their logger, mixins/store.mixin.ts).
 	 */
 	warn?: (message: string) => void;
-	/** ms a command may wait for its answer (default 2000, as ISA_STORE_TIMEOUT). */
-	timeout?: number;
 }
 
 /**
@@ -245,8 +242,9 @@ export class RedisStore implements Store {
 			maxRetriesPerRequest: 0,
 			retryStrategy: times => Math.min(times * 50, RECONNECT_MAX_DELAY),
 			connectTimeout: 3000,
-			// A server that accepts connections but never answers is down too.
-			commandTimeout: opts.timeout ?? 2000
+			// A server that accepts connections but never answers is down too. A backstop: the
+			// services bound each call tighter, by its size (fail-fast.ts, ISA_STORE_TIMEOUT).
+			commandTimeout: 5000
 		}) as Redis & StoreCommands;
 		this.address = `${this.redis.options.host}:${this.redis.options.port}`;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis

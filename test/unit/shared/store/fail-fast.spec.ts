@@ -1,5 +1,5 @@
 import { StoreUnavailableError } from "../../../../services/shared/errors";
-import { failFastStore } from "../../../../services/shared/store/fail-fast";
+import { failFastStore, SIZE_ALLOWANCE } from "../../../../services/shared/store/fail-fast";
 import type { Store } from "../../../../services/shared/store";
 
 /** A backend whose answers the test controls: "ok", "silent" (never answers), or an error. */
@@ -109,6 +109,26 @@ describe("failFastStore", () => {
 			retryable: false,
 			data: { circuit: "open" }
 		});
+		await s.close();
+	});
+});
+
+describe("failFastStore's timeout by size", () => {
+	it("gives a transaction SIZE_ALLOWANCE ms more per check and write", async () => {
+		const { store } = fakeStore();
+		let release: (v: boolean) => void = () => undefined;
+		store.transact = () => new Promise<boolean>(r => (release = r));
+		const s = failFastStore(store, { ...OPTS, timeout: 50 });
+		const writes = Array.from({ length: 1000 / SIZE_ALLOWANCE }, (_, i) => ({
+			collection: "c",
+			id: String(i),
+			value: 1
+		}));
+		const done = s.transact([], writes);
+		// Past the plain timeout, within its allowance of 1 s more.
+		await new Promise(r => setTimeout(r, 200));
+		release(true);
+		await expect(done).resolves.toBe(true);
 		await s.close();
 	});
 });
