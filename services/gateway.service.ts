@@ -97,8 +97,11 @@ interface GatewayThis extends Service<GatewaySettings> {
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
 const ADOPT_ACTION = "scheduler.adopt";
 
-/** 503 from /ready, with what is not reachable. */
-class NotReadyError extends Errors.MoleculerRetryableError {
+/**
+ * 503 from /ready, with what is not reachable. Not retryable: a probe's answer is due within
+ * its own timeout (k8s: 3 s), and retries of the check would only delay it.
+ */
+class NotReadyError extends Errors.MoleculerError {
 	constructor(checks: Record<string, string>) {
 		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
 	}
@@ -294,7 +297,10 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			}
 		},
 
-		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
+		/**
+		 * 200 when the transporter and the store are reachable, else 503 with what is not; at
+		 * once while the store's circuit is open (its ping is refused), else within 1 s.
+		 */
 		ready: {
 			async handler(this: GatewayThis) {
 				const checks: Record<string, string> = {};

@@ -164,7 +164,12 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			params: logsParams,
 			async handler(this: SchedulerThis, ctx: Context<LogsParams, Meta>) {
 				const w = (await this.workloads.load(ctx.params.id, ctx.meta.user)).value;
-				const items = await replicaLogs(w, ctx.params, (nodeID, params) =>
+				const { items: downNodes } = await ctx.call<{ items: NodeInfo[] }, object>(
+					"nodes.list",
+					{ status: "down", limit: 10000 }
+				);
+				const down = new Set(downNodes.map(n => n.id));
+				const items = await replicaLogs(w, ctx.params, down, (nodeID, params) =>
 					ctx.call<unknown[], object>("agent.logs", params, { nodeID })
 				);
 				return { items, total: items.length };

@@ -19,6 +19,11 @@ export interface IsaEnv {
 	store: string;
 	/** STORE was set (not the embedded default): the node takes a NODEID lease there. */
 	storeGiven: boolean;
+	/**
+	 * ISA_STORE_TIMEOUT: ms a store call waits for an answer before the store counts as down
+	 * (default 2 s; services/shared/store/fail-fast.ts).
+	 */
+	storeTimeout: number;
 	dataDir: string;
 	/** Service names this node runs; null runs all of them. */
 	services: string[] | null;
@@ -174,6 +179,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		transporter: env.TRANSPORTER || null,
 		store: env.STORE || path.join(dataDir, "isa.db"),
 		storeGiven: Boolean(env.STORE),
+		storeTimeout: parseDuration(env.ISA_STORE_TIMEOUT || "2s", {
+			field: "ISA_STORE_TIMEOUT",
+			min: 50,
+			max: 60_000
+		}),
 		dataDir,
 		services,
 		namespace: env.NAMESPACE || "",

@@ -54,10 +54,51 @@ export class NodeIdTakenError extends Errors.MoleculerClientError {
 	}
 }
 
-/** The store did not answer; retrying later may work. */
+/**
+ * The store did not answer, or answered "not now" (Redis LOADING, BUSY, MASTERDOWN: then
+ * `data.reply` names the reply); retrying later may work. `data.circuit: "open"` when it was
+ * refused at once because the store failed just before (services/shared/store/fail-fast.ts).
+ */
 export class StoreUnavailableError extends Errors.MoleculerRetryableError {
-	constructor(reason: string) {
-		super(`The store is unavailable: ${reason}`, 503, ERR_STORE_UNAVAILABLE, { reason });
+	constructor(reason: string, data: Record<string, unknown> = {}) {
+		super(`The store is unavailable: ${reason}`, 503, ERR_STORE_UNAVAILABLE, {
+			reason,
+			...data
+		});
+	}
+}
+
+export const ERR_STORE_REFUSED = "STORE_REFUSED";
+
+/**
+ * The store answered but refused a write (Redis out of memory at `maxmemory`, or a read-only
+ * replica): nothing was written. Reads still work. Not retryable: a retry a moment later meets
+ * the same refusal, only an operator's fix (memory, the primary's address) helps.
+ */
+export class StoreRefusedError extends Errors.MoleculerError {
+	constructor(reason: string, reply: string) {
+		super(`The store refused the write: ${reason}`, 503, ERR_STORE_REFUSED, {
+			reason,
+			reply
+		});
+	}
+}
+
+export const ERR_NODE_DOWN = "NODE_DOWN";
+
+/**
+ * What was asked needs a node the inventory knows is down (a replica's logs on it): answered
+ * at once instead of waiting for the request's timeout. Not retryable: a retry a moment later
+ * meets the same down node; the client may ask again once the node is back.
+ */
+export class NodeDownError extends Errors.MoleculerError {
+	constructor(nodes: string[], what: string) {
+		super(
+			`${nodes.length === 1 ? `Node '${nodes[0]}' is` : `Nodes ${nodes.map(n => `'${n}'`).join(", ")} are`} down: ${what}.`,
+			503,
+			ERR_NODE_DOWN,
+			{ nodes }
+		);
 	}
 }
 
