@@ -17,7 +17,7 @@ export const EXIT = {
 	nodeIdTaken: 3,
 	/** The gateway cannot listen on HOST:PORT (in use, not allowed). */
 	listenFailed: 4,
-	/** The transporter did not answer within ISA_TRANSPORTER_CONNECT_TIMEOUT. */
+	/** The transporter did not answer within ISA_TRANSPORTER_TIMEOUT. */
 	transporterUnreachable: 5
 } as const;
 

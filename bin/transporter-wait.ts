@@ -1,7 +1,7 @@
 /**
  * A bounded wait for the transporter at start. Moleculer's transit retries a failed connection
  * every 5 s for ever and `broker.start()` waits with it, so a node given a wrong TRANSPORTER (or
- * started while NATS is down) would hang without a word. After ISA_TRANSPORTER_CONNECT_TIMEOUT
+ * started while NATS is down) would hang without a word. After ISA_TRANSPORTER_TIMEOUT
  * the node says why it cannot connect and exits (bin/exit-codes.ts), and its supervisor retries.
  * Reconnects after a start are Moleculer's and the NATS client's, unbounded as before.
  */

@@ -85,7 +85,7 @@ export interface IsaEnv {
 	trustProxy: boolean;
 	/** ISA_SHUTDOWN_GRACE: ms a stopping gateway lets its requests finish (default 10 s). */
 	shutdownGrace: number;
-	/** ISA_TRANSPORTER_CONNECT_TIMEOUT: ms a starting node waits for its transporter (30 s). */
+	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
 	transporterConnectTimeout: number;
 }
 
@@ -223,8 +223,8 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			field: "ISA_SHUTDOWN_GRACE",
 			max: 3_600_000
 		}),
-		transporterConnectTimeout: parseDuration(env.ISA_TRANSPORTER_CONNECT_TIMEOUT || "30s", {
-			field: "ISA_TRANSPORTER_CONNECT_TIMEOUT",
+		transporterConnectTimeout: parseDuration(env.ISA_TRANSPORTER_TIMEOUT || "30s", {
+			field: "ISA_TRANSPORTER_TIMEOUT",
 			min: 1,
 			max: 3_600_000
 		})

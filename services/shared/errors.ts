@@ -84,12 +84,12 @@ export class ListenError extends StartupError {
 	}
 }
 
-/** The transporter did not answer within ISA_TRANSPORTER_CONNECT_TIMEOUT at start. */
+/** The transporter did not answer within ISA_TRANSPORTER_TIMEOUT at start. */
 export class TransporterUnreachableError extends StartupError {
 	constructor(url: string, reason: string, waited: string) {
 		super(
 			`cannot reach the transporter ${url} (${reason}, waited ${waited}); start it, fix ` +
-				"TRANSPORTER, or wait longer with ISA_TRANSPORTER_CONNECT_TIMEOUT.",
+				"TRANSPORTER, or wait longer with ISA_TRANSPORTER_TIMEOUT.",
 			503,
 			"TRANSPORTER_UNREACHABLE",
 			{ url, reason }

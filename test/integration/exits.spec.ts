@@ -57,19 +57,19 @@ describe("clear exits", () => {
 		expectNoStack(grace.lines);
 	});
 
-	it("an unreachable transporter: exit 5 after ISA_TRANSPORTER_CONNECT_TIMEOUT, with the reason", async () => {
+	it("an unreachable transporter: exit 5 after ISA_TRANSPORTER_TIMEOUT, with the reason", async () => {
 		const nats = `nats://127.0.0.1:${await freePort()}`;
 		const started = Date.now();
 		const { code, lines, last } = await exitOf({
 			SERVICES: "nodes",
 			TRANSPORTER: nats,
-			ISA_TRANSPORTER_CONNECT_TIMEOUT: "1s"
+			ISA_TRANSPORTER_TIMEOUT: "1s"
 		});
 		expect(code).toBe(5);
 		expect(Date.now() - started).toBeLessThan(15_000);
 		expect(last).toBe(
 			`IsA Cloud: cannot reach the transporter ${nats} (connection refused, waited 1s); ` +
-				"start it, fix TRANSPORTER, or wait longer with ISA_TRANSPORTER_CONNECT_TIMEOUT."
+				"start it, fix TRANSPORTER, or wait longer with ISA_TRANSPORTER_TIMEOUT."
 		);
 		expectNoStack(lines);
 	});

@@ -48,7 +48,7 @@ describe("exit codes", () => {
 			new TransporterUnreachableError("nats://h:4222", "connection refused", "30s").message
 		).toBe(
 			"cannot reach the transporter nats://h:4222 (connection refused, waited 30s); start " +
-				"it, fix TRANSPORTER, or wait longer with ISA_TRANSPORTER_CONNECT_TIMEOUT."
+				"it, fix TRANSPORTER, or wait longer with ISA_TRANSPORTER_TIMEOUT."
 		);
 	});
 });

@@ -104,11 +104,11 @@ describe("loadEnv", () => {
 			transporterConnectTimeout: 30_000
 		});
 		expect(
-			loadEnv({ ISA_SHUTDOWN_GRACE: "0", ISA_TRANSPORTER_CONNECT_TIMEOUT: "500ms" })
+			loadEnv({ ISA_SHUTDOWN_GRACE: "0", ISA_TRANSPORTER_TIMEOUT: "500ms" })
 		).toMatchObject({ shutdownGrace: 0, transporterConnectTimeout: 500 });
 		expect(() => loadEnv({ ISA_SHUTDOWN_GRACE: "soon" })).toThrow(/ISA_SHUTDOWN_GRACE/);
-		expect(() => loadEnv({ ISA_TRANSPORTER_CONNECT_TIMEOUT: "0" })).toThrow(
-			/ISA_TRANSPORTER_CONNECT_TIMEOUT must be a positive duration/
+		expect(() => loadEnv({ ISA_TRANSPORTER_TIMEOUT: "0" })).toThrow(
+			/ISA_TRANSPORTER_TIMEOUT must be a positive duration/
 		);
 	});
 
