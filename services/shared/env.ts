@@ -88,6 +88,10 @@ export interface IsaEnv {
 	nodeRetention: number | null;
 	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
 	trustProxy: boolean;
+	/** ISA_SHUTDOWN_GRACE: ms a stopping gateway lets its requests finish (default 10 s). */
+	shutdownGrace: number;
+	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
+	transporterConnectTimeout: number;
 }
 
 export const ALL_SERVICES = [
@@ -224,6 +228,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			parseDuration(env.ISA_AUDIT_MAX_AGE || "90d", { field: "ISA_AUDIT_MAX_AGE" }) || null,
 		nodeRetention:
 			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
-		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? "")
+		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
+		shutdownGrace: parseDuration(env.ISA_SHUTDOWN_GRACE || "10s", {
+			field: "ISA_SHUTDOWN_GRACE",
+			max: 3_600_000
+		}),
+		transporterConnectTimeout: parseDuration(env.ISA_TRANSPORTER_TIMEOUT || "30s", {
+			field: "ISA_TRANSPORTER_TIMEOUT",
+			min: 1,
+			max: 3_600_000
+		})
 	};
 }

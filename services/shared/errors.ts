@@ -4,6 +4,7 @@
  * retry policy and circuit breaker see them. Each has a fixed message shape, an UPPER_SNAKE
  * type and a data object, as moleculer-web's own errors do.
  */
+import { inspect } from "util";
 import { Errors } from "moleculer";
 
 export const ERR_NOT_FOUND = "NOT_FOUND";
@@ -50,6 +51,48 @@ export class NodeIdTakenError extends Errors.MoleculerClientError {
 			409,
 			"NODE_ID_TAKEN",
 			{ nodeID, ...holder }
+		);
+	}
+}
+
+/**
+ * Why a node could not start, with what to do about it: printed as one line, and the exit
+ * status a supervisor sees (bin/exit-codes.ts). Moleculer logs a failed start with the error
+ * (`inspect`): the message is all there is to say, a stack would only hide it.
+ */
+export class StartupError extends Errors.MoleculerError {
+	[inspect.custom](): string {
+		return `${this.name}: ${this.message}`;
+	}
+}
+
+const LISTEN_FIXES: Record<string, string> = {
+	EADDRINUSE: "is in use (EADDRINUSE); stop what holds it or set PORT",
+	EACCES: "may not be bound by this user (EACCES); use a port above 1023 or set PORT",
+	EADDRNOTAVAIL: "is not an address of this host (EADDRNOTAVAIL); fix HOST"
+};
+
+/** The gateway could not listen on HOST:PORT. */
+export class ListenError extends StartupError {
+	constructor(host: string, port: number, code: string) {
+		super(
+			`port ${port} on ${host} ${LISTEN_FIXES[code] ?? `cannot be listened on (${code}); fix HOST or PORT`}.`,
+			500,
+			code === "EADDRINUSE" ? "PORT_IN_USE" : "LISTEN_FAILED",
+			{ host, port, code }
+		);
+	}
+}
+
+/** The transporter did not answer within ISA_TRANSPORTER_TIMEOUT at start. */
+export class TransporterUnreachableError extends StartupError {
+	constructor(url: string, reason: string, waited: string) {
+		super(
+			`cannot reach the transporter ${url} (${reason}, waited ${waited}); start it, fix ` +
+				"TRANSPORTER, or wait longer with ISA_TRANSPORTER_TIMEOUT.",
+			503,
+			"TRANSPORTER_UNREACHABLE",
+			{ url, reason }
 		);
 	}
 }
