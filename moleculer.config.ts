@@ -2,22 +2,24 @@
  * The broker configuration of every IsA Cloud node. Defaults live here once; environment
  * variables (services/shared/env.ts, the README's table) override them.
  */
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { IsaEnv, loadEnv } from "./services/shared/env";
 import { CapacityStrategy } from "./strategies/capacity";
 import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
 import { RediscoverOnReconnect } from "./services/shared/transport";
+import { SafeRetry } from "./services/shared/retry";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
  * latency histograms) is left out unless ISA_REQUEST_METRICS=true: it hashes label sets on every
  * call, ~3.7 µs each, which took a third of the gateway's throughput in benchmark/ (the rest of
  * Moleculer's metrics — process, event loop, transporter, registry — stay on and are served on
- * /metrics either way).
+ * /metrics either way). Moleculer's "Retry" is replaced by SafeRetry (services/shared/retry.ts),
+ * in the same place: it repeats only the calls of actions that declare themselves idempotent.
  */
-export function internalMiddlewares(env: IsaEnv): string[] {
+export function internalMiddlewares(env: IsaEnv): Array<string | Middleware> {
 	return [
 		"ActionHook",
 		"Validator",
@@ -26,7 +28,7 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 		"ContextTracker",
 		"CircuitBreaker",
 		"Timeout",
-		"Retry",
+		SafeRetry(),
 		"Fallback",
 		"ErrorHandler",
 		"Tracing",
@@ -36,8 +38,19 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 	];
 }
 
-/** 503 types that a working service answers about a dependency (see circuitBreaker.check). */
-const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH"]);
+/**
+ * 503 types that a working service answers about a dependency (see circuitBreaker.check): the
+ * store or the audit log is down, no endpoint of a registered service is healthy, no node offers
+ * an action it calls.
+ */
+const DEPENDENCY_REFUSALS = new Set([
+	"NOT_READY",
+	"STORE_IDENTITY_MISMATCH",
+	"STORE_UNAVAILABLE",
+	"AUDIT_UNAVAILABLE",
+	"SERVICE_UNAVAILABLE",
+	"SERVICE_NOT_AVAILABLE"
+]);
 
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 	return {
@@ -50,7 +63,8 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			options: { level: env.logLevel, formatter: "short", colors: process.stdout.isTTY }
 		},
 
-		// Moleculer waits forever by default; a call to a hung node must fail and be retried.
+		// Moleculer waits forever by default; a call to a hung node must fail (and be retried when
+		// its action is idempotent, services/shared/retry.ts).
 		requestTimeout: env.requestTimeout,
 		retryPolicy: {
 			enabled: true,

@@ -143,6 +143,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	actions: {
 		/** The machine's static facts, as probed at start. */
 		facts: {
+			idempotent: true,
 			handler(this: AgentThis): MachineFacts {
 				return this.facts;
 			}
@@ -153,6 +154,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * starts what is missing, replaces older placements, stops everything else.
 		 */
 		sync: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				replicas: { type: "array", items: "object" },
@@ -188,6 +190,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * alone: what a placement round changed.
 		 */
 		syncWorkloads: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloads: {
@@ -227,6 +230,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** Recent output of one replica running here. */
 		logs: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloadId: "string",
@@ -247,6 +251,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs, with their states. */
 		replicas: {
+			idempotent: true,
 			handler(this: AgentThis) {
 				return this.runner.list();
 			}
@@ -254,6 +259,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs with the specs they run (for an adoption of the store). */
 		running: {
+			idempotent: true,
 			visibility: "public",
 			handler(this: AgentThis) {
 				return {

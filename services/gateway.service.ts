@@ -288,6 +288,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	actions: {
 		/** 200 while the process lives. */
 		health: {
+			idempotent: true,
 			handler() {
 				return { status: "ok" };
 			}
@@ -295,6 +296,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
 		ready: {
+			idempotent: true,
 			async handler(this: GatewayThis) {
 				const checks: Record<string, string> = {};
 				const transit = this.broker.transit;
