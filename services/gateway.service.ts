@@ -25,6 +25,7 @@ import {
 	type ServerLimits
 } from "./gateway/server-limits";
 import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
+import { answerError } from "./gateway/errors";
 import {
 	dashboardDirs,
 	EventStream,
@@ -329,6 +330,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	),
 
 	methods: {
+		/** Every failed request: the error as the client gets it (gateway/errors.ts). */
+		errorHandler(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+			answerError(this as any, req, res, err);
+		},
+
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
 			return this.verifier.verifyHeader(req.headers.authorization);

@@ -8,13 +8,18 @@
  */
 import type { Context, ServiceBroker } from "moleculer";
 import { request } from "undici";
-import { ForbiddenError, NotFoundError, ServiceUnavailableError } from "../shared/errors";
+import {
+	ActionUnavailableError,
+	ForbiddenError,
+	NotFoundError,
+	ServiceUnavailableError
+} from "../shared/errors";
 import { ALL_SERVICES } from "../shared/env";
 import type { Principal } from "../shared/principal";
 import type { Breakers } from "./breaker";
 import type { Catalog } from "./catalog";
 import type { Discovery } from "./discovery";
-import { initialHealth, publicHealth } from "./health";
+import { initialHealth, publicHealth, type PublicHealth } from "./health";
 import type { ExternalService } from "./model";
 import { redactText, redactUrl } from "./secrets";
 import { actorOf, canReadDiscovered } from "./ownership";
@@ -61,6 +66,23 @@ export function forwardUrl(base: string, path: string | undefined): URL {
 	return url;
 }
 
+/**
+ * "No endpoint of 's' is healthy: <url> unhealthy (<error>, 3 s ago); <url> unknown (not checked
+ * yet)." — each endpoint's state in words, for the 503's message (its data has them as fields).
+ */
+export function noHealthyEndpoint(
+	name: string,
+	endpoints: Array<{ url: string } & PublicHealth>,
+	now: number
+): string {
+	const states = endpoints.map(ep => {
+		if (ep.checkedAt === null) return `${ep.url} ${ep.status} (not checked yet)`;
+		const ago = `${Math.max(0, Math.round((now - ep.checkedAt) / 1000))} s ago`;
+		return `${ep.url} ${ep.status} (${ep.error ? `${ep.error}, ` : ""}${ago})`;
+	});
+	return `No endpoint of '${name}' is healthy: ${states.join("; ")}.`;
+}
+
 export class CallProxy {
 	/** Per service, the turn of the next HTTP call. */
 	private readonly turns = new Map<string, number>();
@@ -69,7 +91,8 @@ export class CallProxy {
 		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint">,
 		private readonly catalog: Pick<Catalog, "healthMany">,
 		private readonly breakers: Pick<Breakers, "allow" | "success" | "failure">,
-		private readonly discovery: Pick<Discovery, "find">
+		private readonly discovery: Pick<Discovery, "find">,
+		private readonly now: () => number = Date.now
 	) {}
 
 	/**
@@ -90,7 +113,7 @@ export class CallProxy {
 		const name = `${p.service}.${action}`;
 		const endpoint = this.broker.findNextActionEndpoint(name);
 		if (endpoint instanceof Error)
-			throw new ServiceUnavailableError(`No node offers the action '${name}' now.`, {
+			throw new ActionUnavailableError(`No node offers the action '${name}' now.`, {
 				action: name
 			});
 		const visibility = (endpoint.action as { visibility?: string }).visibility;
@@ -110,14 +133,18 @@ export class CallProxy {
 		const healthy = s.endpoints.filter(
 			url => health.get(endpointKey(sk, url))?.status === "healthy"
 		);
-		if (healthy.length === 0)
-			throw new ServiceUnavailableError(`No endpoint of '${s.name}' is healthy.`, {
+		if (healthy.length === 0) {
+			const endpoints = s.endpoints.map(url => ({
+				url: redactUrl(url),
+				...publicHealth(health.get(endpointKey(sk, url)) ?? initialHealth())
+			}));
+			// The next check may find one healthy: a retry helps after one interval.
+			throw new ServiceUnavailableError(noHealthyEndpoint(s.name, endpoints, this.now()), {
 				service: s.name,
-				endpoints: s.endpoints.map(url => ({
-					url: redactUrl(url),
-					...publicHealth(health.get(endpointKey(sk, url)) ?? initialHealth())
-				}))
+				endpoints,
+				retryAfter: Math.ceil(s.healthCheck.interval / 1000)
 			});
+		}
 		const turn = this.turns.get(sk) ?? 0;
 		this.turns.set(sk, turn + 1);
 		const failures: string[] = [];
