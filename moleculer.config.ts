@@ -9,7 +9,7 @@ import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
 import { RediscoverOnReconnect } from "./services/shared/transport";
-import { SafeRetry } from "./services/shared/retry";
+import { DEPENDENCY_REFUSALS, SafeRetry, worthRetrying } from "./services/shared/retry";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
@@ -38,20 +38,6 @@ export function internalMiddlewares(env: IsaEnv): Array<string | Middleware> {
 	];
 }
 
-/**
- * 503 types that a working service answers about a dependency (see circuitBreaker.check): the
- * store or the audit log is down, no endpoint of a registered service is healthy, no node offers
- * an action it calls.
- */
-const DEPENDENCY_REFUSALS = new Set([
-	"NOT_READY",
-	"STORE_IDENTITY_MISMATCH",
-	"STORE_UNAVAILABLE",
-	"AUDIT_UNAVAILABLE",
-	"SERVICE_UNAVAILABLE",
-	"SERVICE_NOT_AVAILABLE"
-]);
-
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 	return {
 		namespace: env.namespace,
@@ -72,8 +58,7 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			delay: 100,
 			maxDelay: 1000,
 			factor: 2,
-			check: (err: Errors.MoleculerError | Error) =>
-				!!(err as Errors.MoleculerError)?.retryable
+			check: worthRetrying
 		},
 		circuitBreaker: {
 			enabled: true,
@@ -82,8 +67,9 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			windowTime: 60,
 			halfOpenTime: 10 * 1000,
 			// Client mistakes (4xx) say nothing about the callee's health, nor does a healthy
-			// callee's word that a dependency is not usable (/ready's 503, a read-only store):
-			// an open breaker would answer those with 404 "not available" instead of the reason.
+			// callee's word that a dependency is not usable (/ready's 503, the store is down or
+			// read-only, no endpoint is healthy): an open breaker would answer those with
+			// "not available" instead of the reason.
 			check: (err: Errors.MoleculerError | Error) =>
 				((err as Errors.MoleculerError)?.code ?? 500) >= 500 &&
 				!DEPENDENCY_REFUSALS.has((err as Errors.MoleculerError)?.type)

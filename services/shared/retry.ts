@@ -11,9 +11,9 @@
  * - `false` or absent: never repeated. moleculer-web's `rest` declares nothing, so neither the
  *   gateway's HTTP handler nor anything it does on the way is ever run twice for one request.
  *
- * Which errors, how often and how long between tries stay the broker's `retryPolicy`
- * (moleculer.config.ts: `check`, `retries`, exponential `delay` to `maxDelay`); a caller's
- * `retries` call option sets how many tries, not whether.
+ * Which errors (`worthRetrying`), how often and how long between tries stay the broker's
+ * `retryPolicy` (moleculer.config.ts: `check`, `retries`, exponential `delay` to `maxDelay`); a
+ * caller's `retries` call option sets how many tries, not whether.
  */
 import type {
 	ActionHandler,
@@ -48,6 +48,33 @@ export interface RetryInput {
 	attempts: number;
 	/** Retries allowed for this call. */
 	maxAttempts: number;
+}
+
+/**
+ * 503 types that a working service answers about a dependency that every node shares: /ready's,
+ * the store is down or not the cluster's, the audit log is down, no endpoint of a registered
+ * service is healthy, no node offers an action it calls. Repeating the call at once, here or on
+ * another node, meets the same dependency: the client is told (with Retry-After) instead, and
+ * the broker's circuit breaker does not count them against the callee (moleculer.config.ts).
+ */
+export const DEPENDENCY_REFUSALS: ReadonlySet<string> = new Set([
+	"NOT_READY",
+	"STORE_IDENTITY_MISMATCH",
+	"STORE_UNAVAILABLE",
+	"AUDIT_UNAVAILABLE",
+	"SERVICE_UNAVAILABLE",
+	"SERVICE_NOT_AVAILABLE"
+]);
+
+/**
+ * The retry policy's `check`: a fault that may pass (`retryable`: a timeout, a node that left)
+ * and is not a dependency's refusal.
+ */
+export function worthRetrying(err: unknown): boolean {
+	const e = err as { retryable?: unknown; type?: unknown } | null;
+	return (
+		e?.retryable === true && !(typeof e.type === "string" && DEPENDENCY_REFUSALS.has(e.type))
+	);
 }
 
 /** Whether running the action again for the same call does no harm. */
