@@ -248,6 +248,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			// Its HTTP attempts move on to another endpoint themselves when the method is idempotent,
 			// and a Moleculer call is retried at its own hop as its action declares.
 			idempotent: false,
+			// It relays its targets' errors: a tenant's failing service would open the circuit on
+			// services/call for everyone. The targets have their own (the broker's per action,
+			// registry/breaker.ts per HTTP endpoint); the request timeout still bounds a hung call.
+			circuitBreaker: { enabled: false },
 			params: {
 				$$strict: true,
 				service: { type: "string", min: 1, max: 128 },

@@ -10,20 +10,15 @@
  *   to, or one a service makes on the way;
  * - moleculer-web's ServiceUnavailableError, untyped, when the route's own action has no node.
  *
- * Both become ActionUnavailableError: 503 SERVICE_NOT_AVAILABLE naming the action and saying why.
+ * Both become ActionUnavailableError (services/shared/availability.ts): 503 SERVICE_NOT_AVAILABLE
+ * naming the action and saying why.
  * moleculer-web's own 4xx (401, 404 of an unknown route, 413, 429…) stay as they are; it refuses
  * actions that are not published with ServiceNotFoundError too, which this gateway's routes never
  * meet: they name published actions only (`mappingPolicy: "restrict"`).
  */
 import type { IncomingMessage, ServerResponse } from "http";
 import type { ServiceBroker } from "moleculer";
-import { ActionUnavailableError } from "../shared/errors";
-
-/** The nodes that offer an action, and those of them whose circuit breaker is open now. */
-export interface ActionEndpoints {
-	nodes: string[];
-	open: string[];
-}
+import { actionUnavailableNow } from "../shared/availability";
 
 interface ErrorLike {
 	name?: unknown;
@@ -62,29 +57,6 @@ export function unavailableAction(err: unknown, routeAction: string | undefined)
 }
 
 /**
- * The 503 for an action nobody can take: no node offers it, or every one that does has its
- * circuit breaker open (then a call goes through again after `halfOpenSeconds`).
- */
-export function actionUnavailable(
-	action: string,
-	endpoints: ActionEndpoints,
-	halfOpenSeconds: number
-): ActionUnavailableError {
-	const open = endpoints.open.filter(n => endpoints.nodes.includes(n));
-	if (endpoints.nodes.length > 0 && open.length === endpoints.nodes.length)
-		return new ActionUnavailableError(
-			`No node can take the action '${action}' now: the circuit breaker is open on ` +
-				`${open.join(", ")} after repeated failures; it lets a call through again within ` +
-				`${halfOpenSeconds} s.`,
-			{ action, nodes: endpoints.nodes, circuitOpen: open, retryAfter: halfOpenSeconds }
-		);
-	return new ActionUnavailableError(`No node offers the action '${action}' now.`, {
-		action,
-		nodes: endpoints.nodes
-	});
-}
-
-/**
  * Seconds for a Retry-After header: only on a 503 that a retry can help (a retryable one), the
  * error's own `data.retryAfter` when it has one.
  */
@@ -97,19 +69,6 @@ export function retryAfterSeconds(err: unknown): number | null {
 	return (typeof e.type === "string" ? RETRY_AFTER[e.type] : undefined) ?? 1;
 }
 
-/** The nodes that offer `action` in the broker's registry, and those with an open circuit. */
-export function actionEndpoints(broker: ServiceBroker, action: string): ActionEndpoints {
-	const list = (
-		broker.registry as unknown as {
-			getActionEndpoints(
-				name: string
-			): { endpoints: Array<{ id: string; state: boolean }> } | undefined;
-		}
-	).getActionEndpoints(action);
-	const eps = list?.endpoints ?? [];
-	return { nodes: eps.map(ep => ep.id), open: eps.filter(ep => !ep.state).map(ep => ep.id) };
-}
-
 /** The error as the client gets it (see the module's comment). */
 export function clientError(
 	broker: ServiceBroker,
@@ -117,9 +76,7 @@ export function clientError(
 	routeAction: string | undefined
 ): unknown {
 	const action = unavailableAction(err, routeAction);
-	if (!action) return err;
-	const halfOpen = (broker.options.circuitBreaker?.halfOpenTime ?? 10_000) / 1000;
-	return actionUnavailable(action, actionEndpoints(broker, action), Math.ceil(halfOpen));
+	return action ? actionUnavailableNow(broker, action) : err;
 }
 
 /** The part of the gateway that answers an error (moleculer-web's service). */

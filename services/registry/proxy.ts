@@ -8,12 +8,8 @@
  */
 import type { Context, ServiceBroker } from "moleculer";
 import { request } from "undici";
-import {
-	ActionUnavailableError,
-	ForbiddenError,
-	NotFoundError,
-	ServiceUnavailableError
-} from "../shared/errors";
+import { ForbiddenError, NotFoundError, ServiceUnavailableError } from "../shared/errors";
+import { actionUnavailableNow, type EndpointRegistry } from "../shared/availability";
 import { ALL_SERVICES } from "../shared/env";
 import type { Principal } from "../shared/principal";
 import type { Breakers } from "./breaker";
@@ -88,7 +84,7 @@ export class CallProxy {
 	private readonly turns = new Map<string, number>();
 
 	constructor(
-		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint">,
+		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint"> & EndpointRegistry,
 		private readonly catalog: Pick<Catalog, "healthMany">,
 		private readonly breakers: Pick<Breakers, "allow" | "success" | "failure">,
 		private readonly discovery: Pick<Discovery, "find">,
@@ -98,7 +94,8 @@ export class CallProxy {
 	/**
 	 * `service.action` on whichever node Moleculer picks; 404 for a service that no node runs or
 	 * that the caller may not see (another tenant's workload runs it), and for an action not
-	 * published; 503 when the service runs but no node offers that action now.
+	 * published; 503 when the service runs but no node can take that action now (none offers
+	 * it, or the breaker is open on each that does).
 	 */
 	async callAction(ctx: Context<CallParams, { user?: Principal }>, action: string) {
 		const p = ctx.params;
@@ -112,10 +109,7 @@ export class CallProxy {
 			throw new NotFoundError("Service", p.service);
 		const name = `${p.service}.${action}`;
 		const endpoint = this.broker.findNextActionEndpoint(name);
-		if (endpoint instanceof Error)
-			throw new ActionUnavailableError(`No node offers the action '${name}' now.`, {
-				action: name
-			});
+		if (endpoint instanceof Error) throw actionUnavailableNow(this.broker, name);
 		const visibility = (endpoint.action as { visibility?: string }).visibility;
 		if (visibility && visibility !== "published") throw new NotFoundError("Action", name);
 		const user = ctx.meta.user;

@@ -9,6 +9,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import {
+	Errors,
 	ServiceBroker,
 	type ActionHandler,
 	type ActionSchema,
@@ -22,6 +23,7 @@ import RegistryService from "../../services/registry.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/jwt";
 import { loadEnv } from "../../services/shared/env";
+import { StoreUnavailableError } from "../../services/shared/errors";
 import { eventually } from "../helpers/cluster";
 import { freePort, startRedis, type TestServer } from "../helpers/servers";
 import { auditService, withSettings } from "../helpers/services";
@@ -81,6 +83,24 @@ describe.each(["embedded", "redis"] as const)("errors and retries (%s store)", b
 				read: { idempotent: true, handler: () => wait(SLOW_MS) },
 				create: { idempotent: "with-key", handler: () => wait(SLOW_MS) },
 				mutate: { handler: () => wait(SLOW_MS) }
+			}
+		});
+		// A service that fails by itself (500), until the broker's circuit breaker opens, and
+		// one that answers a dependency's 503.
+		broker.createService({
+			name: "broken",
+			actions: {
+				storeDown: {
+					idempotent: true,
+					handler() {
+						throw new StoreUnavailableError("connection refused");
+					}
+				},
+				boom: {
+					handler() {
+						throw new Errors.MoleculerServerError("It broke.", 500, "BROKEN");
+					}
+				}
 			}
 		});
 		const gateway = broker.createService(
@@ -206,11 +226,32 @@ describe.each(["embedded", "redis"] as const)("errors and retries (%s store)", b
 	});
 
 	it("does not open the broker's circuit on a callee that says its dependency is down", async () => {
-		// 20 calls (the breaker's minRequestCount) that all fail with a dependency's 503.
+		// More than the breaker's minRequestCount (20) calls, all a dependency's 503.
 		for (let i = 0; i < 25; i++)
-			expect((await call({ service: "isa_model", path: "/v1/models" })).status).toBe(503);
-		const list = (broker.registry as any).getActionEndpoints("registry.call");
-		expect(list.endpoints.every((ep: { state: boolean }) => ep.state)).toBe(true);
+			expect((await call({ service: "broken", action: "storeDown" })).body.type).toBe(
+				"STORE_UNAVAILABLE"
+			);
+		const list = (broker.registry as any).getActionEndpoints("broken.storeDown");
+		expect(list.endpoints.map((ep: { state: boolean }) => ep.state)).toEqual([true]);
+		expect(runs.get("broken.storeDown")).toBe(25);
+	});
+
+	it("answers 503 saying that the circuit is open, not 404, once a failing action trips it", async () => {
+		// The breaker's minRequestCount (20) calls, all failing: it opens.
+		for (let i = 0; i < 20; i++)
+			expect((await call({ service: "broken", action: "boom" })).status).toBe(500);
+		const res = await call({ service: "broken", action: "boom" });
+		expect(res.status).toBe(503);
+		expect(res.body).toMatchObject({
+			name: "ActionUnavailableError",
+			type: "SERVICE_NOT_AVAILABLE",
+			message:
+				`No node can take the action 'broken.boom' now: the circuit breaker is open on ` +
+				`errors-${backend} after repeated failures; it lets a call through again within 10 s.`,
+			data: { action: "broken.boom", circuitOpen: [`errors-${backend}`], retryAfter: 10 }
+		});
+		expect(res.headers["retry-after"]).toBe("10");
+		expect(runs.get("broken.boom")).toBe(20);
 	});
 
 	if (backend === "redis")

@@ -109,7 +109,11 @@ describe("CallProxy.callAction", () => {
 	});
 
 	it("answers 503 when no node offers the action", async () => {
-		const broker = { findNextActionEndpoint: () => new ServiceUnavailableError("x", {}) };
+		const broker = {
+			findNextActionEndpoint: () => new ServiceUnavailableError("x", {}),
+			registry: { getActionEndpoints: () => undefined },
+			options: {}
+		};
 		const proxy = new CallProxy(broker as never, catalogOf({}), breakers(), running);
 		const err = await proxy.callAction(ctxFor({ service: "agentx" }).ctx, "run").catch(e => e);
 		expect(err).toBeInstanceOf(ActionUnavailableError);
@@ -117,7 +121,7 @@ describe("CallProxy.callAction", () => {
 			code: 503,
 			type: "SERVICE_NOT_AVAILABLE",
 			message: "No node offers the action 'agentx.run' now.",
-			data: { action: "agentx.run" }
+			data: { action: "agentx.run", nodes: [] }
 		});
 	});
 
