@@ -1,6 +1,16 @@
 import { Errors, ServiceBroker } from "moleculer";
-import { retryDelay, SafeRetry, safeToRepeat, shouldRetry } from "../../../services/shared/retry";
-import { StoreUnavailableError } from "../../../services/shared/errors";
+import {
+	retryDelay,
+	SafeRetry,
+	safeToRepeat,
+	shouldRetry,
+	worthRetrying
+} from "../../../services/shared/retry";
+import {
+	AuditUnavailableError,
+	ServiceUnavailableError,
+	StoreUnavailableError
+} from "../../../services/shared/errors";
 
 describe("safeToRepeat", () => {
 	it("repeats idempotent actions, keyed ones only with their key, nothing else", () => {
@@ -27,6 +37,28 @@ describe("shouldRetry", () => {
 		expect(shouldRetry({ ...base, idempotent: undefined })).toBe(false);
 		expect(shouldRetry({ ...base, idempotent: "with-key" })).toBe(false);
 		expect(shouldRetry({ ...base, idempotent: "with-key", hasKey: true })).toBe(true);
+	});
+});
+
+describe("worthRetrying (the broker's retry check)", () => {
+	it("retries faults that may pass: a timeout, a node that left", () => {
+		expect(worthRetrying(new Errors.RequestTimeoutError({ action: "a", nodeID: "n" }))).toBe(
+			true
+		);
+		expect(worthRetrying(new Errors.RequestRejectedError({ action: "a", nodeID: "n" }))).toBe(
+			true
+		);
+	});
+
+	it("does not retry a dependency's refusal, nor a client's mistake or a plain error", () => {
+		expect(worthRetrying(new StoreUnavailableError("down"))).toBe(false);
+		expect(worthRetrying(new AuditUnavailableError("down"))).toBe(false);
+		expect(worthRetrying(new ServiceUnavailableError("No endpoint …", {}))).toBe(false);
+		expect(worthRetrying(new Errors.ValidationError("bad", "VALIDATION_ERROR", {}))).toBe(
+			false
+		);
+		expect(worthRetrying(new Error("x"))).toBe(false);
+		expect(worthRetrying(null)).toBe(false);
 	});
 });
 
@@ -136,5 +168,57 @@ describe("SafeRetry on a broker", () => {
 		expect(calls.read).toBe(2);
 		await expect(broker.call("t.mutate", {}, { retries: 2 })).rejects.toBeDefined();
 		expect(calls.mutate).toBe(1);
+	});
+});
+
+describe("SafeRetry across nodes", () => {
+	// Moleculer's in-memory transporter: the callee's action schema, `idempotent` included,
+	// reaches the caller in its service info, as over NATS. (The check here is Moleculer's
+	// default, `retryable`, so that a store error stands in for any fault that may pass.)
+	const namespace = `retry-${process.pid}`;
+	const options = (nodeID: string) => ({
+		nodeID,
+		namespace,
+		transporter: "Fake",
+		logger: false,
+		internalMiddlewares: false,
+		middlewares: [SafeRetry()],
+		retryPolicy: { enabled: true, retries: 2, delay: 1, maxDelay: 2, factor: 2 }
+	});
+	const caller = new ServiceBroker(options("caller"));
+	const callee = new ServiceBroker(options("callee"));
+	const runs = { read: 0, write: 0 };
+	callee.createService({
+		name: "remote",
+		actions: {
+			read: {
+				idempotent: true,
+				handler() {
+					runs.read++;
+					throw new StoreUnavailableError("down");
+				}
+			},
+			write: {
+				handler() {
+					runs.write++;
+					throw new StoreUnavailableError("down");
+				}
+			}
+		}
+	});
+	beforeAll(async () => {
+		await Promise.all([caller.start(), callee.start()]);
+		await caller.waitForServices("remote", 5000);
+	});
+	afterAll(() => Promise.all([caller.stop(), callee.stop()]));
+
+	it("retries a remote idempotent call on the caller (once per try), a mutation never", async () => {
+		const err = await caller.call("remote.read").catch(e => e);
+		expect(err).toMatchObject({ code: 503, type: "STORE_UNAVAILABLE", retryable: true });
+		expect(runs.read).toBe(3);
+		await expect(caller.call("remote.write")).rejects.toMatchObject({
+			type: "STORE_UNAVAILABLE"
+		});
+		expect(runs.write).toBe(1);
 	});
 });
