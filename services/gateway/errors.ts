@@ -104,11 +104,13 @@ export function answerError(
 	if (seconds !== null && !res.headersSent && res.getHeader("Retry-After") === undefined)
 		res.setHeader("Retry-After", String(seconds));
 	const code = typeof answer?.code === "number" ? answer.code : 500;
-	if (code === 503)
+	if (code === 503) {
+		// The path only: a query may hold a token (the event stream's ?token=).
+		const path = (req.originalUrl ?? req.url ?? "").split("?")[0];
 		host.logger.warn(
-			`${req.method} ${req.originalUrl ?? req.url}: 503 ${String(answer.type ?? "")} ${answer.message}`
+			`${req.method} ${path}: 503 ${String(answer.type ?? "")} ${answer.message}`
 		);
-	else if (host.settings.log4XXResponses || code < 400 || code >= 500)
+	} else if (host.settings.log4XXResponses || code < 400 || code >= 500)
 		host.logger.error(
 			"   Request error!",
 			answer?.name,

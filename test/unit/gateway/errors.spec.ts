@@ -1,6 +1,7 @@
 import { Errors, ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
+	answerError,
 	clientError,
 	retryAfterSeconds,
 	unavailableAction
@@ -104,5 +105,60 @@ describe("clientError on a broker", () => {
 	it("keeps every other error as it is, the same object", () => {
 		const err = new StoreUnavailableError("down");
 		expect(clientError(broker, err, "s.a")).toBe(err);
+	});
+});
+
+describe("answerError", () => {
+	function fixture(headers: Record<string, string> = {}) {
+		const sent: unknown[] = [];
+		const warnings: string[] = [];
+		const host = {
+			broker: new ServiceBroker({ logger: false }),
+			logger: { warn: (m: string) => warnings.push(m), error: () => undefined },
+			settings: {},
+			sendError: (_req: unknown, _res: unknown, err: unknown) => sent.push(err)
+		};
+		const res = {
+			headersSent: false,
+			headers: { ...headers } as Record<string, string>,
+			getHeader(name: string) {
+				return this.headers[name];
+			},
+			setHeader(name: string, value: string) {
+				this.headers[name] = value;
+			}
+		};
+		const req = {
+			method: "GET",
+			originalUrl: "/api/v1/events?token=secret",
+			$alias: { action: "scheduler.list" }
+		};
+		return { host, req, res, sent, warnings };
+	}
+
+	it("sends the mapped error with Retry-After, and logs the path without its query", () => {
+		const f = fixture();
+		answerError(
+			f.host,
+			f.req as never,
+			f.res as never,
+			new WebErrors.ServiceUnavailableError()
+		);
+		expect(f.sent[0]).toMatchObject({ code: 503, data: { action: "scheduler.list" } });
+		expect(f.res.headers["Retry-After"]).toBe("5");
+		expect(f.warnings).toEqual([
+			"GET /api/v1/events: 503 SERVICE_NOT_AVAILABLE No node offers the action 'scheduler.list' now."
+		]);
+	});
+
+	it("keeps a Retry-After that was set before, and sets none where a retry cannot help", () => {
+		const f = fixture({ "Retry-After": "30" });
+		answerError(f.host, f.req as never, f.res as never, new StoreUnavailableError("down"));
+		expect(f.res.headers["Retry-After"]).toBe("30");
+		const g = fixture();
+		const err = new NotFoundError("Workload", "w1");
+		answerError(g.host, g.req as never, g.res as never, err);
+		expect(g.sent[0]).toBe(err);
+		expect(g.res.headers["Retry-After"]).toBeUndefined();
 	});
 });
