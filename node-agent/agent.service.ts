@@ -144,6 +144,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	actions: {
 		/** The machine's static facts, as probed at start. */
 		facts: {
+			idempotent: true,
 			handler(this: AgentThis): MachineFacts {
 				return this.facts;
 			}
@@ -154,6 +155,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * starts what is missing, replaces older placements, stops everything else.
 		 */
 		sync: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				replicas: { type: "array", items: "object" },
@@ -189,6 +191,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * alone: what a placement round changed.
 		 */
 		syncWorkloads: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloads: {
@@ -228,6 +231,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** Recent output of one replica running here. */
 		logs: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloadId: "string",
@@ -248,6 +252,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs, with their states. */
 		replicas: {
+			idempotent: true,
 			handler(this: AgentThis) {
 				return this.runner.list();
 			}
@@ -255,6 +260,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs with the specs they run (for an adoption of the store). */
 		running: {
+			idempotent: true,
 			visibility: "public",
 			handler(this: AgentThis) {
 				return {

@@ -32,6 +32,7 @@ import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-
 import { HttpDrain, QUIET_MS } from "./gateway/drain";
 import { listen } from "./gateway/listen";
 import { EVENTS } from "./shared/events";
+import { answerError } from "./gateway/errors";
 import {
 	dashboardDirs,
 	EventStream,
@@ -309,6 +310,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	actions: {
 		/** 200 while the process lives. */
 		health: {
+			idempotent: true,
 			handler() {
 				return { status: "ok" };
 			}
@@ -319,6 +321,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		 * once while the store's circuit is open (its ping is refused), else within 1 s.
 		 */
 		ready: {
+			idempotent: true,
 			async handler(this: GatewayThis) {
 				// Stopping: out of the load balancer first, whatever the dependencies say.
 				if (this.drain.isDraining)
@@ -365,6 +368,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	methods: {
+		/** Every failed request: the error as the client gets it (gateway/errors.ts). */
+		errorHandler(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+			answerError(this as any, req, res, err);
+		},
+
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
 			return this.verifier.verifyHeader(req.headers.authorization);

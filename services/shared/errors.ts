@@ -218,6 +218,19 @@ export class ServiceUnavailableError extends Errors.MoleculerRetryableError {
 	}
 }
 
+export const ERR_SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE";
+
+/**
+ * No node can take a call of the action now: no node offers it, or the broker's circuit breaker
+ * is open on every node that does (services/gateway/errors.ts says which). Moleculer's own
+ * ServiceNotFoundError and ServiceNotAvailableError say 404, as if the route did not exist.
+ */
+export class ActionUnavailableError extends Errors.MoleculerRetryableError {
+	constructor(message: string, data: { action: string } & Record<string, unknown>) {
+		super(message, 503, ERR_SERVICE_NOT_AVAILABLE, data);
+	}
+}
+
 export const ERR_STORE_IDENTITY_MISMATCH = "STORE_IDENTITY_MISMATCH";
 
 /**
