@@ -52,7 +52,8 @@ export interface RetryInput {
 
 /**
  * 503 types that a working service answers about a dependency that every node shares: /ready's,
- * the store is down or not the cluster's, the audit log is down, no endpoint of a registered
+ * the store is down, refuses writes or is not the cluster's, the audit log is down, a node the
+ * call needs is down, no endpoint of a registered
  * service is healthy, no node offers an action it calls. Repeating the call at once, here or on
  * another node, meets the same dependency: the client is told (with Retry-After) instead, and
  * the broker's circuit breaker does not count them against the callee (moleculer.config.ts).
@@ -61,7 +62,9 @@ export const DEPENDENCY_REFUSALS: ReadonlySet<string> = new Set([
 	"NOT_READY",
 	"STORE_IDENTITY_MISMATCH",
 	"STORE_UNAVAILABLE",
+	"STORE_REFUSED",
 	"AUDIT_UNAVAILABLE",
+	"NODE_DOWN",
 	"SERVICE_UNAVAILABLE",
 	"SERVICE_NOT_AVAILABLE"
 ]);

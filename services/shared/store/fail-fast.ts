@@ -8,10 +8,10 @@
  * one timeout at most, not one per call. A ping every `probeInterval` closes it as soon as the
  * store answers again.
  *
- * The refusals are not retryable: a retry a moment later meets the same open circuit, so the
- * broker's retry policy would only add its delays; the client's own retry after a while is
- * what can help. A store that answers "no" (a refused write, a conflict) keeps the circuit
- * closed: it is reachable.
+ * The refusals stay retryable for the client (503 with Retry-After: its retry after a while is
+ * what can help); the broker does not repeat them at once, since STORE_UNAVAILABLE is one of the
+ * dependency refusals of services/shared/retry.ts. A store that answers "no" (a refused write, a
+ * conflict) keeps the circuit closed: it is reachable.
  */
 import { StoreUnavailableError } from "../errors";
 import { formatDuration } from "../duration";
@@ -65,10 +65,7 @@ function unanswered(err: unknown): err is StoreUnavailableError {
 }
 
 function refusal(reason: string): StoreUnavailableError {
-	const err = new StoreUnavailableError(reason, { circuit: "open" });
-	// See the module's comment: only a later retry by the client can help.
-	err.retryable = false;
-	return err;
+	return new StoreUnavailableError(reason, { circuit: "open" });
 }
 
 export function failFastStore(store: Store, opts: FailFastOptions): Store {

@@ -45,7 +45,7 @@ describe("failFastStore", () => {
 		expect(first).toMatchObject({
 			code: 503,
 			type: "STORE_UNAVAILABLE",
-			retryable: false,
+			retryable: true,
 			message: "The store is unavailable: it did not answer within 100ms",
 			data: { circuit: "open" }
 		});
@@ -65,7 +65,10 @@ describe("failFastStore", () => {
 		const waiting = s.list("c").catch((e: unknown) => e);
 		state.mode = new StoreUnavailableError("Redis at h:1 is not reachable");
 		const started = Date.now();
-		await expect(s.get("c", "a")).rejects.toMatchObject({ retryable: false });
+		await expect(s.get("c", "a")).rejects.toMatchObject({
+			retryable: true,
+			data: { circuit: "open" }
+		});
 		expect(await waiting).toMatchObject({ data: { circuit: "open" } });
 		expect(Date.now() - started).toBeLessThan(500);
 		await s.close();
@@ -100,13 +103,13 @@ describe("failFastStore", () => {
 		await s.close();
 	});
 
-	it("opens only after `threshold` consecutive silent calls, which stay retryable before", async () => {
+	it("opens only after `threshold` consecutive silent calls", async () => {
 		const { store, state } = fakeStore();
 		const s = failFastStore(store, { ...OPTS, threshold: 2 });
 		state.mode = new StoreUnavailableError("down");
 		await expect(s.get("c", "a")).rejects.toMatchObject({ retryable: true });
 		await expect(s.get("c", "a")).rejects.toMatchObject({
-			retryable: false,
+			retryable: true,
 			data: { circuit: "open" }
 		});
 		await s.close();
