@@ -4,6 +4,10 @@
  * /health, /ready and /metrics are open; everything under /api/v1 needs a JWT, and each action
  * says which access it needs (`access: "read" | "write" | "admin"`; default read for GET and
  * write otherwise), checked against the token's roles.
+ *
+ * The gateway owns its HTTP server's lifecycle (moleculer-web's `server: false`): it listens
+ * with a clear error (gateway/listen.ts) and, on `node.draining` (SIGTERM), drains its
+ * connections before the broker stops the services they need (gateway/drain.ts).
  */
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, Service, ServiceSchema } from "moleculer";
@@ -25,6 +29,10 @@ import {
 	type ServerLimits
 } from "./gateway/server-limits";
 import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
+import { HttpDrain, QUIET_MS } from "./gateway/drain";
+import { listen } from "./gateway/listen";
+import { EVENTS } from "./shared/events";
+import { answerError } from "./gateway/errors";
 import {
 	dashboardDirs,
 	EventStream,
@@ -77,6 +85,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	audit: boolean;
 	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
 	trustProxy: boolean;
+	/** ms a stopping gateway lets its requests finish (ISA_SHUTDOWN_GRACE). */
+	shutdownGrace: number;
 }
 
 interface Meta {
@@ -92,15 +102,23 @@ interface GatewayThis extends Service<GatewaySettings> {
 	server: import("http").Server;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
+	drain: HttpDrain;
+	/** The shutdown under way (`shutdown`), once begun. */
+	stopping: Promise<void> | null;
+	createServer(): void;
+	shutdown(quiet?: number): Promise<void>;
 }
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
 const ADOPT_ACTION = "scheduler.adopt";
 
-/** 503 from /ready, with what is not reachable. */
-class NotReadyError extends Errors.MoleculerRetryableError {
-	constructor(checks: Record<string, string>) {
-		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
+/**
+ * 503 from /ready, with what is not reachable. Not retryable: a probe's answer is due within
+ * its own timeout (k8s: 3 s), and retries of the check would only delay it.
+ */
+class NotReadyError extends Errors.MoleculerError {
+	constructor(checks: Record<string, string>, why = "a dependency is unreachable") {
+		super(`Not ready: ${why}.`, 503, "NOT_READY", { checks });
 	}
 }
 
@@ -135,6 +153,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 		audit: env.audit,
 		trustProxy: env.trustProxy,
+		shutdownGrace: env.shutdownGrace,
+		// The server is made in `created` and listened on in `started`, below.
+		server: false,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -223,6 +244,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET workloads": "scheduler.list",
 					"GET workloads/:id": "scheduler.get",
 					"POST workloads/:id/scale": "scheduler.scale",
+					"POST workloads/:id/retry": "scheduler.retry",
 					"DELETE workloads/:id": "scheduler.remove",
 					"GET workloads/:id/logs": "scheduler.logs",
 
@@ -288,14 +310,25 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	actions: {
 		/** 200 while the process lives. */
 		health: {
+			idempotent: true,
 			handler() {
 				return { status: "ok" };
 			}
 		},
 
-		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
+		/**
+		 * 200 when the transporter and the store are reachable, else 503 with what is not; at
+		 * once while the store's circuit is open (its ping is refused), else within 1 s.
+		 */
 		ready: {
+			idempotent: true,
 			async handler(this: GatewayThis) {
+				// Stopping: out of the load balancer first, whatever the dependencies say.
+				if (this.drain.isDraining)
+					throw new NotReadyError(
+						{ gateway: "shutting down" },
+						"this gateway is shutting down"
+					);
 				const checks: Record<string, string> = {};
 				const transit = this.broker.transit;
 				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
@@ -313,20 +346,33 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		}
 	},
 
-	/** Cluster events, fed to the dashboard's event stream; a group per gateway process. */
-	events: Object.fromEntries(
-		STREAMED_EVENTS.map(name => [
-			name,
-			{
-				group: STREAM_GROUP,
-				handler(this: GatewayThis, ctx: Context) {
-					this.eventStream.publish(name, ctx.params);
+	events: {
+		/** Cluster events, fed to the dashboard's event stream; a group per gateway process. */
+		...Object.fromEntries(
+			STREAMED_EVENTS.map(name => [
+				name,
+				{
+					group: STREAM_GROUP,
+					handler(this: GatewayThis, ctx: Context) {
+						this.eventStream.publish(name, ctx.params);
+					}
 				}
+			])
+		),
+		/** SIGTERM (bin/isa.ts): drain before the services stop. */
+		[EVENTS.nodeDraining]: {
+			handler(this: GatewayThis) {
+				return this.shutdown();
 			}
-		])
-	),
+		}
+	},
 
 	methods: {
+		/** Every failed request: the error as the client gets it (gateway/errors.ts). */
+		errorHandler(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+			answerError(this as any, req, res, err);
+		},
+
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
 			return this.verifier.verifyHeader(req.headers.authorization);
@@ -360,12 +406,36 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			}
 			// Fail closed: a mutation's audit entry is durable before its action runs, or 503.
 			await beginAudit(this, req, res);
+		},
+
+		/**
+		 * Ends the event streams (they would hold the server open), then drains the HTTP
+		 * connections within the grace; once, whoever asks first.
+		 */
+		shutdown(this: GatewayThis, quiet = QUIET_MS) {
+			this.stopping ??= (async () => {
+				this.eventStream.close();
+				const { open, forced, took } = await this.drain.drain(
+					this.settings.shutdownGrace,
+					quiet
+				);
+				const cut = forced ? `; ${forced} still open at the end of the grace, closed` : "";
+				this.logger.info(`HTTP connections drained in ${took} ms (${open} open${cut}).`);
+			})();
+			return this.stopping;
 		}
 	},
 
 	created(this: GatewayThis) {
-		// moleculer-web's created (a mixin's, so it ran first) made the server; it listens later.
+		// moleculer-web's server, made here (`server: false`); `started` listens on it.
+		this.createServer();
+		// A failed listen is `started`'s to report (gateway/listen.ts).
+		this.server.on("error", err => {
+			if (this.server.listening) this.logger.error("HTTP server error:", err);
+		});
 		applyServerLimits(this.server, this.settings.httpLimits);
+		this.drain = new HttpDrain(this.server);
+		this.stopping = null;
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
@@ -390,6 +460,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	async started(this: GatewayThis) {
+		// Both are set above; moleculer-web's own defaults otherwise.
+		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
 		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
@@ -416,9 +488,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		);
 	},
 
-	/** Ends the event streams first: the HTTP server cannot close while they are open. */
+	/**
+	 * Stopped without a SIGTERM drain (a test's broker, a hot reload): idle connections are
+	 * closed at once, as Node's server.close() does.
+	 */
 	stopped(this: GatewayThis) {
-		this.eventStream.close();
+		return this.shutdown(0);
 	}
 };
 

@@ -19,6 +19,11 @@ export interface IsaEnv {
 	store: string;
 	/** STORE was set (not the embedded default): the node takes a NODEID lease there. */
 	storeGiven: boolean;
+	/**
+	 * ISA_STORE_TIMEOUT: ms a store call waits for an answer before the store counts as down
+	 * (default 2 s; services/shared/store/fail-fast.ts).
+	 */
+	storeTimeout: number;
 	dataDir: string;
 	/** Service names this node runs; null runs all of them. */
 	services: string[] | null;
@@ -83,7 +88,11 @@ export interface IsaEnv {
 	nodeRetention: number | null;
 	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
 	trustProxy: boolean;
-	/** ISA_NATS_*: how this node proves itself to NATS and checks the server (bus.ts). */
+	/** ISA_SHUTDOWN_GRACE: ms a stopping gateway lets its requests finish (default 10 s). */
+	shutdownGrace: number;
+	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
+	transporterConnectTimeout: number;
+	/** ISA_NATS_*: how this node proves itself to NATS and checks the server (connections.ts). */
 	nats: NatsAuth;
 	/** ISA_REDIS_*: the same for a Redis store. */
 	redis: RedisAuth;
@@ -267,6 +276,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		transporter: env.TRANSPORTER || null,
 		store: env.STORE || path.join(dataDir, "isa.db"),
 		storeGiven: Boolean(env.STORE),
+		storeTimeout: parseDuration(env.ISA_STORE_TIMEOUT || "2s", {
+			field: "ISA_STORE_TIMEOUT",
+			min: 50,
+			max: 60_000
+		}),
 		dataDir,
 		services,
 		namespace: env.NAMESPACE || "",
@@ -308,6 +322,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		nodeRetention:
 			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
 		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
+		shutdownGrace: parseDuration(env.ISA_SHUTDOWN_GRACE || "10s", {
+			field: "ISA_SHUTDOWN_GRACE",
+			max: 3_600_000
+		}),
+		transporterConnectTimeout: parseDuration(env.ISA_TRANSPORTER_TIMEOUT || "30s", {
+			field: "ISA_TRANSPORTER_TIMEOUT",
+			min: 1,
+			max: 3_600_000
+		}),
 		nats: natsAuth(env),
 		redis: redisAuth(env, env.STORE || ""),
 		clusterKey: env.ISA_CLUSTER_KEY || null

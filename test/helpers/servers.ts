@@ -125,6 +125,11 @@ export interface RedisOptions {
 	 * against; `clients: "yes"` requires one (mTLS). The URL is then `rediss://`.
 	 */
 	tls?: { cert: string; key: string; ca: string; clients?: "yes" | "no" | "optional" };
+	/**
+	 * The server's `maxmemory` ("4mb"), with `maxmemory-policy noeviction`: past it Redis
+	 * refuses writes with OOM, as a full production server does.
+	 */
+	maxmemory?: string;
 }
 
 /**
@@ -136,6 +141,9 @@ export function startRedis(port?: number, opts: RedisOptions = {}): Promise<Test
 		? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
 		: ["--appendonly", "no"];
 	const auth = opts.password ? ["--requirepass", opts.password] : [];
+	const memory = opts.maxmemory
+		? ["--maxmemory", opts.maxmemory, "--maxmemory-policy", "noeviction"]
+		: [];
 	const listen = (p: number) =>
 		opts.tls
 			? [
@@ -155,7 +163,16 @@ export function startRedis(port?: number, opts: RedisOptions = {}): Promise<Test
 			: ["--port", String(p)];
 	return startServer(
 		"redis-server",
-		p => ["--bind", "127.0.0.1", ...listen(p), "--save", "", ...persistence, ...auth],
+		p => [
+			"--bind",
+			"127.0.0.1",
+			...listen(p),
+			"--save",
+			"",
+			...persistence,
+			...auth,
+			...memory
+		],
 		opts.tls ? "rediss" : "redis",
 		port
 	);

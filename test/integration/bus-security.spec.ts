@@ -375,4 +375,48 @@ describe("bus and store with TLS and credentials", () => {
 		expect((await api("/api/v1/workloads")).status).toBe(200);
 		expect((await api("/api/v1/config/bus.test")).status).toBe(200);
 	});
+
+	it("stops a node that cannot use its bus settings: 2 for an unreadable file, 5 for refused credentials, no secret printed", async () => {
+		const exitOf = async (env: Record<string, string>) => {
+			const node = startNode("misconfigured", {
+				...common,
+				ISA_DATA_DIR: dataDir(),
+				SERVICES: "nodes",
+				ISA_TRANSPORTER_TIMEOUT: "1s",
+				...env
+			});
+			let stderr = "";
+			node.proc.stderr!.on("data", d => (stderr += d));
+			const code = await new Promise<number | null>(resolve =>
+				node.proc.once("exit", status => resolve(status))
+			);
+			const lines = stderr.trim().split("\n");
+			expect(lines.filter(l => /^\s+at /.test(l))).toEqual([]);
+			return { code, last: lines[lines.length - 1] };
+		};
+
+		const noCa = await exitOf({ ISA_NATS_CA: path.join(certs.dir, "missing-ca.pem") });
+		expect(noCa).toEqual({
+			code: 2,
+			last: `IsA Cloud: ISA_NATS_CA: cannot read ${path.join(certs.dir, "missing-ca.pem")} (ENOENT).`
+		});
+		const noRedisKey = await exitOf({ ISA_REDIS_KEY: path.join(certs.dir, "missing.key") });
+		expect(noRedisKey.code).toBe(2);
+		expect(noRedisKey.last).toMatch(/^IsA Cloud: ISA_REDIS_KEY: cannot read .*missing\.key/);
+
+		// A wrong password in the URL: NATS accepts TCP and refuses the node.
+		const wrong = `tls://${NATS_USER}:not-the-password@127.0.0.1:${nats.port}`;
+		const refused = await exitOf({
+			TRANSPORTER: wrong,
+			ISA_NATS_USER: "",
+			ISA_NATS_PASSWORD: ""
+		});
+		expect(refused).toEqual({
+			code: 5,
+			last:
+				`IsA Cloud: cannot reach the transporter tls://127.0.0.1:${nats.port} (it accepts TCP ` +
+				"but not this node's connection, waited 1s); start it, fix TRANSPORTER, or wait " +
+				"longer with ISA_TRANSPORTER_TIMEOUT."
+		});
+	});
 });
