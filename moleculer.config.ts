@@ -8,6 +8,7 @@ import { CapacityStrategy } from "./strategies/capacity";
 import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
+import { ERR_OVERLOADED } from "./services/shared/errors";
 import { RediscoverOnReconnect } from "./services/shared/transport";
 
 /**
@@ -36,8 +37,11 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 	];
 }
 
-/** 503 types that a working service answers about a dependency (see circuitBreaker.check). */
-const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH"]);
+/**
+ * 503 types that a working service answers about a dependency, or about its own load (a full
+ * queue: OVERLOADED), see circuitBreaker.check.
+ */
+const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH", ERR_OVERLOADED]);
 
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 	return {
@@ -58,8 +62,11 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			delay: 100,
 			maxDelay: 1000,
 			factor: 2,
+			// A full queue is not retried here: at once it would still be full, and each retry
+			// adds to the load it reports. The client gets 503 with Retry-After instead.
 			check: (err: Errors.MoleculerError | Error) =>
-				!!(err as Errors.MoleculerError)?.retryable
+				!!(err as Errors.MoleculerError)?.retryable &&
+				(err as Errors.MoleculerError).type !== ERR_OVERLOADED
 		},
 		circuitBreaker: {
 			enabled: true,

@@ -146,3 +146,22 @@ export class StoreIdentityMismatchError extends Errors.MoleculerError {
 		super(message, 503, ERR_STORE_IDENTITY_MISMATCH, data);
 	}
 }
+
+export const ERR_OVERLOADED = "OVERLOADED";
+
+/**
+ * A bounded queue is full (a tenant's creates in the scheduler, the scheduler's queue), or the
+ * gateway's event loop lags: the request was refused before it did anything. Retryable: the
+ * same request works once the queue drains; `retryAfter` (seconds) becomes the HTTP
+ * `Retry-After` header (services/gateway/overload.ts).
+ */
+export class OverloadedError extends Errors.MoleculerRetryableError {
+	constructor(queue: string, limit: number, retryAfter: number) {
+		super(
+			`Too busy: ${queue} is at its limit of ${limit}; nothing was done. Try again in ${retryAfter} s.`,
+			503,
+			ERR_OVERLOADED,
+			{ queue, limit, retryAfter }
+		);
+	}
+}
