@@ -25,6 +25,8 @@ import {
 	type ServerLimits
 } from "./gateway/server-limits";
 import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
+import { setRetryAfter, Shedder } from "./gateway/overload";
+import { LagMonitor } from "./shared/lag";
 import {
 	dashboardDirs,
 	EventStream,
@@ -40,6 +42,12 @@ const logRequests = env.logLevel === "debug" || env.logLevel === "trace";
 const dashboard = dashboardDirs();
 const serveStatic = (ApiGateway as unknown as { serveStatic: (root: string, opts?: object) => any })
 	.serveStatic;
+/** moleculer-web's own error answer, which the gateway's `sendError` adds Retry-After to. */
+const webSendError = (
+	ApiGateway as unknown as {
+		methods: { sendError(this: unknown, req: unknown, res: unknown, err: unknown): void };
+	}
+).methods.sendError;
 /** body-parser, as moleculer-web bundles it (it has no types of its own). */
 const bodyParser = (
 	ApiGateway as unknown as { bodyParser: Record<"json" | "text", (o: object) => Middleware> }
@@ -77,6 +85,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	audit: boolean;
 	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
 	trustProxy: boolean;
+	/** Event-loop lag (ms) past which API requests are shed (ISA_SHED_LAG; null: never). */
+	shedLag: number | null;
 }
 
 interface Meta {
@@ -92,6 +102,11 @@ interface GatewayThis extends Service<GatewaySettings> {
 	server: import("http").Server;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
+	/** This process's event-loop lag, and what is shed for it (gateway/overload.ts). */
+	lag: LagMonitor;
+	stopLag: () => void;
+	shedder: Shedder;
+	sendError(req: unknown, res: ServerResponse, err: unknown): void;
 }
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
@@ -101,6 +116,28 @@ const ADOPT_ACTION = "scheduler.adopt";
 class NotReadyError extends Errors.MoleculerRetryableError {
 	constructor(checks: Record<string, string>) {
 		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
+	}
+}
+
+/**
+ * The first middleware of the API route: while the event loop lags past ISA_SHED_LAG, a
+ * request is answered 503 OVERLOADED with Retry-After at once, before authentication, body
+ * parsing and the audit (gateway/overload.ts says why it is not audited).
+ */
+function shed(
+	this: GatewayThis,
+	req: IncomingMessage & { $route?: unknown },
+	res: ServerResponse,
+	next: () => void
+): void {
+	const refusal = this.shedder.refusal();
+	if (!refusal) return next();
+	const route = req.$route;
+	req.$route = undefined;
+	try {
+		this.sendError(req, res, refusal);
+	} finally {
+		req.$route = route;
 	}
 }
 
@@ -135,6 +172,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 		audit: env.audit,
 		trustProxy: env.trustProxy,
+		shedLag: env.shedLag,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -204,6 +242,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				// is a 400, an unknown Content-Encoding a 415), not moleculer-web's 500.
 				bodyParsers: false,
 				use: [
+					shed,
 					mapBodyErrors(bodyParser.json({ limit: "1mb", strict: true })),
 					mapBodyErrors(
 						bodyParser.text({
@@ -293,12 +332,16 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			}
 		},
 
-		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
+		/**
+		 * 200 when the transporter and the store are reachable and this gateway does not shed
+		 * load, else 503 with what is not.
+		 */
 		ready: {
 			async handler(this: GatewayThis) {
 				const checks: Record<string, string> = {};
 				const transit = this.broker.transit;
 				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
+				checks.load = this.shedder.readiness();
 				try {
 					await withTimeout(this.store.ping(), 1000, "The store");
 					// Reachable is not enough: a store that is not the cluster's is not used.
@@ -327,6 +370,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	),
 
 	methods: {
+		/** moleculer-web's error answer, with Retry-After when the error asks for one. */
+		sendError(this: GatewayThis, req: unknown, res: ServerResponse, err: unknown) {
+			setRetryAfter(res, err);
+			return webSendError.call(this, req, res, err);
+		},
+
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
 			return this.verifier.verifyHeader(req.headers.authorization);
@@ -387,9 +436,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			lookupTenant: id => workloadTenant(this.broker, id),
 			logger: this.logger
 		});
+		this.lag = new LagMonitor();
+		this.shedder = new Shedder(() => this.lag.lag(), this.settings.shedLag);
 	},
 
 	async started(this: GatewayThis) {
+		this.stopLag = this.lag.start();
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
 		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
@@ -418,6 +470,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 	/** Ends the event streams first: the HTTP server cannot close while they are open. */
 	stopped(this: GatewayThis) {
+		this.stopLag?.();
 		this.eventStream.close();
 	}
 };

@@ -81,13 +81,17 @@ export class Admission {
 	enter(tenant: string): () => void {
 		const mine = this.byTenant.get(tenant) ?? 0;
 		if (mine >= this.limits.perTenant)
-			throw new OverloadedError(
-				`${this.queue} of tenant '${tenant}'`,
-				this.limits.perTenant,
-				RETRY_AFTER_S
-			);
+			throw new OverloadedError({
+				queue: `${this.queue} of tenant '${tenant}'`,
+				limit: this.limits.perTenant,
+				retryAfter: RETRY_AFTER_S
+			});
 		if (this.total >= this.limits.total)
-			throw new OverloadedError(this.queue, this.limits.total, RETRY_AFTER_S);
+			throw new OverloadedError({
+				queue: this.queue,
+				limit: this.limits.total,
+				retryAfter: RETRY_AFTER_S
+			});
 		this.byTenant.set(tenant, mine + 1);
 		this.total++;
 		let left = false;

@@ -55,7 +55,11 @@ export class SerialQueue {
 	runBounded<T>(fn: () => Promise<T>): Promise<T> {
 		if (this.length >= this.limit)
 			return Promise.reject(
-				new OverloadedError("the scheduler's queue", this.limit, RETRY_AFTER_S)
+				new OverloadedError({
+					queue: "the scheduler's queue",
+					limit: this.limit,
+					retryAfter: RETRY_AFTER_S
+				})
 			);
 		return this.run(fn);
 	}

@@ -149,19 +149,33 @@ export class StoreIdentityMismatchError extends Errors.MoleculerError {
 
 export const ERR_OVERLOADED = "OVERLOADED";
 
+/** What an OverloadedError carries: the queue, its limit, and seconds to wait. */
+export interface Overload {
+	queue: string;
+	limit: number;
+	/** Seconds: the HTTP `Retry-After` header. */
+	retryAfter: number;
+	/** When the bound is the event loop's lag: the lag measured (ms; `limit` is ms too). */
+	lag?: number;
+}
+
 /**
  * A bounded queue is full (a tenant's creates in the scheduler, the scheduler's queue), or the
  * gateway's event loop lags: the request was refused before it did anything. Retryable: the
- * same request works once the queue drains; `retryAfter` (seconds) becomes the HTTP
- * `Retry-After` header (services/gateway/overload.ts).
+ * same request works once the queue drains; `retryAfter` becomes the HTTP `Retry-After`
+ * header (services/gateway/overload.ts).
  */
 export class OverloadedError extends Errors.MoleculerRetryableError {
-	constructor(queue: string, limit: number, retryAfter: number) {
+	constructor(data: Overload) {
+		const what =
+			data.lag === undefined
+				? `${data.queue} is at its limit of ${data.limit}`
+				: `${data.queue} lags ${Math.round(data.lag)} ms, past its limit of ${data.limit} ms`;
 		super(
-			`Too busy: ${queue} is at its limit of ${limit}; nothing was done. Try again in ${retryAfter} s.`,
+			`Too busy: ${what}; nothing was done. Try again in ${data.retryAfter} s.`,
 			503,
 			ERR_OVERLOADED,
-			{ queue, limit, retryAfter }
+			{ ...data }
 		);
 	}
 }
