@@ -87,6 +87,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	trustProxy: boolean;
 	/** Event-loop lag (ms) past which API requests are shed (ISA_SHED_LAG; null: never). */
 	shedLag: number | null;
+	/** Mutations of one tenant in flight at once (ISA_QUEUE_TENANT_MUTATIONS). */
+	tenantMutations: number;
 }
 
 interface Meta {
@@ -116,28 +118,6 @@ const ADOPT_ACTION = "scheduler.adopt";
 class NotReadyError extends Errors.MoleculerRetryableError {
 	constructor(checks: Record<string, string>) {
 		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
-	}
-}
-
-/**
- * The first middleware of the API route: while the event loop lags past ISA_SHED_LAG, a
- * request is answered 503 OVERLOADED with Retry-After at once, before authentication, body
- * parsing and the audit (gateway/overload.ts says why it is not audited).
- */
-function shed(
-	this: GatewayThis,
-	req: IncomingMessage & { $route?: unknown },
-	res: ServerResponse,
-	next: () => void
-): void {
-	const refusal = this.shedder.refusal();
-	if (!refusal) return next();
-	const route = req.$route;
-	req.$route = undefined;
-	try {
-		this.sendError(req, res, refusal);
-	} finally {
-		req.$route = route;
 	}
 }
 
@@ -173,6 +153,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		audit: env.audit,
 		trustProxy: env.trustProxy,
 		shedLag: env.shedLag,
+		tenantMutations: env.queueTenantMutations,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -242,7 +223,6 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				// is a 400, an unknown Content-Encoding a 415), not moleculer-web's 500.
 				bodyParsers: false,
 				use: [
-					shed,
 					mapBodyErrors(bodyParser.json({ limit: "1mb", strict: true })),
 					mapBodyErrors(
 						bodyParser.text({
@@ -396,6 +376,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
 					{ access, roles: user.roles }
 				);
+			// Before the audit's write-ahead entry: a request shed for load costs no store write,
+			// and the audit log's commits stay free for the other tenants (gateway/overload.ts).
+			res.once("close", this.shedder.admit(user.tenant, isMutation(req)));
 			const mismatch = isMutation(req) ? this.storeIdentity.mismatch : null;
 			if (mismatch) {
 				// The adoption is what makes the store writable, the audit log in it included:
@@ -437,7 +420,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			logger: this.logger
 		});
 		this.lag = new LagMonitor();
-		this.shedder = new Shedder(() => this.lag.lag(), this.settings.shedLag);
+		this.shedder = new Shedder(
+			() => this.lag.lag(),
+			this.settings.shedLag,
+			this.settings.tenantMutations
+		);
 	},
 
 	async started(this: GatewayThis) {

@@ -21,7 +21,7 @@ import { tenantFilter, type Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
 import type { NodeInfo, ReplicaStatus } from "./shared/types";
 import { AgentSync, type AgentSyncSettings, replicaLogs } from "./scheduler/agent-sync";
-import type { AdmissionLimits } from "./scheduler/fair-queue";
+import type { AdmissionLimits } from "./shared/admission";
 import { WorkloadLifecycle } from "./scheduler/lifecycle";
 import { allocationSummary, emptyAllocation } from "./scheduler/placement";
 import { systemRecorder } from "./audit/system";

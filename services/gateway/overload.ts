@@ -4,13 +4,16 @@
  * the error's `data.retryAfter`; the gateway's `sendError` calls it for every error answer,
  * because moleculer-web drops a callee's `ctx.meta.$responseHeaders` when the call fails.
  *
- * While the gateway's event loop lags past ISA_SHED_LAG (services/shared/lag.ts), `Shedder`
- * refuses API requests with 503 before they are authenticated, parsed or audited (a shed
- * request did nothing, and recording it would cost a store write at the moment there is no
- * time for one), and `/ready` says "overloaded", so that a load balancer sends traffic to
- * another gateway. `/health` and `/ready` themselves are never shed.
+ * `Shedder` admits each authenticated API request by its tenant, before the audit's entry: a
+ * tenant has at most ISA_QUEUE_TENANT_MUTATIONS mutations in flight, and while the gateway's
+ * event loop lags past ISA_SHED_LAG (services/shared/lag.ts) the tenants with the most
+ * requests in flight are refused, so a flooding tenant is cut back while a quiet one is served. A refused request
+ * did nothing and is not audited (recording it would cost a store write at the moment there is
+ * no time for one). While it lags, `/ready` says "overloaded", so that a load balancer sends
+ * traffic to another gateway; `/health` and `/ready` themselves are never shed.
  */
 import type { ServerResponse } from "http";
+import { Admission } from "../shared/admission";
 import { ERR_OVERLOADED, OverloadedError } from "../shared/errors";
 
 /** Seconds a client shed for lag is told to wait. */
@@ -31,14 +34,29 @@ export function setRetryAfter(res: ServerResponse, err: unknown): void {
 }
 
 export class Shedder {
+	/** Each tenant's API requests in flight through this gateway (counted, not bounded). */
+	private readonly requests = new Admission("the gateway's requests", {
+		total: Infinity,
+		perTenant: Infinity
+	});
+	/** Each tenant's mutations in flight: bounded, so a flood holds few audit entries. */
+	private readonly mutations: Admission;
+
 	constructor(
 		/** This process's event-loop lag now (ms): LagMonitor.lag. */
 		private readonly lag: () => number,
 		/** Lag past which requests are shed (ms); null: never. */
-		private readonly threshold: number | null
-	) {}
+		private readonly threshold: number | null,
+		/** Mutations of one tenant in flight at once. */
+		tenantMutations: number
+	) {
+		this.mutations = new Admission("the gateway's mutations", {
+			total: Infinity,
+			perTenant: tenantMutations
+		});
+	}
 
-	/** The error to answer instead of serving a request now, or null to serve it. */
+	/** The error that sheds a request while the event loop lags, or null when it does not. */
 	refusal(): OverloadedError | null {
 		if (this.threshold === null) return null;
 		const lag = this.lag();
@@ -49,6 +67,25 @@ export class Shedder {
 			retryAfter: SHED_RETRY_AFTER_S,
 			lag: Math.round(lag)
 		});
+	}
+
+	/**
+	 * Lets an authenticated API request of `tenant` in, or throws OverloadedError (503). While
+	 * the event loop lags, a tenant with no fewer requests in flight than any other is shed:
+	 * a flood is cut back to what the node can still serve, and a quieter tenant is still
+	 * served. A mutation also needs room in its tenant's bound. Returns the function that lets
+	 * the request out (when its response closes).
+	 */
+	admit(tenant: string, mutation: boolean): () => void {
+		const lagging = this.refusal();
+		if (lagging && this.requests.inside(tenant) > 0 && this.requests.busiest(tenant))
+			throw lagging;
+		const leaveMutation = mutation ? this.mutations.enter(tenant) : null;
+		const leave = this.requests.enter(tenant);
+		return () => {
+			leave();
+			leaveMutation?.();
+		};
 	}
 
 	/** /ready's check: "ok", or why this gateway sheds now. */

@@ -15,7 +15,7 @@ import type { Versioned } from "../shared/store";
 import type { ReplicaStatus } from "../shared/types";
 import type { AgentSync } from "./agent-sync";
 import { type Placed, placedReplicas } from "./assign";
-import { Admission, type AdmissionLimits } from "./fair-queue";
+import { Admission, type AdmissionLimits } from "../shared/admission";
 import { type Gathered, Gatherer } from "./gather";
 import { addUsage, checkQuota } from "./quota";
 import type { Recovery } from "./recovery";

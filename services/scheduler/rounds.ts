@@ -20,7 +20,7 @@ import {
 } from "./assign";
 import { type Allocation, describeShortfall, type PlacementRequest } from "./placement";
 import type { WorkloadRepository } from "./repository";
-import { RETRY_AFTER_S } from "./fair-queue";
+import { RETRY_AFTER_S } from "../shared/admission";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
 import { workloadOf, type Workload } from "./workload";

@@ -89,6 +89,8 @@ export interface IsaEnv {
 	queueTenantCreates: number;
 	/** ISA_QUEUE_SCHEDULER: tasks in the scheduler's queue past which a scale is refused (1000). */
 	queueScheduler: number;
+	/** ISA_QUEUE_TENANT_MUTATIONS: mutations of one tenant one gateway lets in at once (16). */
+	queueTenantMutations: number;
 	/** ISA_QUEUE_HEALTH_CHECKS: health checks one registry runs at once (default 64). */
 	queueHealthChecks: number;
 	/** ISA_SHED_LAG: event-loop lag (ms) past which the gateway sheds (default 200; null: off). */
@@ -239,6 +241,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		queueCreates: bound(env, "ISA_QUEUE_CREATES", 1000),
 		queueTenantCreates: bound(env, "ISA_QUEUE_TENANT_CREATES", 100),
 		queueScheduler: bound(env, "ISA_QUEUE_SCHEDULER", 1000),
+		queueTenantMutations: bound(env, "ISA_QUEUE_TENANT_MUTATIONS", 16),
 		queueHealthChecks: bound(env, "ISA_QUEUE_HEALTH_CHECKS", 64),
 		shedLag:
 			parseDuration(env.ISA_SHED_LAG || "200ms", { field: "ISA_SHED_LAG", max: 60_000 }) ||

@@ -47,7 +47,7 @@ describe("Retry-After", () => {
 describe("Shedder", () => {
 	it("refuses while the lag is past the threshold, and says so in /ready", () => {
 		let lag = 0;
-		const shedder = new Shedder(() => lag, 200);
+		const shedder = new Shedder(() => lag, 200, 16);
 		expect(shedder.refusal()).toBeNull();
 		expect(shedder.readiness()).toBe("ok");
 		lag = 200;
@@ -73,8 +73,47 @@ describe("Shedder", () => {
 	});
 
 	it("never sheds without a threshold (ISA_SHED_LAG=0)", () => {
-		const shedder = new Shedder(() => 10_000, null);
+		const shedder = new Shedder(() => 10_000, null, 16);
 		expect(shedder.refusal()).toBeNull();
 		expect(shedder.readiness()).toBe("ok");
+	});
+
+	it("while lagging, sheds the tenants with the most in flight and serves the others", () => {
+		let lag = 0;
+		const shedder = new Shedder(() => lag, 200, 16);
+		const flood = [shedder.admit("flood", true), shedder.admit("flood", false)];
+		lag = 500;
+		expect(() => shedder.admit("flood", true)).toThrow(
+			expect.objectContaining({
+				type: "OVERLOADED",
+				data: expect.objectContaining({ lag: 500 })
+			})
+		);
+		// The quiet tenant holds fewer than the flood: served, again and again up to as many.
+		const quiet = [shedder.admit("quiet", true), shedder.admit("quiet", false)];
+		// Now as busy as the flood: shed too, while the lag lasts.
+		expect(() => shedder.admit("quiet", false)).toThrow(OverloadedError);
+		expect(() => shedder.admit("flood", false)).toThrow(OverloadedError);
+		// A tenant with nothing in flight is always served.
+		const third = shedder.admit("third", false);
+		for (const leave of [...flood, ...quiet, third]) leave();
+		lag = 0;
+		expect(() => shedder.admit("flood", true)).not.toThrow();
+	});
+
+	it("bounds each tenant's mutations in flight, lag or not; reads are not bounded", () => {
+		const shedder = new Shedder(() => 0, 200, 2);
+		const held = [shedder.admit("a", true), shedder.admit("a", true)];
+		expect(() => shedder.admit("a", true)).toThrow(
+			expect.objectContaining({
+				code: 503,
+				type: "OVERLOADED",
+				data: { queue: "the gateway's mutations of tenant 'a'", limit: 2, retryAfter: 1 }
+			})
+		);
+		expect(() => shedder.admit("a", false)).not.toThrow();
+		expect(() => shedder.admit("b", true)).not.toThrow();
+		held[0]();
+		expect(() => shedder.admit("a", true)).not.toThrow();
 	});
 });

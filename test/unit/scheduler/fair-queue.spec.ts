@@ -1,6 +1,4 @@
-import { Errors } from "moleculer";
-import { OverloadedError } from "../../../services/shared/errors";
-import { Admission, FairQueue, RETRY_AFTER_S } from "../../../services/scheduler/fair-queue";
+import { FairQueue } from "../../../services/scheduler/fair-queue";
 
 describe("FairQueue", () => {
 	it("takes one item of each key in turn, each key's own in arrival order", () => {
@@ -30,47 +28,5 @@ describe("FairQueue", () => {
 		expect(q.take(4)).toEqual(["b2", "c2", "a3", "d1"]);
 		expect(q.take(4)).toEqual(["b3", "c3"]);
 		expect(q.take(4)).toEqual([]);
-	});
-});
-
-describe("Admission", () => {
-	const overloaded = (fn: () => unknown, queue: string, limit: number) => {
-		let err: unknown;
-		try {
-			fn();
-		} catch (e) {
-			err = e;
-		}
-		expect(err).toBeInstanceOf(OverloadedError);
-		expect(err).toBeInstanceOf(Errors.MoleculerRetryableError);
-		expect(err).toMatchObject({
-			code: 503,
-			type: "OVERLOADED",
-			data: { queue, limit, retryAfter: RETRY_AFTER_S }
-		});
-	};
-
-	it("refuses a tenant past its own bound while another tenant is still let in", () => {
-		const a = new Admission("the creates", { total: 10, perTenant: 2 });
-		a.enter("flood");
-		a.enter("flood");
-		overloaded(() => a.enter("flood"), "the creates of tenant 'flood'", 2);
-		expect(() => a.enter("quiet")).not.toThrow();
-		expect(a.inside("flood")).toBe(2);
-		expect(a.inside()).toBe(3);
-	});
-
-	it("refuses everyone past the total, and lets in again once requests leave", () => {
-		const a = new Admission("the creates", { total: 3, perTenant: 2 });
-		const leaves = [a.enter("x"), a.enter("x"), a.enter("y")];
-		overloaded(() => a.enter("z"), "the creates", 3);
-		leaves[0]();
-		leaves[0]();
-		expect(a.inside("x")).toBe(1);
-		expect(a.inside()).toBe(2);
-		expect(() => a.enter("z")).not.toThrow();
-		for (const leave of leaves) leave();
-		expect(a.inside("x")).toBe(0);
-		expect(a.inside("y")).toBe(0);
 	});
 });
