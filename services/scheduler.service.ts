@@ -6,6 +6,7 @@
  * services/scheduler/:
  * - repository.ts: every store read and write of workloads, names, keys and tenant usage
  * - lifecycle.ts: create, scale and remove (in groups), and the replicas' reported states
+ * - fair-queue.ts: creates taken into groups round-robin by tenant
  * - rounds.ts: placement rounds, in one queue per process
  * - agent-sync.ts: what each node's agent is told, and when
  * - recovery.ts: evacuating nodes, giving back placements, reconcile and the audit

@@ -169,7 +169,7 @@ export class OverloadedError extends Errors.MoleculerRetryableError {
 	constructor(data: Overload) {
 		const what =
 			data.lag === undefined
-				? `${data.queue} is at its limit of ${data.limit}`
+				? `${data.queue} (at most ${data.limit} at once)`
 				: `${data.queue} lags ${Math.round(data.lag)} ms, past its limit of ${data.limit} ms`;
 		super(
 			`Too busy: ${what}; nothing was done. Try again in ${data.retryAfter} s.`,

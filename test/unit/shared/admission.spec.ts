@@ -24,6 +24,9 @@ describe("Admission", () => {
 		a.enter("flood");
 		a.enter("flood");
 		overloaded(() => a.enter("flood"), "the creates of tenant 'flood'", 2);
+		expect(() => a.enter("flood")).toThrow(
+			"Too busy: the creates of tenant 'flood' (at most 2 at once); nothing was done. Try again in 1 s."
+		);
 		expect(() => a.enter("quiet")).not.toThrow();
 		expect(a.inside("flood")).toBe(2);
 		expect(a.inside()).toBe(3);
