@@ -92,6 +92,18 @@ export interface IsaEnv {
 	shutdownGrace: number;
 	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
 	transporterConnectTimeout: number;
+	/** ISA_QUEUE_CREATES: creates one scheduler holds at once, all tenants (default 1000). */
+	queueCreates: number;
+	/** ISA_QUEUE_TENANT_CREATES: creates one scheduler holds at once for one tenant (default 100). */
+	queueTenantCreates: number;
+	/** ISA_QUEUE_SCHEDULER: tasks in the scheduler's queue past which a scale is refused (1000). */
+	queueScheduler: number;
+	/** ISA_QUEUE_TENANT_MUTATIONS: mutations of one tenant one gateway lets in at once (16). */
+	queueTenantMutations: number;
+	/** ISA_QUEUE_HEALTH_CHECKS: health checks one registry runs at once (default 64). */
+	queueHealthChecks: number;
+	/** ISA_SHED_LAG: event-loop lag (ms) past which the gateway sheds (default 200; null: off). */
+	shedLag: number | null;
 }
 
 export const ALL_SERVICES = [
@@ -144,6 +156,17 @@ function share(env: NodeJS.ProcessEnv, name: string, def: number): number {
 				value: raw
 			}
 		);
+	return n;
+}
+
+/** A queue's bound: a whole number of at least 1. */
+function bound(env: NodeJS.ProcessEnv, name: string, def: number): number {
+	const n = number(env, name, def);
+	if (!Number.isInteger(n) || n < 1)
+		throw new InvalidInputError(`${name}='${env[name]}' is not a whole number of at least 1.`, {
+			name,
+			value: env[name]
+		});
 	return n;
 }
 
@@ -237,6 +260,14 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			field: "ISA_TRANSPORTER_TIMEOUT",
 			min: 1,
 			max: 3_600_000
-		})
+		}),
+		queueCreates: bound(env, "ISA_QUEUE_CREATES", 1000),
+		queueTenantCreates: bound(env, "ISA_QUEUE_TENANT_CREATES", 100),
+		queueScheduler: bound(env, "ISA_QUEUE_SCHEDULER", 1000),
+		queueTenantMutations: bound(env, "ISA_QUEUE_TENANT_MUTATIONS", 16),
+		queueHealthChecks: bound(env, "ISA_QUEUE_HEALTH_CHECKS", 64),
+		shedLag:
+			parseDuration(env.ISA_SHED_LAG || "200ms", { field: "ISA_SHED_LAG", max: 60_000 }) ||
+			null
 	};
 }
