@@ -3,6 +3,7 @@
  * its baseline in the same run and prints a table with the ratio.
  */
 import * as gateway from "./gateway.bench";
+import * as noisy from "./noisy-neighbour.bench";
 import * as scheduler from "./scheduler.bench";
 
 interface Suite<Row> {
@@ -34,6 +35,12 @@ const SUITES: Record<string, () => Promise<void>> = {
 			`scheduler: 5,000 nodes, ${process.env.BENCH_PLACEMENTS ?? "1,000,000"} placements per store, each scenario in a child process (a few minutes)…`,
 			scheduler,
 			"Targets met: ≥20,000 placements/s with the embedded store, ≥5,000/s with Redis; the stores add up."
+		),
+	noisy: () =>
+		report(
+			`noisy: a quiet tenant's creates (10/s) alone, then beside another tenant's flood (${process.env.BENCH_FLOOD_CLIENTS ?? 48} clients), ${process.env.BENCH_SECONDS ?? 15} s each…`,
+			noisy,
+			"Target met: the quiet tenant's P99 with the flood within 2× of alone; every quiet create 201."
 		)
 };
 

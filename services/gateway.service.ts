@@ -33,6 +33,8 @@ import { HttpDrain, QUIET_MS } from "./gateway/drain";
 import { listen } from "./gateway/listen";
 import { EVENTS } from "./shared/events";
 import { answerError } from "./gateway/errors";
+import { Shedder } from "./gateway/overload";
+import { LagMonitor } from "./shared/lag";
 import {
 	dashboardDirs,
 	EventStream,
@@ -87,6 +89,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	trustProxy: boolean;
 	/** ms a stopping gateway lets its requests finish (ISA_SHUTDOWN_GRACE). */
 	shutdownGrace: number;
+	/** Event-loop lag (ms) past which API requests are shed (ISA_SHED_LAG; null: never). */
+	shedLag: number | null;
+	/** Mutations of one tenant in flight at once (ISA_QUEUE_TENANT_MUTATIONS). */
+	tenantMutations: number;
 }
 
 interface Meta {
@@ -107,6 +113,10 @@ interface GatewayThis extends Service<GatewaySettings> {
 	stopping: Promise<void> | null;
 	createServer(): void;
 	shutdown(quiet?: number): Promise<void>;
+	/** This process's event-loop lag, and what is shed for it (gateway/overload.ts). */
+	lag: LagMonitor;
+	stopLag: () => void;
+	shedder: Shedder;
 }
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
@@ -156,6 +166,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		shutdownGrace: env.shutdownGrace,
 		// The server is made in `created` and listened on in `started`, below.
 		server: false,
+		shedLag: env.shedLag,
+		tenantMutations: env.queueTenantMutations,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -317,8 +329,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 
 		/**
-		 * 200 when the transporter and the store are reachable, else 503 with what is not; at
-		 * once while the store's circuit is open (its ping is refused), else within 1 s.
+		 * 200 when the transporter and the store are reachable and this gateway does not shed
+		 * load, else 503 with what is not; at once while the store's circuit is open (its ping
+		 * is refused), else within 1 s.
 		 */
 		ready: {
 			idempotent: true,
@@ -332,6 +345,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				const checks: Record<string, string> = {};
 				const transit = this.broker.transit;
 				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
+				checks.load = this.shedder.readiness();
 				try {
 					await withTimeout(this.store.ping(), 1000, "The store");
 					// Reachable is not enough: a store that is not the cluster's is not used.
@@ -393,6 +407,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
 					{ access, roles: user.roles }
 				);
+			// Before the audit's write-ahead entry: a request shed for load costs no store write,
+			// and the audit log's commits stay free for the other tenants (gateway/overload.ts).
+			res.once("close", this.shedder.admit(user.tenant, isMutation(req)));
 			const mismatch = isMutation(req) ? this.storeIdentity.mismatch : null;
 			if (mismatch) {
 				// The adoption is what makes the store writable, the audit log in it included:
@@ -457,11 +474,18 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			lookupTenant: id => workloadTenant(this.broker, id),
 			logger: this.logger
 		});
+		this.lag = new LagMonitor();
+		this.shedder = new Shedder(
+			() => this.lag.lag(),
+			this.settings.shedLag,
+			this.settings.tenantMutations
+		);
 	},
 
 	async started(this: GatewayThis) {
 		// Both are set above; moleculer-web's own defaults otherwise.
 		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
+		this.stopLag = this.lag.start();
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
 		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
@@ -493,6 +517,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	 * closed at once, as Node's server.close() does.
 	 */
 	stopped(this: GatewayThis) {
+		this.stopLag?.();
 		return this.shutdown(0);
 	}
 };

@@ -18,6 +18,7 @@ import type { MachineFacts, NodeInfo, NodeReport } from "./shared/types";
 import type { Store } from "./shared/store";
 import { Change, Inventory, persistedNode } from "./nodes/inventory";
 import { type HoldReason, Liveness, type Verdict } from "./nodes/liveness";
+import { LagMonitor } from "./shared/lag";
 import { watchTransport } from "./shared/transport";
 import { page, pageParams } from "./shared/params";
 import type { Principal } from "./shared/principal";
@@ -44,6 +45,9 @@ interface Held {
 interface NodesThis extends Service<NodesSettings>, PeriodicMethods {
 	inventory: Inventory;
 	liveness: Liveness;
+	/** This process's own event-loop lag: time it stood still is nobody's silence. */
+	lag: LagMonitor;
+	stopLag: () => void;
 	held: Held;
 	unwatchTransport: () => void;
 	factsPending: Set<string>;
@@ -333,6 +337,10 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			const interval = this.inventory.sweepInterval(this.settings.sweepFallback);
 			this.every("sweep", interval, async () => {
 				const now = Date.now();
+				// After a stall this timer may run before the lag timer's beat, and before the
+				// reports that waited are read: the stall is counted first.
+				const lag = this.lag.beat();
+				if (lag > 0) this.liveness.stalled(lag, now);
 				const { changes, verdict } = this.inventory.judged(now, this.liveness);
 				this.hold(verdict);
 				await this.announce(changes);
@@ -367,6 +375,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			threshold: this.settings.disruptionThreshold,
 			reportInterval: this.settings.reportInterval
 		});
+		this.lag = new LagMonitor();
 		this.held = { reason: null, nodes: [], since: null };
 		this.factsPending = new Set();
 		this.recordChange = systemRecorder(this.broker, this.logger);
@@ -385,10 +394,12 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 			);
 			this.liveness.transport(connected, Date.now());
 		});
+		this.stopLag = this.lag.start(lag => this.liveness.stalled(lag, Date.now()));
 		this.scheduleSweep();
 	},
 
 	stopped(this: NodesThis) {
+		this.stopLag?.();
 		this.unwatchTransport?.();
 	}
 };

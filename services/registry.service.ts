@@ -47,6 +47,8 @@ interface RegistrySettings {
 	/** Consecutive failures that open an endpoint's circuit breaker, and for how long (ms). */
 	breakerThreshold: number;
 	breakerCooldown: number;
+	/** Health checks running at once (ISA_QUEUE_HEALTH_CHECKS). */
+	maxChecks: number;
 }
 
 /** An admin's pick of a tenant's object of a name (`?tenant=`); ignored for anyone else. */
@@ -73,12 +75,15 @@ interface RegistryThis extends Service<RegistrySettings>, PeriodicMethods {
 	healthLoop: HealthLoop;
 }
 
+const env = loadEnv();
+
 const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 	name: "registry",
 	mixins: [StoreMixin(), PeriodicMixin()],
 
 	settings: {
-		applyFile: loadEnv().applyFile,
+		applyFile: env.applyFile,
+		maxChecks: env.queueHealthChecks,
 		tickInterval: 250,
 		breakerThreshold: 3,
 		breakerCooldown: 10_000
@@ -395,7 +400,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 			nodeID: this.broker.nodeID,
 			instances: () => this.discovery.registryInstances(),
 			broadcast: (event, payload) => void this.broker.broadcast(event, payload),
-			logger: this.logger
+			logger: this.logger,
+			maxChecks: this.settings.maxChecks
 		});
 	},
 

@@ -6,6 +6,7 @@
  * services/scheduler/:
  * - repository.ts: every store read and write of workloads, names, keys and tenant usage
  * - lifecycle.ts: create, scale, retry and remove (in groups), and the replicas' reported states
+ * - fair-queue.ts: creates taken into groups round-robin by tenant
  * - rounds.ts: placement rounds, in one queue per process
  * - agent-sync.ts: what each node's agent is told, and when
  * - recovery.ts: evacuating nodes, giving back placements, reconcile and the audit
@@ -14,12 +15,14 @@
 import type { Context, LoggerInstance, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
+import { loadEnv } from "./shared/env";
 import { EVENTS } from "./shared/events";
 import { page } from "./shared/params";
 import { tenantFilter, type Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
 import type { NodeInfo, ReplicaStatus } from "./shared/types";
 import { AgentSync, type AgentSyncSettings, replicaLogs } from "./scheduler/agent-sync";
+import type { AdmissionLimits } from "./shared/admission";
 import { WorkloadLifecycle } from "./scheduler/lifecycle";
 import { allocationSummary, emptyAllocation } from "./scheduler/placement";
 import { systemRecorder } from "./audit/system";
@@ -55,7 +58,13 @@ import type { ClusterIdentity } from "./shared/store/identity";
 interface SchedulerSettings extends AgentSyncSettings, RoundSettings, RecoverySettings {
 	/** ms between two reconcile rounds (pending placement, agent sync). */
 	reconcileInterval: number;
+	/** Creates held at once, per tenant and in all (ISA_QUEUE_TENANT_CREATES, ISA_QUEUE_CREATES). */
+	createLimits: AdmissionLimits;
+	/** Tasks queued past which a scale is refused (ISA_QUEUE_SCHEDULER). */
+	queueLimit: number;
 }
+
+const env = loadEnv();
 
 interface Meta {
 	user?: Principal;
@@ -89,7 +98,9 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		auditInterval: 30_000,
 		auditGrace: 60_000,
 		syncDelay: 50,
-		announceDelay: 200
+		announceDelay: 200,
+		createLimits: { total: env.queueCreates, perTenant: env.queueTenantCreates },
+		queueLimit: env.queueScheduler
 	},
 
 	actions: {
@@ -407,7 +418,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	},
 
 	created(this: SchedulerThis) {
-		this.queue = new SerialQueue();
+		this.queue = new SerialQueue(this.settings.queueLimit);
 	},
 
 	// After the store mixin's started(): this.store is open.
@@ -467,7 +478,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			this.rounds,
 			this.recovery,
 			this.agents,
-			logger
+			logger,
+			settings.createLimits
 		);
 		// The first reconcile places what waited while no scheduler ran.
 		this.every("reconcile", settings.reconcileInterval, () => this.recovery.reconcile());

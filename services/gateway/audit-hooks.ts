@@ -11,11 +11,12 @@
  * service completes it later with an unknown outcome: still one record.
  *
  * A request denied or failing before `beginAudit` changed nothing; its record is appended
- * directly, and a failure to write it is logged (the answer is an error anyway).
+ * directly, and a failure to write it is logged (the answer is an error anyway). One shed for
+ * load before it began (503 OVERLOADED) is not recorded.
  */
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, LoggerInstance, ServiceBroker } from "moleculer";
-import { AuditUnavailableError } from "../shared/errors";
+import { AuditUnavailableError, ERR_OVERLOADED } from "../shared/errors";
 import type { Principal } from "../shared/principal";
 import {
 	DENIED_STATUSES,
@@ -158,6 +159,9 @@ export async function endAudit(
 		: (req.$ctx?.meta.$statusCode ?? 200);
 	let audit = req.$audit;
 	if (!audit) {
+		// Shed for load before it began (services/gateway/overload.ts): nothing was done, and a
+		// record would be a store write at the moment there is no time for one.
+		if (err?.type === ERR_OVERLOADED) return;
 		// Denied or refused before it began: recorded when it is a mutation or a denial.
 		if (!isMutation(req) && !DENIED_STATUSES.includes(status)) return;
 		audit = { fields: requestFields(host, req), begun: false, started: Date.now() };

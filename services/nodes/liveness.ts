@@ -13,6 +13,12 @@
  *   disrupted zone for the same reason). They are held, not declared down: their replicas stay
  *   where they are, an alert fires, and when they report again nothing has changed.
  *
+ * - Stalls: while this process itself stands still (its event loop blocked or starved: 100% CPU,
+ *   a long garbage collection), reports wait unread in its socket, and after the stall the
+ *   sweep's timer may run before they are read. Time this process stood still (`stalled`, from
+ *   services/shared/lag.ts) is not counted as a node's silence: a stall of S ms moves every
+ *   node's deadline S ms later, so a busy control node never declares healthy nodes down.
+ *
  * One silent node among many is still declared down within its down window. No I/O and the
  * clock passed in, so the decisions are unit-tested with plain numbers.
  */
@@ -29,6 +35,9 @@ export const GRACE_INTERVALS = 2;
  * transporter keeps): the agents reconnect up to this much after this node does.
  */
 export const RECONNECT_WAIT = 2000;
+
+/** How long a stall is remembered (ms): longer than any node's down window. */
+export const STALL_MEMORY = 10 * 60_000;
 
 /** The default share of up nodes that may go silent in one window and still be declared down. */
 export const DEFAULT_DISRUPTION_THRESHOLD = 0.5;
@@ -63,6 +72,8 @@ export class Liveness {
 	private connectedAt: number;
 	/** Nodes declared down for silence, and when: they count in the window that follows. */
 	private readonly recentDowns = new Map<string, { at: number; window: number }>();
+	/** Stretches this process stood still, oldest first: `ms` long, ended at `end`. */
+	private readonly stalls: Array<{ end: number; ms: number }> = [];
 
 	constructor(now: number, opts: LivenessOptions = {}) {
 		this.threshold = opts.threshold ?? DEFAULT_DISRUPTION_THRESHOLD;
@@ -78,6 +89,19 @@ export class Liveness {
 		this.connected = connected;
 	}
 
+	/** This process stood still for `ms` ms until `now`: no report could be read meanwhile. */
+	stalled(ms: number, now: number): void {
+		this.stalls.push({ end: now, ms });
+		while (this.stalls.length && now - this.stalls[0].end > STALL_MEMORY) this.stalls.shift();
+	}
+
+	/** How long this process stood still after `since` (ms). */
+	stalledSince(since: number): number {
+		let ms = 0;
+		for (const s of this.stalls) if (s.end > since) ms += Math.min(s.ms, s.end - since);
+		return ms;
+	}
+
 	/** Whether this node cannot judge anybody now: disconnected, or reconnected within the grace. */
 	blind(now: number, nodes: Judged[]): boolean {
 		return !this.connected || now - this.connectedAt < this.grace(nodes);
@@ -91,11 +115,15 @@ export class Liveness {
 		return GRACE_INTERVALS * (interval || this.reportInterval) + this.reconnectWait;
 	}
 
-	/** Whether a live node has missed MISSED_REPORTS reports, counted from our last connect. */
+	/**
+	 * Whether a live node has missed MISSED_REPORTS reports, counted from our last connect,
+	 * less the time this process stood still since.
+	 */
 	silent(node: Judged, now: number): boolean {
 		if (node.status === "down") return false;
 		const heardOrConnected = Math.max(node.lastSeen, this.connectedAt);
-		return now - heardOrConnected > MISSED_REPORTS * node.reportInterval;
+		const silence = now - heardOrConnected - this.stalledSince(heardOrConnected);
+		return silence > MISSED_REPORTS * node.reportInterval;
 	}
 
 	/**

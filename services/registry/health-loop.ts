@@ -4,7 +4,10 @@
  * registry instances share the checking, each target checked by one live instance (rendezvous
  * hashing, sharding.ts), and it moves when that instance leaves. A check's result goes through
  * the rise/fall state machine (health.ts) into the store, and a change of status is announced.
- * Stopping waits for the checks in flight, so that none writes to a store already closed.
+ * At most `maxChecks` checks run at once (ISA_QUEUE_HEALTH_CHECKS): when more are due, the
+ * longest-waiting go first and the rest wait for a later tick, so that many slow targets hold
+ * a bounded number of sockets and timers instead of piling up. Stopping waits for the checks in
+ * flight, so that none writes to a store already closed.
  */
 import type { LoggerInstance } from "moleculer";
 import { EVENTS } from "../shared/events";
@@ -23,6 +26,8 @@ export interface HealthLoopOptions {
 	instances(): string[];
 	broadcast(event: string, payload: Record<string, unknown>): void;
 	logger: Pick<LoggerInstance, "info" | "warn">;
+	/** Checks running at once, at most (default: no bound). */
+	maxChecks?: number;
 }
 
 export class HealthLoop {
@@ -41,10 +46,16 @@ export class HealthLoop {
 		const targets = await this.opts.catalog.targets();
 		// stop() may have begun while the targets were read: start nothing new then.
 		if (this.stopping) return;
-		for (const t of targets) {
-			if (ownerOf(t.key, instances) !== this.opts.nodeID) continue;
-			if (this.inFlight.has(t.key) || now - (this.lastRun.get(t.key) ?? 0) < t.interval)
-				continue;
+		const due = targets.filter(
+			t =>
+				ownerOf(t.key, instances) === this.opts.nodeID &&
+				!this.inFlight.has(t.key) &&
+				now - (this.lastRun.get(t.key) ?? 0) >= t.interval
+		);
+		const room = (this.opts.maxChecks ?? Infinity) - this.inFlight.size;
+		if (due.length > room)
+			due.sort((a, b) => (this.lastRun.get(a.key) ?? 0) - (this.lastRun.get(b.key) ?? 0));
+		for (const t of due.slice(0, Math.max(0, room))) {
 			this.lastRun.set(t.key, now);
 			const run = this.check(t)
 				.catch(err =>

@@ -1,11 +1,14 @@
 /**
  * Gathers requests into groups that are handled in one go: the scheduler creates (or deletes)
  * all the workloads of a group in one store transaction, instead of one transaction, and one
- * commit, per request. The first request of a group puts the group in a queue, and the
- * requests that arrive while it waits there join it, up to `max`; those that arrive once it
- * runs (or find it full) form the next group. So a lone request waits for nothing more than
- * before, and under load groups grow by themselves, to a size one store transaction takes well.
+ * commit, per request. The first request that finds no group waiting puts one in the queue;
+ * the requests that arrive while it waits there are taken into it when it runs, up to `max`,
+ * and what is left (or arrives while it runs) forms the next group. So a lone request waits for
+ * nothing more than before, and under load groups grow by themselves, to a size one store
+ * transaction takes well. Waiting requests are taken round-robin by `keyOf` (their tenant,
+ * fair-queue.ts), so one tenant's flood fills no group ahead of another tenant's request.
  */
+import { FairQueue } from "./fair-queue";
 
 /** One request of a group. */
 export interface Gathered<T, R> {
@@ -17,7 +20,9 @@ export interface Gathered<T, R> {
 }
 
 export class Gatherer<T, R> {
-	private waiting: Gathered<T, R>[] | null = null;
+	private readonly waiting = new FairQueue<Gathered<T, R>>();
+	/** A group is in the queue and has not yet taken its requests. */
+	private queued = false;
 
 	constructor(
 		/** Runs a task after those queued before it (the scheduler's serial queue). */
@@ -30,31 +35,38 @@ export class Gatherer<T, R> {
 		/** Handles one request by itself. */
 		private readonly alone: (item: T) => Promise<R>,
 		/** Most requests in one group. */
-		private readonly max = 1000
+		private readonly max = 1000,
+		/** Whose request it is: groups take the waiting ones round-robin by this key. */
+		private readonly keyOf: (item: T) => string = () => ""
 	) {}
 
 	add(item: T): Promise<R> {
 		return new Promise<R>((resolve, reject) => {
-			if (this.waiting && this.waiting.length < this.max) {
-				this.waiting.push({ item, index: this.waiting.length, resolve, reject });
-				return;
-			}
-			const group: Gathered<T, R>[] = [{ item, index: 0, resolve, reject }];
-			this.waiting = group;
-			this.queue(async () => {
-				if (this.waiting === group) this.waiting = null;
-				const left = group.length > 1 ? await this.together(group) : group;
-				for (const g of left) {
-					try {
-						g.resolve(await this.alone(g.item));
-					} catch (err) {
-						g.reject(err);
-					}
+			this.waiting.push(this.keyOf(item), { item, index: 0, resolve, reject });
+			if (!this.queued) this.enqueue();
+		});
+	}
+
+	/** Queues the next group: it takes its requests when it runs. */
+	private enqueue(): void {
+		this.queued = true;
+		let group: Gathered<T, R>[] = [];
+		this.queue(async () => {
+			group = this.waiting.take(this.max);
+			group.forEach((g, index) => (g.index = index));
+			this.queued = false;
+			if (this.waiting.size > 0) this.enqueue();
+			const left = group.length > 1 ? await this.together(group) : group;
+			for (const g of left) {
+				try {
+					g.resolve(await this.alone(g.item));
+				} catch (err) {
+					g.reject(err);
 				}
-			}).catch((err: unknown) => {
-				// Settling twice is a no-op: only the requests `together` left get the error.
-				for (const g of group) g.reject(err);
-			});
+			}
+		}).catch((err: unknown) => {
+			// Settling twice is a no-op: only the requests `together` left get the error.
+			for (const g of group) g.reject(err);
 		});
 	}
 }

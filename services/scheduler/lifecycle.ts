@@ -4,7 +4,8 @@
  * as their agents report them, and removed (the quota refunded, the name freed). Creates and removes that arrive together are made in one
  * store transaction per group (gather.ts); a request the group cannot take, or a group that
  * lost a race, is made alone after it, trying again while other schedulers change the same
- * documents (retry.ts).
+ * documents (retry.ts). Creates are bounded per tenant and in all (fair-queue.ts `Admission`:
+ * 503 OVERLOADED past that) and taken into groups round-robin by tenant.
  */
 import crypto from "crypto";
 import type { LoggerInstance } from "moleculer";
@@ -14,6 +15,7 @@ import type { Versioned } from "../shared/store";
 import type { ReplicaStatus } from "../shared/types";
 import type { AgentSync } from "./agent-sync";
 import { type Placed, placedReplicas } from "./assign";
+import { Admission, type AdmissionLimits } from "../shared/admission";
 import { type Gathered, Gatherer } from "./gather";
 import { addUsage, checkQuota } from "./quota";
 import type { Recovery } from "./recovery";
@@ -59,6 +61,8 @@ export class WorkloadLifecycle {
 	private readonly creates: Gatherer<CreateRequest, Workload>;
 	/** Deletes waiting to be made together (removeTogether). */
 	private readonly removes: Gatherer<RemoveRequest, Removed>;
+	/** Creates in this scheduler now, per tenant: past the limits a create is refused. */
+	private readonly admission: Admission;
 	/** The last seq handed out (see nextSeq). */
 	private lastSeq = 0;
 
@@ -68,12 +72,16 @@ export class WorkloadLifecycle {
 		private readonly rounds: PlacementRounds,
 		private readonly recovery: Recovery,
 		private readonly agents: AgentSync,
-		private readonly logger: LoggerInstance
+		private readonly logger: LoggerInstance,
+		limits: AdmissionLimits = { total: Infinity, perTenant: Infinity }
 	) {
+		this.admission = new Admission("the scheduler's creates", limits);
 		this.creates = new Gatherer(
 			task => queue.run(task),
 			group => this.createTogether(group),
-			req => this.createOne(req)
+			req => this.createOne(req),
+			undefined,
+			req => req.user.tenant
 		);
 		this.removes = new Gatherer(
 			task => queue.run(task),
@@ -82,16 +90,24 @@ export class WorkloadLifecycle {
 		);
 	}
 
-	/** Creates a workload and places its replicas now where they fit. */
+	/**
+	 * Creates a workload and places its replicas now where they fit; 503 OVERLOADED, before
+	 * anything is done, while its tenant (or all tenants) has as many creates in here as allowed.
+	 */
 	async create(input: WorkloadInput, user: Principal, key?: string): Promise<Workload> {
-		const created = await this.creates.add({ input, user, key });
-		// Nothing else changed, so only the new workload can have become placeable. What the
-		// round wrote of it is what the store holds (another round may have written it).
-		const written = await this.rounds.placeQuietly(created.id);
-		// Its round took it, unless the round failed first.
-		this.workloads.handedOff(created.id);
-		if (written) return written;
-		return (await this.workloads.get(created.id))?.value ?? created;
+		const leave = this.admission.enter(user.tenant);
+		try {
+			const created = await this.creates.add({ input, user, key });
+			// Nothing else changed, so only the new workload can have become placeable. What the
+			// round wrote of it is what the store holds (another round may have written it).
+			const written = await this.rounds.placeQuietly(created.id);
+			// Its round took it, unless the round failed first.
+			this.workloads.handedOff(created.id);
+			if (written) return written;
+			return (await this.workloads.get(created.id))?.value ?? created;
+		} finally {
+			leave();
+		}
 	}
 
 	/**
@@ -247,7 +263,7 @@ export class WorkloadLifecycle {
 	 */
 	async scale(id: string, replicas: number, user: Principal | undefined): Promise<Workload> {
 		await this.workloads.load(id, user);
-		await this.queue.run(() =>
+		await this.queue.runBounded(() =>
 			retryOnConflict(
 				async () => {
 					const doc = await this.workloads.load(id, user);

@@ -7,6 +7,7 @@
  * (SerialQueue), so that concurrent requests queue instead of retrying against each other.
  */
 import type { LoggerInstance } from "moleculer";
+import { OverloadedError } from "../shared/errors";
 import type { NodeInfo } from "../shared/types";
 import type { Versioned } from "../shared/store";
 import { addChange, type AgentSync, type Changes } from "./agent-sync";
@@ -19,6 +20,7 @@ import {
 } from "./assign";
 import { type Allocation, describeShortfall, type PlacementRequest } from "./placement";
 import type { WorkloadRepository } from "./repository";
+import { RETRY_AFTER_S } from "../shared/admission";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
 import { workloadOf, type Workload } from "./workload";
@@ -29,14 +31,37 @@ const SHORTFALL_TTL = 1000;
 /** Placements of one round in flight at once: enough for two of the Reserver's full batches. */
 const PLACE_WINDOW = 8192;
 
-/** Runs the changes of this process one after another. */
+/**
+ * Runs the changes of this process one after another. The scheduler's own work (rounds, syncs,
+ * evacuations) always queues; a client's request that would queue a task of its own
+ * (`runBounded`) is refused with 503 OVERLOADED while `limit` tasks wait, so that a flood of
+ * them cannot push the scheduler's own work back without end.
+ */
 export class SerialQueue {
 	private tail: Promise<unknown> = Promise.resolve();
+	/** Tasks queued or running. */
+	private length = 0;
+
+	constructor(private readonly limit = Infinity) {}
 
 	run<T>(fn: () => Promise<T>): Promise<T> {
-		const run = this.tail.then(fn, fn);
+		this.length++;
+		const run = this.tail.then(fn, fn).finally(() => this.length--);
 		this.tail = run.catch(() => undefined);
 		return run;
+	}
+
+	/** run(), or OverloadedError while `limit` tasks are queued or running. */
+	runBounded<T>(fn: () => Promise<T>): Promise<T> {
+		if (this.length >= this.limit)
+			return Promise.reject(
+				new OverloadedError({
+					queue: "the scheduler's queue",
+					limit: this.limit,
+					retryAfter: RETRY_AFTER_S
+				})
+			);
+		return this.run(fn);
 	}
 
 	/** Resolves once everything queued so far has run. */

@@ -92,6 +92,18 @@ export interface IsaEnv {
 	shutdownGrace: number;
 	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
 	transporterConnectTimeout: number;
+	/** ISA_QUEUE_CREATES: creates one scheduler holds at once, all tenants (default 1000). */
+	queueCreates: number;
+	/** ISA_QUEUE_TENANT_CREATES: creates one scheduler holds at once for one tenant (default 100). */
+	queueTenantCreates: number;
+	/** ISA_QUEUE_SCHEDULER: tasks in the scheduler's queue past which a scale is refused (1000). */
+	queueScheduler: number;
+	/** ISA_QUEUE_TENANT_MUTATIONS: mutations of one tenant one gateway lets in at once (16). */
+	queueTenantMutations: number;
+	/** ISA_QUEUE_HEALTH_CHECKS: health checks one registry runs at once (default 64). */
+	queueHealthChecks: number;
+	/** ISA_SHED_LAG: event-loop lag (ms) past which the gateway sheds (default 200; null: off). */
+	shedLag: number | null;
 	/** ISA_NATS_*: how this node proves itself to NATS and checks the server (connections.ts). */
 	nats: NatsAuth;
 	/** ISA_REDIS_*: the same for a Redis store. */
@@ -240,6 +252,17 @@ function redisAuth(env: NodeJS.ProcessEnv, store: string): RedisAuth {
 	return auth;
 }
 
+/** A queue's bound: a whole number of at least 1. */
+function bound(env: NodeJS.ProcessEnv, name: string, def: number): number {
+	const n = number(env, name, def);
+	if (!Number.isInteger(n) || n < 1)
+		throw new InvalidInputError(`${name}='${env[name]}' is not a whole number of at least 1.`, {
+			name,
+			value: env[name]
+		});
+	return n;
+}
+
 function auditSwitch(raw: string | undefined): boolean {
 	if (raw === undefined || raw === "" || /^(on|1|true|yes)$/i.test(raw)) return true;
 	if (/^(off|0|false|no)$/i.test(raw)) return false;
@@ -331,6 +354,14 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			min: 1,
 			max: 3_600_000
 		}),
+		queueCreates: bound(env, "ISA_QUEUE_CREATES", 1000),
+		queueTenantCreates: bound(env, "ISA_QUEUE_TENANT_CREATES", 100),
+		queueScheduler: bound(env, "ISA_QUEUE_SCHEDULER", 1000),
+		queueTenantMutations: bound(env, "ISA_QUEUE_TENANT_MUTATIONS", 16),
+		queueHealthChecks: bound(env, "ISA_QUEUE_HEALTH_CHECKS", 64),
+		shedLag:
+			parseDuration(env.ISA_SHED_LAG || "200ms", { field: "ISA_SHED_LAG", max: 60_000 }) ||
+			null,
 		nats: natsAuth(env),
 		redis: redisAuth(env, env.STORE || ""),
 		clusterKey: env.ISA_CLUSTER_KEY || null

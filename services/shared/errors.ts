@@ -262,3 +262,36 @@ export class StoreIdentityMismatchError extends Errors.MoleculerError {
 		super(message, 503, ERR_STORE_IDENTITY_MISMATCH, data);
 	}
 }
+
+export const ERR_OVERLOADED = "OVERLOADED";
+
+/** What an OverloadedError carries: the queue, its limit, and seconds to wait. */
+export interface Overload {
+	queue: string;
+	limit: number;
+	/** Seconds: the HTTP `Retry-After` header. */
+	retryAfter: number;
+	/** When the bound is the event loop's lag: the lag measured (ms; `limit` is ms too). */
+	lag?: number;
+}
+
+/**
+ * A bounded queue is full (a tenant's creates in the scheduler, the scheduler's queue), or the
+ * gateway's event loop lags: the request was refused before it did anything. Retryable: the
+ * same request works once the queue drains; `retryAfter` becomes the HTTP `Retry-After`
+ * header (services/gateway/overload.ts).
+ */
+export class OverloadedError extends Errors.MoleculerRetryableError {
+	constructor(data: Overload) {
+		const what =
+			data.lag === undefined
+				? `${data.queue} (at most ${data.limit} at once)`
+				: `${data.queue} lags ${Math.round(data.lag)} ms, past its limit of ${data.limit} ms`;
+		super(
+			`Too busy: ${what}; nothing was done. Try again in ${data.retryAfter} s.`,
+			503,
+			ERR_OVERLOADED,
+			{ ...data }
+		);
+	}
+}

@@ -51,10 +51,11 @@ export interface RetryInput {
 }
 
 /**
- * 503 types that a working service answers about a dependency that every node shares: /ready's,
- * the store is down, refuses writes or is not the cluster's, the audit log is down, a node the
- * call needs is down, no endpoint of a registered
- * service is healthy, no node offers an action it calls. Repeating the call at once, here or on
+ * 503 types that a working service answers about a dependency that every node shares, or about
+ * its own load: /ready's, the store is down, refuses writes or is not the cluster's, the audit
+ * log is down, a node the call needs is down, no endpoint of a registered service is healthy,
+ * no node offers an action it calls, a queue is full (OVERLOADED: a retry at once would still
+ * find it full, and adds to the load it reports). Repeating the call at once, here or on
  * another node, meets the same dependency: the client is told (with Retry-After) instead, and
  * the broker's circuit breaker does not count them against the callee (moleculer.config.ts).
  */
@@ -65,6 +66,7 @@ export const DEPENDENCY_REFUSALS: ReadonlySet<string> = new Set([
 	"STORE_REFUSED",
 	"AUDIT_UNAVAILABLE",
 	"NODE_DOWN",
+	"OVERLOADED",
 	"SERVICE_UNAVAILABLE",
 	"SERVICE_NOT_AVAILABLE"
 ]);

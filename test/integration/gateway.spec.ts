@@ -81,7 +81,7 @@ describe("gateway", () => {
 		it("/ready checks the store (no transporter in one process)", async () => {
 			const res = await get("/ready");
 			expect(res.status).toBe(200);
-			expect(res.body.checks).toEqual({ transporter: "ok", store: "ok" });
+			expect(res.body.checks).toEqual({ transporter: "ok", load: "ok", store: "ok" });
 		});
 
 		it("/metrics is Prometheus text with Moleculer's metrics", async () => {

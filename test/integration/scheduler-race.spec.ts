@@ -25,7 +25,14 @@ describe("two schedulers, one Redis", () => {
 			name: "race",
 			secret: SECRET,
 			token: { sub: "racer", tenant: "race", roles: ["operator"] },
-			env: { LOGLEVEL: "warn" }
+			// The race needs one tenant's 1,000 creates at once: its bounds and the lag shedding
+			// (load-shedding.spec.ts) are set out of the way.
+			env: {
+				LOGLEVEL: "warn",
+				ISA_QUEUE_TENANT_MUTATIONS: "1000",
+				ISA_QUEUE_TENANT_CREATES: "1000",
+				ISA_SHED_LAG: "0"
+			}
 		});
 		// The fixture's port for one gateway, a second one for the other.
 		ports = [cluster.port, await freePort()];

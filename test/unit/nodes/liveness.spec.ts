@@ -116,4 +116,57 @@ describe("Liveness", () => {
 		expect(l.judge(nodes, 1000).held).toEqual([]);
 		expect(l.blind(1000, nodes)).toBe(true);
 	});
+
+	describe("stalls of this process", () => {
+		// Threshold 1: a lone silent node is never held as a disruption here.
+		it("moves every node's deadline by the time this process stood still", () => {
+			const l = started(1);
+			const nodes = [node("a", 0), node("b", 0), node("c", 0)];
+			// Stood still 10 s until 10.5 s: the reports sent meanwhile wait unread.
+			l.stalled(10_000, 10_500);
+			expect(l.judge(nodes, 10_500)).toEqual({ down: [], held: [], reason: null });
+			// Not heard for the window after the stall either: silent again, down.
+			expect(l.judge(nodes, 10_000 + WINDOW)).toEqual({ down: [], held: [], reason: null });
+			expect(l.judge([node("a", 0)], 10_001 + WINDOW).down).toEqual(["a"]);
+		});
+
+		it("counts only the part of a stall after the node was last heard", () => {
+			const l = started(1);
+			// A stall of 5 s ending at 6 s excuses only the 2 s after a report at 4 s.
+			l.stalled(5000, 6000);
+			expect(l.stalledSince(4000)).toBe(2000);
+			expect(l.stalledSince(0)).toBe(5000);
+			expect(l.stalledSince(6000)).toBe(0);
+			expect(l.judge([node("a", 4000)], 4000 + WINDOW + 2000).down).toEqual([]);
+			expect(l.judge([node("a", 4000)], 4000 + WINDOW + 2001).down).toEqual(["a"]);
+		});
+
+		it("still declares down a node that was silent before the stall", () => {
+			const l = started(1);
+			l.stalled(200, 10_000);
+			expect(l.judge([node("a", 0)], 10_000).down).toEqual(["a"]);
+		});
+
+		it("keeps a sweep after a stall from declaring nodes down (Inventory)", () => {
+			const l = started(1);
+			const inv = new Inventory();
+			for (const id of ["a", "b"])
+				inv.applyReport(
+					{
+						nodeID: id,
+						hostname: id,
+						labels: {},
+						capacity: { cpu: 1, memory: 1, gpus: [] },
+						usage: null as never,
+						interval: INTERVAL,
+						sentAt: 0
+					},
+					1000
+				);
+			// The sweep's timer ran first after 8 s standing still: the lag it measured comes first.
+			l.stalled(8000, 9100);
+			expect(inv.sweep(9100, l)).toEqual([]);
+			expect(inv.sweep(9100 + WINDOW, l).map(c => c.node.id)).toEqual(["a", "b"]);
+		});
+	});
 });

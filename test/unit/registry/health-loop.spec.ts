@@ -31,7 +31,7 @@ function target(key: string, more: Partial<Target> = {}): Target {
 	};
 }
 
-function setup(targets: Target[], instances = ["me"]) {
+function setup(targets: Target[], instances = ["me"], maxChecks?: number) {
 	const stored = new Map<string, HealthState>();
 	const events: Array<[string, Record<string, unknown>]> = [];
 	const warnings: unknown[][] = [];
@@ -46,7 +46,8 @@ function setup(targets: Target[], instances = ["me"]) {
 		nodeID: "me",
 		instances: () => instances,
 		broadcast: (event, payload) => events.push([event, payload]),
-		logger: { info: () => undefined, warn: (...args: unknown[]) => warnings.push(args) }
+		logger: { info: () => undefined, warn: (...args: unknown[]) => warnings.push(args) },
+		maxChecks
 	};
 	return { loop: new HealthLoop(opts), stored, events, warnings };
 }
@@ -196,5 +197,31 @@ describe("HealthLoop", () => {
 		expect(stored.get("a")?.status).toBe("healthy");
 		await loop.tick();
 		expect(checked).toEqual(["unit://a"]);
+	});
+
+	it("runs at most maxChecks at once; the others wait for a later tick, longest-waiting first", async () => {
+		let release!: () => void;
+		const hold = new Promise<void>(resolve => (release = resolve));
+		answer = async () => {
+			await hold;
+			return { ok: true, latencyMs: 1 };
+		};
+		const targets = ["a", "b", "c", "d", "e"].map(k => target(k, { interval: 0 }));
+		const { loop } = setup(targets, ["me"], 2);
+		await loop.tick();
+		expect(checked).toEqual(["unit://a", "unit://b"]);
+		// Both still run: no room for more.
+		await loop.tick();
+		expect(checked).toHaveLength(2);
+		release();
+		await settle();
+		answer = async () => ({ ok: true, latencyMs: 1 });
+		await loop.tick();
+		// c, d and e never ran: they go before a and b, which just did.
+		expect(checked.slice(2)).toEqual(["unit://c", "unit://d"]);
+		await settle();
+		await loop.tick();
+		expect(checked.slice(4)).toEqual(["unit://e", "unit://a"]);
+		await loop.stop();
 	});
 });

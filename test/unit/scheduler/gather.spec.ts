@@ -122,4 +122,38 @@ describe("Gatherer", () => {
 		]);
 		await expect(gatherer.add("c")).resolves.toBe("c alone");
 	});
+
+	it("takes waiting requests round-robin by key, so a flood does not fill a group first", async () => {
+		let release!: () => void;
+		const blocked = new Promise<void>(resolve => (release = resolve));
+		let tail: Promise<unknown> = Promise.resolve();
+		const queue = (task: () => Promise<void>) => {
+			const run = tail.then(task);
+			tail = run.catch(() => undefined);
+			return run;
+		};
+		const groups: string[][] = [];
+		const gatherer = new Gatherer<string, string>(
+			queue,
+			async group => {
+				groups.push(group.map(g => g.item));
+				for (const g of group) g.resolve(`${g.item}@${g.index}`);
+				return [];
+			},
+			async item => item,
+			3,
+			item => item[0]
+		);
+		void queue(() => blocked);
+		const flood = Array.from({ length: 6 }, (_, i) => gatherer.add(`a${i}`));
+		const quiet = gatherer.add("b0");
+		release();
+		await Promise.all([...flood, quiet]);
+		expect(groups).toEqual([
+			["a0", "b0", "a1"],
+			["a2", "a3", "a4"]
+		]);
+		// Each request's index is its place in its own group.
+		await expect(quiet).resolves.toBe("b0@1");
+	});
 });

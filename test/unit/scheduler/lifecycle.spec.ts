@@ -155,6 +155,35 @@ describe("WorkloadLifecycle", () => {
 		expect(repo.forRound(made[0].id)).toBeInstanceOf(Promise);
 	});
 
+	it("refuses a tenant's create past its bound with 503 OVERLOADED, not another tenant's", async () => {
+		const bounded = new WorkloadLifecycle(
+			repo,
+			new SerialQueue(),
+			rounds as unknown as PlacementRounds,
+			{ releaseForgotten: released } as unknown as Recovery,
+			{ syncNodes: synced } as unknown as AgentSync,
+			logger,
+			{ total: 10, perTenant: 2 }
+		);
+		let place!: () => void;
+		const placing = new Promise<void>(resolve => (place = resolve));
+		rounds.placeQuietly.mockImplementation(() => placing.then(() => undefined));
+		const held = [bounded.create(input("a"), alice), bounded.create(input("b"), alice)];
+		const err = await bounded.create(input("c"), alice).catch((e: unknown) => e);
+		expect(err).toMatchObject({
+			code: 503,
+			type: "OVERLOADED",
+			data: { queue: "the scheduler's creates of tenant 'acme'", limit: 2, retryAfter: 1 }
+		});
+		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
+		const other = bounded.create(input("a"), bob);
+		place();
+		await Promise.all([...held, other]);
+		// Nothing of the refused create was made; once the others are answered, it is let in.
+		expect(await repo.usage("acme")).toMatchObject({ workloads: 2 });
+		await expect(bounded.create(input("c"), alice)).resolves.toMatchObject({ name: "c" });
+	});
+
 	it("answers 409 for a taken name", async () => {
 		await lifecycle.create(input("a"), alice);
 		const err = await lifecycle.create(input("a"), alice).catch((e: unknown) => e);

@@ -32,6 +32,25 @@ describe("SerialQueue", () => {
 		await queue.idle();
 		expect(order).toEqual(["a starts", "a ends", "b starts", "b ends", "c starts", "c ends"]);
 	});
+
+	it("refuses a bounded task with 503 OVERLOADED while `limit` tasks wait; its own work still queues", async () => {
+		const queue = new SerialQueue(2);
+		let release!: () => void;
+		const blocked = new Promise<void>(resolve => (release = resolve));
+		const first = queue.run(() => blocked);
+		const second = queue.runBounded(async () => "second");
+		await expect(queue.runBounded(async () => "third")).rejects.toMatchObject({
+			code: 503,
+			type: "OVERLOADED",
+			data: { queue: "the scheduler's queue", limit: 2, retryAfter: 1 }
+		});
+		const own = queue.run(async () => "own");
+		release();
+		await first;
+		await expect(second).resolves.toBe("second");
+		await expect(own).resolves.toBe("own");
+		await expect(queue.runBounded(async () => "again")).resolves.toBe("again");
+	});
 });
 
 /** A CPU node of `cpu` cores. */

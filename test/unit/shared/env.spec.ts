@@ -158,6 +158,26 @@ describe("loadEnv", () => {
 		expect(loadEnv({}).storeGiven).toBe(false);
 		expect(loadEnv({ STORE: "redis://127.0.0.1:6379" }).storeGiven).toBe(true);
 	});
+
+	it("reads the queues' bounds as whole numbers and ISA_SHED_LAG as a duration (0: off)", () => {
+		expect(loadEnv({})).toMatchObject({
+			queueCreates: 1000,
+			queueTenantCreates: 100,
+			queueScheduler: 1000,
+			queueHealthChecks: 64,
+			shedLag: 200
+		});
+		expect(loadEnv({ ISA_QUEUE_TENANT_CREATES: "8" }).queueTenantCreates).toBe(8);
+		expect(loadEnv({ ISA_SHED_LAG: "1s" }).shedLag).toBe(1000);
+		expect(loadEnv({ ISA_SHED_LAG: "0" }).shedLag).toBeNull();
+		for (const value of ["0", "2.5", "many"])
+			expect(() => loadEnv({ ISA_QUEUE_CREATES: value })).toThrow(
+				expect.objectContaining({
+					type: "INVALID_INPUT",
+					data: expect.objectContaining({ name: "ISA_QUEUE_CREATES" })
+				})
+			);
+	});
 });
 
 describe("bus and store credentials", () => {

@@ -1,0 +1,94 @@
+import { OverloadedError } from "../../../services/shared/errors";
+import { SHED_RETRY_AFTER_S, Shedder } from "../../../services/gateway/overload";
+import { retryAfterSeconds } from "../../../services/gateway/errors";
+
+describe("Retry-After of an overload", () => {
+	it("is the OVERLOADED error's retryAfter in whole seconds, also as it arrives over the transporter", () => {
+		const err = (retryAfter: number) =>
+			new OverloadedError({ queue: "q", limit: 1, retryAfter });
+		expect(retryAfterSeconds(err(1))).toBe(1);
+		expect(retryAfterSeconds(err(2.2))).toBe(3);
+		expect(
+			retryAfterSeconds({
+				type: "OVERLOADED",
+				code: 503,
+				retryable: true,
+				data: { retryAfter: 5 }
+			})
+		).toBe(5);
+	});
+});
+
+describe("Shedder", () => {
+	it("refuses while the lag is past the threshold, and says so in /ready", () => {
+		let lag = 0;
+		const shedder = new Shedder(() => lag, 200, 16);
+		expect(shedder.refusal()).toBeNull();
+		expect(shedder.readiness()).toBe("ok");
+		lag = 200;
+		expect(shedder.refusal()).toBeNull();
+		lag = 350.4;
+		const err = shedder.refusal();
+		expect(err).toBeInstanceOf(OverloadedError);
+		expect(err).toMatchObject({
+			code: 503,
+			type: "OVERLOADED",
+			message:
+				"Too busy: the gateway's event loop lags 350 ms, past its limit of 200 ms; nothing was done. Try again in 1 s.",
+			data: {
+				queue: "the gateway's event loop",
+				limit: 200,
+				lag: 350,
+				retryAfter: SHED_RETRY_AFTER_S
+			}
+		});
+		expect(shedder.readiness()).toBe("overloaded: event-loop lag 350 ms, past 200 ms");
+		lag = 0;
+		expect(shedder.refusal()).toBeNull();
+	});
+
+	it("never sheds without a threshold (ISA_SHED_LAG=0)", () => {
+		const shedder = new Shedder(() => 10_000, null, 16);
+		expect(shedder.refusal()).toBeNull();
+		expect(shedder.readiness()).toBe("ok");
+	});
+
+	it("while lagging, sheds the tenants with the most in flight and serves the others", () => {
+		let lag = 0;
+		const shedder = new Shedder(() => lag, 200, 16);
+		const flood = [shedder.admit("flood", true), shedder.admit("flood", false)];
+		lag = 500;
+		expect(() => shedder.admit("flood", true)).toThrow(
+			expect.objectContaining({
+				type: "OVERLOADED",
+				data: expect.objectContaining({ lag: 500 })
+			})
+		);
+		// The quiet tenant holds fewer than the flood: served, again and again up to as many.
+		const quiet = [shedder.admit("quiet", true), shedder.admit("quiet", false)];
+		// Now as busy as the flood: shed too, while the lag lasts.
+		expect(() => shedder.admit("quiet", false)).toThrow(OverloadedError);
+		expect(() => shedder.admit("flood", false)).toThrow(OverloadedError);
+		// A tenant with nothing in flight is always served.
+		const third = shedder.admit("third", false);
+		for (const leave of [...flood, ...quiet, third]) leave();
+		lag = 0;
+		expect(() => shedder.admit("flood", true)).not.toThrow();
+	});
+
+	it("bounds each tenant's mutations in flight, lag or not; reads are not bounded", () => {
+		const shedder = new Shedder(() => 0, 200, 2);
+		const held = [shedder.admit("a", true), shedder.admit("a", true)];
+		expect(() => shedder.admit("a", true)).toThrow(
+			expect.objectContaining({
+				code: 503,
+				type: "OVERLOADED",
+				data: { queue: "the gateway's mutations of tenant 'a'", limit: 2, retryAfter: 1 }
+			})
+		);
+		expect(() => shedder.admit("a", false)).not.toThrow();
+		expect(() => shedder.admit("b", true)).not.toThrow();
+		held[0]();
+		expect(() => shedder.admit("a", true)).not.toThrow();
+	});
+});
