@@ -22,6 +22,7 @@ import { leaseWanted, NodeLease } from "../services/nodes/lease";
 import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
 import { rememberIdentitiesIn } from "../services/shared/store/identity-memory";
+import { readTlsFiles } from "../services/gateway/tls";
 
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
@@ -75,6 +76,9 @@ async function main(): Promise<void> {
 	let env: IsaEnv;
 	try {
 		env = loadEnv();
+		// Checked before the broker, which would log the failing gateway with a stack trace.
+		if (env.tlsCert && env.tlsKey && (env.services ?? ALL_SERVICES).includes("gateway"))
+			readTlsFiles({ cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa });
 	} catch (err) {
 		console.error(`IsA Cloud: ${(err as Error).message}`);
 		process.exit(2);

@@ -3,8 +3,11 @@
  * reachable (`mappingPolicy: "restrict"`), so no internal action and no `$node.*` leaks out.
  * /health, /ready and /metrics are open; everything under /api/v1 needs a JWT, and each action
  * says which access it needs (`access: "read" | "write" | "admin"`; default read for GET and
- * write otherwise), checked against the token's roles.
+ * write otherwise), checked against the token's roles. With ISA_TLS_CERT and ISA_TLS_KEY it
+ * serves HTTPS, HTTP/2 and HTTP/1.1 (gateway/tls.ts); every answer carries the security headers
+ * of gateway/headers.ts.
  */
+import crypto from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
@@ -25,6 +28,16 @@ import {
 	type ServerLimits
 } from "./gateway/server-limits";
 import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
+import {
+	CertificateReloader,
+	createGatewayServer,
+	readTlsFiles,
+	RELOAD_INTERVAL,
+	type GatewayServer,
+	type TlsFiles
+} from "./gateway/tls";
+import { securityHeaders, withSecurityHeaders } from "./gateway/headers";
+import { EventTickets, ticketKey } from "./gateway/ticket";
 import {
 	dashboardDirs,
 	EventStream,
@@ -77,6 +90,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	audit: boolean;
 	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
 	trustProxy: boolean;
+	/** The certificate, key and client CA files (ISA_TLS_*); null serves plain HTTP. */
+	tls: TlsFiles | null;
+	/** ms between two looks at the TLS files for a renewed certificate. */
+	tlsReloadInterval: number;
 }
 
 interface Meta {
@@ -89,9 +106,17 @@ interface GatewayThis extends Service<GatewaySettings> {
 	localSecret: string | null;
 	store: Store;
 	storeIdentity: IdentityGuard;
-	server: import("http").Server;
+	server: GatewayServer;
+	/** Set by createServer: the server speaks TLS. */
+	isHTTPS: boolean;
+	/** moleculer-web's request handler. */
+	httpHandler(req: IncomingMessage, res: ServerResponse): void;
+	/** Follows the TLS files while serving HTTPS. */
+	tlsReloader: CertificateReloader | null;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
+	/** The event stream's single-use tickets (POST /api/v1/events/ticket). */
+	tickets: EventTickets;
 }
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
@@ -135,6 +160,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 		audit: env.audit,
 		trustProxy: env.trustProxy,
+		tls:
+			env.tlsCert && env.tlsKey
+				? { cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa }
+				: null,
+		tlsReloadInterval: RELOAD_INTERVAL,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -257,6 +287,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 					"GET audit": "audit.list",
 
+					"POST events/ticket": "gateway.eventTicket",
+
 					"POST cluster/adopt": "scheduler.adopt"
 				}
 			},
@@ -266,7 +298,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				aliases: {}
 			}),
 			// The dashboard's live events. The handler checks the token itself, from the
-			// Authorization header or ?token= (EventSource cannot send headers).
+			// Authorization header or a ticket in ?ticket= (EventSource cannot send headers).
 			openRoute("/api/v1/events", {
 				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
 					void auditedError(this as any, req, res, err);
@@ -290,6 +322,23 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		health: {
 			handler() {
 				return { status: "ok" };
+			}
+		},
+
+		/** A single-use ticket for one event-stream connection (gateway/ticket.ts). */
+		eventTicket: {
+			access: "read",
+			// Issuing a ticket changes nothing: audited when denied only, like a GET.
+			mutates: false,
+			params: { $$strict: true },
+			handler(this: GatewayThis, ctx: Context<unknown, Meta>) {
+				const user = ctx.meta.user;
+				if (!user)
+					throw new ForbiddenError("Event tickets are issued to authenticated callers.", {
+						access: "read",
+						roles: []
+					});
+				return this.tickets.issue(user);
 			}
 		},
 
@@ -327,6 +376,22 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	),
 
 	methods: {
+		/**
+		 * Replaces moleculer-web's: HTTPS with HTTP/2 and HTTP/1.1 when TLS files are set (a bad
+		 * file throws here, in `created`, and the node exits with status 2), and the security
+		 * headers on every answer.
+		 */
+		createServer(this: GatewayThis) {
+			if (this.server) return;
+			const material = this.settings.tls ? readTlsFiles(this.settings.tls) : null;
+			this.isHTTPS = material !== null;
+			const handler = withSecurityHeaders(
+				(req: IncomingMessage, res: ServerResponse) => this.httpHandler(req, res),
+				securityHeaders(this.isHTTPS)
+			);
+			this.server = createGatewayServer(handler, material);
+		},
+
 		/** The principal of the request's bearer token, or 401. */
 		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
 			return this.verifier.verifyHeader(req.headers.authorization);
@@ -365,7 +430,16 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 	created(this: GatewayThis) {
 		// moleculer-web's created (a mixin's, so it ran first) made the server; it listens later.
-		applyServerLimits(this.server, this.settings.httpLimits);
+		// The HTTP/2 server applies them to its HTTP/1.1 connections.
+		applyServerLimits(this.server as import("http").Server, this.settings.httpLimits);
+		const tlsFiles = this.settings.tls;
+		this.tlsReloader = tlsFiles
+			? new CertificateReloader(
+					tlsFiles,
+					options => (this.server as import("tls").Server).setSecureContext(options),
+					this.logger
+				)
+			: null;
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
@@ -382,17 +456,23 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			audience: this.settings.jwtAudience,
 			clockTolerance: this.settings.jwtClockTolerance
 		});
+		// Any gateway sharing the HS256 secret redeems the tickets; else this one only.
+		this.tickets = new EventTickets({
+			key: secret ? ticketKey(secret) : crypto.randomBytes(32)
+		});
 		this.eventStream = new EventStream({
 			verifier: this.verifier,
+			tickets: this.tickets,
 			lookupTenant: id => workloadTenant(this.broker, id),
 			logger: this.logger
 		});
 	},
 
 	async started(this: GatewayThis) {
+		this.tlsReloader?.start(this.settings.tlsReloadInterval);
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
-		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
+		const url = `${this.isHTTPS ? "https" : "http"}://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
 		if (!this.localSecret) {
 			this.logger.info(`IsA Cloud gateway on ${url}`);
 			return;
@@ -418,6 +498,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 	/** Ends the event streams first: the HTTP server cannot close while they are open. */
 	stopped(this: GatewayThis) {
+		this.tlsReloader?.stop();
 		this.eventStream.close();
 	}
 };

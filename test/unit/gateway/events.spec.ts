@@ -107,21 +107,27 @@ describe("EventStream filtering", () => {
 		verify: async (token: string) => principals[token],
 		verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
 	};
+	const tickets = { redeem: (ticket: string) => principals[ticket] };
 	const socket = { setNoDelay() {}, setKeepAlive() {} };
 	let stream: EventStream;
 	afterEach(() => stream.close());
 
 	async function connect(token: string) {
 		const res = new FakeRes();
-		await stream.handle({ headers: {}, query: { token }, socket } as any, res as any, err => {
-			throw err;
-		});
+		await stream.handle(
+			{ headers: {}, query: { ticket: token }, socket } as any,
+			res as any,
+			err => {
+				throw err;
+			}
+		);
 		return res;
 	}
 
 	it("gives each client only the events it may see", async () => {
 		stream = new EventStream({
 			verifier,
+			tickets,
 			lookupTenant: async id => (id.startsWith("a") ? "acme" : "globex")
 		});
 		const admin = await connect("admin");
