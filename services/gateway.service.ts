@@ -33,6 +33,7 @@ import {
 	createGatewayServer,
 	readTlsFiles,
 	RELOAD_INTERVAL,
+	SessionTracker,
 	type GatewayServer,
 	type TlsFiles
 } from "./gateway/tls";
@@ -113,6 +114,8 @@ interface GatewayThis extends Service<GatewaySettings> {
 	httpHandler(req: IncomingMessage, res: ServerResponse): void;
 	/** Follows the TLS files while serving HTTPS. */
 	tlsReloader: CertificateReloader | null;
+	/** The HTTP/2 sessions, ended on stop (HTTPS only). */
+	h2Sessions: SessionTracker | null;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
 	/** The event stream's single-use tickets (POST /api/v1/events/ticket). */
@@ -440,6 +443,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					this.logger
 				)
 			: null;
+		this.h2Sessions = this.isHTTPS
+			? new SessionTracker(this.server as import("http2").Http2SecureServer)
+			: null;
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
@@ -496,10 +502,14 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		);
 	},
 
-	/** Ends the event streams first: the HTTP server cannot close while they are open. */
+	/**
+	 * Ends the event streams and HTTP/2 sessions first (runs before moleculer-web's own stopped):
+	 * the server cannot close while they are open.
+	 */
 	stopped(this: GatewayThis) {
 		this.tlsReloader?.stop();
 		this.eventStream.close();
+		this.h2Sessions?.closeAll();
 	}
 };
 

@@ -15,6 +15,10 @@
  *   refused with a warning, the old certificate stays, and the next change is tried again.
  * - Files that cannot be read, or do not make a key pair, at start: `readTlsFiles` throws
  *   InvalidInputError naming the variable, and bin/isa.ts exits with status 2 on it.
+ * - Stopping: the server's `close()` ends idle HTTP/1.1 connections but waits for every
+ *   HTTP/2 session, which a browser keeps open while idle; `SessionTracker.closeAll` lets
+ *   their open streams finish and then ends them, and destroys what is still open after a
+ *   grace (a client that stopped reading never lets its stream finish), so the gateway stops.
  */
 import crypto from "crypto";
 import fs from "fs";
@@ -207,5 +211,46 @@ export class CertificateReloader {
 	stop(): void {
 		if (this.timer) clearInterval(this.timer);
 		this.timer = null;
+	}
+}
+
+/** How long open HTTP/2 streams get to finish when the gateway stops (ms). */
+export const SESSION_CLOSE_GRACE = 2000;
+
+/**
+ * The open HTTP/2 sessions of a server and its TLS connections, so that a stop can end them:
+ * sessions are closed gracefully, and connections still open after the grace are destroyed
+ * (a destroyed session alone can leave its socket, and so the server's close, waiting).
+ */
+export class SessionTracker {
+	private readonly sessions = new Set<http2.ServerHttp2Session>();
+	private readonly sockets = new Set<tls.TLSSocket>();
+
+	constructor(server: http2.Http2SecureServer) {
+		server.on("session", session => {
+			this.sessions.add(session);
+			session.once("close", () => this.sessions.delete(session));
+		});
+		server.on("secureConnection", (socket: tls.TLSSocket) => {
+			this.sockets.add(socket);
+			socket.once("close", () => this.sockets.delete(socket));
+		});
+	}
+
+	/** Open HTTP/2 sessions. */
+	get size(): number {
+		return this.sessions.size;
+	}
+
+	/**
+	 * No new streams on any session; each ends once its open streams have. Whatever is still
+	 * connected after `grace` (a session, a request over HTTP/1.1) is cut.
+	 */
+	closeAll(grace = SESSION_CLOSE_GRACE): void {
+		for (const session of this.sessions) session.close();
+		if (this.sockets.size === 0) return;
+		setTimeout(() => {
+			for (const socket of this.sockets) socket.destroy();
+		}, grace).unref();
 	}
 }

@@ -141,7 +141,7 @@ describe("gateway over HTTPS", () => {
 			withSettings(GatewayService, {
 				port: 0,
 				jwtSecret: SECRET,
-				store: path.join(dir, "isa.db"),
+				store: path.join(dir, `${broker.nodeID}.db`),
 				dataDir: dir,
 				tls: { ...live, clientCa },
 				tlsReloadInterval: 100
@@ -352,6 +352,31 @@ describe("gateway over HTTPS", () => {
 			const res = await h1(port, "/api/v1/events/ticket", { ca: ca.cert, method: "POST" });
 			expect(res.status).toBe(401);
 		});
+	});
+
+	// The client does not read its stream, so it never finishes: its connection is cut after
+	// the grace.
+	it("stops while an HTTP/2 session and its event stream are open", async () => {
+		const own = new ServiceBroker({ nodeID: "tls-stop", logger: false });
+		const service = gatewayOn(own, null);
+		await own.start();
+		const session = http2.connect(`https://127.0.0.1:${portOf(service)}`, {
+			ca: fs.readFileSync(ca.cert)
+		});
+		try {
+			const stream = session.request({
+				":path": "/api/v1/events",
+				authorization: `Bearer ${token}`
+			});
+			await new Promise(resolve => stream.once("response", resolve));
+			expect((service as any).h2Sessions.size).toBe(1);
+			const started = Date.now();
+			await own.stop();
+			expect(Date.now() - started).toBeLessThan(8000);
+			expect((service as any).server.listening).toBe(false);
+		} finally {
+			session.destroy();
+		}
 	});
 
 	describe("npm start", () => {
