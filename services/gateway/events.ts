@@ -79,10 +79,7 @@ export interface Logger {
 
 export interface EventStreamOptions {
 	/** The gateway's TokenVerifier. */
-	verifier: {
-		verify(token: string): Promise<Principal>;
-		verifyHeader(header: string | undefined): Promise<Principal>;
-	};
+	verifier: { verifyHeader(header: string | undefined): Promise<Principal> };
 	/** The gateway's EventTickets: redeems `?ticket=`. */
 	tickets: { redeem(ticket: string): Principal };
 	/** The tenant of a workload, or null when unknown (then only admins see its events). */

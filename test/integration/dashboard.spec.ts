@@ -475,6 +475,8 @@ describe("dashboard", () => {
 			expect(index.headers["content-security-policy"]).toMatch(/default-src 'self'/);
 			expect(index.headers["content-security-policy"]).toMatch(/frame-ancestors 'none'/);
 			expect(index.headers["x-content-type-options"]).toBe("nosniff");
+			// HSTS over HTTPS only (gateway-tls.spec.ts): browsers ignore it over plain HTTP.
+			expect(index.headers["strict-transport-security"]).toBeUndefined();
 			const vendor = await request(server).get("/vendor/uPlot.iife.min.js");
 			expect(vendor.status).toBe(200);
 			expect(vendor.headers["content-type"]).toMatch(/javascript/);

@@ -4,7 +4,8 @@ import {
 	audienceOf,
 	EventStream,
 	mayReceive,
-	ownedAudience
+	ownedAudience,
+	principalOf
 } from "../../../services/gateway/events";
 import type { Principal } from "../../../services/shared/principal";
 
@@ -67,6 +68,44 @@ describe("who receives an event", () => {
 		expect(mayReceive(principals.acme, "acme")).toBe(true);
 		expect(mayReceive(principals.globex, "acme")).toBe(false);
 		expect(mayReceive(principals.admin, "acme")).toBe(true);
+	});
+});
+
+describe("principalOf: who opens a stream", () => {
+	const ann: Principal = { sub: "ann", tenant: "acme", roles: ["viewer"], exp: 2e9 };
+	const verifier = { verifyHeader: async (h: string | undefined) => ({ ...ann, sub: h! }) };
+	const tickets = { redeem: (t: string) => ({ ...ann, sub: `ticket ${t}` }) };
+	const who = (req: object) => principalOf({ headers: {}, ...req } as any, verifier, tickets);
+	const refusal = (req: object) =>
+		who(req).then(
+			() => null,
+			(e: { code: number; type: string }) => ({ code: e.code, type: e.type })
+		);
+
+	it("takes the Authorization header, else a ticket", async () => {
+		expect((await who({ headers: { authorization: "Bearer x" } })).sub).toBe("Bearer x");
+		expect((await who({ query: { ticket: "t1" } })).sub).toBe("ticket t1");
+	});
+
+	it("refuses a token in the URL, even with a ticket beside it, and says to use a ticket", async () => {
+		expect(await refusal({ query: { token: "jwt" } })).toEqual({
+			code: 401,
+			type: "TOKEN_IN_URL"
+		});
+		expect(await refusal({ query: { token: "jwt", ticket: "t1" } })).toMatchObject({
+			type: "TOKEN_IN_URL"
+		});
+		await expect(who({ query: { token: "jwt" } })).rejects.toMatchObject({
+			data: { reason: expect.stringMatching(/POST \/api\/v1\/events\/ticket/) }
+		});
+	});
+
+	it("answers NO_TOKEN without either, INVALID_TICKET for several tickets", async () => {
+		expect(await refusal({})).toEqual({ code: 401, type: "NO_TOKEN" });
+		expect(await refusal({ query: { ticket: "" } })).toMatchObject({ type: "NO_TOKEN" });
+		expect(await refusal({ query: { ticket: ["a", "b"] } })).toMatchObject({
+			type: "INVALID_TICKET"
+		});
 	});
 });
 
