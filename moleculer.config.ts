@@ -2,22 +2,24 @@
  * The broker configuration of every IsA Cloud node. Defaults live here once; environment
  * variables (services/shared/env.ts, the README's table) override them.
  */
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { IsaEnv, loadEnv } from "./services/shared/env";
 import { CapacityStrategy } from "./strategies/capacity";
 import { IsaPrometheusReporter } from "./reporters/prometheus";
 import { replCommands } from "./repl/commands";
 import { createValidator } from "./services/shared/validator";
 import { RediscoverOnReconnect } from "./services/shared/transport";
+import { DEPENDENCY_REFUSALS, SafeRetry, worthRetrying } from "./services/shared/retry";
 
 /**
  * Moleculer's internal middlewares in its own order. "Metrics" (per-action request counters and
  * latency histograms) is left out unless ISA_REQUEST_METRICS=true: it hashes label sets on every
  * call, ~3.7 µs each, which took a third of the gateway's throughput in benchmark/ (the rest of
  * Moleculer's metrics — process, event loop, transporter, registry — stay on and are served on
- * /metrics either way).
+ * /metrics either way). Moleculer's "Retry" is replaced by SafeRetry (services/shared/retry.ts),
+ * in the same place: it repeats only the calls of actions that declare themselves idempotent.
  */
-export function internalMiddlewares(env: IsaEnv): string[] {
+export function internalMiddlewares(env: IsaEnv): Array<string | Middleware> {
 	return [
 		"ActionHook",
 		"Validator",
@@ -26,7 +28,7 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 		"ContextTracker",
 		"CircuitBreaker",
 		"Timeout",
-		"Retry",
+		SafeRetry(),
 		"Fallback",
 		"ErrorHandler",
 		"Tracing",
@@ -35,9 +37,6 @@ export function internalMiddlewares(env: IsaEnv): string[] {
 		"Throttle"
 	];
 }
-
-/** 503 types that a working service answers about a dependency (see circuitBreaker.check). */
-const DEPENDENCY_REFUSALS = new Set(["NOT_READY", "STORE_IDENTITY_MISMATCH"]);
 
 export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 	return {
@@ -50,7 +49,8 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			options: { level: env.logLevel, formatter: "short", colors: process.stdout.isTTY }
 		},
 
-		// Moleculer waits forever by default; a call to a hung node must fail and be retried.
+		// Moleculer waits forever by default; a call to a hung node must fail (and be retried when
+		// its action is idempotent, services/shared/retry.ts).
 		requestTimeout: env.requestTimeout,
 		retryPolicy: {
 			enabled: true,
@@ -58,8 +58,7 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			delay: 100,
 			maxDelay: 1000,
 			factor: 2,
-			check: (err: Errors.MoleculerError | Error) =>
-				!!(err as Errors.MoleculerError)?.retryable
+			check: worthRetrying
 		},
 		circuitBreaker: {
 			enabled: true,
@@ -68,8 +67,9 @@ export function createBrokerConfig(env: IsaEnv = loadEnv()): BrokerOptions {
 			windowTime: 60,
 			halfOpenTime: 10 * 1000,
 			// Client mistakes (4xx) say nothing about the callee's health, nor does a healthy
-			// callee's word that a dependency is not usable (/ready's 503, a read-only store):
-			// an open breaker would answer those with 404 "not available" instead of the reason.
+			// callee's word that a dependency is not usable (/ready's 503, the store is down or
+			// read-only, no endpoint is healthy): an open breaker would answer those with
+			// "not available" instead of the reason.
 			check: (err: Errors.MoleculerError | Error) =>
 				((err as Errors.MoleculerError)?.code ?? 500) >= 500 &&
 				!DEPENDENCY_REFUSALS.has((err as Errors.MoleculerError)?.type)

@@ -11,6 +11,10 @@
  * Before its broker connects, a node takes its NODEID's lease in the store
  * (services/nodes/lease.ts) and exits with status 3 when a live node holds it: connecting
  * would make Moleculer stop the established node on the duplicate INFO packet.
+ *
+ * A node that cannot start says why in one line and exits with a status by cause
+ * (bin/exit-codes.ts). On SIGTERM or SIGINT its gateway drains its HTTP connections first
+ * (services/gateway/drain.ts, within ISA_SHUTDOWN_GRACE), then the broker stops; exit 0.
  */
 import path from "path";
 import { ServiceBroker } from "moleculer";
@@ -18,6 +22,8 @@ import { createBrokerConfig } from "../moleculer.config";
 import { acquireStore, releaseStore } from "../mixins/store.mixin";
 import { ALL_SERVICES, IsaEnv, loadEnv } from "../services/shared/env";
 import { NodeIdTakenError } from "../services/shared/errors";
+import { EXIT, exitCodeOf, exitLine } from "./exit-codes";
+import { transporterConnected } from "./transporter-wait";
 import { leaseWanted, NodeLease } from "../services/nodes/lease";
 import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
@@ -42,9 +48,6 @@ export function serviceFiles(env: IsaEnv): string[] {
 	);
 }
 
-/** Exit status of a node refused because its NODEID is held by a live node. */
-export const EXIT_NODE_ID_TAKEN = 3;
-
 /**
  * This node's NODEID lease, taken before it joins; exits when a live node holds it. A store that
  * does not answer does not keep the node from starting (an agent must start while Redis
@@ -58,9 +61,9 @@ async function takeLease(broker: ServiceBroker, env: IsaEnv): Promise<NodeLease>
 		await lease.acquire();
 	} catch (err) {
 		if (err instanceof NodeIdTakenError) {
-			console.error(`IsA Cloud: ${err.message}`);
+			console.error(exitLine(err));
 			await releaseStore(env.store, env.namespace || "isa").catch(() => undefined);
-			process.exit(EXIT_NODE_ID_TAKEN);
+			process.exit(EXIT.nodeIdTaken);
 		}
 		logger.warn(
 			`NODEID '${env.nodeID}' lease not checked, the store did not answer ` +
@@ -80,8 +83,8 @@ async function main(): Promise<void> {
 		if (env.tlsCert && env.tlsKey && (env.services ?? ALL_SERVICES).includes("gateway"))
 			readTlsFiles({ cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa });
 	} catch (err) {
-		console.error(`IsA Cloud: ${(err as Error).message}`);
-		process.exit(2);
+		console.error(exitLine(err));
+		process.exit(EXIT.badConfig);
 	}
 	// A restarted node still knows which store is its cluster's (services/shared/store/identity.ts).
 	rememberIdentitiesIn(env.dataDir);
@@ -91,14 +94,17 @@ async function main(): Promise<void> {
 		...config,
 		// The config lists Moleculer's middlewares itself, so HotReload must be named too.
 		middlewares: [...(config.middlewares ?? []), ...(hot ? ["HotReload"] : [])],
-		hotReload: hot
+		hotReload: hot,
+		// Signals are handled below: Moleculer's own handler would stop the broker at once and
+		// exit while the gateway still drains.
+		skipProcessEventRegistration: true
 	});
 	try {
 		for (const file of serviceFiles(env)) broker.loadService(file);
 	} catch (err) {
 		// A bad setting found while creating a service (ISA_NODE_CAPACITY, say): say it plainly.
-		console.error(`IsA Cloud: ${(err as Error).message}`);
-		process.exit(2);
+		console.error(exitLine(err));
+		process.exit(EXIT.badConfig);
 	}
 
 	const logger = broker.getLogger("lease");
@@ -111,6 +117,9 @@ async function main(): Promise<void> {
 		stopping = true;
 		stopKeeping();
 		broker.logger.info(`${signal}: stopping…`);
+		// The gateway answers what it was asked and lets its clients go (gateway/drain.ts)
+		// while the services its requests need still run.
+		await broker.broadcastLocal(EVENTS.nodeDraining);
 		// The process ends: the agent leaves its process replicas for the next one to adopt.
 		await broker.broadcastLocal(EVENTS.nodeExiting);
 		await broker.stop();
@@ -132,7 +141,7 @@ async function main(): Promise<void> {
 					`NODEID '${env.nodeID}' was taken over by ${held.hostname} pid ${held.pid} ` +
 						"while this node was silent; this node stops."
 				);
-				void stop("Lease lost", EXIT_NODE_ID_TAKEN);
+				void stop("Lease lost", EXIT.nodeIdTaken);
 			},
 			err => {
 				if (!warned) logger.warn(`NODEID lease not renewed: ${err.message}`);
@@ -142,13 +151,20 @@ async function main(): Promise<void> {
 	}
 
 	try {
-		await broker.start();
+		await Promise.all([
+			broker.start(),
+			env.transporter &&
+				transporterConnected(broker, env.transporter, env.transporterConnectTimeout)
+		]);
 	} catch (err) {
-		broker.logger.fatal(`IsA Cloud could not start: ${(err as Error).message}`);
+		console.error(exitLine(err));
 		stopKeeping();
-		await broker.stop().catch(() => undefined);
+		// A broker whose transporter never connected has nothing to leave, and its transit
+		// would wait for the connection to send its goodbye.
+		if (broker.transit?.connected !== false) await broker.stop().catch(() => undefined);
 		await lease?.release().catch(() => undefined);
-		process.exit(1);
+		if (lease) await releaseStore(env.store, env.namespace || "isa").catch(() => undefined);
+		process.exit(exitCodeOf(err));
 	}
 	if (repl) {
 		prepareRepl();

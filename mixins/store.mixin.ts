@@ -3,12 +3,16 @@
  * connection (one SQLite handle, one Redis client), opened by the first to start and closed by
  * the last to stop, and one IdentityGuard (`this.storeIdentity`): while the store is not the
  * cluster's (services/shared/store/identity.ts), every write through `this.store` is refused.
+ * A store with a server fails fast (services/shared/store/fail-fast.ts): each call waits at
+ * most ISA_STORE_TIMEOUT, and once one got no answer every call is refused at once with 503
+ * STORE_UNAVAILABLE until a probe gets an answer again.
  */
 import type { LoggerInstance, Service, ServiceSchema } from "moleculer";
 import { loadEnv } from "../services/shared/env";
 import { openStore, Store, type UnreadableHandler } from "../services/shared/store";
 import { DOC_CHECKS } from "../services/shared/store/schemas";
 import { validatingStore } from "../services/shared/store/validating";
+import { failFastStore } from "../services/shared/store/fail-fast";
 import { warnUnreadable } from "../services/shared/store/unreadable";
 import { guardedStore, IdentityGuard } from "../services/shared/store/identity-guard";
 import { identityMemory, inMemory } from "../services/shared/store/identity-memory";
@@ -22,6 +26,16 @@ interface SharedStore {
 /** ms between two reads of the store's identity. */
 export const IDENTITY_CHECK_INTERVAL = 1000;
 
+/** ms between two pings of a store that went silent (fail-fast.ts). */
+export const STORE_PROBE_INTERVAL = 250;
+
+/**
+ * Calls without an answer that make the store count as down: one. A store that answers in a
+ * millisecond and was silent for a whole timeout, or whose connection is down, is down; the
+ * probe finds it back within STORE_PROBE_INTERVAL if it was only a blip.
+ */
+export const STORE_FAILURES_TO_OPEN = 1;
+
 const shared = new Map<string, SharedStore>();
 
 function key(url: string, prefix: string): string {
@@ -31,9 +45,15 @@ function key(url: string, prefix: string): string {
 /**
  * The shared store of `url`, opened on first use. Documents of collections with a schema are
  * checked on write and on read (services/shared/store/schemas.ts); what a read skips is logged
- * with its collection and id on `logger`, as is a database file whose mode was tightened.
+ * with its collection and id on `logger`, as is a database file whose mode was tightened, and
+ * when the store goes silent and answers again. `timeout`: ms a call waits for an answer.
  */
-export function acquireStore(url: string, prefix: string, logger?: LoggerInstance): Store {
+export function acquireStore(
+	url: string,
+	prefix: string,
+	logger?: LoggerInstance,
+	timeout = 2000
+): Store {
 	let entry = shared.get(key(url, prefix));
 	if (!entry) {
 		const onUnreadable: UnreadableHandler = logger
@@ -41,8 +61,22 @@ export function acquireStore(url: string, prefix: string, logger?: LoggerInstanc
 					logger.warn(`Skipped stored document ${collection}/${id}: ${reason}`)
 			: warnUnreadable;
 		const warn = logger ? (message: string) => logger.warn(message) : undefined;
+		const backend = openStore(url, { prefix, onUnreadable, warn });
+		// The embedded database answers at once or throws: there is no silence to wait out.
 		const store = validatingStore(
-			openStore(url, { prefix, onUnreadable, warn }),
+			backend.kind === "sqlite"
+				? backend
+				: failFastStore(backend, {
+						timeout,
+						probeInterval: STORE_PROBE_INTERVAL,
+						threshold: STORE_FAILURES_TO_OPEN,
+						onChange: (open, reason) =>
+							open
+								? logger?.error(
+										`The store is unavailable (${reason}): calls are refused at once until it answers again.`
+									)
+								: logger?.info("The store answers again.")
+					}),
 			DOC_CHECKS,
 			onUnreadable
 		);
@@ -88,6 +122,8 @@ export interface StoreSettings {
 	store: string;
 	/** Key prefix in Redis, so that several clusters can share one server. */
 	storePrefix: string;
+	/** ms a store call waits for an answer (ISA_STORE_TIMEOUT). */
+	storeTimeout: number;
 }
 
 interface StoreThis extends Service<StoreSettings> {
@@ -100,13 +136,15 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 	const mixin: Partial<ServiceSchema<StoreSettings, StoreThis>> = {
 		settings: {
 			store: env.store,
-			storePrefix: env.namespace || "isa"
+			storePrefix: env.namespace || "isa",
+			storeTimeout: env.storeTimeout
 		},
 		async started(this: StoreThis) {
 			this.store = acquireStore(
 				this.settings.store,
 				this.settings.storePrefix,
-				this.broker.getLogger("store")
+				this.broker.getLogger("store"),
+				this.settings.storeTimeout
 			);
 			this.storeIdentity = storeIdentity(this.settings.store, this.settings.storePrefix);
 			// Services start knowing whether the store is theirs (a store that cannot be read

@@ -48,6 +48,7 @@ import {
 } from "./runner/sandbox";
 import { parseCapacityOverride, simulatedUsage } from "./probes/capacity-override";
 import { SyncOrder, SyncPlan } from "./sync-order";
+import { replicaLogLine } from "./replica-log";
 import { DisconnectWatch, pingInterval } from "./disconnect";
 import { watchTransport } from "../services/shared/transport";
 import { StoreIdentityMismatchError } from "../services/shared/errors";
@@ -143,6 +144,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 	actions: {
 		/** The machine's static facts, as probed at start. */
 		facts: {
+			idempotent: true,
 			handler(this: AgentThis): MachineFacts {
 				return this.facts;
 			}
@@ -153,6 +155,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * starts what is missing, replaces older placements, stops everything else.
 		 */
 		sync: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				replicas: { type: "array", items: "object" },
@@ -188,6 +191,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		 * alone: what a placement round changed.
 		 */
 		syncWorkloads: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloads: {
@@ -227,6 +231,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** Recent output of one replica running here. */
 		logs: {
+			idempotent: true,
 			visibility: "public",
 			params: {
 				workloadId: "string",
@@ -247,6 +252,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs, with their states. */
 		replicas: {
+			idempotent: true,
 			handler(this: AgentThis) {
 				return this.runner.list();
 			}
@@ -254,6 +260,7 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 
 		/** The replicas this node runs with the specs they run (for an adoption of the store). */
 		running: {
+			idempotent: true,
 			visibility: "public",
 			handler(this: AgentThis) {
 				return {
@@ -320,9 +327,11 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			let leased = false;
 			for (const spec of plan.start) {
 				leased ||= Boolean(spec.disconnect?.stopAfterMs);
-				// A refused start (command not allowed, module missing) is already reported as a
-				// failed replica; the others still start.
-				await this.runner.start(spec).catch(err => this.logger.warn(err.message));
+				// A refused start (command not allowed, module missing) is already reported and
+				// logged as a failed replica (onStatus), once; the others still start.
+				await this.runner
+					.start(spec)
+					.catch(err => this.logger.debug(`Start refused: ${err.message}`));
 			}
 			if (leased) this.scheduleLeases();
 			return { replicas: this.runner.list() };
@@ -483,6 +492,8 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 		// Handing over, the service replicas that stop with this process restart with the
 		// next agent: the scheduler is not told they stopped.
 		const onStatus = (status: ReplicaStatus) => {
+			const line = replicaLogLine(status);
+			if (line) this.logger[line.level](line.text);
 			if (!this.handingOver) this.broker.emit(EVENTS.replicaState, status);
 		};
 		this.runner = new Runner({ createReplica: replicaFactory(factory), onStatus });

@@ -159,6 +159,20 @@ interface ReplArgs {
 	name?: string;
 }
 
+/**
+ * The workload a REPL command names, by id or by name; a string when none or several match
+ * (the REPL is an admin and sees every tenant's: the id tells them apart).
+ */
+export function pickWorkload(items: WorkloadRow[], nameOrId: string): WorkloadRow | string {
+	const byId = items.find(w => w.id === nameOrId);
+	if (byId) return byId;
+	const named = items.filter(w => w.name === nameOrId);
+	if (named.length === 1) return named[0];
+	return named.length === 0
+		? `No workload '${nameOrId}'.`
+		: `Several workloads are named '${nameOrId}' (${named.map(w => `${w.tenant}: ${w.id}`).join(", ")}); give the id.`;
+}
+
 interface HealthRow {
 	status: string;
 	checkedAt: number | null;
@@ -382,6 +396,40 @@ export const replCommands = [
 				const e = err as { message: string; data?: unknown };
 				console.log(
 					`Not scheduled: ${e.message}${e.data ? `\n${JSON.stringify(e.data)}` : ""}`
+				);
+			}
+		}
+	},
+	{
+		command: "retry <name>",
+		description:
+			"Start a workload's failed replicas again, placed anew (by name or id; audited)",
+		async action(broker: ServiceBroker, args: ReplArgs) {
+			const meta = { meta: { user: replUser() } };
+			const res: { items: WorkloadRow[] } = await broker.call(
+				"scheduler.list",
+				{ limit: 10000 },
+				meta
+			);
+			const w = pickWorkload(res.items, String(args.name));
+			if (typeof w === "string") return console.log(w);
+			try {
+				console.log(
+					renderWorkloads([await broker.call("scheduler.retry", { id: w.id }, meta)])
+				);
+			} catch (err) {
+				return console.log(`Not retried: ${(err as Error).message}`);
+			}
+			try {
+				await broker.call("audit.record", {
+					actor: replActor(),
+					action: "scheduler.retry",
+					target: w.id,
+					tenant: w.tenant
+				});
+			} catch (err) {
+				console.log(
+					`Done, but the audit record was not written: ${(err as Error).message}`
 				);
 			}
 		}

@@ -89,6 +89,7 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 	actions: {
 		/** Makes a request's write-ahead entry durable before its action runs (the gateway). */
 		begin: {
+			idempotent: false,
 			visibility: "public",
 			params: { $$strict: true, fields: fieldsParam },
 			async handler(this: AuditThis, ctx: Context<{ fields: AuditFields }>) {
@@ -99,6 +100,7 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 
 		/** Appends a request's final record; `begun`: drop its write-ahead entry too. */
 		commit: {
+			idempotent: false,
 			visibility: "public",
 			params: { $$strict: true, fields: fieldsParam, begun: "boolean" },
 			async handler(
@@ -118,6 +120,7 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 		 * the REPL, an apply at start. Callers log a failure; the change is not undone.
 		 */
 		record: {
+			idempotent: false,
 			visibility: "public",
 			params: {
 				$$strict: true,
@@ -143,6 +146,7 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 		 * admin sees every tenant's (or `tenant`'s), anyone else only their tenant's.
 		 */
 		list: {
+			idempotent: true,
 			access: "read",
 			params: {
 				$$strict: true,
@@ -199,6 +203,7 @@ const AuditService: ServiceSchema<AuditSettings, AuditThis> = {
 
 		/** Walks the chain; what `npm run audit -- verify` prints. */
 		verify: {
+			idempotent: true,
 			visibility: "public",
 			async handler(this: AuditThis) {
 				return this.log.verify();

@@ -97,6 +97,7 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 	actions: {
 		/** Every live key with its value and version, in key order; `prefix` narrows them. */
 		list: {
+			idempotent: true,
 			access: "read",
 			params: {
 				$$strict: true,
@@ -118,6 +119,7 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 
 		/** One key; 404 when it does not exist. */
 		get: {
+			idempotent: true,
 			access: "read",
 			params: { $$strict: true, key: keyParam },
 			async handler(this: ConfigThis, ctx: Context<{ key: string }>): Promise<ConfigRecord> {
@@ -132,6 +134,7 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 		 * (0: only if it does not exist), else 409 naming the current one.
 		 */
 		set: {
+			idempotent: true,
 			// Admin only: keys are cluster-wide, while an operator's token belongs to one tenant.
 			access: "admin",
 			params: {
@@ -182,6 +185,7 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 
 		/** Deletes a key (with `version`: only at that one, else 409); 404 if it does not exist. */
 		remove: {
+			idempotent: true,
 			access: "admin",
 			params: { $$strict: true, key: keyParam, version: versionParam },
 			async handler(
@@ -220,6 +224,7 @@ const ConfigService: ServiceSchema<ConfigSettings, ConfigThis> = {
 		 * ConfigMixin orders by. Not on the API: clients have `get` and `list`.
 		 */
 		snapshot: {
+			idempotent: true,
 			access: "read",
 			params: {
 				$$strict: true,

@@ -6,6 +6,11 @@
  * write otherwise), checked against the token's roles. With ISA_TLS_CERT and ISA_TLS_KEY it
  * serves HTTPS, HTTP/2 and HTTP/1.1 (gateway/tls.ts); every answer carries the security headers
  * of gateway/headers.ts.
+ *
+ * The gateway owns its HTTP server's lifecycle (moleculer-web's `server: false`): it makes the
+ * server itself (`createServer`), listens with a clear error (gateway/listen.ts) and, on
+ * `node.draining` (SIGTERM), drains its connections and HTTP/2 sessions before the broker stops
+ * the services they need (gateway/drain.ts).
  */
 import crypto from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
@@ -28,6 +33,10 @@ import {
 	type ServerLimits
 } from "./gateway/server-limits";
 import { auditedError, beginAudit, endAudit, isMutation } from "./gateway/audit-hooks";
+import { HttpDrain, QUIET_MS } from "./gateway/drain";
+import { listen } from "./gateway/listen";
+import { EVENTS } from "./shared/events";
+import { answerError } from "./gateway/errors";
 import {
 	CertificateReloader,
 	createGatewayServer,
@@ -95,6 +104,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	tls: TlsFiles | null;
 	/** ms between two looks at the TLS files for a renewed certificate. */
 	tlsReloadInterval: number;
+	/** ms a stopping gateway lets its requests finish (ISA_SHUTDOWN_GRACE). */
+	shutdownGrace: number;
 }
 
 interface Meta {
@@ -120,15 +131,23 @@ interface GatewayThis extends Service<GatewaySettings> {
 	eventStream: EventStream;
 	/** The event stream's single-use tickets (POST /api/v1/events/ticket). */
 	tickets: EventTickets;
+	drain: HttpDrain;
+	/** The shutdown under way (`shutdown`), once begun. */
+	stopping: Promise<void> | null;
+	createServer(): void;
+	shutdown(quiet?: number): Promise<void>;
 }
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
 const ADOPT_ACTION = "scheduler.adopt";
 
-/** 503 from /ready, with what is not reachable. */
-class NotReadyError extends Errors.MoleculerRetryableError {
-	constructor(checks: Record<string, string>) {
-		super("Not ready: a dependency is unreachable.", 503, "NOT_READY", { checks });
+/**
+ * 503 from /ready, with what is not reachable. Not retryable: a probe's answer is due within
+ * its own timeout (k8s: 3 s), and retries of the check would only delay it.
+ */
+class NotReadyError extends Errors.MoleculerError {
+	constructor(checks: Record<string, string>, why = "a dependency is unreachable") {
+		super(`Not ready: ${why}.`, 503, "NOT_READY", { checks });
 	}
 }
 
@@ -168,6 +187,9 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				? { cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa }
 				: null,
 		tlsReloadInterval: RELOAD_INTERVAL,
+		shutdownGrace: env.shutdownGrace,
+		// The server is made in `created` and listened on in `started`, below.
+		server: false,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -256,6 +278,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 					"GET workloads": "scheduler.list",
 					"GET workloads/:id": "scheduler.get",
 					"POST workloads/:id/scale": "scheduler.scale",
+					"POST workloads/:id/retry": "scheduler.retry",
 					"DELETE workloads/:id": "scheduler.remove",
 					"GET workloads/:id/logs": "scheduler.logs",
 
@@ -323,6 +346,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	actions: {
 		/** 200 while the process lives. */
 		health: {
+			idempotent: true,
 			handler() {
 				return { status: "ok" };
 			}
@@ -331,6 +355,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		/** A single-use ticket for one event-stream connection (gateway/ticket.ts). */
 		eventTicket: {
 			access: "read",
+			// A repeat signs another ticket, which the caller never gets and which expires unused.
+			idempotent: true,
 			// Issuing a ticket changes nothing: audited when denied only, like a GET.
 			mutates: false,
 			params: { $$strict: true },
@@ -345,9 +371,19 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			}
 		},
 
-		/** 200 when the transporter and the store are reachable, else 503 with what is not. */
+		/**
+		 * 200 when the transporter and the store are reachable, else 503 with what is not; at
+		 * once while the store's circuit is open (its ping is refused), else within 1 s.
+		 */
 		ready: {
+			idempotent: true,
 			async handler(this: GatewayThis) {
+				// Stopping: out of the load balancer first, whatever the dependencies say.
+				if (this.drain.isDraining)
+					throw new NotReadyError(
+						{ gateway: "shutting down" },
+						"this gateway is shutting down"
+					);
 				const checks: Record<string, string> = {};
 				const transit = this.broker.transit;
 				checks.transporter = !transit || transit.connected ? "ok" : "disconnected";
@@ -365,18 +401,26 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		}
 	},
 
-	/** Cluster events, fed to the dashboard's event stream; a group per gateway process. */
-	events: Object.fromEntries(
-		STREAMED_EVENTS.map(name => [
-			name,
-			{
-				group: STREAM_GROUP,
-				handler(this: GatewayThis, ctx: Context) {
-					this.eventStream.publish(name, ctx.params);
+	events: {
+		/** Cluster events, fed to the dashboard's event stream; a group per gateway process. */
+		...Object.fromEntries(
+			STREAMED_EVENTS.map(name => [
+				name,
+				{
+					group: STREAM_GROUP,
+					handler(this: GatewayThis, ctx: Context) {
+						this.eventStream.publish(name, ctx.params);
+					}
 				}
+			])
+		),
+		/** SIGTERM (bin/isa.ts): drain before the services stop. */
+		[EVENTS.nodeDraining]: {
+			handler(this: GatewayThis) {
+				return this.shutdown();
 			}
-		])
-	),
+		}
+	},
 
 	methods: {
 		/**
@@ -393,6 +437,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				securityHeaders(this.isHTTPS)
 			);
 			this.server = createGatewayServer(handler, material);
+		},
+
+		/** Every failed request: the error as the client gets it (gateway/errors.ts). */
+		errorHandler(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
+			answerError(this as any, req, res, err);
 		},
 
 		/** The principal of the request's bearer token, or 401. */
@@ -428,11 +477,35 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			}
 			// Fail closed: a mutation's audit entry is durable before its action runs, or 503.
 			await beginAudit(this, req, res);
+		},
+
+		/**
+		 * Stops following the TLS files and ends the event streams (they would hold the server
+		 * open), then drains the HTTP connections and HTTP/2 sessions within the grace; once,
+		 * whoever asks first.
+		 */
+		shutdown(this: GatewayThis, quiet = QUIET_MS) {
+			this.stopping ??= (async () => {
+				this.tlsReloader?.stop();
+				this.eventStream.close();
+				const { open, forced, took } = await this.drain.drain(
+					this.settings.shutdownGrace,
+					quiet
+				);
+				const cut = forced ? `; ${forced} still open at the end of the grace, closed` : "";
+				this.logger.info(`HTTP connections drained in ${took} ms (${open} open${cut}).`);
+			})();
+			return this.stopping;
 		}
 	},
 
 	created(this: GatewayThis) {
-		// moleculer-web's created (a mixin's, so it ran first) made the server; it listens later.
+		// moleculer-web's server, made here (`server: false`); `started` listens on it.
+		this.createServer();
+		// A failed listen is `started`'s to report (gateway/listen.ts).
+		this.server.on("error", err => {
+			if (this.server.listening) this.logger.error("HTTP server error:", err);
+		});
 		// The HTTP/2 server applies them to its HTTP/1.1 connections.
 		applyServerLimits(this.server as import("http").Server, this.settings.httpLimits);
 		const tlsFiles = this.settings.tls;
@@ -446,6 +519,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		this.h2Sessions = this.isHTTPS
 			? new SessionTracker(this.server as import("http2").Http2SecureServer)
 			: null;
+		this.drain = new HttpDrain(this.server, this.h2Sessions);
+		this.stopping = null;
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
 		const publicKeyPem = readPublicKey(this.settings.jwtPublicKey);
@@ -475,6 +550,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	async started(this: GatewayThis) {
+		// Both are set above; moleculer-web's own defaults otherwise.
+		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
 		this.tlsReloader?.start(this.settings.tlsReloadInterval);
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
@@ -503,13 +580,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	/**
-	 * Ends the event streams and HTTP/2 sessions first (runs before moleculer-web's own stopped):
-	 * the server cannot close while they are open.
+	 * Stopped without a SIGTERM drain (a test's broker, a hot reload): idle connections are
+	 * closed at once, as Node's server.close() does; HTTP/2 sessions get their GOAWAY.
 	 */
 	stopped(this: GatewayThis) {
-		this.tlsReloader?.stop();
-		this.eventStream.close();
-		this.h2Sessions?.closeAll();
+		return this.shutdown(0);
 	}
 };
 

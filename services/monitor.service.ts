@@ -121,6 +121,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		 * one node's or one metric's (a name or a selector), in buckets of at least `step`.
 		 */
 		stats: {
+			idempotent: true,
 			params: {
 				$$strict: true,
 				node: { type: "string", min: 1, max: 256, optional: true },
@@ -148,6 +149,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 
 		/** The alert rules the user may see (the cluster's and its tenant's), oldest first. */
 		listRules: {
+			idempotent: true,
 			params: { $$strict: true, ...pageParams(10000) },
 			async handler(
 				this: MonitorThis,
@@ -162,6 +164,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		 * tenant's; 422 for a bad metric, op or `for`, 409 for a name taken by a visible rule.
 		 */
 		createRule: {
+			idempotent: "with-key",
 			access: "write",
 			params: {
 				$$strict: true,
@@ -211,6 +214,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		 * another tenant's rule, 403 for a cluster rule unless an admin asks.
 		 */
 		deleteRule: {
+			idempotent: true,
 			access: "write",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
 			async handler(this: MonitorThis, ctx: Context<{ id: string }, Meta>) {
@@ -225,6 +229,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		 * the alerts of the rules it may see, except those about another tenant's series.
 		 */
 		listAlerts: {
+			idempotent: true,
 			params: {
 				$$strict: true,
 				state: { type: "enum", values: ["pending", "firing", "resolved"], optional: true },

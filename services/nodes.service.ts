@@ -90,6 +90,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	actions: {
 		/** Every node with capacity, usage, allocation and status. */
 		list: {
+			idempotent: true,
 			params: {
 				$$strict: true,
 				...pageParams(10000),
@@ -109,6 +110,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		 * tenant's (an admin's: all), and `otherTenants` counting the rest (nodes/placed.ts).
 		 */
 		get: {
+			idempotent: true,
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }, { user?: Principal }>) {
 				const node = this.findNode(ctx.params.id);
@@ -129,6 +131,8 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 
 		/** Cordons a node: it takes no new placements and its workloads move elsewhere. */
 		drain: {
+			// Cordons and moves what runs there: a second drain finds it done.
+			idempotent: true,
 			access: "admin",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
@@ -140,6 +144,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 
 		/** Takes a cordon back: the node is `ready` again while it reports. */
 		uncordon: {
+			idempotent: true,
 			access: "admin",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {
@@ -151,6 +156,7 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 
 		/** Forgets a down node at once (it comes back if it reports again); 409 for a live one. */
 		remove: {
+			idempotent: true,
 			access: "admin",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 256 } },
 			async handler(this: NodesThis, ctx: Context<{ id: string }>) {

@@ -87,6 +87,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 	actions: {
 		/** Registered resources with their health; `?type=` filters. */
 		listResources: {
+			idempotent: true,
 			params: {
 				$$strict: true,
 				type: { type: "enum", values: RESOURCE_TYPES, optional: true },
@@ -106,6 +107,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** Registers a resource of the caller's tenant (an admin's: the cluster's); 409 when its owner has the name. */
 		createResource: {
+			idempotent: false,
 			params: { $$strict: true, ...resourceParams },
 			async handler(this: RegistryThis, ctx: Context<ResourceInput, Meta>) {
 				const r = await this.catalog.saveResource(
@@ -121,6 +123,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** One resource with its health; secrets never in clear. */
 		getResource: {
+			idempotent: true,
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
 			async handler(this: RegistryThis, ctx: Context<{ id: string }, Meta>) {
 				const doc = await this.catalog.readResource(ctx.params.id, actorOf(ctx.meta.user));
@@ -130,6 +133,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** Replaces a resource's definition (same name, or a free new one); its owner stays. */
 		updateResource: {
+			idempotent: true,
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 }, ...resourceParams },
 			async handler(this: RegistryThis, ctx: Context<ResourceInput & { id: string }, Meta>) {
 				const existing = await this.catalog.changeableResource(
@@ -143,6 +147,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** Removes a resource and its health. */
 		deleteResource: {
+			idempotent: true,
 			params: { $$strict: true, id: { type: "string", min: 1, max: 128 } },
 			async handler(this: RegistryThis, ctx: Context<{ id: string }, Meta>) {
 				const user = actorOf(ctx.meta.user);
@@ -165,6 +170,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** External services and discovered Moleculer services, with health and status. */
 		listServices: {
+			idempotent: true,
 			params: {
 				$$strict: true,
 				...pageParams(1000)
@@ -182,6 +188,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		 * when its owner has the name, 422 when its dependencies form a cycle.
 		 */
 		createService: {
+			idempotent: false,
 			params: { $$strict: true, ...serviceParams },
 			async handler(this: RegistryThis, ctx: Context<ServiceInput, Meta>) {
 				const s = await this.catalog.saveService(
@@ -201,6 +208,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		 * else the one tenant's).
 		 */
 		getService: {
+			idempotent: true,
 			params: { $$strict: true, ...namedParams },
 			async handler(this: RegistryThis, ctx: Context<NamedParams, Meta>) {
 				const { name, tenant } = ctx.params;
@@ -210,6 +218,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** Removes an external service (found as getService finds it) and its endpoints' health. */
 		deleteService: {
+			idempotent: true,
 			params: { $$strict: true, ...namedParams },
 			async handler(this: RegistryThis, ctx: Context<NamedParams, Meta>) {
 				const user = actorOf(ctx.meta.user);
@@ -236,6 +245,13 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		 * an HTTP path on one healthy endpoint of a registered service.
 		 */
 		call: {
+			// Its HTTP attempts move on to another endpoint themselves when the method is idempotent,
+			// and a Moleculer call is retried at its own hop as its action declares.
+			idempotent: false,
+			// It relays its targets' errors: a tenant's failing service would open the circuit on
+			// services/call for everyone. The targets have their own (the broker's per action,
+			// registry/breaker.ts per HTTP endpoint); the request timeout still bounds a hung call.
+			circuitBreaker: { enabled: false },
 			params: {
 				$$strict: true,
 				service: { type: "string", min: 1, max: 128 },
@@ -286,6 +302,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 		 * admin's (and the ISA_APPLY file's) are the cluster's, an operator's its tenant's.
 		 */
 		apply: {
+			// Declarative: a second apply of the same document finds it applied.
+			idempotent: true,
 			params: {
 				$$strict: true,
 				document: { type: "string", max: 1024 * 1024, optional: true },
@@ -318,6 +336,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryThis> = {
 
 		/** Every target's health in one list (the REPL's `health`). */
 		health: {
+			idempotent: true,
 			async handler(this: RegistryThis) {
 				return this.views.health();
 			}

@@ -5,7 +5,7 @@
  * or drained node held. This file is the list of what the service offers; the work is in
  * services/scheduler/:
  * - repository.ts: every store read and write of workloads, names, keys and tenant usage
- * - lifecycle.ts: create, scale and remove (in groups), and the replicas' reported states
+ * - lifecycle.ts: create, scale, retry and remove (in groups), and the replicas' reported states
  * - rounds.ts: placement rounds, in one queue per process
  * - agent-sync.ts: what each node's agent is told, and when
  * - recovery.ts: evacuating nodes, giving back placements, reconcile and the audit
@@ -95,6 +95,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 	actions: {
 		/** Creates a workload and places its replicas now where they fit. */
 		create: {
+			idempotent: "with-key",
 			params: createParams,
 			async handler(this: SchedulerThis, ctx: Context<WorkloadInput, Meta>) {
 				const w = await this.lifecycle.create(
@@ -110,6 +111,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** The caller's tenant's workloads; an admin sees all, or one tenant's with ?tenant=. */
 		list: {
+			idempotent: true,
 			params: listParams,
 			async handler(this: SchedulerThis, ctx: Context<ListParams, Meta>) {
 				const tenant = tenantFilter(ctx.meta.user!, ctx.params.tenant);
@@ -120,6 +122,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** One workload with its replicas and events. */
 		get: {
+			idempotent: true,
 			params: idParams,
 			async handler(this: SchedulerThis, ctx: Context<IdParams, Meta>) {
 				return workloadView(
@@ -131,6 +134,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Changes the number of replicas; the quota is charged or refunded. */
 		scale: {
+			// Sets the number of replicas, not adds to it.
+			idempotent: true,
 			params: scaleParams,
 			async handler(this: SchedulerThis, ctx: Context<ScaleParams, Meta>) {
 				const { id, replicas } = ctx.params;
@@ -138,8 +143,21 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 			}
 		},
 
+		/**
+		 * Starts the failed replicas again, placed anew with no restarts counted; 409 when none
+		 * failed. Not idempotent: a second retry places them once more.
+		 */
+		retry: {
+			params: idParams,
+			idempotent: false,
+			async handler(this: SchedulerThis, ctx: Context<IdParams, Meta>) {
+				return workloadView(await this.lifecycle.retry(ctx.params.id, ctx.meta.user), true);
+			}
+		},
+
 		/** Stops every replica, gives back their resources and the quota, and forgets it. */
 		remove: {
+			idempotent: true,
 			params: idParams,
 			async handler(this: SchedulerThis, ctx: Context<IdParams, Meta>) {
 				const w = await this.lifecycle.remove(ctx.params.id, ctx.meta.user);
@@ -149,10 +167,16 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Recent output of a process workload's replicas, from their agents. */
 		logs: {
+			idempotent: true,
 			params: logsParams,
 			async handler(this: SchedulerThis, ctx: Context<LogsParams, Meta>) {
 				const w = (await this.workloads.load(ctx.params.id, ctx.meta.user)).value;
-				const items = await replicaLogs(w, ctx.params, (nodeID, params) =>
+				const { items: downNodes } = await ctx.call<{ items: NodeInfo[] }, object>(
+					"nodes.list",
+					{ status: "down", limit: 10000 }
+				);
+				const down = new Set(downNodes.map(n => n.id));
+				const items = await replicaLogs(w, ctx.params, down, (nodeID, params) =>
 					ctx.call<unknown[], object>("agent.logs", params, { nodeID })
 				);
 				return { items, total: items.length };
@@ -161,6 +185,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Quota use of a tenant (for the tenants API). */
 		usage: {
+			idempotent: true,
 			visibility: "public",
 			params: usageParams,
 			handler(this: SchedulerThis, ctx: Context<{ tenant: string }>) {
@@ -170,6 +195,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** The replicas placed on a node and the node's allocation, exact (for nodes.get). */
 		placedOn: {
+			idempotent: true,
 			visibility: "public",
 			params: placedOnParams,
 			async handler(this: SchedulerThis, ctx: Context<{ node: string }>) {
@@ -187,6 +213,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Every node's allocation as committed (for an inventory that starts after us). */
 		allocations: {
+			idempotent: true,
 			visibility: "public",
 			async handler(this: SchedulerThis) {
 				const docs = await this.workloads.allocations();
@@ -203,6 +230,8 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 		 * when an agent does not answer (its replicas would be forgotten), unless `force`.
 		 */
 		adopt: {
+			// Writes the store's identity anew: an operator's decision, made once.
+			idempotent: false,
 			access: "admin",
 			params: { $$strict: true, force: { type: "boolean", optional: true, convert: true } },
 			async handler(this: SchedulerThis, ctx: Context<{ force?: boolean }, Meta>) {
@@ -215,6 +244,7 @@ const SchedulerService: ServiceSchema<SchedulerSettings, SchedulerThis> = {
 
 		/** Every tenant's workloads with their status, without events (for the monitor). */
 		states: {
+			idempotent: true,
 			visibility: "public",
 			async handler(this: SchedulerThis) {
 				const docs = await this.workloads.all();

@@ -76,6 +76,7 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 	actions: {
 		/** Every tenant with its quota and usage. */
 		listTenants: {
+			idempotent: true,
 			access: "admin",
 			params: {
 				$$strict: true,
@@ -92,6 +93,7 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 
 		/** Creates a tenant; 409 when the id is taken. */
 		createTenant: {
+			idempotent: false,
 			access: "admin",
 			params: {
 				$$strict: true,
@@ -121,6 +123,7 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 
 		/** One tenant; its own users may read it too. */
 		getTenant: {
+			idempotent: true,
 			access: "read",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: TenantsThis, ctx: Context<{ id: string }, Meta>) {
@@ -133,6 +136,7 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 
 		/** Changes a tenant's name or quota. A lower quota never stops what runs. */
 		updateTenant: {
+			idempotent: true,
 			access: "admin",
 			params: {
 				$$strict: true,
@@ -163,6 +167,7 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 
 		/** Deletes a tenant that has no workloads left. */
 		deleteTenant: {
+			idempotent: true,
 			access: "admin",
 			params: { $$strict: true, id: { type: "string", min: 1, max: 64 } },
 			async handler(this: TenantsThis, ctx: Context<{ id: string }>) {

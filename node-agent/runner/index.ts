@@ -3,6 +3,10 @@
  * carries a larger fence than the one before, so a message older than one already obeyed (a stop
  * or start from a scheduler that has since moved on) is ignored instead of killing the newer
  * placement. Messages for one replica are handled one at a time, in the order they came.
+ *
+ * A placement that ended failed (refused, or its restarts spent) stays here, failed, until a
+ * stop or a newer placement: the lists that name its fence again (every sync) get its status
+ * and do not start it again. Only its own restart backoff, or a new placement (a retry), does.
  */
 import type { ServiceBroker } from "moleculer";
 import { NotFoundError } from "../../services/shared/errors";
@@ -19,6 +23,7 @@ export { parseServiceDirs } from "./service-runner";
 export interface Replica {
 	readonly spec: ReplicaSpec;
 	status(): ReplicaStatus;
+	/** Rejects only after reporting `failed` (a refusal): the Runner keeps it so. */
 	start(): Promise<ReplicaStatus>;
 	stop(): Promise<ReplicaStatus>;
 	logs(limit?: number): LogLine[];
@@ -92,9 +97,10 @@ export class Runner {
 	constructor(private readonly options: RunnerOptions) {}
 
 	/**
-	 * Runs the placement. The same fence as the running replica's returns its status; a newer
-	 * one stops the old replica first. null: ignored, this node has seen a newer placement or a
-	 * stop of this one. Rejects as the replica's start does (command or module refused).
+	 * Runs the placement. The same fence as the replica's here returns its status, failed or
+	 * not; a newer one stops the old replica first. null: ignored, this node has seen a newer
+	 * placement or a stop of this one. Rejects as the replica's start does (command or module
+	 * refused), once: the refused replica is kept, failed, for the lists that follow.
 	 */
 	start(spec: ReplicaSpec): Promise<ReplicaStatus | null> {
 		const key = keyOf(spec.workloadId, spec.replica);
@@ -111,12 +117,7 @@ export class Runner {
 			this.fences.set(key, { fence: spec.fence, stopped: false });
 			const replica = this.options.createReplica(spec, this.options.onStatus);
 			this.replicas.set(key, replica);
-			try {
-				return await replica.start();
-			} catch (err) {
-				this.replicas.delete(key);
-				throw err;
-			}
+			return replica.start();
 		});
 	}
 

@@ -48,6 +48,7 @@ import {
 	uptimeCs,
 	writeLease
 } from "./supervisor";
+import { afterExit, backoffDelay, DEFAULT_BACKOFF, restartReason } from "./restart-policy";
 
 /** One line of a replica's output. */
 export interface LogLine {
@@ -90,9 +91,12 @@ export interface ProcessReplicaOptions {
 	/** Parsed ISA_ALLOWED_COMMANDS. */
 	allowedCommands: string[];
 	onStatus?: (status: ReplicaStatus) => void;
-	/** First restart delay in ms; each further restart doubles it. */
+	/** First restart delay in ms (default 1 s); each further restart doubles it. */
 	backoffBase?: number;
+	/** The longest restart delay in ms (default 5 min). */
 	backoffCap?: number;
+	/** The jitter's source (restart-policy.ts), so that tests can pin the delays. */
+	random?: () => number;
 	/** ms between SIGTERM and SIGKILL on stop. */
 	stopGrace?: number;
 	maxLogLines?: number;
@@ -173,11 +177,6 @@ export function processEnv(
 		ISA_MEMORY: String(spec.resources.memory),
 		ISA_GPU_MEMORY: String(spec.resources.gpuMemory)
 	};
-}
-
-/** Delay before restart number `restarts + 1`: base, 2·base, 4·base… at most cap. */
-export function backoffDelay(restarts: number, base: number, cap: number): number {
-	return Math.min(base * 2 ** restarts, cap);
 }
 
 class RingBuffer<T> {
@@ -443,6 +442,8 @@ async function groupGone(pgid: number, within: number): Promise<boolean> {
 export class ProcessReplica {
 	private state: ReplicaState = "pending";
 	private reason?: string;
+	/** The newest failure of this placement, kept while it runs again after a restart. */
+	private lastError?: string;
 	private changedAt: number;
 	private restarts = 0;
 	private run?: Run;
@@ -495,6 +496,7 @@ export class ProcessReplica {
 			nodeID: this.options.nodeID,
 			state: this.state,
 			reason: this.reason,
+			...(this.lastError ? { lastError: this.lastError } : {}),
 			restarts: this.restarts,
 			pid: this.run?.pid,
 			at: this.changedAt
@@ -528,16 +530,24 @@ export class ProcessReplica {
 		this.tail?.stop(false);
 	}
 
+	/**
+	 * Starts the process. A refusal (no command, a command ISA_ALLOWED_COMMANDS does not allow)
+	 * or a directory that cannot be made is `failed` at once and rejects: it is no restart, and
+	 * only a new placement (POST /workloads/:id/retry) tries again.
+	 */
 	async start(): Promise<ReplicaStatus> {
 		const command = this.spec.process?.command;
-		if (command === undefined)
-			throw new InvalidInputError(
+		if (command === undefined) {
+			const err = new InvalidInputError(
 				`Replica ${this.spec.workloadId}/${this.spec.replica} is a process without a command.`,
 				{ workloadId: this.spec.workloadId, replica: this.spec.replica }
 			);
+			this.fail(err.message);
+			throw err;
+		}
 		if (!isCommandAllowed(command, this.options.allowedCommands)) {
 			const err = new CommandNotAllowedError(command, this.options.nodeID);
-			this.setState("failed", err.message);
+			this.fail(err.message);
 			throw err;
 		}
 		try {
@@ -554,7 +564,7 @@ export class ProcessReplica {
 				fs.writeFileSync(file, "", { mode: 0o600 });
 		} catch (err) {
 			const reason = `could not prepare its directory ${this.dir}: ${(err as Error).message}`;
-			this.setState("failed", reason);
+			this.fail(reason);
 			throw new ServiceUnavailableError(reason, {
 				workloadId: this.spec.workloadId,
 				replica: this.spec.replica,
@@ -563,8 +573,17 @@ export class ProcessReplica {
 		}
 		this.followOutput(false);
 		this.setState("starting");
-		await this.spawnRun();
+		await this.launch();
 		return this.status();
+	}
+
+	/** One run of the process; a spawn that throws (no descriptor left, say) is a failed run. */
+	private async launch(): Promise<void> {
+		try {
+			await this.spawnRun();
+		} catch (err) {
+			this.onExit(undefined, `could not start: ${(err as Error).message}`, true);
+		}
 	}
 
 	/**
@@ -798,22 +817,30 @@ export class ProcessReplica {
 		if (this.stopping || this.detached) return;
 		// Workers the process forked must not outlive it and hold on to its GPUs.
 		if (pid !== undefined) signalGroup(pid, "SIGKILL");
-		const { policy, maxRestarts } = this.spec.restart;
-		const restart = policy === "always" || (policy === "on-failure" && failure);
-		if (!restart) return this.setState(failure ? "failed" : "stopped", reason);
-		if (maxRestarts > 0 && this.restarts >= maxRestarts)
-			return this.setState("failed", `${reason}; gave up after ${this.restarts} restarts`);
+		if (failure) this.lastError = reason;
+		const next = afterExit(this.spec.restart, this.restarts, reason, failure);
+		if (!next.restart) return this.setState(next.state, next.reason);
 		const delay = backoffDelay(
 			this.restarts,
-			this.options.backoffBase ?? 1000,
-			this.options.backoffCap ?? 30000
+			{
+				...DEFAULT_BACKOFF,
+				base: this.options.backoffBase ?? DEFAULT_BACKOFF.base,
+				cap: this.options.backoffCap ?? DEFAULT_BACKOFF.cap
+			},
+			this.options.random
 		);
-		this.setState("starting", `${reason}; restarting in ${delay} ms`);
+		this.setState("starting", restartReason(reason, delay, next.attempt, next.of));
 		this.restartTimer = this.timers.setTimeout(() => {
 			this.restartTimer = undefined;
 			this.restarts++;
-			void this.spawnRun();
+			void this.launch();
 		}, delay);
+	}
+
+	/** Ends this placement failed: its restart policy does not apply (see start). */
+	private fail(reason: string): void {
+		this.lastError = reason;
+		this.setState("failed", reason);
 	}
 
 	private setState(state: ReplicaState, reason?: string): void {

@@ -82,6 +82,8 @@ interface RestartHook {
 export class ServiceReplica {
 	private state: ReplicaState = "pending";
 	private reason?: string;
+	/** Why it failed; a service replica is not restarted, so this is its one failure. */
+	private lastError?: string;
 	private changedAt = Date.now();
 	private service?: Service;
 	private starting?: Promise<ReplicaStatus>;
@@ -99,6 +101,7 @@ export class ServiceReplica {
 			nodeID: this.options.broker.nodeID,
 			state: this.state,
 			reason: this.reason,
+			...(this.lastError ? { lastError: this.lastError } : {}),
 			restarts: 0,
 			at: this.changedAt
 		};
@@ -126,11 +129,14 @@ export class ServiceReplica {
 
 	private async load(): Promise<ReplicaStatus> {
 		const module = this.spec.service?.module;
-		if (module === undefined)
-			throw new InvalidInputError(
+		if (module === undefined) {
+			const err = new InvalidInputError(
 				`Replica ${this.spec.workloadId}/${this.spec.replica} is a service without a module.`,
 				{ workloadId: this.spec.workloadId, replica: this.spec.replica }
 			);
+			this.setState("failed", err.message);
+			throw err;
+		}
 		this.setState("starting");
 		const broker = this.options.broker;
 		let file: string;
@@ -211,6 +217,7 @@ export class ServiceReplica {
 	private setState(state: ReplicaState, reason?: string): void {
 		this.state = state;
 		this.reason = reason;
+		if (state === "failed") this.lastError = reason;
 		this.changedAt = Date.now();
 		this.options.onStatus?.(this.status());
 	}

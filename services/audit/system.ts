@@ -25,7 +25,9 @@ export type RecordChange = (change: SystemChange) => void;
 export function systemRecorder(broker: ServiceBroker, logger: LoggerInstance): RecordChange {
 	return change => {
 		broker
-			.call("audit.record", change, { retries: 2 })
+			// Not retried (audit.record appends, services/shared/retry.ts): a repeat after a
+			// timeout could record the change twice; a failure is logged.
+			.call("audit.record", change)
 			.catch((err: Error) =>
 				logger.warn(
 					`Audit record of ${change.action} by ${change.actor} on ${change.target ?? "-"} not written: ${err.message}`

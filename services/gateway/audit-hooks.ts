@@ -127,7 +127,11 @@ export async function beginAudit(
 			{ timeout: BEGIN_TIMEOUT_MS, retries: 0 }
 		);
 	} catch (err) {
-		throw new AuditUnavailableError((err as Error).message);
+		const refused = new AuditUnavailableError((err as Error).message);
+		// A cause that a retry cannot help (the store's open circuit, a full store) makes the
+		// refusal final too: a retry would only delay the same answer.
+		refused.retryable = (err as { retryable?: boolean }).retryable !== false;
+		throw refused;
 	}
 	req.$audit.begun = true;
 }

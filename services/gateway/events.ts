@@ -26,6 +26,7 @@
  *   dropped, not queued; when its socket drains it gets `event: resync` (the page reloads its
  *   lists), and a client stuck for `stallTimeout` is disconnected (EventSource reconnects).
  * - A comment line every `heartbeatInterval` (15 s) keeps proxies from closing an idle stream.
+ * - A stopping gateway ends each stream with `event: shutdown` and `data: {"reason": …}`.
  */
 import fs from "fs";
 import type { IncomingMessage, ServerResponse } from "http";
@@ -312,10 +313,14 @@ export class EventStream {
 		}
 	}
 
-	/** Ends every stream and stops the timers (the gateway's `stopped`). */
+	/**
+	 * Ends every stream with `event: shutdown` (the page's EventSource then reconnects, to
+	 * another gateway behind a load balancer) and stops the timers (the gateway's shutdown).
+	 */
 	close(): void {
 		this.closed = true;
 		for (const client of [...this.clients.values()]) {
+			this.write(client, formatEvent("shutdown", { reason: "The gateway is stopping." }));
 			client.res.end();
 			this.remove(client);
 		}

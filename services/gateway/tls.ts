@@ -16,9 +16,10 @@
  * - Files that cannot be read, or do not make a key pair, at start: `readTlsFiles` throws
  *   InvalidInputError naming the variable, and bin/isa.ts exits with status 2 on it.
  * - Stopping: the server's `close()` ends idle HTTP/1.1 connections but waits for every
- *   HTTP/2 session, which a browser keeps open while idle; `SessionTracker.closeAll` lets
- *   their open streams finish and then ends them, and destroys what is still open after a
- *   grace (a client that stopped reading never lets its stream finish), so the gateway stops.
+ *   HTTP/2 session, which a browser keeps open while idle; `SessionTracker` lets the drain
+ *   (gateway/drain.ts) send each a GOAWAY, so that its open streams finish and it ends, and
+ *   destroy what is still open when the grace is up (a client that stopped reading never lets
+ *   its stream finish), so the gateway stops.
  */
 import crypto from "crypto";
 import fs from "fs";
@@ -214,26 +215,20 @@ export class CertificateReloader {
 	}
 }
 
-/** How long open HTTP/2 streams get to finish when the gateway stops (ms). */
-export const SESSION_CLOSE_GRACE = 2000;
-
 /**
- * The open HTTP/2 sessions of a server and its TLS connections, so that a stop can end them:
- * sessions are closed gracefully, and connections still open after the grace are destroyed
- * (a destroyed session alone can leave its socket, and so the server's close, waiting).
+ * The open HTTP/2 sessions of a server, for the drain (gateway/drain.ts): the server's close
+ * waits for every session, and a browser keeps its session open while idle.
  */
 export class SessionTracker {
 	private readonly sessions = new Set<http2.ServerHttp2Session>();
-	private readonly sockets = new Set<tls.TLSSocket>();
+	private closing = false;
 
 	constructor(server: http2.Http2SecureServer) {
 		server.on("session", session => {
 			this.sessions.add(session);
 			session.once("close", () => this.sessions.delete(session));
-		});
-		server.on("secureConnection", (socket: tls.TLSSocket) => {
-			this.sockets.add(socket);
-			socket.once("close", () => this.sockets.delete(socket));
+			// Its handshake was under way when the drain began.
+			if (this.closing) session.close();
 		});
 	}
 
@@ -243,14 +238,16 @@ export class SessionTracker {
 	}
 
 	/**
-	 * No new streams on any session; each ends once its open streams have. Whatever is still
-	 * connected after `grace` (a session, a request over HTTP/1.1) is cut.
+	 * GOAWAY on every session, and on any that opens from now on: no new streams; each session
+	 * ends, with its connection, once its open streams have.
 	 */
-	closeAll(grace = SESSION_CLOSE_GRACE): void {
+	goAway(): void {
+		this.closing = true;
 		for (const session of this.sessions) session.close();
-		if (this.sockets.size === 0) return;
-		setTimeout(() => {
-			for (const socket of this.sockets) socket.destroy();
-		}, grace).unref();
+	}
+
+	/** Ends every session and its connection now, streams in flight and all. */
+	destroyAll(): void {
+		for (const session of this.sessions) session.destroy();
 	}
 }

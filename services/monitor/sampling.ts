@@ -119,7 +119,13 @@ export function clusterSamples(t: ClusterTotals): Sample[] {
 	return out;
 }
 
-export const WORKLOAD_STATES: WorkloadStatus[] = ["pending", "running", "failed", "stopped"];
+export const WORKLOAD_STATES: WorkloadStatus[] = [
+	"pending",
+	"running",
+	"degraded",
+	"failed",
+	"stopped"
+];
 export const REPLICA_STATES: ReplicaState[] = [
 	"pending",
 	"starting",
@@ -130,7 +136,7 @@ export const REPLICA_STATES: ReplicaState[] = [
 
 /** Workloads by status. */
 export function workloadCounts(workloads: Workload[]): Record<WorkloadStatus, number> {
-	const counts = { pending: 0, running: 0, failed: 0, stopped: 0 };
+	const counts = { pending: 0, running: 0, degraded: 0, failed: 0, stopped: 0 };
 	for (const w of workloads) counts[workloadStatus(w)]++;
 	return counts;
 }

@@ -9,12 +9,13 @@
 import type { Context, ServiceBroker } from "moleculer";
 import { request } from "undici";
 import { ForbiddenError, NotFoundError, ServiceUnavailableError } from "../shared/errors";
+import { actionUnavailableNow, type EndpointRegistry } from "../shared/availability";
 import { ALL_SERVICES } from "../shared/env";
 import type { Principal } from "../shared/principal";
 import type { Breakers } from "./breaker";
 import type { Catalog } from "./catalog";
 import type { Discovery } from "./discovery";
-import { initialHealth, publicHealth } from "./health";
+import { initialHealth, publicHealth, type PublicHealth } from "./health";
 import type { ExternalService } from "./model";
 import { redactText, redactUrl } from "./secrets";
 import { actorOf, canReadDiscovered } from "./ownership";
@@ -61,21 +62,40 @@ export function forwardUrl(base: string, path: string | undefined): URL {
 	return url;
 }
 
+/**
+ * "No endpoint of 's' is healthy: <url> unhealthy (<error>, 3 s ago); <url> unknown (not checked
+ * yet)." — each endpoint's state in words, for the 503's message (its data has them as fields).
+ */
+export function noHealthyEndpoint(
+	name: string,
+	endpoints: Array<{ url: string } & PublicHealth>,
+	now: number
+): string {
+	const states = endpoints.map(ep => {
+		if (ep.checkedAt === null) return `${ep.url} ${ep.status} (not checked yet)`;
+		const ago = `${Math.max(0, Math.round((now - ep.checkedAt) / 1000))} s ago`;
+		return `${ep.url} ${ep.status} (${ep.error ? `${ep.error}, ` : ""}${ago})`;
+	});
+	return `No endpoint of '${name}' is healthy: ${states.join("; ")}.`;
+}
+
 export class CallProxy {
 	/** Per service, the turn of the next HTTP call. */
 	private readonly turns = new Map<string, number>();
 
 	constructor(
-		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint">,
+		private readonly broker: Pick<ServiceBroker, "findNextActionEndpoint"> & EndpointRegistry,
 		private readonly catalog: Pick<Catalog, "healthMany">,
 		private readonly breakers: Pick<Breakers, "allow" | "success" | "failure">,
-		private readonly discovery: Pick<Discovery, "find">
+		private readonly discovery: Pick<Discovery, "find">,
+		private readonly now: () => number = Date.now
 	) {}
 
 	/**
 	 * `service.action` on whichever node Moleculer picks; 404 for a service that no node runs or
 	 * that the caller may not see (another tenant's workload runs it), and for an action not
-	 * published; 503 when the service runs but no node offers that action now.
+	 * published; 503 when the service runs but no node can take that action now (none offers
+	 * it, or the breaker is open on each that does).
 	 */
 	async callAction(ctx: Context<CallParams, { user?: Principal }>, action: string) {
 		const p = ctx.params;
@@ -89,10 +109,7 @@ export class CallProxy {
 			throw new NotFoundError("Service", p.service);
 		const name = `${p.service}.${action}`;
 		const endpoint = this.broker.findNextActionEndpoint(name);
-		if (endpoint instanceof Error)
-			throw new ServiceUnavailableError(`No node offers the action '${name}' now.`, {
-				action: name
-			});
+		if (endpoint instanceof Error) throw actionUnavailableNow(this.broker, name);
 		const visibility = (endpoint.action as { visibility?: string }).visibility;
 		if (visibility && visibility !== "published") throw new NotFoundError("Action", name);
 		const user = ctx.meta.user;
@@ -110,14 +127,18 @@ export class CallProxy {
 		const healthy = s.endpoints.filter(
 			url => health.get(endpointKey(sk, url))?.status === "healthy"
 		);
-		if (healthy.length === 0)
-			throw new ServiceUnavailableError(`No endpoint of '${s.name}' is healthy.`, {
+		if (healthy.length === 0) {
+			const endpoints = s.endpoints.map(url => ({
+				url: redactUrl(url),
+				...publicHealth(health.get(endpointKey(sk, url)) ?? initialHealth())
+			}));
+			// The next check may find one healthy: a retry helps after one interval.
+			throw new ServiceUnavailableError(noHealthyEndpoint(s.name, endpoints, this.now()), {
 				service: s.name,
-				endpoints: s.endpoints.map(url => ({
-					url: redactUrl(url),
-					...publicHealth(health.get(endpointKey(sk, url)) ?? initialHealth())
-				}))
+				endpoints,
+				retryAfter: Math.ceil(s.healthCheck.interval / 1000)
 			});
+		}
 		const turn = this.turns.get(sk) ?? 0;
 		this.turns.set(sk, turn + 1);
 		const failures: string[] = [];

@@ -6,6 +6,7 @@
  * agent can tell an old list that arrives late from a new one (node-agent/sync-order.ts).
  */
 import type { CallingOptions, LoggerInstance } from "moleculer";
+import { NodeDownError } from "../shared/errors";
 import type { ReplicaSpec } from "../shared/types";
 import type { ClusterIdentity } from "../shared/store/identity";
 import type { WorkloadRepository } from "./repository";
@@ -177,17 +178,33 @@ export interface ReplicaLogs {
 /**
  * Recent output of a workload's placed replicas (one, or every one), asked of their agents
  * with `call` (the request's context, in the service); an agent that fails answers an error.
+ * A replica on a node in `down` (the inventory's down nodes) is not asked, since its agent
+ * could only answer at the request's timeout: it answers "node … is down" at once, and when
+ * every replica asked for is on a down node the whole request is NodeDownError (503).
  */
-export function replicaLogs(
+export async function replicaLogs(
 	w: Workload,
 	opts: { replica?: number; limit?: number },
+	down: ReadonlySet<string>,
 	call: (nodeID: string, params: object) => Promise<unknown[]>
 ): Promise<ReplicaLogs[]> {
 	const replicas = w.replicas.filter(
 		r => r.node && (opts.replica === undefined || r.index === opts.replica)
 	);
+	if (replicas.length > 0 && replicas.every(r => down.has(r.node!)))
+		throw new NodeDownError(
+			[...new Set(replicas.map(r => r.node!))].sort(),
+			`the logs of workload '${w.name}' are on it`
+		);
 	return Promise.all(
 		replicas.map(async r => {
+			if (down.has(r.node!))
+				return {
+					replica: r.index,
+					node: r.node,
+					lines: [],
+					error: `node ${r.node} is down`
+				};
 			try {
 				const lines = await call(r.node!, {
 					workloadId: w.id,

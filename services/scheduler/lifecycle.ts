@@ -1,7 +1,7 @@
 /**
  * A workload's life as its owners change it: created (its tenant's quota charged, its name and
- * Idempotency-Key taken), scaled, its replicas' states as their agents report them, and removed
- * (the quota refunded, the name freed). Creates and removes that arrive together are made in one
+ * Idempotency-Key taken), scaled, retried (its failed replicas placed anew), its replicas' states
+ * as their agents report them, and removed (the quota refunded, the name freed). Creates and removes that arrive together are made in one
  * store transaction per group (gather.ts); a request the group cannot take, or a group that
  * lost a race, is made alone after it, trying again while other schedulers change the same
  * documents (retry.ts).
@@ -23,13 +23,15 @@ import { CONFLICT, retryOnConflict } from "./retry";
 import type { PlacementRounds, SerialQueue } from "./rounds";
 import {
 	addEvent,
+	failedReplicas,
 	lastFence,
 	newWorkload,
 	pendingReplica,
 	type Replica,
 	totalRequest,
 	type Workload,
-	type WorkloadInput
+	type WorkloadInput,
+	workloadStatus
 } from "./workload";
 
 export interface CreateRequest {
@@ -288,6 +290,33 @@ export class WorkloadLifecycle {
 	}
 
 	/**
+	 * Starts the failed replicas again (POST /workloads/:id/retry): each leaves its node and is
+	 * placed anew, with a new fence and no restarts counted, so that an agent that keeps a
+	 * failed placement (node-agent/runner/index.ts) starts the new one. 409 when no replica
+	 * failed. Resolves to the workload as it is then.
+	 */
+	async retry(id: string, user: Principal | undefined): Promise<Workload> {
+		const w = (await this.workloads.load(id, user)).value;
+		if (failedReplicas(w).length === 0)
+			throw new ConflictError(
+				`Workload '${w.name}' has no failed replica to retry; it is ${workloadStatus(w)}.`,
+				{ id, status: workloadStatus(w) }
+			);
+		await this.queue.run(async () => {
+			const gone = await this.recovery.releaseReplicas(
+				w,
+				now => placedReplicas(now, failedReplicas(now)),
+				`retried by ${user?.sub ?? "the system"}`,
+				true
+			);
+			// Their nodes forget the failed placements; the round below tells the new ones.
+			await this.agents.syncNodes(gone);
+		});
+		await this.rounds.placeQuietly(id);
+		return (await this.workloads.load(id, user)).value;
+	}
+
+	/**
 	 * Stops every replica, gives back their resources and the quota, and forgets the workload.
 	 * Resolves to the workload as it was.
 	 */
@@ -377,11 +406,19 @@ export class WorkloadLifecycle {
  * worth telling: false when the report says nothing new.
  */
 export function applyReplicaStatus(w: Workload, r: Replica, s: ReplicaStatus): boolean {
-	if (r.state === s.state && r.restarts === s.restarts && r.reason === s.reason) return false;
+	if (
+		r.state === s.state &&
+		r.restarts === s.restarts &&
+		r.reason === s.reason &&
+		r.lastError === s.lastError
+	)
+		return false;
 	const changed = r.state !== s.state;
 	Object.assign(r, { state: s.state, restarts: s.restarts, since: s.at });
 	if (s.reason) r.reason = s.reason;
 	else delete r.reason;
+	if (s.lastError) r.lastError = s.lastError;
+	else delete r.lastError;
 	if (changed) {
 		const type =
 			s.state === "running"

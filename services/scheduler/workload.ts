@@ -9,7 +9,7 @@ import { parseCpu, parseSize } from "../shared/units";
 import { RESOURCE_LIMITS } from "../shared/limits";
 import type { Strategy } from "./placement";
 
-export type WorkloadStatus = "pending" | "running" | "failed" | "stopped";
+export type WorkloadStatus = "pending" | "running" | "degraded" | "failed" | "stopped";
 export type RestartPolicy = "always" | "on-failure" | "never";
 
 export interface Replica {
@@ -19,8 +19,10 @@ export interface Replica {
 	/** Grows on every placement: agents and the scheduler ignore news about older ones. */
 	fence: number;
 	state: ReplicaState;
-	/** Why it is pending or failed. */
+	/** Why it is pending or failed, or when it restarts. */
 	reason?: string;
+	/** Its newest failure in this placement, kept while it runs again after a restart. */
+	lastError?: string;
 	restarts: number;
 	since: number;
 }
@@ -223,15 +225,25 @@ export function pendingReplica(
 	};
 }
 
-/** running when every replica runs; pending while any waits; failed when all failed. */
+/**
+ * running when every replica runs; failed when all failed; degraded when some failed and the
+ * others run, wait or start (a retry starts the failed ones again); else pending while any
+ * waits or starts.
+ */
 export function workloadStatus(w: Workload): WorkloadStatus {
 	const states = w.replicas.map(r => r.state);
 	if (states.length === 0) return "stopped";
 	if (states.every(s => s === "running")) return "running";
 	if (states.every(s => s === "failed")) return "failed";
 	if (states.every(s => s === "stopped")) return "stopped";
+	if (states.some(s => s === "failed")) return "degraded";
 	if (states.some(s => s === "pending")) return "pending";
 	return states.some(s => s === "starting") ? "pending" : "running";
+}
+
+/** The replicas a retry starts again: the failed ones. */
+export function failedReplicas(w: Workload): number[] {
+	return w.replicas.filter(r => r.state === "failed").map(r => r.index);
 }
 
 export function addEvent(w: Workload, event: WorkloadEvent): void {

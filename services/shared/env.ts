@@ -19,6 +19,11 @@ export interface IsaEnv {
 	store: string;
 	/** STORE was set (not the embedded default): the node takes a NODEID lease there. */
 	storeGiven: boolean;
+	/**
+	 * ISA_STORE_TIMEOUT: ms a store call waits for an answer before the store counts as down
+	 * (default 2 s; services/shared/store/fail-fast.ts).
+	 */
+	storeTimeout: number;
 	dataDir: string;
 	/** Service names this node runs; null runs all of them. */
 	services: string[] | null;
@@ -91,6 +96,10 @@ export interface IsaEnv {
 	tlsKey: string | null;
 	/** ISA_TLS_CLIENT_CA: a PEM file of CAs whose client certificates the gateway requires. */
 	tlsClientCa: string | null;
+	/** ISA_SHUTDOWN_GRACE: ms a stopping gateway lets its requests finish (default 10 s). */
+	shutdownGrace: number;
+	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
+	transporterConnectTimeout: number;
 }
 
 export const ALL_SERVICES = [
@@ -195,6 +204,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		transporter: env.TRANSPORTER || null,
 		store: env.STORE || path.join(dataDir, "isa.db"),
 		storeGiven: Boolean(env.STORE),
+		storeTimeout: parseDuration(env.ISA_STORE_TIMEOUT || "2s", {
+			field: "ISA_STORE_TIMEOUT",
+			min: 50,
+			max: 60_000
+		}),
 		dataDir,
 		services,
 		namespace: env.NAMESPACE || "",
@@ -238,6 +252,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
 		tlsCert,
 		tlsKey,
-		tlsClientCa
+		tlsClientCa,
+		shutdownGrace: parseDuration(env.ISA_SHUTDOWN_GRACE || "10s", {
+			field: "ISA_SHUTDOWN_GRACE",
+			max: 3_600_000
+		}),
+		transporterConnectTimeout: parseDuration(env.ISA_TRANSPORTER_TIMEOUT || "30s", {
+			field: "ISA_TRANSPORTER_TIMEOUT",
+			min: 1,
+			max: 3_600_000
+		})
 	};
 }

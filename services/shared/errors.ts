@@ -4,6 +4,7 @@
  * retry policy and circuit breaker see them. Each has a fixed message shape, an UPPER_SNAKE
  * type and a data object, as moleculer-web's own errors do.
  */
+import { inspect } from "util";
 import { Errors } from "moleculer";
 
 export const ERR_NOT_FOUND = "NOT_FOUND";
@@ -54,10 +55,93 @@ export class NodeIdTakenError extends Errors.MoleculerClientError {
 	}
 }
 
-/** The store did not answer; retrying later may work. */
+/**
+ * Why a node could not start, with what to do about it: printed as one line, and the exit
+ * status a supervisor sees (bin/exit-codes.ts). Moleculer logs a failed start with the error
+ * (`inspect`): the message is all there is to say, a stack would only hide it.
+ */
+export class StartupError extends Errors.MoleculerError {
+	[inspect.custom](): string {
+		return `${this.name}: ${this.message}`;
+	}
+}
+
+const LISTEN_FIXES: Record<string, string> = {
+	EADDRINUSE: "is in use (EADDRINUSE); stop what holds it or set PORT",
+	EACCES: "may not be bound by this user (EACCES); use a port above 1023 or set PORT",
+	EADDRNOTAVAIL: "is not an address of this host (EADDRNOTAVAIL); fix HOST"
+};
+
+/** The gateway could not listen on HOST:PORT. */
+export class ListenError extends StartupError {
+	constructor(host: string, port: number, code: string) {
+		super(
+			`port ${port} on ${host} ${LISTEN_FIXES[code] ?? `cannot be listened on (${code}); fix HOST or PORT`}.`,
+			500,
+			code === "EADDRINUSE" ? "PORT_IN_USE" : "LISTEN_FAILED",
+			{ host, port, code }
+		);
+	}
+}
+
+/** The transporter did not answer within ISA_TRANSPORTER_TIMEOUT at start. */
+export class TransporterUnreachableError extends StartupError {
+	constructor(url: string, reason: string, waited: string) {
+		super(
+			`cannot reach the transporter ${url} (${reason}, waited ${waited}); start it, fix ` +
+				"TRANSPORTER, or wait longer with ISA_TRANSPORTER_TIMEOUT.",
+			503,
+			"TRANSPORTER_UNREACHABLE",
+			{ url, reason }
+		);
+	}
+}
+
+/**
+ * The store did not answer, or answered "not now" (Redis LOADING, BUSY, MASTERDOWN: then
+ * `data.reply` names the reply); retrying later may work. `data.circuit: "open"` when it was
+ * refused at once because the store failed just before (services/shared/store/fail-fast.ts).
+ */
 export class StoreUnavailableError extends Errors.MoleculerRetryableError {
-	constructor(reason: string) {
-		super(`The store is unavailable: ${reason}`, 503, ERR_STORE_UNAVAILABLE, { reason });
+	constructor(reason: string, data: Record<string, unknown> = {}) {
+		super(`The store is unavailable: ${reason}`, 503, ERR_STORE_UNAVAILABLE, {
+			reason,
+			...data
+		});
+	}
+}
+
+export const ERR_STORE_REFUSED = "STORE_REFUSED";
+
+/**
+ * The store answered but refused a write (Redis out of memory at `maxmemory`, or a read-only
+ * replica): nothing was written. Reads still work. Not retryable: a retry a moment later meets
+ * the same refusal, only an operator's fix (memory, the primary's address) helps.
+ */
+export class StoreRefusedError extends Errors.MoleculerError {
+	constructor(reason: string, reply: string) {
+		super(`The store refused the write: ${reason}`, 503, ERR_STORE_REFUSED, {
+			reason,
+			reply
+		});
+	}
+}
+
+export const ERR_NODE_DOWN = "NODE_DOWN";
+
+/**
+ * What was asked needs a node the inventory knows is down (a replica's logs on it): answered
+ * at once instead of waiting for the request's timeout. Not retryable: a retry a moment later
+ * meets the same down node; the client may ask again once the node is back.
+ */
+export class NodeDownError extends Errors.MoleculerError {
+	constructor(nodes: string[], what: string) {
+		super(
+			`${nodes.length === 1 ? `Node '${nodes[0]}' is` : `Nodes ${nodes.map(n => `'${n}'`).join(", ")} are`} down: ${what}.`,
+			503,
+			ERR_NODE_DOWN,
+			{ nodes }
+		);
 	}
 }
 
@@ -131,6 +215,19 @@ export class ModuleNotFoundError extends Errors.MoleculerClientError {
 export class ServiceUnavailableError extends Errors.MoleculerRetryableError {
 	constructor(message: string, data: Record<string, unknown>) {
 		super(message, 503, "SERVICE_UNAVAILABLE", data);
+	}
+}
+
+export const ERR_SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE";
+
+/**
+ * No node can take a call of the action now: no node offers it, or the broker's circuit breaker
+ * is open on every node that does (services/gateway/errors.ts says which). Moleculer's own
+ * ServiceNotFoundError and ServiceNotAvailableError say 404, as if the route did not exist.
+ */
+export class ActionUnavailableError extends Errors.MoleculerRetryableError {
+	constructor(message: string, data: { action: string } & Record<string, unknown>) {
+		super(message, 503, ERR_SERVICE_NOT_AVAILABLE, data);
 	}
 }
 

@@ -18,6 +18,11 @@ export const EVENTS = {
 	 * { nodeID, replicas }. Its disconnect then does not mark the node down at once.
 	 */
 	nodeRestarting: "node.restarting",
+	/**
+	 * Local only: this process stops (SIGTERM, bin/isa.ts); the gateway drains its HTTP
+	 * connections (gateway/drain.ts). Awaited before the services stop.
+	 */
+	nodeDraining: "node.draining",
 	/** Local only: this process is about to exit (bin/isa.ts); the agent hands over. */
 	nodeExiting: "node.exiting",
 	/** An agent's news of one replica: ReplicaStatus. */

@@ -131,8 +131,10 @@ export interface ReplicaStatus {
 	fence: number;
 	nodeID: string;
 	state: ReplicaState;
-	/** Why it failed or stopped (exit code, signal, load error). */
+	/** Why it failed or stopped (exit code, signal, load error), or when it restarts. */
 	reason?: string;
+	/** The newest failure of this placement, kept while it runs again after a restart. */
+	lastError?: string;
 	restarts: number;
 	pid?: number;
 	at: number;

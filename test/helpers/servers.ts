@@ -93,6 +93,11 @@ export interface RedisOptions {
 	 * restart on the same port comes back empty.
 	 */
 	dir?: string;
+	/**
+	 * The server's `maxmemory` ("4mb"), with `maxmemory-policy noeviction`: past it Redis
+	 * refuses writes with OOM, as a full production server does.
+	 */
+	maxmemory?: string;
 }
 
 /**
@@ -103,9 +108,12 @@ export function startRedis(port?: number, opts: RedisOptions = {}): Promise<Test
 	const persistence = opts.dir
 		? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
 		: ["--appendonly", "no"];
+	const memory = opts.maxmemory
+		? ["--maxmemory", opts.maxmemory, "--maxmemory-policy", "noeviction"]
+		: [];
 	return startServer(
 		"redis-server",
-		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", ...persistence],
+		p => ["--bind", "127.0.0.1", "--port", String(p), "--save", "", ...persistence, ...memory],
 		"redis",
 		port
 	);

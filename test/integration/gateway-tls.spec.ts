@@ -136,7 +136,11 @@ describe("gateway over HTTPS", () => {
 	const live: Pair = { cert: path.join(dir, "tls.crt"), key: path.join(dir, "tls.key") };
 	install(first, live);
 
-	const gatewayOn = (broker: ServiceBroker, clientCa: string | null) =>
+	const gatewayOn = (
+		broker: ServiceBroker,
+		clientCa: string | null,
+		more: Record<string, unknown> = {}
+	) =>
 		broker.createService(
 			withSettings(GatewayService, {
 				port: 0,
@@ -144,7 +148,8 @@ describe("gateway over HTTPS", () => {
 				store: path.join(dir, `${broker.nodeID}.db`),
 				dataDir: dir,
 				tls: { ...live, clientCa },
-				tlsReloadInterval: 100
+				tlsReloadInterval: 100,
+				...more
 			})
 		);
 	const broker = new ServiceBroker({ nodeID: "tls", logger: false });
@@ -355,10 +360,10 @@ describe("gateway over HTTPS", () => {
 	});
 
 	// The client does not read its stream, so it never finishes: its connection is cut after
-	// the grace.
+	// the grace (ISA_SHUTDOWN_GRACE, 2 s here).
 	it("stops while an HTTP/2 session and its event stream are open", async () => {
 		const own = new ServiceBroker({ nodeID: "tls-stop", logger: false });
-		const service = gatewayOn(own, null);
+		const service = gatewayOn(own, null, { shutdownGrace: 2000 });
 		await own.start();
 		const session = http2.connect(`https://127.0.0.1:${portOf(service)}`, {
 			ca: fs.readFileSync(ca.cert)

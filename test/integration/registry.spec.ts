@@ -504,10 +504,11 @@ describe("registry", () => {
 				path: "/v1/models"
 			});
 			expect(res.status).toBe(503);
-			expect(res.body).toMatchObject({
-				type: "SERVICE_UNAVAILABLE",
-				message: "No endpoint of 'isa_model' is healthy."
-			});
+			expect(res.body).toMatchObject({ type: "SERVICE_UNAVAILABLE" });
+			// Each endpoint's state in words: "http://… unhealthy (HTTP 503, 0 s ago)".
+			expect(res.body.message).toMatch(
+				/^No endpoint of 'isa_model' is healthy: http:\/\/\S+ unhealthy \(.+, \d+ s ago\); http:\/\/\S+ unhealthy \(.+, \d+ s ago\)\.$/
+			);
 			expect(res.body.data.endpoints).toHaveLength(2);
 			a.setStatus(200);
 			b.setStatus(200);

@@ -279,6 +279,13 @@ describe("route matrix: every route × every caller × every owner", () => {
 			ok: 200,
 			make: async (_o, t) => at(`workloads/${await workload(t)}/scale`, { replicas: 2 })
 		},
+		// No agent runs here, so no replica failed: an allowed retry gets 409 (nothing to retry).
+		"POST /api/v1/workloads/:id/retry": {
+			access: "write",
+			owners: ["tenant"],
+			ok: 409,
+			make: async (_o, t) => at(`workloads/${await workload(t)}/retry`, {})
+		},
 		"DELETE /api/v1/workloads/:id": {
 			access: "write",
 			owners: ["tenant"],

@@ -159,7 +159,7 @@ export function sortedWorkloads(workloads: Iterable<WorkloadView>): WorkloadView
 
 /** Workloads by the status the scheduler gives them. */
 export function workloadCounts(workloads: Iterable<WorkloadView>): Record<WorkloadStatus, number> {
-	const counts = { pending: 0, running: 0, failed: 0, stopped: 0 };
+	const counts = { pending: 0, running: 0, degraded: 0, failed: 0, stopped: 0 };
 	for (const w of workloads) counts[w.status]++;
 	return counts;
 }

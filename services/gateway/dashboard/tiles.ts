@@ -31,6 +31,7 @@ export function renderTiles(state: DashboardState): void {
 	byId("t-wl").textContent = String(w.running);
 	byId("t-wl-sub").textContent = sub("running", [
 		["pending", w.pending],
+		["degraded", w.degraded],
 		["failed", w.failed]
 	]);
 }

@@ -13,17 +13,18 @@
  * `at` and `since` can binary-search instead of scanning the log.
  *
  * Connection policy: a command sent while Redis is away waits for at most one reconnection
- * attempt, then fails with StoreUnavailableError; callers (and /ready via `ping`) learn of an
- * outage in about a second instead of hanging, while the client keeps reconnecting by itself.
- * In-flight commands are failed rather than replayed after a reconnect, since a replayed CAS
- * whose first send had landed would report a loss for a write that happened.
+ * attempt, then fails with StoreUnavailableError; attempts are at most RECONNECT_MAX_DELAY
+ * apart, so that wait is short, and the client keeps reconnecting by itself. A server that
+ * accepts connections but never answers fails a command after 5 s. The services bound every
+ * call tighter and stop calling a store that went silent (fail-fast.ts). In-flight commands are failed rather than replayed after a reconnect, since
+ * a replayed CAS whose first send had landed would report a loss for a write that happened.
  *
  * Durability is the server's: a write Redis acknowledged survives its crash only with the AOF on
  * and fsynced before the reply (`appendonly yes`, `appendfsync always`). The store asks the server
  * at start (CONFIG GET) and warns when acknowledged writes can be lost (persistenceWarning).
  */
 import Redis, { ReplyError } from "ioredis";
-import { StoreUnavailableError } from "../errors";
+import { redisError } from "./redis-errors";
 import type {
 	DocWrite,
 	LogEntry,
@@ -47,6 +48,12 @@ export interface RedisStoreOptions {
 	warn?: (message: string) => void;
 }
 
+/**
+ * The longest pause between two reconnection attempts (ioredis's default is 2 s): a command
+ * sent while Redis is away waits for the next attempt, and Redis is found back as soon.
+ */
+const RECONNECT_MAX_DELAY = 500;
+
 /** The settings to run Redis with, as the README and k8s/redis.yaml give them. */
 export const DURABLE_SETTINGS = "appendonly yes, appendfsync always";
 
@@ -65,9 +72,6 @@ export function persistenceWarning(config: Record<string, string> | null): strin
 		return `Redis fsyncs its append-only file ${config.appendfsync === "no" ? "when the OS decides" : "once a second"} (appendfsync ${config.appendfsync ?? "unset"}): a crash can lose writes it already acknowledged. ${fix}`;
 	return null;
 }
-
-/** Redis replies that mean "not now" rather than "wrong command". */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
 
 // KEYS[1]: the collection's value hash, KEYS[2]: its version hash, ARGV[1]: the document id.
 const GET = `
@@ -226,6 +230,8 @@ export class RedisStore implements Store {
 	readonly prefix: string;
 	private readonly redis: Redis & StoreCommands;
 	private readonly onUnreadable: UnreadableHandler;
+	/** host:port, for messages. */
+	private readonly address: string;
 
 	/** `url`: redis://… or rediss://…, as ioredis takes it. */
 	constructor(url: string, opts: RedisStoreOptions = {}) {
@@ -234,10 +240,13 @@ export class RedisStore implements Store {
 		this.redis = new Redis(url, {
 			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
+			retryStrategy: times => Math.min(times * 50, RECONNECT_MAX_DELAY),
 			connectTimeout: 3000,
-			// A server that accepts connections but never answers is down too.
+			// A server that accepts connections but never answers is down too. A backstop: the
+			// services bound each call tighter, by its size (fail-fast.ts, ISA_STORE_TIMEOUT).
 			commandTimeout: 5000
 		}) as Redis & StoreCommands;
+		this.address = `${this.redis.options.host}:${this.redis.options.port}`;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.
 		this.redis.on("error", () => {});
@@ -391,16 +400,12 @@ export class RedisStore implements Store {
 		return [`${this.prefix}:log:${log}`, `${this.prefix}:logmeta:${log}`];
 	}
 
-	/** Awaits a command, turning "Redis cannot answer now" into StoreUnavailableError. */
+	/** Awaits a command, turning Redis's failures into what they mean (redis-errors.ts). */
 	private async call<R>(command: Promise<R>): Promise<R> {
 		try {
 			return await command;
 		} catch (err) {
-			const message = err instanceof Error ? err.message : String(err);
-			if (!(err instanceof ReplyError) || UNAVAILABLE_REPLIES.test(message)) {
-				throw new StoreUnavailableError(message);
-			}
-			throw err;
+			throw redisError(err, this.address);
 		}
 	}
 }

@@ -163,6 +163,17 @@ describe("EventStream filtering", () => {
 		return res;
 	}
 
+	it("ends every stream with a shutdown event when the gateway stops", async () => {
+		stream = new EventStream({ verifier, tickets });
+		const admin = await connect("admin");
+		stream.close();
+		expect(admin.writableEnded).toBe(true);
+		expect(admin.chunks.join("")).toMatch(
+			/event: shutdown\ndata: \{"reason":"The gateway is stopping\."\}\n\n$/
+		);
+		expect(stream.size).toBe(0);
+	});
+
 	it("gives each client only the events it may see", async () => {
 		stream = new EventStream({
 			verifier,

@@ -91,6 +91,7 @@ describe("gaugeValues", () => {
 		expect(values.filter(v => v.name === "isa.workloads")).toEqual([
 			{ name: "isa.workloads", value: 1, labels: { state: "pending" } },
 			{ name: "isa.workloads", value: 0, labels: { state: "running" } },
+			{ name: "isa.workloads", value: 0, labels: { state: "degraded" } },
 			{ name: "isa.workloads", value: 0, labels: { state: "failed" } },
 			{ name: "isa.workloads", value: 0, labels: { state: "stopped" } }
 		]);

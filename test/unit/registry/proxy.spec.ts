@@ -9,10 +9,12 @@ import {
 	CallParams,
 	CallProxy,
 	CONTROL_SERVICES,
-	forwardUrl
+	forwardUrl,
+	noHealthyEndpoint
 } from "../../../services/registry/proxy";
 import { endpointKey } from "../../../services/registry/targets";
 import {
+	ActionUnavailableError,
 	ForbiddenError,
 	NotFoundError,
 	ServiceUnavailableError
@@ -107,15 +109,19 @@ describe("CallProxy.callAction", () => {
 	});
 
 	it("answers 503 when no node offers the action", async () => {
-		const broker = { findNextActionEndpoint: () => new ServiceUnavailableError("x", {}) };
+		const broker = {
+			findNextActionEndpoint: () => new ServiceUnavailableError("x", {}),
+			registry: { getActionEndpoints: () => undefined },
+			options: {}
+		};
 		const proxy = new CallProxy(broker as never, catalogOf({}), breakers(), running);
 		const err = await proxy.callAction(ctxFor({ service: "agentx" }).ctx, "run").catch(e => e);
-		expect(err).toBeInstanceOf(ServiceUnavailableError);
+		expect(err).toBeInstanceOf(ActionUnavailableError);
 		expect(err).toMatchObject({
 			code: 503,
-			type: "SERVICE_UNAVAILABLE",
+			type: "SERVICE_NOT_AVAILABLE",
 			message: "No node offers the action 'agentx.run' now.",
-			data: { action: "agentx.run" }
+			data: { action: "agentx.run", nodes: [] }
 		});
 	});
 
@@ -144,6 +150,33 @@ describe("CallProxy.callAction", () => {
 	});
 });
 
+describe("noHealthyEndpoint", () => {
+	it("says each endpoint's status, its last error and how long ago it was checked", () => {
+		const now = 10_000;
+		expect(
+			noHealthyEndpoint(
+				"isa_model",
+				[
+					{
+						url: "http://127.0.0.1:1/",
+						status: "unhealthy",
+						checkedAt: 7_000,
+						latencyMs: 1,
+						error: "connect ECONNREFUSED 127.0.0.1:1"
+					},
+					{ url: "http://b/", status: "unknown", checkedAt: 9_600, latencyMs: 2 },
+					{ url: "http://c/", status: "unknown", checkedAt: null, latencyMs: null }
+				],
+				now
+			)
+		).toBe(
+			"No endpoint of 'isa_model' is healthy: http://127.0.0.1:1/ unhealthy " +
+				"(connect ECONNREFUSED 127.0.0.1:1, 3 s ago); http://b/ unknown (0 s ago); " +
+				"http://c/ unknown (not checked yet)."
+		);
+	});
+});
+
 describe("CallProxy.callHttp", () => {
 	const servers: http.Server[] = [];
 	/** A server that answers `status` with its own name as JSON. */
@@ -166,17 +199,22 @@ describe("CallProxy.callHttp", () => {
 			noBroker,
 			catalogOf({ [urls[0]]: "unhealthy" }),
 			breakers(),
-			running
+			running,
+			() => 3001
 		);
 		const err = await proxy.callHttp(service(urls), { service: "model" }).catch(e => e);
 		expect(err).toBeInstanceOf(ServiceUnavailableError);
-		expect(err.message).toBe("No endpoint of 'model' is healthy.");
+		expect(err.message).toBe(
+			"No endpoint of 'model' is healthy: http://u:***@a:1 unhealthy (3 s ago); " +
+				"http://b:1 unknown (not checked yet)."
+		);
 		expect(err.data).toEqual({
 			service: "model",
 			endpoints: [
 				{ url: "http://u:***@a:1", status: "unhealthy", checkedAt: 1, latencyMs: 2 },
 				{ url: "http://b:1", status: "unknown", checkedAt: null, latencyMs: null }
-			]
+			],
+			retryAfter: 1
 		});
 	});
 

@@ -1,4 +1,5 @@
 import {
+	pickWorkload,
 	renderAlerts,
 	renderAudit,
 	renderNodes,
@@ -137,6 +138,31 @@ describe("REPL tables", () => {
 		]);
 		expect(text).toMatch(
 			/llm\s+acme\s+process\s+pending\s+1\/2\s+2 cpu, 8Gi, 1 gpu\s+gpu-1\[0\] -\s+0\/1 nodes fit/
+		);
+	});
+});
+
+describe("pickWorkload", () => {
+	const w = (id: string, name: string, tenant: string) => ({
+		id,
+		name,
+		tenant,
+		kind: "process",
+		status: "failed",
+		resources: { cpu: 1, memory: 1, gpu: 0, gpuMemory: 0 },
+		replicas: []
+	});
+	const items = [w("id-1", "llm", "acme"), w("id-2", "llm", "globex"), w("id-3", "etl", "acme")];
+
+	it("finds a workload by id, or by a name only one workload has", () => {
+		expect(pickWorkload(items, "id-2")).toBe(items[1]);
+		expect(pickWorkload(items, "etl")).toBe(items[2]);
+	});
+
+	it("says when no workload or several have the name", () => {
+		expect(pickWorkload(items, "nope")).toBe("No workload 'nope'.");
+		expect(pickWorkload(items, "llm")).toBe(
+			"Several workloads are named 'llm' (acme: id-1, globex: id-2); give the id."
 		);
 	});
 });

@@ -1,4 +1,5 @@
 import type { CallingOptions, LoggerInstance } from "moleculer";
+import { NodeDownError } from "../../../services/shared/errors";
 import { COLLECTIONS } from "../../../services/shared/collections";
 import { SqliteStore } from "../../../services/shared/store/sqlite";
 import {
@@ -152,7 +153,7 @@ describe("replicaLogs", () => {
 			if (nodeID === "n2") throw new Error("agent gone");
 			return ["hello"];
 		};
-		expect(await replicaLogs(w, {}, call)).toEqual([
+		expect(await replicaLogs(w, {}, new Set(), call)).toEqual([
 			{ replica: 0, node: "n1", lines: ["hello"] },
 			{ replica: 1, node: "n2", lines: [], error: "agent gone" }
 		]);
@@ -161,7 +162,31 @@ describe("replicaLogs", () => {
 			["n2", { workloadId: "a", replica: 1, limit: 200 }]
 		]);
 		asked.length = 0;
-		expect(await replicaLogs(w, { replica: 0, limit: 5 }, call)).toHaveLength(1);
+		expect(await replicaLogs(w, { replica: 0, limit: 5 }, new Set(), call)).toHaveLength(1);
 		expect(asked).toEqual([["n1", { workloadId: "a", replica: 0, limit: 5 }]]);
+	});
+
+	it("asks no agent of a down node: 503 NODE_DOWN when all are there, else an error for each", async () => {
+		const w = placedWorkload("a", ["n1", "n2", "n2"]);
+		const asked: string[] = [];
+		const call = async (nodeID: string) => {
+			asked.push(nodeID);
+			return ["hello"];
+		};
+		expect(await replicaLogs(w, {}, new Set(["n2"]), call)).toEqual([
+			{ replica: 0, node: "n1", lines: ["hello"] },
+			{ replica: 1, node: "n2", lines: [], error: "node n2 is down" },
+			{ replica: 2, node: "n2", lines: [], error: "node n2 is down" }
+		]);
+		expect(asked).toEqual(["n1"]);
+		const err = await replicaLogs(w, { replica: 1 }, new Set(["n2"]), call).catch(e => e);
+		expect(err).toBeInstanceOf(NodeDownError);
+		expect(err).toMatchObject({ code: 503, type: "NODE_DOWN", data: { nodes: ["n2"] } });
+		expect(err.message).toMatch(/^Node 'n2' is down: /);
+		await expect(replicaLogs(w, {}, new Set(["n1", "n2"]), call)).rejects.toMatchObject({
+			message: expect.stringMatching(/^Nodes 'n1', 'n2' are down: /),
+			data: { nodes: ["n1", "n2"] }
+		});
+		expect(asked).toEqual(["n1"]);
 	});
 });

@@ -6,7 +6,8 @@ import { SqliteStore } from "../../../services/shared/store/sqlite";
 import type { ReplicaStatus } from "../../../services/shared/types";
 import type { AgentSync } from "../../../services/scheduler/agent-sync";
 import { applyReplicaStatus, WorkloadLifecycle } from "../../../services/scheduler/lifecycle";
-import type { Recovery } from "../../../services/scheduler/recovery";
+import { Recovery } from "../../../services/scheduler/recovery";
+import type { Reserver } from "../../../services/scheduler/reservations";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import { type PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
 import {
@@ -72,6 +73,22 @@ describe("applyReplicaStatus", () => {
 		expect(r).toMatchObject({ state: "failed", reason: "exit 1", restarts: 1 });
 		expect(w.events.at(-1)?.message).toBe("Replica 0 failed on n1: exit 1.");
 		applyReplicaStatus(w, r, status({ restarts: 1 }));
+		expect(r.reason).toBeUndefined();
+	});
+
+	it("keeps the last error while the replica runs again after a restart", () => {
+		const w = running();
+		const r = w.replicas[0];
+		const restarting = "exited with code 1; restarting in 1 s (restart 1 of 5)";
+		applyReplicaStatus(
+			w,
+			r,
+			status({ state: "starting", reason: restarting, lastError: "exited with code 1" })
+		);
+		expect(
+			applyReplicaStatus(w, r, status({ restarts: 1, lastError: "exited with code 1" }))
+		).toBe(true);
+		expect(r).toMatchObject({ state: "running", restarts: 1, lastError: "exited with code 1" });
 		expect(r.reason).toBeUndefined();
 	});
 
@@ -279,6 +296,92 @@ describe("WorkloadLifecycle", () => {
 		jest.spyOn(repo, "commitRemoves").mockResolvedValue(false);
 		const err = await lifecycle.remove(w.id, alice).catch((e: unknown) => e);
 		conflict(err, "The workload kept changing; try again.", { id: w.id });
+	});
+
+	describe("retry", () => {
+		let retrying: WorkloadLifecycle;
+		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
+
+		beforeEach(() => {
+			// A real Recovery, so that the release is the one evacuations use.
+			const queue = new SerialQueue();
+			const recovery = new Recovery(
+				repo,
+				{ release: released } as unknown as Reserver,
+				queue,
+				rounds as unknown as PlacementRounds,
+				{ syncNodes: synced } as unknown as AgentSync,
+				{ auditInterval: 30_000, auditGrace: 60_000 },
+				logger
+			);
+			retrying = new WorkloadLifecycle(
+				repo,
+				queue,
+				rounds as unknown as PlacementRounds,
+				recovery,
+				{ syncNodes: synced } as unknown as AgentSync,
+				logger
+			);
+		});
+
+		/** A workload of three replicas on n1 and n2: 0 runs, 1 and 2 failed. */
+		async function degraded(): Promise<Workload> {
+			const w = await lifecycle.create(input("d", 3), alice);
+			const doc = (await repo.get(w.id))!;
+			const placed = [
+				{ node: "n1", fence: 1, state: "running" },
+				{
+					node: "n1",
+					fence: 2,
+					state: "failed",
+					restarts: 5,
+					reason: "exited with code 1; gave up after 5 restarts"
+				},
+				{ node: "n2", fence: 3, state: "failed", reason: "command 'x' is not allowed" }
+			];
+			placed.forEach((p, i) => Object.assign(doc.value.replicas[i], p));
+			await repo.write(doc.value, doc.version);
+			return doc.value;
+		}
+
+		it("places the failed replicas anew with no restarts counted, and leaves the others", async () => {
+			const w = await degraded();
+			rounds.placeQuietly.mockClear();
+			const after = await retrying.retry(w.id, alice);
+			expect(after.replicas.map(r => [r.state, r.node, r.restarts])).toEqual([
+				["running", "n1", 0],
+				["pending", null, 0],
+				["pending", null, 0]
+			]);
+			expect(after.replicas[1].reason).toBe("retried by alice");
+			expect(after.events.at(-1)?.message).toBe(
+				"Replica 2 left n2 (retried by alice); placing it again."
+			);
+			// The failed placements' reservations go back, their nodes forget them, and a round
+			// places them (with new fences).
+			expect(released.mock.calls.map(c => c[0])).toEqual([`${w.id}/1@2`, `${w.id}/2@3`]);
+			expect([...synced.mock.calls.at(-1)![0]].sort()).toEqual(["n1", "n2"]);
+			expect(rounds.waiting.has(w.id)).toBe(true);
+			expect(rounds.placeQuietly).toHaveBeenCalledWith(w.id);
+		});
+
+		it("answers 409 when no replica failed, and changes nothing", async () => {
+			const w = await lifecycle.create(input("ok", 1), alice);
+			const version = (await repo.get(w.id))!.version;
+			const err = await retrying.retry(w.id, alice).catch((e: unknown) => e);
+			conflict(err, "Workload 'ok' has no failed replica to retry; it is pending.", {
+				id: w.id,
+				status: "pending"
+			});
+			expect((await repo.get(w.id))!.version).toBe(version);
+		});
+
+		it("does not find another tenant's workload", async () => {
+			const w = await degraded();
+			const err = await retrying.retry(w.id, bob).catch((e: unknown) => e);
+			expect(err).toMatchObject({ code: 404 });
+			expect((await repo.get(w.id))!.value.replicas[1].state).toBe("failed");
+		});
 	});
 
 	it("records a replica's reported state, and ignores news of another placement", async () => {

@@ -98,6 +98,20 @@ describe("loadEnv", () => {
 		);
 	});
 
+	it("reads the shutdown grace (10 s) and the transporter's start wait (30 s) as durations", () => {
+		expect(loadEnv({})).toMatchObject({
+			shutdownGrace: 10_000,
+			transporterConnectTimeout: 30_000
+		});
+		expect(
+			loadEnv({ ISA_SHUTDOWN_GRACE: "0", ISA_TRANSPORTER_TIMEOUT: "500ms" })
+		).toMatchObject({ shutdownGrace: 0, transporterConnectTimeout: 500 });
+		expect(() => loadEnv({ ISA_SHUTDOWN_GRACE: "soon" })).toThrow(/ISA_SHUTDOWN_GRACE/);
+		expect(() => loadEnv({ ISA_TRANSPORTER_TIMEOUT: "0" })).toThrow(
+			/ISA_TRANSPORTER_TIMEOUT must be a positive duration/
+		);
+	});
+
 	it("audits by default, keeps 1,000,000 records for 90 days, and reads the audit switches", () => {
 		expect(loadEnv({})).toMatchObject({
 			audit: true,

@@ -114,7 +114,13 @@ describe("dashboard state", () => {
 			workload("c", 3, [{ node: "n", state: "failed" }])
 		];
 		expect(items.map(w => w.status)).toEqual(["running", "pending", "failed"]);
-		expect(workloadCounts(items)).toEqual({ running: 1, pending: 1, failed: 1, stopped: 0 });
+		expect(workloadCounts(items)).toEqual({
+			running: 1,
+			pending: 1,
+			degraded: 0,
+			failed: 1,
+			stopped: 0
+		});
 	});
 
 	it("orders alerts as the monitor lists them, and an announced one replaces its id", () => {

@@ -132,21 +132,47 @@ describe("Runner", () => {
 		]);
 	});
 
-	it("forgets a replica whose start was refused, so a retry tries again", async () => {
+	it("keeps a refused placement failed: the lists that name it again do not start it", async () => {
 		const refused = new CommandNotAllowedError("python3", "n1");
-		let refuse = true;
+		const created: FakeReplica[] = [];
 		const runner = new Runner({
 			onStatus: () => undefined,
 			createReplica: s => {
 				const replica = new FakeReplica(s);
-				if (refuse) replica.start = () => Promise.reject(refused);
+				created.push(replica);
+				if (s.fence === 1)
+					replica.start = () => {
+						replica.state = "failed";
+						return Promise.reject(refused);
+					};
 				return replica;
 			}
 		});
 		await expect(runner.start(spec(1))).rejects.toBe(refused);
+		// Every sync names the placement again: its failed status, no new attempt.
+		for (let sync = 0; sync < 5; sync++)
+			expect(await runner.start(spec(1))).toMatchObject({ fence: 1, state: "failed" });
+		expect(created).toHaveLength(1);
+		expect(runner.list()).toMatchObject([{ fence: 1, state: "failed" }]);
+		// A retry is a new placement: it starts.
+		expect(await runner.start(spec(2))).toMatchObject({ fence: 2, state: "running" });
+		expect(created.map(r => [r.spec.fence, r.state])).toEqual([
+			[1, "stopped"],
+			[2, "running"]
+		]);
+	});
+
+	it("keeps a placement that spent its restarts failed across syncs (maxRestarts holds)", async () => {
+		const { runner, created } = fakeRunner();
+		await runner.start(spec(3, { restart: { policy: "on-failure", maxRestarts: 2 } }));
+		// Its own backoff gave up: the replica reports failed.
+		created[0].state = "failed";
+		for (let sync = 0; sync < 5; sync++)
+			expect(await runner.start(spec(3))).toMatchObject({ fence: 3, state: "failed" });
+		expect(created).toHaveLength(1);
+		// A stop takes it away for good.
+		expect(await runner.stop("w1", 0, 3)).toMatchObject({ state: "stopped" });
 		expect(runner.list()).toEqual([]);
-		refuse = false;
-		expect(await runner.start(spec(1))).toMatchObject({ state: "running" });
 	});
 
 	it("stopAll stops every replica", async () => {

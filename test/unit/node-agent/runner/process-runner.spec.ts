@@ -6,7 +6,6 @@ import {
 	ProcessReplica,
 	ProcessReplicaOptions,
 	Timers,
-	backoffDelay,
 	isCommandAllowed,
 	parseAllowedCommands,
 	processEnv,
@@ -57,6 +56,8 @@ function replica(spec: ReplicaSpec, options: Partial<ProcessReplicaOptions> = {}
 		sandbox,
 		allowedCommands: [NODE, "/bin/sh"],
 		backoffBase: 10,
+		// No jitter: the delays are exact (restart-policy.spec.ts covers the spread).
+		random: () => 0.5,
 		stopGrace: 2000,
 		onStatus: status => statuses.push(status),
 		...options
@@ -127,6 +128,20 @@ describe("ISA_ALLOWED_COMMANDS", () => {
 		expect(statuses.map(s => s.state)).toEqual(["failed"]);
 		expect(statuses[0].reason).toBe(err.message);
 		expect(statuses[0].pid).toBeUndefined();
+	});
+
+	it("fails a refused command at once, whatever its restart policy: a refusal is no restart", async () => {
+		const timers: Timers = {
+			...realTimers,
+			setTimeout: () => {
+				throw new Error("a refused replica must not schedule a restart");
+			}
+		};
+		const spec = processSpec("0", { restart: { policy: "always", maxRestarts: 0 } });
+		const { r, statuses } = replica(spec, { allowedCommands: ["python3"], timers });
+		await expect(r.start()).rejects.toBeInstanceOf(CommandNotAllowedError);
+		expect(statuses.map(s => [s.state, s.restarts])).toEqual([["failed", 0]]);
+		expect(r.status()).toMatchObject({ state: "failed", lastError: statuses[0].reason });
 	});
 });
 
@@ -245,12 +260,6 @@ describe("output", () => {
 });
 
 describe("restarts", () => {
-	it("backs off 1 s, 2 s, 4 s… up to 30 s", () => {
-		expect([0, 1, 2, 3, 4, 5, 6].map(n => backoffDelay(n, 1000, 30000))).toEqual([
-			1000, 2000, 4000, 8000, 16000, 30000, 30000
-		]);
-	});
-
 	it("never: reports the exit and stays down", async () => {
 		const { r, statuses } = replica(processSpec("process.exit(3)"));
 		expect((await r.start()).state).toBe("running");
@@ -292,9 +301,12 @@ describe("restarts", () => {
 			["running", 2],
 			["failed", 2]
 		]);
-		expect(statuses[2].reason).toBe("exited with code 3; restarting in 10 ms");
-		expect(statuses[4].reason).toBe("exited with code 3; restarting in 20 ms");
-		expect(r.status().reason).toBe("exited with code 3; gave up after 2 restarts");
+		expect(statuses[2].reason).toBe("exited with code 3; restarting in 10 ms (restart 1 of 2)");
+		expect(statuses[4].reason).toBe("exited with code 3; restarting in 20 ms (restart 2 of 2)");
+		expect(r.status()).toMatchObject({
+			reason: "exited with code 3; gave up after 2 restarts",
+			lastError: "exited with code 3"
+		});
 	});
 
 	it("on-failure: a signal is a failure", async () => {
@@ -305,7 +317,7 @@ describe("restarts", () => {
 		await r.start();
 		await until(() => r.status().state === "failed");
 		expect(r.status()).toMatchObject({
-			reason: "killed by SIGKILL; gave up after 1 restarts",
+			reason: "killed by SIGKILL; gave up after 1 restart",
 			restarts: 1
 		});
 	});
