@@ -30,6 +30,7 @@ import { leaseWanted, NodeLease } from "../services/nodes/lease";
 import { EVENTS } from "../services/shared/events";
 import { prepareRepl } from "../repl/commands";
 import { rememberIdentitiesIn } from "../services/shared/store/identity-memory";
+import { readTlsFiles } from "../services/gateway/tls";
 
 const SERVICE_FILES: Record<string, string> = {
 	agent: "../node-agent/agent.service",
@@ -94,9 +95,13 @@ async function main(): Promise<void> {
 	let storeConnection: RedisOptions;
 	try {
 		env = loadEnv();
-		// Reads the TLS files and the cluster key: one that cannot be read is said plainly.
+		// Reads the bus's and the store's TLS files and the cluster key, and the gateway's
+		// certificate before the broker (which would log a failing gateway with a stack trace):
+		// one that cannot be read is said plainly.
 		config = createBrokerConfig(env);
 		storeConnection = redisConnection(env.redis);
+		if (env.tlsCert && env.tlsKey && (env.services ?? ALL_SERVICES).includes("gateway"))
+			readTlsFiles({ cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa });
 	} catch (err) {
 		console.error(exitLine(err));
 		process.exit(EXIT.badConfig);

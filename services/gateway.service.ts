@@ -3,12 +3,16 @@
  * reachable (`mappingPolicy: "restrict"`), so no internal action and no `$node.*` leaks out.
  * /health, /ready and /metrics are open; everything under /api/v1 needs a JWT, and each action
  * says which access it needs (`access: "read" | "write" | "admin"`; default read for GET and
- * write otherwise), checked against the token's roles.
+ * write otherwise), checked against the token's roles. With ISA_TLS_CERT and ISA_TLS_KEY it
+ * serves HTTPS, HTTP/2 and HTTP/1.1 (gateway/tls.ts); every answer carries the security headers
+ * of gateway/headers.ts.
  *
- * The gateway owns its HTTP server's lifecycle (moleculer-web's `server: false`): it listens
- * with a clear error (gateway/listen.ts) and, on `node.draining` (SIGTERM), drains its
- * connections before the broker stops the services they need (gateway/drain.ts).
+ * The gateway owns its HTTP server's lifecycle (moleculer-web's `server: false`): it makes the
+ * server itself (`createServer`), listens with a clear error (gateway/listen.ts) and, on
+ * `node.draining` (SIGTERM), drains its connections and HTTP/2 sessions before the broker stops
+ * the services they need (gateway/drain.ts).
  */
+import crypto from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
@@ -35,6 +39,17 @@ import { EVENTS } from "./shared/events";
 import { answerError } from "./gateway/errors";
 import { Shedder } from "./gateway/overload";
 import { LagMonitor } from "./shared/lag";
+import {
+	CertificateReloader,
+	createGatewayServer,
+	readTlsFiles,
+	RELOAD_INTERVAL,
+	SessionTracker,
+	type GatewayServer,
+	type TlsFiles
+} from "./gateway/tls";
+import { securityHeaders, withSecurityHeaders } from "./gateway/headers";
+import { EventTickets, ticketKey } from "./gateway/ticket";
 import {
 	dashboardDirs,
 	EventStream,
@@ -87,6 +102,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	audit: boolean;
 	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
 	trustProxy: boolean;
+	/** The certificate, key and client CA files (ISA_TLS_*); null serves plain HTTP. */
+	tls: TlsFiles | null;
+	/** ms between two looks at the TLS files for a renewed certificate. */
+	tlsReloadInterval: number;
 	/** ms a stopping gateway lets its requests finish (ISA_SHUTDOWN_GRACE). */
 	shutdownGrace: number;
 	/** Event-loop lag (ms) past which API requests are shed (ISA_SHED_LAG; null: never). */
@@ -105,9 +124,19 @@ interface GatewayThis extends Service<GatewaySettings> {
 	localSecret: string | null;
 	store: Store;
 	storeIdentity: IdentityGuard;
-	server: import("http").Server;
+	server: GatewayServer;
+	/** Set by createServer: the server speaks TLS. */
+	isHTTPS: boolean;
+	/** moleculer-web's request handler. */
+	httpHandler(req: IncomingMessage, res: ServerResponse): void;
+	/** Follows the TLS files while serving HTTPS. */
+	tlsReloader: CertificateReloader | null;
+	/** The HTTP/2 sessions, ended on stop (HTTPS only). */
+	h2Sessions: SessionTracker | null;
 	/** The dashboard's server-sent events (GET /api/v1/events). */
 	eventStream: EventStream;
+	/** The event stream's single-use tickets (POST /api/v1/events/ticket). */
+	tickets: EventTickets;
 	drain: HttpDrain;
 	/** The shutdown under way (`shutdown`), once begun. */
 	stopping: Promise<void> | null;
@@ -163,6 +192,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 		audit: env.audit,
 		trustProxy: env.trustProxy,
+		tls:
+			env.tlsCert && env.tlsKey
+				? { cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa }
+				: null,
+		tlsReloadInterval: RELOAD_INTERVAL,
 		shutdownGrace: env.shutdownGrace,
 		// The server is made in `created` and listened on in `started`, below.
 		server: false,
@@ -291,6 +325,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 					"GET audit": "audit.list",
 
+					"POST events/ticket": "gateway.eventTicket",
+
 					"POST cluster/adopt": "scheduler.adopt"
 				}
 			},
@@ -300,7 +336,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				aliases: {}
 			}),
 			// The dashboard's live events. The handler checks the token itself, from the
-			// Authorization header or ?token= (EventSource cannot send headers).
+			// Authorization header or a ticket in ?ticket= (EventSource cannot send headers).
 			openRoute("/api/v1/events", {
 				onError(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
 					void auditedError(this as any, req, res, err);
@@ -325,6 +361,25 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			idempotent: true,
 			handler() {
 				return { status: "ok" };
+			}
+		},
+
+		/** A single-use ticket for one event-stream connection (gateway/ticket.ts). */
+		eventTicket: {
+			access: "read",
+			// A repeat signs another ticket, which the caller never gets and which expires unused.
+			idempotent: true,
+			// Issuing a ticket changes nothing: audited when denied only, like a GET.
+			mutates: false,
+			params: { $$strict: true },
+			handler(this: GatewayThis, ctx: Context<unknown, Meta>) {
+				const user = ctx.meta.user;
+				if (!user)
+					throw new ForbiddenError("Event tickets are issued to authenticated callers.", {
+						access: "read",
+						roles: []
+					});
+				return this.tickets.issue(user);
 			}
 		},
 
@@ -382,6 +437,22 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	methods: {
+		/**
+		 * Replaces moleculer-web's: HTTPS with HTTP/2 and HTTP/1.1 when TLS files are set (a bad
+		 * file throws here, in `created`, and the node exits with status 2), and the security
+		 * headers on every answer.
+		 */
+		createServer(this: GatewayThis) {
+			if (this.server) return;
+			const material = this.settings.tls ? readTlsFiles(this.settings.tls) : null;
+			this.isHTTPS = material !== null;
+			const handler = withSecurityHeaders(
+				(req: IncomingMessage, res: ServerResponse) => this.httpHandler(req, res),
+				securityHeaders(this.isHTTPS)
+			);
+			this.server = createGatewayServer(handler, material);
+		},
+
 		/** Every failed request: the error as the client gets it (gateway/errors.ts). */
 		errorHandler(this: GatewayThis, req: any, res: ServerResponse, err: unknown) {
 			answerError(this as any, req, res, err);
@@ -426,11 +497,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 
 		/**
-		 * Ends the event streams (they would hold the server open), then drains the HTTP
-		 * connections within the grace; once, whoever asks first.
+		 * Stops following the TLS files and ends the event streams (they would hold the server
+		 * open), then drains the HTTP connections and HTTP/2 sessions within the grace; once,
+		 * whoever asks first.
 		 */
 		shutdown(this: GatewayThis, quiet = QUIET_MS) {
 			this.stopping ??= (async () => {
+				this.tlsReloader?.stop();
 				this.eventStream.close();
 				const { open, forced, took } = await this.drain.drain(
 					this.settings.shutdownGrace,
@@ -450,8 +523,20 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		this.server.on("error", err => {
 			if (this.server.listening) this.logger.error("HTTP server error:", err);
 		});
-		applyServerLimits(this.server, this.settings.httpLimits);
-		this.drain = new HttpDrain(this.server);
+		// The HTTP/2 server applies them to its HTTP/1.1 connections.
+		applyServerLimits(this.server as import("http").Server, this.settings.httpLimits);
+		const tlsFiles = this.settings.tls;
+		this.tlsReloader = tlsFiles
+			? new CertificateReloader(
+					tlsFiles,
+					options => (this.server as import("tls").Server).setSecureContext(options),
+					this.logger
+				)
+			: null;
+		this.h2Sessions = this.isHTTPS
+			? new SessionTracker(this.server as import("http2").Http2SecureServer)
+			: null;
+		this.drain = new HttpDrain(this.server, this.h2Sessions);
 		this.stopping = null;
 		let secret = this.settings.jwtSecret;
 		this.localSecret = null;
@@ -469,8 +554,13 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			audience: this.settings.jwtAudience,
 			clockTolerance: this.settings.jwtClockTolerance
 		});
+		// Any gateway sharing the HS256 secret redeems the tickets; else this one only.
+		this.tickets = new EventTickets({
+			key: secret ? ticketKey(secret) : crypto.randomBytes(32)
+		});
 		this.eventStream = new EventStream({
 			verifier: this.verifier,
+			tickets: this.tickets,
 			lookupTenant: id => workloadTenant(this.broker, id),
 			logger: this.logger
 		});
@@ -486,9 +576,10 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		// Both are set above; moleculer-web's own defaults otherwise.
 		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
 		this.stopLag = this.lag.start();
+		this.tlsReloader?.start(this.settings.tlsReloadInterval);
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
-		const url = `http://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
+		const url = `${this.isHTTPS ? "https" : "http"}://${this.settings.ip === "0.0.0.0" ? "localhost" : this.settings.ip}:${port}`;
 		if (!this.localSecret) {
 			this.logger.info(`IsA Cloud gateway on ${url}`);
 			return;
@@ -514,7 +605,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 
 	/**
 	 * Stopped without a SIGTERM drain (a test's broker, a hot reload): idle connections are
-	 * closed at once, as Node's server.close() does.
+	 * closed at once, as Node's server.close() does; HTTP/2 sessions get their GOAWAY.
 	 */
 	stopped(this: GatewayThis) {
 		this.stopLag?.();

@@ -47,7 +47,8 @@ type Meta = { user?: Principal | null; $statusCode?: number };
 export type AuditedRequest = IncomingMessage & {
 	$ctx?: Context<unknown, Meta>;
 	$alias?: { fullPath?: string; action?: string | null };
-	$action?: { name?: string };
+	/** `mutates: false` on an action: a POST that changes nothing (an event-stream ticket). */
+	$action?: { name?: string; mutates?: boolean };
 	$params?: Record<string, unknown>;
 	$startTime?: [number, number];
 	originalUrl?: string;
@@ -56,10 +57,15 @@ export type AuditedRequest = IncomingMessage & {
 	$audit?: { fields: AuditFields; begun: boolean; started: number };
 };
 
-/** Whether a request changes something: a mutating method under /api/v1. */
+/**
+ * Whether a request changes something: a mutating method under /api/v1, unless its action
+ * declares `mutates: false` (it is then audited only when denied, like a GET).
+ */
 export function isMutation(req: AuditedRequest): boolean {
 	return (
-		MUTATING.has(req.method ?? "") && (req.originalUrl ?? req.url ?? "").startsWith("/api/v1")
+		MUTATING.has(req.method ?? "") &&
+		req.$action?.mutates !== false &&
+		(req.originalUrl ?? req.url ?? "").startsWith("/api/v1")
 	);
 }
 

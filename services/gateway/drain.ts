@@ -15,10 +15,18 @@
  *    A busy client instead gets (2) on its next request.
  * 4. Whatever is still open when the grace is up is closed (its requests fail); the outcome
  *    says how many.
+ *
+ * Under HTTPS (gateway/tls.ts) the same holds for HTTP/1.1 over TLS, tracked by its TLS socket
+ * (the one its requests see). An HTTP/2 session needs neither (2) nor (3): it is sent a GOAWAY
+ * (`SessionTracker.goAway`) as the drain begins, which tells its client the last stream the
+ * gateway took, so the client knows which requests to send elsewhere; the streams in flight
+ * finish, and the session then closes its connection.
  */
-import type { Server, ServerResponse } from "http";
+import type { IncomingMessage, ServerResponse } from "http";
 import net from "net";
 import type { Socket } from "net";
+import tls from "tls";
+import type { GatewayServer, SessionTracker } from "./tls";
 
 /** ms a connection must have been idle before a drain closes it (3 above). */
 export const QUIET_MS = 1000;
@@ -54,21 +62,35 @@ function closeAfter(res: ServerResponse): void {
 }
 
 export class HttpDrain {
+	/** HTTP/1.1 connections, by the socket their requests see (a TLS socket under HTTPS). */
 	private readonly connections = new Map<Socket, ConnectionState>();
+	/** Every TCP connection accepted, whatever it came to speak: what the grace's end cuts. */
+	private readonly sockets = new Set<Socket>();
 	/** Responses begun and not yet done. */
 	private readonly inFlight = new Set<ServerResponse>();
 	private draining: Promise<DrainOutcome> | null = null;
 
+	/** `sessions`: the HTTP/2 sessions of an HTTPS server, sent a GOAWAY when the drain begins. */
 	constructor(
-		private readonly server: Server,
+		private readonly server: GatewayServer,
+		private readonly sessions: SessionTracker | null = null,
 		private readonly now: () => number = Date.now
 	) {
+		const secure = server instanceof tls.Server;
 		server.on("connection", (socket: Socket) => {
-			this.connections.set(socket, { busy: 0, idleSince: this.now() });
-			socket.once("close", () => this.connections.delete(socket));
+			this.sockets.add(socket);
+			socket.once("close", () => this.sockets.delete(socket));
+			if (!secure) this.track(socket);
 		});
+		// ALPN chose: "h2" is a session's (no ALPN at all is HTTP/1.1).
+		if (secure)
+			server.on("secureConnection", (socket: tls.TLSSocket) => {
+				if (socket.alpnProtocol !== "h2") this.track(socket);
+			});
 		// Before the gateway's own handler, so that its response carries the header.
-		server.prependListener("request", (req, res: ServerResponse) => {
+		server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
+			// HTTP/2 has no Connection header: its session's GOAWAY ends it.
+			if (req.httpVersionMajor >= 2) return;
 			const conn = this.connections.get(req.socket);
 			if (conn) conn.busy++;
 			if (this.draining) closeAfter(res);
@@ -81,6 +103,11 @@ export class HttpDrain {
 				}
 			});
 		});
+	}
+
+	private track(socket: Socket): void {
+		this.connections.set(socket, { busy: 0, idleSince: this.now() });
+		socket.once("close", () => this.connections.delete(socket));
 	}
 
 	/** The drain has begun: the gateway is going away. */
@@ -105,8 +132,9 @@ export class HttpDrain {
 
 	private async run(grace: number, quiet: number): Promise<DrainOutcome> {
 		const started = this.now();
-		const open = this.connections.size;
+		const open = this.sockets.size;
 		for (const res of this.inFlight) closeAfter(res);
+		this.sessions?.goAway();
 		if (!this.server.listening) return { open, forced: 0, took: 0 };
 		// net.Server's close, not http.Server's: the latter closes idle connections at once
 		// (3 above says why not). Its callback comes once every connection has ended.
@@ -127,10 +155,15 @@ export class HttpDrain {
 		const first = await Promise.race([closed, graceOver]);
 		clearInterval(sweeper);
 		clearTimeout(timer);
-		const forced = first === "grace" ? this.connections.size : 0;
-		if (forced > 0) this.server.closeAllConnections();
+		const forced = first === "grace" ? this.sockets.size : 0;
+		if (forced > 0) {
+			// Each layer: a TLS socket and an HTTP/2 session are objects of their own over it.
+			for (const socket of this.connections.keys()) socket.destroy();
+			this.sessions?.destroyAll();
+			for (const socket of this.sockets) socket.destroy();
+		}
 		await closed;
-		// http.Server's close as well, for its timer of connection deadlines; nothing is open.
+		// The server's own close as well, for its timer of connection deadlines; nothing is open.
 		this.server.close();
 		return { open, forced, took: this.now() - started };
 	}

@@ -5,10 +5,10 @@
  * to each connected client as `event: <name>\ndata: <json>\n\n`, the same bytes for all of them
  * (serialized once per event, whatever the number of clients).
  *
- * - Who: the token comes from `Authorization: Bearer …` or, because the browser's EventSource
- *   cannot set headers, from `?token=`. A token in a URL can land in access logs and proxies'
- *   logs; the gateway logs request URLs only at LOGLEVEL=debug or trace (off by default), and the
- *   dashboard's tokens expire. Clients that can send headers should. A bad token gets 401 in
+ * - Who: the token comes from `Authorization: Bearer …`, or, because the browser's EventSource
+ *   cannot set headers, a single-use ticket in `?ticket=` (ticket.ts), which the page gets from
+ *   `POST /api/v1/events/ticket` before each connection. A token in the URL (`?token=`) is
+ *   refused: URLs land in access logs and proxies' logs. A bad token or ticket gets 401 in
  *   moleculer-web's error shape, before any stream is opened. The stream ends when the token
  *   expires (`event: expired`), so a revoked role does not live on in an open connection.
  * - What (`audienceOf`): admins get everything; other roles get node events, workload events
@@ -36,7 +36,8 @@ import ApiGateway from "moleculer-web";
 import { EVENTS } from "../shared/events";
 import type { NodeReport, Usage } from "../shared/types";
 import { canSeeTenant, isAdmin, isClusterOwned, type Principal } from "../shared/principal";
-import { ERR_NO_TOKEN, ERR_INVALID_TOKEN } from "./jwt";
+import { ERR_NO_TOKEN } from "./jwt";
+import { ERR_INVALID_TICKET } from "./ticket";
 
 const WebErrors = ApiGateway.Errors;
 
@@ -79,10 +80,9 @@ export interface Logger {
 
 export interface EventStreamOptions {
 	/** The gateway's TokenVerifier. */
-	verifier: {
-		verify(token: string): Promise<Principal>;
-		verifyHeader(header: string | undefined): Promise<Principal>;
-	};
+	verifier: { verifyHeader(header: string | undefined): Promise<Principal> };
+	/** The gateway's EventTickets: redeems `?ticket=`. */
+	tickets: { redeem(ticket: string): Principal };
 	/** The tenant of a workload, or null when unknown (then only admins see its events). */
 	lookupTenant?: (workloadId: string) => Promise<string | null>;
 	/** ms between two heartbeat comments. */
@@ -201,22 +201,35 @@ export function mayReceive(principal: Principal, audience: Audience): boolean {
 	return audience === null ? isAdmin(principal) : canSeeTenant(principal, audience);
 }
 
-/** The token of a request: the Authorization header, else `?token=`; a 401 error otherwise. */
+/** 401 for a token in the URL: the type a client can tell apart from a bad token. */
+export const ERR_TOKEN_IN_URL = "TOKEN_IN_URL";
+
+/**
+ * The principal of a request: the Authorization header's token, else `?ticket=`; a 401 error
+ * otherwise, also for `?token=`, which says what to do instead.
+ */
 export async function principalOf(
 	req: EventRequest,
-	verifier: EventStreamOptions["verifier"]
+	verifier: EventStreamOptions["verifier"],
+	tickets: EventStreamOptions["tickets"]
 ): Promise<Principal> {
 	if (req.headers.authorization) return verifier.verifyHeader(req.headers.authorization);
-	const token = req.query?.token;
-	if (token === undefined || token === "")
+	const { ticket, token } = req.query ?? {};
+	if (token !== undefined)
+		throw new WebErrors.UnAuthorizedError(ERR_TOKEN_IN_URL, {
+			reason:
+				"A token in the URL is not accepted: POST /api/v1/events/ticket with " +
+				"'Authorization: Bearer <token>', then connect with ?ticket=<ticket>."
+		});
+	if (ticket === undefined || ticket === "")
 		throw new WebErrors.UnAuthorizedError(ERR_NO_TOKEN, {
-			reason: "Send 'Authorization: Bearer <token>', or ?token=<token> from an EventSource."
+			reason:
+				"Send 'Authorization: Bearer <token>', or ?ticket=<ticket> from an EventSource " +
+				"(POST /api/v1/events/ticket gives one)."
 		});
-	if (typeof token !== "string")
-		throw new WebErrors.UnAuthorizedError(ERR_INVALID_TOKEN, {
-			reason: "Give one token."
-		});
-	return verifier.verify(token);
+	if (typeof ticket !== "string")
+		throw new WebErrors.UnAuthorizedError(ERR_INVALID_TICKET, { reason: "Give one ticket." });
+	return tickets.redeem(ticket);
 }
 
 /** The SSE hub: one per gateway instance. */
@@ -260,7 +273,7 @@ export class EventStream {
 	async handle(req: EventRequest, res: ServerResponse, next: (err?: unknown) => void) {
 		let principal: Principal;
 		try {
-			principal = await principalOf(req, this.opts.verifier);
+			principal = await principalOf(req, this.opts.verifier, this.opts.tickets);
 		} catch (err) {
 			return next(err);
 		}
@@ -321,7 +334,8 @@ export class EventStream {
 		res.writeHead(200, {
 			"Content-Type": "text/event-stream; charset=utf-8",
 			"Cache-Control": "no-cache, no-transform",
-			Connection: "keep-alive",
+			// HTTP/2 has no Connection header (Node drops it with a warning).
+			...(req.httpVersionMajor < 2 ? { Connection: "keep-alive" } : {}),
 			// nginx and friends would otherwise buffer the stream.
 			"X-Accel-Buffering": "no"
 		});

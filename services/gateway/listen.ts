@@ -2,9 +2,10 @@
  * The gateway's `listen`. moleculer-web's own passes its callback to `server.listen`, which Node
  * calls only on success: a port in use left its `started` waiting for ever (the node then exited
  * 0 once nothing else was pending, with a stack trace in the log). Here a failure rejects with a
- * ListenError that names the address and the fix (exit status 4, bin/exit-codes.ts).
+ * ListenError that names the address and the fix (exit status 4, bin/exit-codes.ts). Any
+ * net.Server: plain HTTP, or the HTTPS server of gateway/tls.ts.
  */
-import type { Server } from "http";
+import type { Server } from "net";
 import { ListenError } from "../shared/errors";
 
 export function listen(server: Server, port: number, host: string): Promise<void> {

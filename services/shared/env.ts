@@ -88,6 +88,14 @@ export interface IsaEnv {
 	nodeRetention: number | null;
 	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
 	trustProxy: boolean;
+	/**
+	 * ISA_TLS_CERT / ISA_TLS_KEY: PEM files of the gateway's certificate (chain) and key; both
+	 * set, the gateway serves HTTPS (HTTP/1.1 and HTTP/2). Null: plain HTTP.
+	 */
+	tlsCert: string | null;
+	tlsKey: string | null;
+	/** ISA_TLS_CLIENT_CA: a PEM file of CAs whose client certificates the gateway requires. */
+	tlsClientCa: string | null;
 	/** ISA_SHUTDOWN_GRACE: ms a stopping gateway lets its requests finish (default 10 s). */
 	shutdownGrace: number;
 	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
@@ -291,6 +299,19 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			"ISA_HTTP_HEADERS_TIMEOUT must not be longer than ISA_HTTP_REQUEST_TIMEOUT.",
 			{ name: "ISA_HTTP_HEADERS_TIMEOUT" }
 		);
+	const tlsCert = env.ISA_TLS_CERT || null;
+	const tlsKey = env.ISA_TLS_KEY || null;
+	const tlsClientCa = env.ISA_TLS_CLIENT_CA || null;
+	if (Boolean(tlsCert) !== Boolean(tlsKey))
+		throw new InvalidInputError(
+			"ISA_TLS_CERT and ISA_TLS_KEY go together: set both for HTTPS, or neither.",
+			{ name: tlsCert ? "ISA_TLS_KEY" : "ISA_TLS_CERT" }
+		);
+	if (tlsClientCa && !tlsCert)
+		throw new InvalidInputError(
+			"ISA_TLS_CLIENT_CA needs ISA_TLS_CERT and ISA_TLS_KEY: client certificates are asked for over HTTPS only.",
+			{ name: "ISA_TLS_CLIENT_CA" }
+		);
 	return {
 		nodeID: env.NODEID || os.hostname(),
 		givenNodeID: env.NODEID || null,
@@ -345,6 +366,9 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		nodeRetention:
 			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
 		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
+		tlsCert,
+		tlsKey,
+		tlsClientCa,
 		shutdownGrace: parseDuration(env.ISA_SHUTDOWN_GRACE || "10s", {
 			field: "ISA_SHUTDOWN_GRACE",
 			max: 3_600_000

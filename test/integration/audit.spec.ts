@@ -156,6 +156,27 @@ describe("audit log through the gateway (SQLite)", () => {
 		expect(await byRequest("read-ok")).toEqual([]);
 	});
 
+	it("records an event-stream ticket only when it is denied: issuing one changes nothing", async () => {
+		const issued = await call("post", "/api/v1/events/ticket", t.viewer1).set(
+			"X-Request-Id",
+			"ticket-ok"
+		);
+		expect(issued.status).toBe(200);
+		expect(issued.body).toEqual({ ticket: expect.any(String), expiresIn: 30 });
+		const denied = await call("post", "/api/v1/events/ticket").set(
+			"X-Request-Id",
+			"ticket-401"
+		);
+		expect(denied.status).toBe(401);
+		expect(await byRequest("ticket-ok")).toEqual([]);
+		expect(await byRequest("ticket-401")).toEqual([
+			expect.objectContaining({
+				action: "gateway.eventTicket",
+				outcome: expect.objectContaining({ status: 401 })
+			})
+		]);
+	});
+
 	it("masks secrets of the body with the registry's rules", async () => {
 		const res = await call("put", "/api/v1/config/db.main", t.admin)
 			.set("X-Request-Id", "secret-body")

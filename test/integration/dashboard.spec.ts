@@ -301,6 +301,8 @@ describe("dashboard", () => {
 	let base: string;
 	let browser: Browser | null = null;
 	let page: Page;
+	/** What the browser reported against the page's Content-Security-Policy. */
+	const cspViolations: string[] = [];
 
 	function startAgent(spec: AgentSpec) {
 		const b = new ServiceBroker({ nodeID: spec.id, ...brokerOpts });
@@ -353,18 +355,23 @@ describe("dashboard", () => {
 				code: 401,
 				type: "NO_TOKEN"
 			});
-			const bad = await request(server).get("/api/v1/events?token=not-a-jwt");
+			const bad = await request(server).get("/api/v1/events?ticket=not-a-ticket");
 			expect(bad.status).toBe(401);
-			expect(bad.body).toMatchObject({ code: 401, type: "INVALID_TOKEN" });
+			expect(bad.body).toMatchObject({ code: 401, type: "INVALID_TICKET" });
+			// A token in the URL would land in logs: refused even when it is valid.
+			const inUrl = await request(server).get(`/api/v1/events?token=${tokens.acme}`);
+			expect(inUrl.status).toBe(401);
+			expect(inUrl.body).toMatchObject({ code: 401, type: "TOKEN_IN_URL" });
 			const header = await request(server)
 				.get("/api/v1/events")
 				.set("Authorization", "Bearer nope");
 			expect(header.status).toBe(401);
 		});
 
-		it("streams text/event-stream with ?token=: hello, then node reports batched", async () => {
+		it("streams text/event-stream with ?ticket=: hello, then node reports batched", async () => {
+			const { body } = await api("post", "/api/v1/events/ticket", tokens.acme).expect(200);
 			const res = await readStream(
-				`${base}/api/v1/events?token=${tokens.acme}`,
+				`${base}/api/v1/events?ticket=${encodeURIComponent(body.ticket)}`,
 				{},
 				text => text.includes("event: node.report"),
 				8000
@@ -447,6 +454,16 @@ describe("dashboard", () => {
 				]
 			});
 			page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+			// Every Content-Security-Policy violation of every page load, as a console error.
+			await page.addInitScript(() => {
+				document.addEventListener("securitypolicyviolation", (e: any) =>
+					console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)
+				);
+			});
+			page.on("console", msg => {
+				if (/CSP violation|Content Security Policy/.test(msg.text()))
+					cspViolations.push(msg.text());
+			});
 		});
 
 		it("serves the page and uPlot from the gateway, no CDN", async () => {
@@ -455,6 +472,11 @@ describe("dashboard", () => {
 			expect(index.headers["content-type"]).toMatch(/text\/html/);
 			expect(index.text).toContain("vendor/uPlot.iife.min.js");
 			expect(index.text).not.toMatch(/https?:\/\//);
+			expect(index.headers["content-security-policy"]).toMatch(/default-src 'self'/);
+			expect(index.headers["content-security-policy"]).toMatch(/frame-ancestors 'none'/);
+			expect(index.headers["x-content-type-options"]).toBe("nosniff");
+			// HSTS over HTTPS only (gateway-tls.spec.ts): browsers ignore it over plain HTTP.
+			expect(index.headers["strict-transport-security"]).toBeUndefined();
 			const vendor = await request(server).get("/vendor/uPlot.iife.min.js");
 			expect(vendor.status).toBe(200);
 			expect(vendor.headers["content-type"]).toMatch(/javascript/);
@@ -629,11 +651,42 @@ describe("dashboard", () => {
 			fs.rmSync(fsDir, { recursive: true, force: true });
 		});
 
+		it("connects again with a fresh ticket after its stream dropped", async () => {
+			const stream = (gateway as any).eventStream;
+			await eventually(async () => stream.size === 1, 5000, "the page's stream");
+			const tickets: string[] = [];
+			const onRequest = (req: { url(): string; method(): string }) => {
+				if (req.method() === "POST" && req.url().endsWith("/api/v1/events/ticket"))
+					tickets.push(req.url());
+			};
+			page.on("request", onRequest);
+			for (const client of stream.clients.values()) client.res.destroy();
+			await page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 10_000 });
+			await page.waitForSelector('#conn[data-state="live"]', { timeout: 15_000 });
+			page.off("request", onRequest);
+			expect(tickets).toHaveLength(1);
+			expect(stream.size).toBe(1);
+		});
+
+		it("broke no rule of its Content-Security-Policy in all of the above", async () => {
+			expect(cspViolations).toEqual([]);
+			// The listener hears violations: an inline script is blocked and reported.
+			const ran = await page.evaluate(() => {
+				const script = document.createElement("script");
+				script.textContent = "window.inlineRan = true";
+				document.body.appendChild(script);
+				return (globalThis as any).inlineRan === true;
+			});
+			expect(ran).toBe(false);
+			await eventually(async () => cspViolations.length > 0, 5000, "the violation reported");
+			cspViolations.length = 0;
+		});
+
 		it("says so when the gateway goes away", async () => {
 			await control.destroyService(gateway);
-			// "reconnecting" while the browser retries the stream by itself; "offline" when its
-			// retry met the closing server's refusal first and it gave up at once (then the page
-			// probes and retries on its own). Either way the page says the gateway is gone.
+			// "reconnecting" once the stream dropped, while the page waits to get a new ticket;
+			// "offline" when the stream was refused by the closing server, or no ticket could be
+			// had (then the page probes and retries on its own). Either way it says so.
 			await page.waitForSelector(
 				'#conn[data-state="reconnecting"], #conn[data-state="offline"]',
 				{ timeout: 15_000 }
@@ -695,13 +748,14 @@ describe("dashboard", () => {
 			verify: async (token: string) => principals[token],
 			verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
 		};
+		const tickets = { redeem: (ticket: string) => principals[ticket] };
 		const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 		let stream: EventStream;
 
 		async function connect(token: string) {
 			const res = new FakeRes();
 			await stream.handle(
-				{ headers: {}, query: { token }, socket } as any,
+				{ headers: {}, query: { ticket: token }, socket } as any,
 				res as any,
 				err => {
 					throw err;
@@ -713,7 +767,7 @@ describe("dashboard", () => {
 		afterEach(() => stream.close());
 
 		it("sends each node's newest report once per interval, with only the drawn fields", async () => {
-			stream = new EventStream({ verifier, reportInterval: 60 });
+			stream = new EventStream({ verifier, tickets, reportInterval: 60 });
 			const res = await connect("acme");
 			const report = (nodeID: string, cpu: number) => ({
 				nodeID,
@@ -736,7 +790,7 @@ describe("dashboard", () => {
 		});
 
 		it("drops events for a slow client instead of buffering them, and resyncs it after", async () => {
-			stream = new EventStream({ verifier, maxBuffer: 2000 });
+			stream = new EventStream({ verifier, tickets, maxBuffer: 2000 });
 			const fast = await connect("admin");
 			const slow = await connect("admin");
 			slow.slow = true;
@@ -755,6 +809,7 @@ describe("dashboard", () => {
 		it("disconnects a client stuck longer than stallTimeout, and forgets closed ones", async () => {
 			stream = new EventStream({
 				verifier,
+				tickets,
 				maxBuffer: 500,
 				heartbeatInterval: 20,
 				stallTimeout: 50
@@ -773,7 +828,7 @@ describe("dashboard", () => {
 		});
 
 		it("ends the stream when the token expires, and every stream on close()", async () => {
-			stream = new EventStream({ verifier });
+			stream = new EventStream({ verifier, tickets });
 			const soon = await connect("soon");
 			const other = await connect("acme");
 			await sleep(200);
@@ -789,6 +844,7 @@ describe("dashboard", () => {
 			const lookups: string[] = [];
 			stream = new EventStream({
 				verifier,
+				tickets,
 				lookupTenant: async id => {
 					lookups.push(id);
 					return id.startsWith("acme") ? "acme" : id === "lost" ? null : "globex";

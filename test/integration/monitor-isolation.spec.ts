@@ -341,7 +341,11 @@ describe("tenants apart in the monitor, node details, logs and the event stream"
 	});
 
 	it("streams each client only the events it may see", async () => {
-		const open = (token: string) => openStream(`${base}/api/v1/events?token=${token}`);
+		// Each stream with a ticket of its caller's own: the ticket carries who it is for.
+		const open = async (token: string) => {
+			const { ticket } = (await api("post", "/api/v1/events/ticket", token)).body;
+			return openStream(`${base}/api/v1/events?ticket=${encodeURIComponent(ticket)}`);
+		};
 		const [admin, acme, globex] = await Promise.all([
 			open(tokens.admin),
 			open(tokens.acmeViewer),

@@ -496,6 +496,14 @@ describe("route matrix: every route × every caller × every owner", () => {
 			ok: 200,
 			make: () => none(at("events"))
 		},
+		// A single-use ticket for the stream: any role, nothing of a tenant's in it but the
+		// caller's own principal.
+		"POST /api/v1/events/ticket": {
+			access: "read",
+			owners: [],
+			ok: 200,
+			make: () => none(at("events/ticket", {}))
+		},
 		// The cluster's own: an admin adopts the store (no agent runs here, so nothing is
 		// re-registered and the identity only moves to the next epoch).
 		"POST /api/v1/cluster/adopt": {

@@ -35,8 +35,16 @@ export function refusal(err: ApiError): string {
 
 /** The options the client sends; `cache: "no-store"` so that a list is never a stale copy. */
 export interface RequestOptions {
+	method: "GET" | "POST";
 	headers: Record<string, string>;
 	cache: "no-store";
+}
+
+/** A single-use ticket for one connection of the event stream. */
+export interface EventTicket {
+	ticket: string;
+	/** Seconds it stays good. */
+	expiresIn: number;
 }
 
 export type Fetch = (input: string, init: RequestOptions) => Promise<Response>;
@@ -56,10 +64,16 @@ export class Api {
 	) {}
 
 	/** GET a path under the page's base, as JSON; ApiError when it fails. */
-	async get<T>(path: string): Promise<T> {
+	get<T>(path: string): Promise<T> {
+		return this.send("GET", path);
+	}
+
+	/** A request without a body, answered with JSON; ApiError when it fails. */
+	private async send<T>(method: RequestOptions["method"], path: string): Promise<T> {
 		let res: Response;
 		try {
 			res = await this.fetchFn(path, {
+				method,
 				headers: { Authorization: `Bearer ${this.token()}`, Accept: "application/json" },
 				cache: "no-store"
 			});
@@ -74,6 +88,11 @@ export class Api {
 		}
 		if (!res.ok) throw new ApiError(res.status, body as ErrorBody | null);
 		return body as T;
+	}
+
+	/** What the event stream's URL carries instead of the token (POST /api/v1/events/ticket). */
+	eventTicket(): Promise<EventTicket> {
+		return this.send("POST", "api/v1/events/ticket");
 	}
 
 	nodes(limit = 10000): Promise<Page<NodeInfo>> {

@@ -53,21 +53,25 @@ class Dashboard {
 			this.charts,
 			select
 		);
-		this.feed = new EventFeed(this.handlers(), {
-			onOpen: missed => {
-				setConn("live");
-				hideBanner();
-				if (missed) void this.loadAll();
+		this.feed = new EventFeed(
+			this.handlers(),
+			{
+				onOpen: missed => {
+					setConn("live");
+					hideBanner();
+					if (missed) void this.loadAll();
+				},
+				onLost: () => {
+					setConn("reconnecting", "reconnecting…");
+					showBanner("Lost the connection to the gateway; reconnecting…", "warn");
+				},
+				onClosed: () => {
+					setConn("offline");
+					void this.probe();
+				}
 			},
-			onLost: () => {
-				setConn("reconnecting", "reconnecting…");
-				showBanner("Lost the connection to the gateway; reconnecting…", "warn");
-			},
-			onClosed: () => {
-				setConn("offline");
-				void this.probe();
-			}
-		});
+			async () => (await this.api.eventTicket()).ticket
+		);
 	}
 
 	/** Wires the page's controls, then starts with the saved token (or the sign-in form). */
@@ -125,10 +129,10 @@ class Dashboard {
 
 	private connect(): void {
 		setConn("connecting", "connecting…");
-		this.feed.connect(this.state.token!);
+		this.feed.connect();
 	}
 
-	/** After the browser gave up on the stream: a refused token signs out, else retry later. */
+	/** After the stream was refused or had no ticket: a refused token signs out, else retry. */
 	private async probe(): Promise<void> {
 		try {
 			await this.api.nodes(1);

@@ -4,7 +4,8 @@ import {
 	audienceOf,
 	EventStream,
 	mayReceive,
-	ownedAudience
+	ownedAudience,
+	principalOf
 } from "../../../services/gateway/events";
 import type { Principal } from "../../../services/shared/principal";
 
@@ -70,6 +71,44 @@ describe("who receives an event", () => {
 	});
 });
 
+describe("principalOf: who opens a stream", () => {
+	const ann: Principal = { sub: "ann", tenant: "acme", roles: ["viewer"], exp: 2e9 };
+	const verifier = { verifyHeader: async (h: string | undefined) => ({ ...ann, sub: h! }) };
+	const tickets = { redeem: (t: string) => ({ ...ann, sub: `ticket ${t}` }) };
+	const who = (req: object) => principalOf({ headers: {}, ...req } as any, verifier, tickets);
+	const refusal = (req: object) =>
+		who(req).then(
+			() => null,
+			(e: { code: number; type: string }) => ({ code: e.code, type: e.type })
+		);
+
+	it("takes the Authorization header, else a ticket", async () => {
+		expect((await who({ headers: { authorization: "Bearer x" } })).sub).toBe("Bearer x");
+		expect((await who({ query: { ticket: "t1" } })).sub).toBe("ticket t1");
+	});
+
+	it("refuses a token in the URL, even with a ticket beside it, and says to use a ticket", async () => {
+		expect(await refusal({ query: { token: "jwt" } })).toEqual({
+			code: 401,
+			type: "TOKEN_IN_URL"
+		});
+		expect(await refusal({ query: { token: "jwt", ticket: "t1" } })).toMatchObject({
+			type: "TOKEN_IN_URL"
+		});
+		await expect(who({ query: { token: "jwt" } })).rejects.toMatchObject({
+			data: { reason: expect.stringMatching(/POST \/api\/v1\/events\/ticket/) }
+		});
+	});
+
+	it("answers NO_TOKEN without either, INVALID_TICKET for several tickets", async () => {
+		expect(await refusal({})).toEqual({ code: 401, type: "NO_TOKEN" });
+		expect(await refusal({ query: { ticket: "" } })).toMatchObject({ type: "NO_TOKEN" });
+		expect(await refusal({ query: { ticket: ["a", "b"] } })).toMatchObject({
+			type: "INVALID_TICKET"
+		});
+	});
+});
+
 describe("EventStream filtering", () => {
 	class FakeRes extends EventEmitter {
 		chunks: string[] = [];
@@ -107,20 +146,25 @@ describe("EventStream filtering", () => {
 		verify: async (token: string) => principals[token],
 		verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
 	};
+	const tickets = { redeem: (ticket: string) => principals[ticket] };
 	const socket = { setNoDelay() {}, setKeepAlive() {} };
 	let stream: EventStream;
 	afterEach(() => stream.close());
 
 	async function connect(token: string) {
 		const res = new FakeRes();
-		await stream.handle({ headers: {}, query: { token }, socket } as any, res as any, err => {
-			throw err;
-		});
+		await stream.handle(
+			{ headers: {}, query: { ticket: token }, socket } as any,
+			res as any,
+			err => {
+				throw err;
+			}
+		);
 		return res;
 	}
 
 	it("ends every stream with a shutdown event when the gateway stops", async () => {
-		stream = new EventStream({ verifier });
+		stream = new EventStream({ verifier, tickets });
 		const admin = await connect("admin");
 		stream.close();
 		expect(admin.writableEnded).toBe(true);
@@ -133,6 +177,7 @@ describe("EventStream filtering", () => {
 	it("gives each client only the events it may see", async () => {
 		stream = new EventStream({
 			verifier,
+			tickets,
 			lookupTenant: async id => (id.startsWith("a") ? "acme" : "globex")
 		});
 		const admin = await connect("admin");

@@ -224,4 +224,20 @@ describe("bus and store credentials", () => {
 			/not a rediss:\/\/ URL/
 		);
 	});
+
+	it("serves HTTPS with ISA_TLS_CERT and ISA_TLS_KEY together; a client CA needs them", () => {
+		expect(loadEnv({})).toMatchObject({ tlsCert: null, tlsKey: null, tlsClientCa: null });
+		expect(
+			loadEnv({ ISA_TLS_CERT: "/c.pem", ISA_TLS_KEY: "/k.pem", ISA_TLS_CLIENT_CA: "/ca.pem" })
+		).toMatchObject({ tlsCert: "/c.pem", tlsKey: "/k.pem", tlsClientCa: "/ca.pem" });
+		expect(() => loadEnv({ ISA_TLS_CERT: "/c.pem" })).toThrow(
+			/ISA_TLS_CERT and ISA_TLS_KEY go together/
+		);
+		expect(() => loadEnv({ ISA_TLS_KEY: "/k.pem" })).toThrow(
+			expect.objectContaining({ data: { name: "ISA_TLS_CERT" } })
+		);
+		expect(() => loadEnv({ ISA_TLS_CLIENT_CA: "/ca.pem" })).toThrow(
+			/ISA_TLS_CLIENT_CA needs ISA_TLS_CERT and ISA_TLS_KEY/
+		);
+	});
 });
