@@ -1,7 +1,7 @@
 /**
  * The flooding tenant of the noisy-neighbour suite, in a process of its own so that its sending
  * does not delay the quiet tenant's measurements: BENCH_FLOOD_CLIENTS clients (the issue's 48)
- * each send creates to BENCH_URL one after another, as fast as they are answered, for
+ * each send creates (named BENCH_FLOOD_PREFIX-n, new in each phase) to BENCH_URL one after another, as fast as they are answered, for
  * BENCH_SECONDS; a client answered 503 waits the Retry-After it was given, as HTTP asks. Then it
  * sends its counts of statuses and its latencies' P99 to the parent.
  */
@@ -13,6 +13,7 @@ async function main(): Promise<void> {
 	const auth = process.env.BENCH_AUTH!;
 	const clients = Number(process.env.BENCH_FLOOD_CLIENTS);
 	const seconds = Number(process.env.BENCH_SECONDS);
+	const prefix = process.env.BENCH_FLOOD_PREFIX!;
 	const counts = { created: 0, overloaded: 0, other: 0 };
 	const latencies: number[] = [];
 	const start = performance.now();
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
 				const res = await fetch(url, {
 					method: "POST",
 					headers: { Authorization: auth, "Content-Type": "application/json" },
-					body: createBody(`flood-${n++}`),
+					body: createBody(`${prefix}-${n++}`),
 					signal: AbortSignal.timeout(30_000)
 				});
 				await res.arrayBuffer();

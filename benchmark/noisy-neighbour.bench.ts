@@ -5,8 +5,9 @@
  * as they are answered, from a process of its own (benchmark/noisy-flood.ts); a flood client
  * answered 503 waits its Retry-After. The cluster (benchmark/noisy-cluster.ts)
  * is a process too: the gateway, inventory, scheduler, tenants and audit services of a single
- * node on its embedded store, and three stub agents. Same run: first the quiet tenant alone, then
- * beside the flood, BENCH_SECONDS (default 15) each. The flood's creates past its tenant's
+ * node on its embedded store, and three stub agents. Same run, BENCH_SECONDS (default 15) each:
+ * the quiet tenant alone, the flood alone (its throughput without a neighbour, to show what the
+ * fair share costs it: nothing while it is alone), then both. The flood's creates past its tenant's
  * bounds get 503 with Retry-After and are counted apart.
  * Target: the quiet tenant's P99 beside the flood within 2× of its P99 alone, and every quiet
  * create answered 201.
@@ -36,7 +37,7 @@ interface FloodStats {
 }
 
 export interface NoisyRow {
-	phase: "quiet alone" | "quiet beside the flood";
+	phase: "quiet alone" | "flood alone" | "quiet beside the flood";
 	quietCreates: number;
 	/** Quiet creates not answered 201 (none expected). */
 	quietFailed: number;
@@ -45,6 +46,9 @@ export interface NoisyRow {
 	/** null: no flood in this phase. */
 	flood: FloodStats | null;
 }
+
+/** The quiet tenant's figures of the phase it sends nothing in. */
+const NO_QUIET = { quietCreates: 0, quietFailed: 0, p50Ms: NaN, p99Ms: NaN };
 
 /** The quiet tenant's creates for `seconds`, open loop; each one's latency in ms. */
 async function quiet(url: string, auth: string, prefix: string, seconds: number) {
@@ -82,14 +86,15 @@ async function quiet(url: string, auth: string, prefix: string, seconds: number)
 }
 
 /** The flood, from its own process. */
-function flood(url: string, auth: string): Promise<FloodStats> {
+function flood(url: string, auth: string, prefix: string): Promise<FloodStats> {
 	const child = fork(path.join(__dirname, "noisy-flood.js"), [], {
 		env: {
 			...process.env,
 			BENCH_URL: url,
 			BENCH_AUTH: auth,
 			BENCH_FLOOD_CLIENTS: String(FLOOD_CLIENTS),
-			BENCH_SECONDS: String(SECONDS)
+			BENCH_SECONDS: String(SECONDS),
+			BENCH_FLOOD_PREFIX: prefix
 		}
 	});
 	return new Promise((resolve, reject) => {
@@ -116,13 +121,16 @@ export async function run(): Promise<NoisyRow[]> {
 		const url = `http://127.0.0.1:${port}/api/v1/workloads`;
 		// Warm-up: the code paths compiled, the store's first pages written.
 		await quiet(url, quietAuth, "warm", 2);
+		const floodAuth = await token("flood");
 		const alone = await quiet(url, quietAuth, "alone", SECONDS);
+		const floodAlone = await flood(url, floodAuth, "flood-alone");
 		const [beside, floodStats] = await Promise.all([
 			quiet(url, quietAuth, "beside", SECONDS),
-			flood(url, await token("flood"))
+			flood(url, floodAuth, "flood-beside")
 		]);
 		return [
 			{ phase: "quiet alone", ...alone, flood: null },
+			{ phase: "flood alone", ...NO_QUIET, flood: floodAlone },
 			{ phase: "quiet beside the flood", ...beside, flood: floodStats }
 		];
 	} finally {
@@ -137,15 +145,17 @@ export async function run(): Promise<NoisyRow[]> {
 
 export function table(rows: NoisyRow[]): string {
 	const base = rows.find(r => r.flood === null)!;
+	const fixed = (v: number, digits: number) => (Number.isNaN(v) ? "-" : v.toFixed(digits));
+	const ms = (v: number) => fixed(v, 1);
 	const lines = [
-		"| phase | quiet creates | quiet failed | quiet P50 ms | quiet P99 ms | P99 × alone | flood sent/s | flood 201 | flood 503 | flood other | flood P99 ms |",
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		"| phase | quiet creates | quiet failed | quiet P50 ms | quiet P99 ms | P99 × alone | flood sent/s | flood 201/s | flood 201 | flood 503 | flood other | flood P99 ms |",
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	];
 	for (const r of rows) {
 		const f = r.flood;
 		lines.push(
-			`| ${r.phase} | ${r.quietCreates} | ${r.quietFailed} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ` +
-				`${(r.p99Ms / base.p99Ms).toFixed(2)} | ${f ? Math.round(f.rps) : "-"} | ${f?.created ?? "-"} | ` +
+			`| ${r.phase} | ${r.quietCreates} | ${r.quietFailed} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ` +
+				`${fixed(r.p99Ms / base.p99Ms, 2)} | ${f ? Math.round(f.rps) : "-"} | ${f ? Math.round(f.created / SECONDS) : "-"} | ${f?.created ?? "-"} | ` +
 				`${f?.overloaded ?? "-"} | ${f?.other ?? "-"} | ${f ? f.p99Ms.toFixed(1) : "-"} |`
 		);
 	}

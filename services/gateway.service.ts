@@ -37,7 +37,7 @@ import { HttpDrain, QUIET_MS } from "./gateway/drain";
 import { listen } from "./gateway/listen";
 import { EVENTS } from "./shared/events";
 import { answerError } from "./gateway/errors";
-import { Shedder } from "./gateway/overload";
+import { FAIR_SHARE_WINDOW_MS, Shedder } from "./gateway/overload";
 import { LagMonitor } from "./shared/lag";
 import {
 	CertificateReloader,
@@ -112,6 +112,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	shedLag: number | null;
 	/** Mutations of one tenant in flight at once (ISA_QUEUE_TENANT_MUTATIONS). */
 	tenantMutations: number;
+	/** Mutations in flight split between the active tenants (ISA_QUEUE_MUTATIONS). */
+	mutations: number;
 }
 
 interface Meta {
@@ -202,6 +204,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		server: false,
 		shedLag: env.shedLag,
 		tenantMutations: env.queueTenantMutations,
+		mutations: env.queueMutations,
 
 		logRequest: "debug",
 		logResponse: "debug",
@@ -565,11 +568,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			logger: this.logger
 		});
 		this.lag = new LagMonitor();
-		this.shedder = new Shedder(
-			() => this.lag.lag(),
-			this.settings.shedLag,
-			this.settings.tenantMutations
-		);
+		this.shedder = new Shedder(() => this.lag.lag(), this.settings.shedLag, {
+			budget: this.settings.mutations,
+			perTenant: this.settings.tenantMutations,
+			windowMs: FAIR_SHARE_WINDOW_MS
+		});
 	},
 
 	async started(this: GatewayThis) {

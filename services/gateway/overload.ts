@@ -4,15 +4,24 @@
  * `data.retryAfter` (gateway/errors.ts, for every error answer).
  *
  * `Shedder` admits each authenticated API request by its tenant, before the audit's entry: a
- * tenant has at most ISA_QUEUE_TENANT_MUTATIONS mutations in flight, and while the gateway's
- * event loop lags past ISA_SHED_LAG (services/shared/lag.ts) the tenants with the most
- * requests in flight are refused, so a flooding tenant is cut back while a quiet one is served. A refused request
- * did nothing and is not audited (recording it would cost a store write at the moment there is
- * no time for one). While it lags, `/ready` says "overloaded", so that a load balancer sends
- * traffic to another gateway; `/health` and `/ready` themselves are never shed.
+ * tenant has at most its fair share of the gateway's mutations in flight (gateway/fair-share.ts:
+ * ISA_QUEUE_TENANT_MUTATIONS alone, ISA_QUEUE_MUTATIONS split between the active tenants), and
+ * while the gateway's event loop lags past ISA_SHED_LAG (services/shared/lag.ts) the busiest
+ * tenants are refused, so a flooding tenant is cut back while a quiet one is served. A refused
+ * request did nothing and is not audited (recording it would cost a store write at the moment
+ * there is no time for one). While it lags, `/ready` says "overloaded", so that a load balancer
+ * sends traffic to another gateway; `/health` and `/ready` themselves are never shed.
  */
 import { Admission } from "../shared/admission";
+import { FairShare, type FairShareLimits } from "./fair-share";
 import { OverloadedError } from "../shared/errors";
+
+/**
+ * ms a tenant counts as active after its last mutation: longer than the gap between a quiet
+ * tenant's requests (10 a second in the noisy-neighbour benchmark), as long as the Retry-After
+ * a flood is told to wait.
+ */
+export const FAIR_SHARE_WINDOW_MS = 1000;
 
 /** Seconds a client shed for lag is told to wait. */
 export const SHED_RETRY_AFTER_S = 1;
@@ -23,21 +32,19 @@ export class Shedder {
 		total: Infinity,
 		perTenant: Infinity
 	});
-	/** Each tenant's mutations in flight: bounded, so a flood holds few audit entries. */
-	private readonly mutations: Admission;
+	/** Each tenant's mutations in flight: bounded by its fair share. */
+	private readonly mutations: FairShare;
 
 	constructor(
 		/** This process's event-loop lag now (ms): LagMonitor.lag. */
 		private readonly lag: () => number,
 		/** Lag past which requests are shed (ms); null: never. */
 		private readonly threshold: number | null,
-		/** Mutations of one tenant in flight at once. */
-		tenantMutations: number
+		/** The bounds on mutations in flight (gateway/fair-share.ts). */
+		mutations: FairShareLimits,
+		now: () => number = Date.now
 	) {
-		this.mutations = new Admission("the gateway's mutations", {
-			total: Infinity,
-			perTenant: tenantMutations
-		});
+		this.mutations = new FairShare(mutations, now);
 	}
 
 	/** The error that sheds a request while the event loop lags, or null when it does not. */
@@ -55,15 +62,21 @@ export class Shedder {
 
 	/**
 	 * Lets an authenticated API request of `tenant` in, or throws OverloadedError (503). While
-	 * the event loop lags, a tenant with no fewer requests in flight than any other is shed:
-	 * a flood is cut back to what the node can still serve, and a quieter tenant is still
-	 * served. A mutation also needs room in its tenant's bound. Returns the function that lets
-	 * the request out (when its response closes).
+	 * the event loop lags, the busiest tenant is shed: for a mutation, the one that sent the
+	 * most mutations lately (with few in flight at a given moment, a flood whose clients wait
+	 * out their Retry-After is still the flood); for a read, one with no fewer requests in
+	 * flight than any other. A tenant with nothing of the kind in flight is served, so that
+	 * none stops altogether. A flood is cut back to what the node can still serve, and a
+	 * quieter tenant is still served. A mutation also needs room in its tenant's fair share.
+	 * Returns the function that lets the request out (when its response closes).
 	 */
 	admit(tenant: string, mutation: boolean): () => void {
 		const lagging = this.refusal();
-		if (lagging && this.requests.inside(tenant) > 0 && this.requests.busiest(tenant))
-			throw lagging;
+		if (mutation) this.mutations.note(tenant);
+		const busiest = mutation
+			? this.mutations.inside(tenant) > 0 && this.mutations.busiest(tenant)
+			: this.requests.inside(tenant) > 0 && this.requests.busiest(tenant);
+		if (lagging && busiest) throw lagging;
 		const leaveMutation = mutation ? this.mutations.enter(tenant) : null;
 		const leave = this.requests.enter(tenant);
 		return () => {

@@ -108,6 +108,8 @@ export interface IsaEnv {
 	queueScheduler: number;
 	/** ISA_QUEUE_TENANT_MUTATIONS: mutations of one tenant one gateway lets in at once (16). */
 	queueTenantMutations: number;
+	/** ISA_QUEUE_MUTATIONS: mutations one gateway shares between its active tenants (16). */
+	queueMutations: number;
 	/** ISA_QUEUE_HEALTH_CHECKS: health checks one registry runs at once (default 64). */
 	queueHealthChecks: number;
 	/** ISA_SHED_LAG: event-loop lag (ms) past which the gateway sheds (default 200; null: off). */
@@ -382,6 +384,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		queueTenantCreates: bound(env, "ISA_QUEUE_TENANT_CREATES", 100),
 		queueScheduler: bound(env, "ISA_QUEUE_SCHEDULER", 1000),
 		queueTenantMutations: bound(env, "ISA_QUEUE_TENANT_MUTATIONS", 16),
+		queueMutations: bound(env, "ISA_QUEUE_MUTATIONS", 16),
 		queueHealthChecks: bound(env, "ISA_QUEUE_HEALTH_CHECKS", 64),
 		shedLag:
 			parseDuration(env.ISA_SHED_LAG || "200ms", { field: "ISA_SHED_LAG", max: 60_000 }) ||

@@ -49,14 +49,15 @@ describe("load shedding", () => {
 	control.createService(withSettings(TenantsService, { store }));
 	control.createService(auditService(store));
 	const gateway = control.createService(
-		// The gateway's own bound of a tenant's mutations (unit-tested) is set out of the way:
-		// here the scheduler's is the one met.
+		// The gateway's own bounds of a tenant's mutations, alone and beside others
+		// (unit-tested), are set out of the way: here the scheduler's is the one met.
 		withSettings(GatewayService, {
 			port: 0,
 			jwtSecret: SECRET,
 			store,
 			shedLag: 200,
-			tenantMutations: 1000
+			tenantMutations: 1000,
+			mutations: 1000
 		})
 	);
 	const agents: ServiceBroker[] = [];

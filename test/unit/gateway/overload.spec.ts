@@ -20,9 +20,11 @@ describe("Retry-After of an overload", () => {
 });
 
 describe("Shedder", () => {
+	const limits = (perTenant: number) => ({ budget: perTenant, perTenant, windowMs: 1000 });
+
 	it("refuses while the lag is past the threshold, and says so in /ready", () => {
 		let lag = 0;
-		const shedder = new Shedder(() => lag, 200, 16);
+		const shedder = new Shedder(() => lag, 200, limits(16));
 		expect(shedder.refusal()).toBeNull();
 		expect(shedder.readiness()).toBe("ok");
 		lag = 200;
@@ -48,24 +50,24 @@ describe("Shedder", () => {
 	});
 
 	it("never sheds without a threshold (ISA_SHED_LAG=0)", () => {
-		const shedder = new Shedder(() => 10_000, null, 16);
+		const shedder = new Shedder(() => 10_000, null, limits(16));
 		expect(shedder.refusal()).toBeNull();
 		expect(shedder.readiness()).toBe("ok");
 	});
 
-	it("while lagging, sheds the tenants with the most in flight and serves the others", () => {
+	it("while lagging, sheds reads of the tenants with the most in flight and serves the others", () => {
 		let lag = 0;
-		const shedder = new Shedder(() => lag, 200, 16);
-		const flood = [shedder.admit("flood", true), shedder.admit("flood", false)];
+		const shedder = new Shedder(() => lag, 200, limits(16));
+		const flood = [shedder.admit("flood", false), shedder.admit("flood", false)];
 		lag = 500;
-		expect(() => shedder.admit("flood", true)).toThrow(
+		expect(() => shedder.admit("flood", false)).toThrow(
 			expect.objectContaining({
 				type: "OVERLOADED",
 				data: expect.objectContaining({ lag: 500 })
 			})
 		);
 		// The quiet tenant holds fewer than the flood: served, again and again up to as many.
-		const quiet = [shedder.admit("quiet", true), shedder.admit("quiet", false)];
+		const quiet = [shedder.admit("quiet", false), shedder.admit("quiet", false)];
 		// Now as busy as the flood: shed too, while the lag lasts.
 		expect(() => shedder.admit("quiet", false)).toThrow(OverloadedError);
 		expect(() => shedder.admit("flood", false)).toThrow(OverloadedError);
@@ -73,11 +75,36 @@ describe("Shedder", () => {
 		const third = shedder.admit("third", false);
 		for (const leave of [...flood, ...quiet, third]) leave();
 		lag = 0;
-		expect(() => shedder.admit("flood", true)).not.toThrow();
+		expect(() => shedder.admit("flood", false)).not.toThrow();
+	});
+
+	it("while lagging, sheds mutations of the tenant that sent the most lately, not of the one with the most in flight", () => {
+		let lag = 0;
+		let now = 0;
+		const shedder = new Shedder(
+			() => lag,
+			200,
+			limits(16),
+			() => now
+		);
+		// The flood sent five; now its clients wait out a Retry-After, none in flight.
+		for (let i = 0; i < 5; i++) shedder.admit("flood", true)();
+		shedder.admit("quiet", true)();
+		lag = 500;
+		now = 1500;
+		// With nothing in flight a tenant is served (none stops altogether), then shed.
+		const flood = shedder.admit("flood", true);
+		expect(() => shedder.admit("flood", true)).toThrow(OverloadedError);
+		// The quiet tenant sent fewer: served while it stays below the flood, even with more
+		// in flight than the flood has.
+		const quiet = [1, 2, 3, 4, 5].map(() => shedder.admit("quiet", true));
+		// Now it sent as many as the flood did (seven, the refused one counted): shed too.
+		expect(() => shedder.admit("quiet", true)).toThrow(OverloadedError);
+		for (const leave of [flood, ...quiet]) leave();
 	});
 
 	it("bounds each tenant's mutations in flight, lag or not; reads are not bounded", () => {
-		const shedder = new Shedder(() => 0, 200, 2);
+		const shedder = new Shedder(() => 0, 200, { budget: 16, perTenant: 2, windowMs: 1000 });
 		const held = [shedder.admit("a", true), shedder.admit("a", true)];
 		expect(() => shedder.admit("a", true)).toThrow(
 			expect.objectContaining({
