@@ -15,6 +15,10 @@
  * the chained record after) against one with ISA_AUDIT=off (the gateway's hooks off, the same
  * services running), in alternating rounds of the same run. Target: audit on keeps at least 80%
  * of audit off.
+ *
+ * The rate row: the same GET through a single node on a Redis store with the rate limits on
+ * (limits not reached: two counts in Redis per request) against one with ISA_RATE_LIMITS=off,
+ * alternately in the same run. Target: at least 90% of off.
  */
 import { fork } from "child_process";
 import fs from "fs";
@@ -24,7 +28,7 @@ import { Agent, fetch as undiciFetch } from "undici";
 import { mintToken } from "../services/gateway/jwt";
 import { TestCa } from "../test/helpers/certs";
 import { eventually, startNode } from "../test/helpers/cluster";
-import { freePort, startNats } from "../test/helpers/servers";
+import { freePort, startNats, startRedis } from "../test/helpers/servers";
 import { wrk, WrkResult } from "./wrk";
 
 const SECRET = "bench-secret";
@@ -54,8 +58,15 @@ async function bare(role: string, env: Record<string, string>): Promise<Stoppabl
 	};
 }
 
+/**
+ * wrk sends thousands of requests a second as one tenant: the rate limits stay on, with limits
+ * it does not reach, so every row pays for counting as a real gateway does (the rate row
+ * measures that cost against ISA_RATE_LIMITS=off).
+ */
+const UNREACHED_RATES = { ISA_RATE_READS: "1000000", ISA_RATE_WRITES: "1000000" };
+
 function isaNode(id: string, env: Record<string, string>) {
-	return startNode(id, { LOGLEVEL: "warn", ISA_JWT_SECRET: SECRET, ...env });
+	return startNode(id, { LOGLEVEL: "warn", ISA_JWT_SECRET: SECRET, ...UNREACHED_RATES, ...env });
 }
 
 function median(results: WrkResult[], key: keyof WrkResult): number {
@@ -228,6 +239,39 @@ async function writeRow({ dataDir, running }: RowContext): Promise<GatewayRow> {
 	};
 }
 
+/**
+ * Rate limits on (not reached) against ISA_RATE_LIMITS=off: two single nodes on one Redis store
+ * (their own namespaces), so that the on side counts in Redis as a cluster's gateways do, two
+ * counts per request (the token's subject, then its tenant).
+ */
+async function rateRow({ dataDir, auth, running }: RowContext): Promise<GatewayRow> {
+	const redis = await startRedis();
+	running.push(redis);
+	const [onPort, offPort] = await Promise.all([freePort(), freePort()]);
+	const node = (id: string, port: number, limits: string) =>
+		isaNode(id, {
+			PORT: String(port),
+			ISA_DATA_DIR: path.join(dataDir, id),
+			TRANSPORTER: "",
+			STORE: redis.url,
+			NAMESPACE: id,
+			ISA_RATE_LIMITS: limits
+		});
+	running.push(node("bench-rate-on", onPort, "on"), node("bench-rate-off", offPort, "off"));
+	const body = await nodesBody(onPort, auth);
+	await nodesBody(offPort, auth);
+	const url = (port: number) => `http://127.0.0.1:${port}/api/v1/nodes`;
+	const result = await compare(url(offPort), url(onPort), auth, { bareAuth: true });
+	return {
+		scenario: "GET /api/v1/nodes, rate limits on (not reached), Redis store",
+		bytes: body.length,
+		baseline: "ISA_RATE_LIMITS=off",
+		...result,
+		minRatio: 0.9,
+		maxP99: null
+	};
+}
+
 /** What each row's function is handed: where to write, the reader's token, what to stop. */
 interface RowContext {
 	dataDir: string;
@@ -286,7 +330,8 @@ const ROWS: Record<string, (ctx: RowContext) => Promise<GatewayRow>> = {
 	single: singleRow,
 	https: httpsRow,
 	nats: natsRow,
-	write: writeRow
+	write: writeRow,
+	rate: rateRow
 };
 
 export async function run(): Promise<GatewayRow[]> {

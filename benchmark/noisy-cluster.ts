@@ -28,7 +28,15 @@ async function main(): Promise<void> {
 		withSettings(GatewayService, {
 			port: Number(process.env.PORT),
 			jwtSecret: process.env.ISA_JWT_SECRET,
-			store
+			store,
+			// The suite measures load shedding, as before rate limits: the noisy tenant's flood
+			// reaches the gateway's queues instead of stopping at its rate limit.
+			rateLimits: {
+				enabled: true,
+				tenant: { reads: 1_000_000, writes: 1_000_000 },
+				subjectShare: 1,
+				authFailures: 1_000_000
+			}
 		})
 	);
 	const agents = ["n1", "n2", "n3"].map(id => {

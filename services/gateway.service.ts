@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway, { ApiRouteSchema, ApiSettingsSchema } from "moleculer-web";
-import StoreMixin from "../mixins/store.mixin";
+import StoreMixin, { type StoreSettings } from "../mixins/store.mixin";
 import { loadEnv } from "./shared/env";
 import { ForbiddenError, InvalidInputError, StoreIdentityMismatchError } from "./shared/errors";
 import type { IdentityGuard } from "./shared/store/identity-guard";
@@ -49,6 +49,20 @@ import {
 	type TlsFiles
 } from "./gateway/tls";
 import { securityHeaders, withSecurityHeaders } from "./gateway/headers";
+import type { Redis } from "ioredis";
+import type { RateLimitSettings } from "./shared/env";
+import { redisConnection } from "./shared/connections";
+import { clientAddress, type TrustProxy } from "./shared/trust-proxy";
+import {
+	AUTH_WINDOW_S,
+	makeCounter,
+	RATE_WINDOW_S,
+	RateLimiter,
+	rateRedis,
+	type CountStore
+} from "./gateway/rate-limits";
+import { TenantRates, type RateOverride } from "./gateway/tenant-rates";
+import { ERR_INVALID_TOKEN, ERR_TOKEN_EXPIRED } from "./gateway/jwt";
 import { EventTickets, ticketKey } from "./gateway/ticket";
 import {
 	dashboardDirs,
@@ -100,8 +114,10 @@ interface GatewaySettings extends ApiSettingsSchema {
 	httpLimits: ServerLimits;
 	/** Audit hooks on (default); off only for the benchmark's audit-off row (ISA_AUDIT=off). */
 	audit: boolean;
-	/** Take the client's address from X-Forwarded-For (ISA_TRUST_PROXY). */
-	trustProxy: boolean;
+	/** Whose X-Forwarded-For names the client (ISA_TRUST_PROXY). */
+	trustProxy: TrustProxy;
+	/** Request rate limits and failed-authentication limits (ISA_RATE_*). */
+	rateLimits: RateLimitSettings;
 	/** The certificate, key and client CA files (ISA_TLS_*); null serves plain HTTP. */
 	tls: TlsFiles | null;
 	/** ms between two looks at the TLS files for a renewed certificate. */
@@ -148,7 +164,18 @@ interface GatewayThis extends Service<GatewaySettings> {
 	lag: LagMonitor;
 	stopLag: () => void;
 	shedder: Shedder;
+	/** The rate limits (gateway/rate-limits.ts); null with ISA_RATE_LIMITS=off. */
+	rateLimiter: RateLimiter | null;
+	/** The counts' Redis client when the store is Redis. */
+	rateRedis: Redis | null;
+	/** Each tenant's rate overrides, from the tenants service (gateway/tenant-rates.ts). */
+	tenantRates: TenantRates;
+	/** The client's address of a request (ISA_TRUST_PROXY). */
+	clientOf(req: IncomingMessage): string | null;
 }
+
+/** ms the gateway waits for a tenant's rate overrides; the defaults apply meanwhile after. */
+const TENANT_RATES_CALL_MS = 1000;
 
 /** POST /api/v1/cluster/adopt: the one mutation a store of another identity lets through. */
 const ADOPT_ACTION = "scheduler.adopt";
@@ -194,6 +221,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		},
 		audit: env.audit,
 		trustProxy: env.trustProxy,
+		rateLimits: env.rateLimits,
 		tls:
 			env.tlsCert && env.tlsKey
 				? { cert: env.tlsCert, key: env.tlsKey, clientCa: env.tlsClientCa }
@@ -461,9 +489,37 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			answerError(this as any, req, res, err);
 		},
 
-		/** The principal of the request's bearer token, or 401. */
-		authenticate(this: GatewayThis, _ctx: Context, _route: unknown, req: IncomingMessage) {
-			return this.verifier.verifyHeader(req.headers.authorization);
+		/**
+		 * The principal of the request's bearer token, or 401; 429 for an address blocked after
+		 * too many tokens that did not verify (gateway/rate-limits.ts). A missing token is not
+		 * counted: it guesses nothing.
+		 */
+		async authenticate(
+			this: GatewayThis,
+			_ctx: Context,
+			_route: unknown,
+			req: IncomingMessage
+		) {
+			const limiter = this.rateLimiter;
+			const address = limiter ? this.clientOf(req) : null;
+			const blocked = limiter?.blocked(address);
+			if (blocked) throw blocked;
+			try {
+				return await this.verifier.verifyHeader(req.headers.authorization);
+			} catch (err) {
+				const type = (err as { type?: unknown }).type;
+				if (limiter && (type === ERR_INVALID_TOKEN || type === ERR_TOKEN_EXPIRED))
+					throw (await limiter.failed(address)) ?? err;
+				throw err;
+			}
+		},
+
+		clientOf(this: GatewayThis, req: IncomingMessage) {
+			return clientAddress(
+				req.socket?.remoteAddress,
+				req.headers["x-forwarded-for"],
+				this.settings.trustProxy
+			);
 		},
 
 		/** 403 unless one of the token's roles grants the access the action declares. */
@@ -476,6 +532,18 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		) {
 			const access: Access = req.$action?.access ?? (req.method === "GET" ? "read" : "write");
 			const user = ctx.meta.user as Principal;
+			// First: the cheapest refusal, and one that bounds what comes after it, the audit
+			// records of 403s and the write-ahead entries included, for a tenant that floods.
+			if (this.rateLimiter) {
+				const override = await this.tenantRates.get(user.tenant);
+				const { headers, refusal } = await this.rateLimiter.admit(
+					user,
+					isMutation(req),
+					override
+				);
+				for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+				if (refusal) throw refusal;
+			}
 			if (!canAccess(user, access))
 				throw new ForbiddenError(
 					`This needs the role ${rolesFor(access).join(" or ")}; the token has ${user.roles.join(", ")}.`,
@@ -576,6 +644,30 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	},
 
 	async started(this: GatewayThis) {
+		// Shared by the cluster's gateways through Redis; in this process with the embedded
+		// store, which only a single node uses (gateway/rate-limits.ts).
+		// The store's settings come from StoreMixin.
+		const { store, storePrefix } = this.settings as GatewaySettings & StoreSettings;
+		this.rateRedis =
+			this.settings.rateLimits.enabled && /^rediss?:\/\//i.test(store)
+				? rateRedis(store, redisConnection(env.redis), this.logger)
+				: null;
+		const counts: CountStore = this.rateRedis
+			? { redis: this.rateRedis, prefix: storePrefix }
+			: null;
+		this.rateLimiter = this.settings.rateLimits.enabled
+			? new RateLimiter(this.settings.rateLimits, {
+					requests: makeCounter(counts, "requests", RATE_WINDOW_S),
+					failures: makeCounter(counts, "auth-failures", AUTH_WINDOW_S)
+				})
+			: null;
+		this.tenantRates = new TenantRates(tenant =>
+			this.broker.call<RateOverride, { tenant: string }>(
+				"tenants.rateLimits",
+				{ tenant },
+				{ timeout: TENANT_RATES_CALL_MS, retries: 0 }
+			)
+		);
 		// Both are set above; moleculer-web's own defaults otherwise.
 		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
 		this.stopLag = this.lag.start();
@@ -610,9 +702,10 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	 * Stopped without a SIGTERM drain (a test's broker, a hot reload): idle connections are
 	 * closed at once, as Node's server.close() does; HTTP/2 sessions get their GOAWAY.
 	 */
-	stopped(this: GatewayThis) {
+	async stopped(this: GatewayThis) {
 		this.stopLag?.();
-		return this.shutdown(0);
+		await this.shutdown(0);
+		this.rateRedis?.disconnect();
 	}
 };
 

@@ -14,11 +14,14 @@ import { QUOTA_LIMITS } from "./shared/limits";
 import { canSeeTenant, type Principal } from "./shared/principal";
 import type { Quota, TenantUsage } from "./scheduler/quota";
 import { page, pageParams, quantity } from "./shared/params";
+import type { RequestRates } from "./shared/env";
 
 interface Tenant {
 	id: string;
 	name: string;
 	quota: Quota;
+	/** Requests per second that override the gateways' defaults (ISA_RATE_READS/_WRITES). */
+	rateLimits?: Partial<RequestRates>;
 	createdAt: number;
 }
 
@@ -60,6 +63,18 @@ const quotaSchema = {
 	}
 };
 
+/** The most requests per second a tenant's override may name. */
+export const MAX_RATE = 100_000;
+
+const rate = { type: "number", integer: true, min: 1, max: MAX_RATE, optional: true };
+/** `{}` removes the overrides: the defaults apply again. */
+const rateLimitsSchema = {
+	type: "object",
+	strict: true,
+	optional: true,
+	props: { reads: rate, writes: rate }
+};
+
 function normalizeQuota(q: QuotaInput = {}): Quota {
 	const quota: Quota = {};
 	if (q.cpu != null) quota.cpu = parseCpu(q.cpu, "quota.cpu", QUOTA_LIMITS.cpu);
@@ -99,16 +114,26 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 				$$strict: true,
 				id: { type: "string", min: 1, max: 64, pattern: /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/ },
 				name: { type: "string", min: 1, max: 256, optional: true },
-				quota: { ...quotaSchema, optional: true }
+				quota: { ...quotaSchema, optional: true },
+				rateLimits: rateLimitsSchema
 			},
 			async handler(
 				this: TenantsThis,
-				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }, Meta>
+				ctx: Context<
+					{
+						id: string;
+						name?: string;
+						quota?: QuotaInput;
+						rateLimits?: Partial<RequestRates>;
+					},
+					Meta
+				>
 			) {
 				const tenant: Tenant = {
 					id: ctx.params.id,
 					name: ctx.params.name ?? ctx.params.id,
 					quota: normalizeQuota(ctx.params.quota),
+					...(ctx.params.rateLimits ? { rateLimits: ctx.params.rateLimits } : {}),
 					createdAt: Date.now()
 				};
 				if ((await this.store.cas(COLLECTIONS.tenants, tenant.id, tenant, 0)) === null)
@@ -134,7 +159,10 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 			}
 		},
 
-		/** Changes a tenant's name or quota. A lower quota never stops what runs. */
+		/**
+		 * Changes a tenant's name, quota or rate limits (a `rateLimits` given replaces the one
+		 * stored; `{}` goes back to the defaults). A lower quota never stops what runs.
+		 */
 		updateTenant: {
 			idempotent: true,
 			access: "admin",
@@ -142,18 +170,27 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 				$$strict: true,
 				id: { type: "string", min: 1, max: 64 },
 				name: { type: "string", min: 1, max: 256, optional: true },
-				quota: { ...quotaSchema, optional: true }
+				quota: { ...quotaSchema, optional: true },
+				rateLimits: rateLimitsSchema
 			},
 			async handler(
 				this: TenantsThis,
-				ctx: Context<{ id: string; name?: string; quota?: QuotaInput }>
+				ctx: Context<{
+					id: string;
+					name?: string;
+					quota?: QuotaInput;
+					rateLimits?: Partial<RequestRates>;
+				}>
 			) {
 				const doc = await this.find(ctx.params.id);
+				const { rateLimits } = ctx.params;
 				const next: Tenant = {
 					...doc.value,
 					...(ctx.params.name ? { name: ctx.params.name } : {}),
-					...(ctx.params.quota ? { quota: normalizeQuota(ctx.params.quota) } : {})
+					...(ctx.params.quota ? { quota: normalizeQuota(ctx.params.quota) } : {}),
+					...(rateLimits ? { rateLimits } : {})
 				};
+				if (rateLimits && Object.keys(rateLimits).length === 0) delete next.rateLimits;
 				if (
 					(await this.store.cas(COLLECTIONS.tenants, next.id, next, doc.version)) === null
 				)
@@ -162,6 +199,23 @@ const TenantsService: ServiceSchema<Record<string, never>, TenantsThis> = {
 						{ id: next.id }
 					);
 				return this.view(next);
+			}
+		},
+
+		/**
+		 * A tenant's rate-limit overrides, for the gateways (services/gateway/tenant-rates.ts);
+		 * null when it has none or no record. Not routed: the gateways call it themselves.
+		 */
+		rateLimits: {
+			idempotent: true,
+			visibility: "public",
+			params: { $$strict: true, tenant: { type: "string", min: 1, max: 256 } },
+			async handler(
+				this: TenantsThis,
+				ctx: Context<{ tenant: string }>
+			): Promise<Partial<RequestRates> | null> {
+				const doc = await this.store.get<Tenant>(COLLECTIONS.tenants, ctx.params.tenant);
+				return doc?.value.rateLimits ?? null;
 			}
 		},
 

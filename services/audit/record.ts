@@ -87,22 +87,6 @@ export function requestIdFrom(header: string | string[] | undefined, fallback: s
 	return typeof header === "string" && /^[\x21-\x7e]{1,128}$/.test(header) ? header : fallback;
 }
 
-/**
- * The client's address: the socket's peer, or, when the gateway sits behind a proxy it trusts
- * (ISA_TRUST_PROXY), the left-most address of X-Forwarded-For.
- */
-export function sourceAddress(
-	remoteAddress: string | undefined,
-	forwardedFor: string | string[] | undefined,
-	trustProxy: boolean
-): string | null {
-	if (trustProxy) {
-		const first = headerText(forwardedFor)?.split(",")[0]?.trim();
-		if (first) return first;
-	}
-	return remoteAddress ?? null;
-}
-
 function summarize(value: unknown, depth: number): unknown {
 	if (typeof value === "string") return redactUrl(value);
 	if (value === null || typeof value !== "object") return value;

@@ -16,18 +16,18 @@
  */
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Context, LoggerInstance, ServiceBroker } from "moleculer";
-import { AuditUnavailableError, ERR_OVERLOADED } from "../shared/errors";
+import { AuditUnavailableError, ERR_OVERLOADED, ERR_RATE_LIMITED } from "../shared/errors";
 import type { Principal } from "../shared/principal";
 import {
 	DENIED_STATUSES,
 	headerText,
 	newRecordId,
 	requestIdFrom,
-	sourceAddress,
 	summarizeBody,
 	targetOf,
 	type AuditFields
 } from "../audit/record";
+import { clientAddress, type TrustProxy } from "../shared/trust-proxy";
 
 /** How long a write-ahead entry may take before the mutation is refused. */
 export const BEGIN_TIMEOUT_MS = 5000;
@@ -39,7 +39,7 @@ const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export interface AuditHost {
 	broker: ServiceBroker;
 	logger: LoggerInstance;
-	settings: { audit: boolean; trustProxy: boolean };
+	settings: { audit: boolean; trustProxy: TrustProxy };
 }
 
 type Meta = { user?: Principal | null; $statusCode?: number };
@@ -94,7 +94,7 @@ export function requestFields(host: AuditHost, req: AuditedRequest, now = Date.n
 		route: req.$alias?.fullPath ?? null,
 		path,
 		target: targetOf(routeParams(req)),
-		source: sourceAddress(
+		source: clientAddress(
 			req.socket?.remoteAddress,
 			req.headers["x-forwarded-for"],
 			host.settings.trustProxy
@@ -154,7 +154,7 @@ export async function endAudit(
 	host: AuditHost,
 	req: AuditedRequest,
 	res: ServerResponse,
-	result: { data?: unknown; err?: { code?: unknown; type?: unknown } }
+	result: { data?: unknown; err?: { code?: unknown; type?: unknown; message?: unknown } }
 ): Promise<void> {
 	if (!host.settings.audit) return;
 	const err = result.err;
@@ -183,7 +183,11 @@ export async function endAudit(
 			succeeded: !err,
 			...(err ? { errorType: typeof err.type === "string" ? err.type : "ERROR" } : {})
 		},
-		durationMs: durationOf(req, audit.started)
+		durationMs: durationOf(req, audit.started),
+		// Which limit it was (a tenant's reads, an address's failed tokens), in words.
+		...(err?.type === ERR_RATE_LIMITED && typeof err.message === "string"
+			? { detail: err.message }
+			: {})
 	};
 	try {
 		await host.broker.call(

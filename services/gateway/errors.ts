@@ -57,16 +57,19 @@ export function unavailableAction(err: unknown, routeAction: string | undefined)
 }
 
 /**
- * Seconds for a Retry-After header: only on a 503 that a retry can help (a retryable one), the
- * error's own `data.retryAfter` when it has one.
+ * Seconds for a Retry-After header: on a 429 (a rate limit, which says when its window ends) and
+ * on a 503 that a retry can help (a retryable one), the error's own `data.retryAfter` when it
+ * has one.
  */
 export function retryAfterSeconds(err: unknown): number | null {
 	if (!err || typeof err !== "object") return null;
 	const e = err as ErrorLike;
-	if (e.code !== 503 || e.retryable !== true) return null;
 	const own = dataOf(e).retryAfter;
-	if (typeof own === "number" && Number.isFinite(own) && own > 0) return Math.ceil(own);
-	return (typeof e.type === "string" ? RETRY_AFTER[e.type] : undefined) ?? 1;
+	const given =
+		typeof own === "number" && Number.isFinite(own) && own > 0 ? Math.ceil(own) : null;
+	if (e.code === 429) return given ?? 1;
+	if (e.code !== 503 || e.retryable !== true) return null;
+	return given ?? (typeof e.type === "string" ? RETRY_AFTER[e.type] : undefined) ?? 1;
 }
 
 /** The error as the client gets it (see the module's comment). */
@@ -89,7 +92,7 @@ export interface ErrorAnswerer {
 
 /**
  * The gateway's `errorHandler` (moleculer-web's, which every failed request reaches): the error
- * as the client gets it, Retry-After on a 503 that a retry can help, one log line for a 503 (a
+ * as the client gets it, Retry-After on a 429 and on a 503 that a retry can help, one log line for a 503 (a
  * dependency's state, not a fault of the gateway) and moleculer-web's stack for other 5xx.
  */
 export function answerError(

@@ -6,6 +6,7 @@ import os from "os";
 import path from "path";
 import { parseDuration } from "./duration";
 import { InvalidInputError } from "./errors";
+import { parseTrustProxy, type TrustProxy } from "./trust-proxy";
 
 export interface IsaEnv {
 	nodeID: string;
@@ -86,8 +87,13 @@ export interface IsaEnv {
 	auditMaxAge: number | null;
 	/** ISA_NODE_RETENTION: ms a down node stays in the inventory (default 24h; null: forever). */
 	nodeRetention: number | null;
-	/** ISA_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy only). */
-	trustProxy: boolean;
+	/**
+	 * ISA_TRUST_PROXY: whose X-Forwarded-For names the client (audit records, rate limits by
+	 * address): nobody's (false), any peer's (true), or a list of proxies (trust-proxy.ts).
+	 */
+	trustProxy: TrustProxy;
+	/** ISA_RATE_*: the gateways' request rate limits (services/gateway/rate-limits.ts). */
+	rateLimits: RateLimitSettings;
 	/**
 	 * ISA_TLS_CERT / ISA_TLS_KEY: PEM files of the gateway's certificate (chain) and key; both
 	 * set, the gateway serves HTTPS (HTTP/1.1 and HTTP/2). Null: plain HTTP.
@@ -123,6 +129,23 @@ export interface IsaEnv {
 	 * (services/shared/signed-principal.ts); null: the data directory's `cluster-key`.
 	 */
 	clusterKey: string | null;
+}
+
+/** Requests per second of one tenant, by kind. */
+export interface RequestRates {
+	reads: number;
+	writes: number;
+}
+
+export interface RateLimitSettings {
+	/** ISA_RATE_LIMITS: on (default) or off. */
+	enabled: boolean;
+	/** ISA_RATE_READS / ISA_RATE_WRITES: one tenant's requests per second (50 and 10). */
+	tenant: RequestRates;
+	/** ISA_RATE_SUBJECT_SHARE: the share of its tenant's rates one token subject gets (50%). */
+	subjectShare: number;
+	/** ISA_RATE_AUTH_FAILURES: failed authentications per minute one address may make (20). */
+	authFailures: number;
 }
 
 /** PEM file paths of a TLS connection: the CA that signs the server, and this client's own pair. */
@@ -273,10 +296,30 @@ function bound(env: NodeJS.ProcessEnv, name: string, def: number): number {
 	return n;
 }
 
-function auditSwitch(raw: string | undefined): boolean {
+/** An on/off switch that is on when unset. */
+function onOff(env: NodeJS.ProcessEnv, name: string): boolean {
+	const raw = env[name];
 	if (raw === undefined || raw === "" || /^(on|1|true|yes)$/i.test(raw)) return true;
 	if (/^(off|0|false|no)$/i.test(raw)) return false;
-	throw new InvalidInputError(`ISA_AUDIT='${raw}' is not on or off.`, { value: raw });
+	throw new InvalidInputError(`${name}='${raw}' is not on or off.`, { name, value: raw });
+}
+
+function rateLimits(env: NodeJS.ProcessEnv): RateLimitSettings {
+	const subjectShare = share(env, "ISA_RATE_SUBJECT_SHARE", 0.5);
+	if (subjectShare === 0)
+		throw new InvalidInputError(
+			"ISA_RATE_SUBJECT_SHARE must be more than 0 (100%: a token may use all of its tenant's rate).",
+			{ name: "ISA_RATE_SUBJECT_SHARE" }
+		);
+	return {
+		enabled: onOff(env, "ISA_RATE_LIMITS"),
+		tenant: {
+			reads: bound(env, "ISA_RATE_READS", 50),
+			writes: bound(env, "ISA_RATE_WRITES", 10)
+		},
+		subjectShare,
+		authFailures: bound(env, "ISA_RATE_AUTH_FAILURES", 20)
+	};
 }
 
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
@@ -360,14 +403,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		tenant: env.ISA_TENANT || "default",
 		token: env.ISA_TOKEN || null,
 		applyFile: env.ISA_APPLY || null,
-		audit: auditSwitch(env.ISA_AUDIT),
+		audit: onOff(env, "ISA_AUDIT"),
 		auditKey: env.ISA_AUDIT_KEY || null,
 		auditMaxRecords: number(env, "ISA_AUDIT_MAX_RECORDS", 1_000_000) || null,
 		auditMaxAge:
 			parseDuration(env.ISA_AUDIT_MAX_AGE || "90d", { field: "ISA_AUDIT_MAX_AGE" }) || null,
 		nodeRetention:
 			parseDuration(env.ISA_NODE_RETENTION || "24h", { field: "ISA_NODE_RETENTION" }) || null,
-		trustProxy: /^(1|true|yes)$/i.test(env.ISA_TRUST_PROXY ?? ""),
+		trustProxy: parseTrustProxy(env.ISA_TRUST_PROXY),
+		rateLimits: rateLimits(env),
 		tlsCert,
 		tlsKey,
 		tlsClientCa,

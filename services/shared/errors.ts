@@ -295,3 +295,39 @@ export class OverloadedError extends Errors.MoleculerRetryableError {
 		);
 	}
 }
+
+export const ERR_RATE_LIMITED = "RATE_LIMITED";
+
+/** What a RateLimitedError carries: whose budget ran out, its size, and seconds to wait. */
+export interface RateLimit {
+	/** Whose requests are counted: a tenant's, a token subject's, or a source address's. */
+	scope: "tenant" | "subject" | "address";
+	/** The tenant, subject or address. */
+	key: string;
+	/** What is counted: reads, writes, or failed authentications. */
+	kind: "reads" | "writes" | "authentication failures";
+	/** How many fit in one window. */
+	limit: number;
+	/** The window, in seconds. */
+	window: number;
+	/** Seconds until the window ends: the HTTP `Retry-After` header. */
+	retryAfter: number;
+}
+
+/**
+ * A tenant, a token or an address sent more requests than its rate limit lets through in one
+ * window (services/gateway/rate-limits.ts): nothing was done. A client error (429): the same
+ * request works after `retryAfter` seconds, but retrying sooner only meets the same limit.
+ */
+export class RateLimitedError extends Errors.MoleculerClientError {
+	constructor(data: RateLimit) {
+		const whose =
+			data.scope === "address" ? `address ${data.key}` : `${data.scope} '${data.key}'`;
+		super(
+			`Rate limit reached: ${whose} may make ${data.limit} ${data.kind} per ${data.window === 1 ? "second" : `${data.window} s`}; nothing was done. Try again in ${data.retryAfter} s.`,
+			429,
+			ERR_RATE_LIMITED,
+			{ ...data }
+		);
+	}
+}

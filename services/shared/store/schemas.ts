@@ -56,6 +56,11 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
 				workloads: { ...num, optional: true }
 			}
 		},
+		rateLimits: {
+			type: "object",
+			optional: true,
+			props: { reads: { ...num, optional: true }, writes: { ...num, optional: true } }
+		},
 		createdAt: num
 	},
 	[COLLECTIONS.alertRules]: {

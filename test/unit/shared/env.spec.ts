@@ -142,6 +142,35 @@ describe("loadEnv", () => {
 		expect(() => loadEnv({ ISA_AUDIT_MAX_AGE: "long" })).toThrow(/ISA_AUDIT_MAX_AGE/);
 	});
 
+	it("limits reads 50/s and writes 10/s per tenant, half of that per token, 20 failed tokens a minute", () => {
+		expect(loadEnv({}).rateLimits).toEqual({
+			enabled: true,
+			tenant: { reads: 50, writes: 10 },
+			subjectShare: 0.5,
+			authFailures: 20
+		});
+		expect(
+			loadEnv({
+				ISA_RATE_LIMITS: "off",
+				ISA_RATE_READS: "200",
+				ISA_RATE_WRITES: "40",
+				ISA_RATE_SUBJECT_SHARE: "100%",
+				ISA_RATE_AUTH_FAILURES: "5"
+			}).rateLimits
+		).toEqual({
+			enabled: false,
+			tenant: { reads: 200, writes: 40 },
+			subjectShare: 1,
+			authFailures: 5
+		});
+		expect(() => loadEnv({ ISA_RATE_READS: "0" })).toThrow(/ISA_RATE_READS/);
+		expect(() => loadEnv({ ISA_RATE_SUBJECT_SHARE: "0" })).toThrow(/more than 0/);
+		expect(() => loadEnv({ ISA_RATE_LIMITS: "maybe" })).toThrow(/not on or off/);
+		expect(loadEnv({ ISA_TRUST_PROXY: "10.0.0.0/8" }).trustProxy).toMatchObject({
+			list: ["10.0.0.0/8"]
+		});
+	});
+
 	it("keeps down nodes 24 h by default; ISA_NODE_RETENTION is a duration, 0 keeps them", () => {
 		expect(loadEnv({}).nodeRetention).toBe(86_400_000);
 		expect(loadEnv({ ISA_NODE_RETENTION: "90m" }).nodeRetention).toBe(90 * 60_000);
