@@ -103,7 +103,7 @@ describe("rate limits across two gateways", () => {
 		const accepted = flood.filter(r => r.status === 200).length;
 		const limited = flood.filter(r => r.status === 429);
 		expect(accepted + limited.length).toBe(flood.length);
-		const expected = READS * LOAD_SECONDS
+		const expected = READS * LOAD_SECONDS;
 		expect(Math.abs(accepted - expected)).toBeLessThanOrEqual(0.1 * expected);
 		// Both gateways answered some of each: the count is theirs together.
 		expect(new Set(limited.map(r => r.url.split("/")[2])).size).toBe(2);
