@@ -9,9 +9,12 @@ import type { CallingOptions, LoggerInstance } from "moleculer";
 import { NodeDownError } from "../shared/errors";
 import type { ReplicaSpec } from "../shared/types";
 import type { ClusterIdentity } from "../shared/store/identity";
-import type { WorkloadRepository } from "./repository";
+import { nextTurn, type WorkloadRepository } from "./repository";
 import type { SerialQueue } from "./rounds";
 import { replicaSpec, type Workload } from "./workload";
+
+/** Workloads put on the node lists between two turns of the event loop (syncNodes). */
+const LIST_BATCH = 500;
 
 /** Per node, the workloads whose replicas there changed. */
 export type Changes = Map<string, Set<string>>;
@@ -110,16 +113,26 @@ export class AgentSync {
 		// Only nodes connected now: one that is away gets its list when it is back (node.up).
 		const ids = [...new Set(nodeIDs)].filter(id => this.agents.connected(id));
 		if (ids.length === 0) return;
-		// Numbered before reading, as in syncWorkloads.
+		// Numbered before reading, as in syncWorkloads. Read here, not handed the reconcile's
+		// read: the reconcile writes workloads between its read and this (replicas released
+		// for a lost reservation), and a list built from before such a write would still name
+		// the released replica, with a generation newer than any list that spoke for it. Only
+		// what moved since the last read is read again (allCached).
 		const generation = this.nextGeneration();
-		const docs = await this.workloads.all();
+		const docs = await this.workloads.allCached();
 		const identity = await this.agents.trustedIdentity();
 		if (!identity) return this.untrusted();
 		const lists = new Map<string, ReplicaSpec[]>(ids.map(id => [id, []]));
-		for (const { value: w } of docs)
+		for (const [i, { value: w }] of docs.entries()) {
+			// Thousands of workloads: other requests get their turn between batches.
+			if (i > 0 && i % LIST_BATCH === 0) await nextTurn();
 			for (const r of w.replicas) if (r.node) lists.get(r.node)?.push(replicaSpec(w, r));
-		for (const [nodeID, replicas] of lists)
+		}
+		for (const [nodeID, replicas] of lists) {
 			this.tellAgent(nodeID, "agent.sync", { replicas, generation, identity });
+			// Each list is serialised as it is sent: a turn between two.
+			await nextTurn();
+		}
 	}
 
 	/** Nothing is sent while the store is not the cluster's; said once per while. */

@@ -407,14 +407,36 @@ export class WorkloadLifecycle {
 	 * agent reports again when the state changes next).
 	 */
 	async recordState(s: ReplicaStatus): Promise<void> {
+		// Most reports confirm what the workload says already (an agent confirms each replica
+		// it adopted as it starts; a node list can bring thousands): decided on the
+		// repository's copy when it is the stored version, for the cost of reading a version.
+		const known = await this.workloads.cachedCopy(s.workloadId);
+		if (known && !reportApplies(known, s)) return;
 		await retryOnConflict(async () => {
 			const doc = await this.workloads.get(s.workloadId);
-			const r = doc?.value.replicas[s.replica];
-			if (!doc || !r || r.fence !== s.fence || r.node !== s.nodeID) return;
-			if (!applyReplicaStatus(doc.value, r, s)) return;
+			if (!doc || !reportApplies(doc.value, s)) return;
+			applyReplicaStatus(doc.value, doc.value.replicas[s.replica], s);
 			if ((await this.workloads.write(doc.value, doc.version)) === null) return CONFLICT;
 		});
 	}
+}
+
+/**
+ * Whether a reported state would change the workload: the replica is still the one placed on
+ * the reporting node (its fence) and the report says something new about it.
+ */
+export function reportApplies(w: Workload, s: ReplicaStatus): boolean {
+	const r = w.replicas[s.replica];
+	return Boolean(r && r.fence === s.fence && r.node === s.nodeID && !sameStatus(r, s));
+}
+
+function sameStatus(r: Replica, s: ReplicaStatus): boolean {
+	return (
+		r.state === s.state &&
+		r.restarts === s.restarts &&
+		r.reason === s.reason &&
+		r.lastError === s.lastError
+	);
 }
 
 /**
@@ -422,13 +444,7 @@ export class WorkloadLifecycle {
  * worth telling: false when the report says nothing new.
  */
 export function applyReplicaStatus(w: Workload, r: Replica, s: ReplicaStatus): boolean {
-	if (
-		r.state === s.state &&
-		r.restarts === s.restarts &&
-		r.reason === s.reason &&
-		r.lastError === s.lastError
-	)
-		return false;
+	if (sameStatus(r, s)) return false;
 	const changed = r.state !== s.state;
 	Object.assign(r, { state: s.state, restarts: s.restarts, since: s.at });
 	if (s.reason) r.reason = s.reason;

@@ -9,7 +9,7 @@ import type { LoggerInstance } from "moleculer";
 import type { RecordChange } from "../audit/system";
 import type { AgentSync } from "./agent-sync";
 import { applyReleases, audit, type Placed, placedReplicas } from "./assign";
-import type { WorkloadRepository } from "./repository";
+import { nextTurn, type WorkloadRepository } from "./repository";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
 import type { PlacementRounds, SerialQueue } from "./rounds";
@@ -171,14 +171,19 @@ export class Recovery {
 	 */
 	async reconcile(): Promise<void> {
 		await this.queue.run(async () => {
-			// Workloads before placements: see audit().
-			const docs = await this.workloads.all();
+			// Workloads before placements: see audit(). Read from the repository's copies, of
+			// which only those whose version moved are read again: the reconcile's cost follows
+			// what changed, not how many workloads there are. Nothing here changes them.
+			const docs = await this.workloads.allCached();
+			// A turn of the event loop between phases: the reconcile is a safety net, and the
+			// requests waiting meanwhile go first.
+			await nextTurn();
 			// Reading every placement costs what the audit is worth only now and then.
 			const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
 			await this.reserver.refresh({ placements: auditNow });
 			// The syncs below go to the nodes the inventory has now.
 			await this.rounds.loadInventory();
-			this.workloads.uncache(new Set(docs.map(d => d.id)));
+			await nextTurn();
 			const { lost, orphans } = auditNow
 				? audit(
 						docs.map(d => d.value),
@@ -215,7 +220,9 @@ export class Recovery {
 			for (const d of docs)
 				if (d.value.replicas.some(r => r.state === "pending")) waiting.add(d.id);
 			for (const l of lost) waiting.add(l.workloadId);
+			await nextTurn();
 			for (const n of (await this.rounds.placePending([...waiting])).keys()) touched.add(n);
+			await nextTurn();
 			// Every live node, the idle ones too: one may still run what a lost sync should
 			// have stopped.
 			for (const n of this.reserver.index.values())

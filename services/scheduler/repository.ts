@@ -15,6 +15,12 @@ import type { Allocation } from "./placement";
 import { addUsage, emptyUsage, type Quota, type TenantUsage } from "./quota";
 import { totalRequest, type Workload } from "./workload";
 
+/** Documents read between two turns of the event loop (allCached). */
+const READ_BATCH = 250;
+
+/** A turn of the event loop: what waits for it (requests, replies) runs before we go on. */
+export const nextTurn = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
+
 /** A tenant's quota, and its usage with the changes planned so far (`next`). */
 export interface TenantState {
 	quota?: Quota;
@@ -52,7 +58,10 @@ export interface WorkloadChange {
 }
 
 export class WorkloadRepository {
-	/** What readCached read last, by workload id; never handed out to be changed. */
+	/**
+	 * What readCached and allCached read last, by workload id; handed out for reading only
+	 * (never changed by the callers, which read a workload again to change it).
+	 */
 	private readonly cache = new Map<string, Versioned<Workload>>();
 	/**
 	 * Workloads this scheduler has just created, as written: their first placement round takes
@@ -123,6 +132,49 @@ export class WorkloadRepository {
 			else this.cache.delete(stale[i]);
 		}
 		return ids.map((id, i) => (versions[i] ? (this.cache.get(id)?.value ?? null) : null));
+	}
+
+	/**
+	 * Every workload as stored, in id order, for reading only (callers must not change what it
+	 * answers: the copies are kept for the next read). The versions are listed first and only
+	 * the documents whose version moved are read, parsed and checked again, a batch at a time
+	 * with a turn of the event loop between batches: the reconcile reads every workload every
+	 * few seconds, and after a flood of creates that is thousands of which few changed. Each
+	 * document is as the store had it at some moment during the call (no one snapshot of all),
+	 * which is what its readers need: each decides per workload (audit(), the node lists).
+	 */
+	async allCached(): Promise<StoredDoc<Workload>[]> {
+		const versions = await this.store.listVersions(COLLECTIONS.workloads);
+		this.uncache(new Set(versions.keys()));
+		const stale: string[] = [];
+		for (const [id, version] of versions)
+			if (this.cache.get(id)?.version !== version) stale.push(id);
+		for (let i = 0; i < stale.length; i += READ_BATCH) {
+			if (i > 0) await nextTurn();
+			const batch = stale.slice(i, i + READ_BATCH);
+			const read = await Promise.all(batch.map(id => this.get(id)));
+			for (const [j, doc] of read.entries()) {
+				if (doc) this.cache.set(batch[j], doc);
+				else this.cache.delete(batch[j]);
+			}
+		}
+		const docs: StoredDoc<Workload>[] = [];
+		for (const id of versions.keys()) {
+			const doc = this.cache.get(id);
+			if (doc) docs.push({ id, value: doc.value, version: doc.version });
+		}
+		return docs;
+	}
+
+	/**
+	 * The copy readCached or allCached keeps of a workload when it is still the stored version
+	 * (for reading only), else null; reads the version alone.
+	 */
+	async cachedCopy(id: string): Promise<Workload | null> {
+		const kept = this.cache.get(id);
+		if (!kept) return null;
+		const [version] = await this.store.versions(COLLECTIONS.workloads, [id]);
+		return version === kept.version ? kept.value : null;
 	}
 
 	/** Forgets the cached copies of workloads that are no longer listed. */

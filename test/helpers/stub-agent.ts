@@ -1,7 +1,7 @@
 /**
  * A stand-in node agent for tests in one process: it runs nothing, reports usage that moves like
  * a real machine's (its GPUs given to replicas busy, the others idle) every `interval` ms, and
- * says each replica it is given is running.
+ * says each replica it is given is running (once, as a real agent reports a change).
  */
 import type { ServiceSchema } from "moleculer";
 import type { NodeReport, ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
@@ -55,8 +55,9 @@ export function stubAgent(spec: AgentSpec): ServiceSchema {
 			facts: () => ({ hostname: spec.id }),
 			sync: {
 				handler(this: any, ctx: any) {
+					const before = this.running;
 					this.running = [];
-					return this.take(ctx.params.replicas, ctx);
+					return this.take(ctx.params.replicas, ctx, before);
 				}
 			},
 			syncWorkloads: {
@@ -64,19 +65,28 @@ export function stubAgent(spec: AgentSpec): ServiceSchema {
 					const lists: Array<{ workloadId: string; replicas: ReplicaSpec[] }> =
 						ctx.params.workloads;
 					const ids = new Set(lists.map(l => l.workloadId));
+					const before = this.running;
 					this.running = this.running.filter((r: ReplicaSpec) => !ids.has(r.workloadId));
 					return this.take(
 						lists.flatMap(l => l.replicas),
-						ctx
+						ctx,
+						before
 					);
 				}
 			}
 		},
 		methods: {
-			/** Runs these replicas too, and says each is running. */
-			take(this: any, replicas: ReplicaSpec[], ctx: any) {
+			/**
+			 * Runs these replicas too, and says each is running that did not run before (with
+			 * its fence), as a real agent reports a replica's state when it changes: not every
+			 * replica of every list, which after a flood is thousands every reconcile.
+			 */
+			take(this: any, replicas: ReplicaSpec[], ctx: any, before: ReplicaSpec[]) {
 				this.running = this.running.concat(replicas);
+				const key = (r: ReplicaSpec) => `${r.workloadId}/${r.replica}@${r.fence}`;
+				const ran = new Set(before.map(key));
 				for (const r of replicas) {
+					if (ran.has(key(r))) continue;
 					const status: ReplicaStatus = {
 						workloadId: r.workloadId,
 						replica: r.replica,

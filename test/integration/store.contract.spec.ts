@@ -78,6 +78,21 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect(await store.versions("nodes", [])).toEqual([]);
 	});
 
+	it("lists a collection's versions alone, in id order, apart from other collections", async () => {
+		await store.put("nodes", "b", 2);
+		await store.put("nodes", "a", 1);
+		await store.put("nodes", "a", 11);
+		await store.put("nodes", "c", 3);
+		await store.delete("nodes", "c");
+		await store.put("jobs", "z", "job");
+		const versions = await store.listVersions("nodes");
+		expect([...versions]).toEqual([
+			["a", 2],
+			["b", 1]
+		]);
+		expect([...(await store.listVersions("empty"))]).toEqual([]);
+	});
+
 	it("lists a collection in id order with versions, apart from other collections", async () => {
 		await store.put("nodes", "b", 2);
 		await store.put("nodes", "a", 1);

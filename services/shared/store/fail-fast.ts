@@ -44,6 +44,7 @@ function size(name: (typeof CALLS)[number], args: unknown[]): number {
 const CALLS = [
 	"get",
 	"versions",
+	"listVersions",
 	"list",
 	"put",
 	"cas",

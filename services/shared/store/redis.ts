@@ -297,6 +297,12 @@ export class RedisStore implements Store {
 		return versions.map(v => Number(v ?? 0));
 	}
 
+	async listVersions(collection: string): Promise<Map<string, number>> {
+		const versions = await this.call(this.redis.hgetall(this.docKeys(collection)[1]));
+		const ids = Object.keys(versions).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+		return new Map(ids.map(id => [id, Number(versions[id])]));
+	}
+
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {
 		const flat = await this.call(this.redis.storeList(...this.docKeys(collection)));
 		const rows: Array<{ id: string; value: string; version: number }> = [];

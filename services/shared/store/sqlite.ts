@@ -158,6 +158,11 @@ export class SqliteStore implements Store {
 					"SELECT version FROM docs WHERE collection = ? AND id = ?"
 				)
 				.pluck(),
+			listVersions: db
+				.prepare<[string], [string, number]>(
+					"SELECT id, version FROM docs WHERE collection = ? ORDER BY id"
+				)
+				.raw(),
 			list: db.prepare<[string], DocRow>(
 				"SELECT id, value, version FROM docs WHERE collection = ? ORDER BY id"
 			),
@@ -249,6 +254,10 @@ export class SqliteStore implements Store {
 
 	async versions(collection: string, ids: string[]): Promise<number[]> {
 		return this.call(() => ids.map(id => this.stmt.version.get(collection, id) ?? 0));
+	}
+
+	async listVersions(collection: string): Promise<Map<string, number>> {
+		return new Map(this.call(() => this.stmt.listVersions.all(collection)));
 	}
 
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {

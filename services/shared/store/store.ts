@@ -58,6 +58,11 @@ export interface Store {
 	get<T>(collection: string, id: string): Promise<Versioned<T> | null>;
 	/** The current version of each document (0: missing): cheap, no value is read or parsed. */
 	versions(collection: string, ids: string[]): Promise<number[]>;
+	/**
+	 * The version of every document of a collection, by id in id order: cheap, no value is read
+	 * or parsed, so that a reader that keeps copies reads again only what moved.
+	 */
+	listVersions(collection: string): Promise<Map<string, number>>;
 	/** Every document of a collection, in id order. */
 	list<T>(collection: string): Promise<StoredDoc<T>[]>;
 	/** Writes unconditionally; resolves to the new version. */

@@ -424,6 +424,23 @@ describe("WorkloadLifecycle", () => {
 		expect((await repo.get(w.id))?.value.replicas[0].state).toBe("running");
 	});
 
+	it("decides a report that confirms the stored state on the cached copy, reading its version alone", async () => {
+		const w = running();
+		w.replicas[0].state = "running";
+		await store.put(COLLECTIONS.workloads, w.id, w);
+		await repo.allCached();
+		const get = jest.spyOn(store, "get");
+		await lifecycle.recordState(status({}));
+		await lifecycle.recordState(status({ fence: 0 }));
+		expect(get).not.toHaveBeenCalled();
+		// Changed meanwhile (the copy is stale): read and written as before.
+		w.replicas[0].state = "starting";
+		await store.put(COLLECTIONS.workloads, w.id, w);
+		await lifecycle.recordState(status({}));
+		expect(get).toHaveBeenCalled();
+		expect((await repo.get(w.id))?.value.replicas[0].state).toBe("running");
+	});
+
 	it("gives up quietly on a state whose workload keeps changing", async () => {
 		const w = running();
 		await store.put(COLLECTIONS.workloads, w.id, w);

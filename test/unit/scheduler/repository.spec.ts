@@ -155,6 +155,41 @@ describe("WorkloadRepository", () => {
 		expect(get.mock.calls).toEqual([[COLLECTIONS.workloads, b.id]]);
 	});
 
+	it("lists every workload from its copies, reading again only what moved or is new", async () => {
+		const [a, b] = [workload("a"), workload("b")];
+		await create([a, b]);
+		const get = jest.spyOn(store, "get");
+		const sorted = (...ws: Workload[]) =>
+			ws
+				.map(w => ({ id: w.id, value: w, version: 1 }))
+				.sort((x, y) => (x.id < y.id ? -1 : 1));
+		expect(await repo.allCached()).toEqual(sorted(a, b));
+		expect(get.mock.calls.map(c => c[1]).sort()).toEqual([a.id, b.id].sort());
+		get.mockClear();
+		expect(await repo.allCached()).toEqual(sorted(a, b));
+		expect(get).not.toHaveBeenCalled();
+		// A write, a new workload and a delete: the two that moved are read, the gone one left.
+		a.priority = 7;
+		await repo.write(a, 1);
+		const c = workload("c");
+		await create([c]);
+		await store.delete(COLLECTIONS.workloads, b.id);
+		get.mockClear();
+		const docs = await repo.allCached();
+		expect(docs.map(d => d.id)).toEqual([a.id, c.id].sort());
+		expect(docs.find(d => d.id === a.id)).toMatchObject({ version: 2, value: { priority: 7 } });
+		expect(get.mock.calls.map(c => c[1]).sort()).toEqual([a.id, c.id].sort());
+		expect(docs).toEqual(await repo.all());
+		// readCached shares the copies: b is forgotten, a and c are not read again.
+		get.mockClear();
+		expect(await repo.readCached([a.id, b.id, c.id])).toEqual([
+			expect.objectContaining({ priority: 7 }),
+			null,
+			c
+		]);
+		expect(get.mock.calls).toEqual([[COLLECTIONS.workloads, b.id]]);
+	});
+
 	it("reads the allocations as the Reserver committed them", async () => {
 		expect(await repo.allocation("n1")).toBeNull();
 		const allocation = { cpu: 1, memory: 2, gpus: { 0: { exclusive: "w/0@1", memory: 0 } } };

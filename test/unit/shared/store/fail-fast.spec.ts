@@ -15,6 +15,7 @@ function fakeStore() {
 		kind: "fake",
 		get: () => answer(null),
 		versions: () => answer([]),
+		listVersions: () => answer(new Map()),
 		list: () => answer([]),
 		put: () => answer(1),
 		cas: () => answer(1),
