@@ -17,6 +17,7 @@ import { StoreUnavailableError } from "../errors";
 import { formatDuration } from "../duration";
 import { Circuit } from "./circuit";
 import type { Store } from "./store";
+import { overlay } from "./overlay";
 
 export interface FailFastOptions {
 	/** ms a call may wait for its answer. */
@@ -173,12 +174,5 @@ export function failFastStore(store: Store, opts: FailFastOptions): Store {
 			name,
 			(store[name] as (...args: unknown[]) => Promise<unknown>).bind(store)
 		);
-	return new Proxy(store, {
-		get(target, prop, receiver) {
-			if (Object.prototype.hasOwnProperty.call(overrides, prop))
-				return overrides[prop as keyof Store];
-			const value = Reflect.get(target, prop, receiver);
-			return typeof value === "function" ? value.bind(target) : value;
-		}
-	});
+	return overlay(store, overrides);
 }

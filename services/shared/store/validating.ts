@@ -9,6 +9,7 @@ import { Errors } from "moleculer";
 import type { DocWrite, Store, StoredDoc, Versioned } from "./store";
 import type { DocCheck } from "./schemas";
 import type { UnreadableHandler } from "./unreadable";
+import { overlay } from "./overlay";
 
 /** 422: a document that does not fit its collection's schema; nothing was written. */
 export class InvalidDocumentError extends Errors.MoleculerClientError {
@@ -62,12 +63,5 @@ export function validatingStore(
 			return store.transact(versionChecks, writes);
 		}
 	};
-	return new Proxy(store, {
-		get(target, prop, receiver) {
-			if (Object.prototype.hasOwnProperty.call(overrides, prop))
-				return overrides[prop as keyof Store];
-			const value = Reflect.get(target, prop, receiver);
-			return typeof value === "function" ? value.bind(target) : value;
-		}
-	});
+	return overlay(store, overrides);
 }
