@@ -532,15 +532,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		) {
 			const access: Access = req.$action?.access ?? (req.method === "GET" ? "read" : "write");
 			const user = ctx.meta.user as Principal;
+			const mutation = isMutation(req);
 			// First: the cheapest refusal, and one that bounds what comes after it, the audit
 			// records of 403s and the write-ahead entries included, for a tenant that floods.
 			if (this.rateLimiter) {
 				const override = await this.tenantRates.get(user.tenant);
-				const { headers, refusal } = await this.rateLimiter.admit(
-					user,
-					isMutation(req),
-					override
-				);
+				const { headers, refusal } = await this.rateLimiter.admit(user, mutation, override);
 				for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
 				if (refusal) throw refusal;
 			}
@@ -551,8 +548,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 				);
 			// Before the audit's write-ahead entry: a request shed for load costs no store write,
 			// and the audit log's commits stay free for the other tenants (gateway/overload.ts).
-			res.once("close", this.shedder.admit(user.tenant, isMutation(req)));
-			const mismatch = isMutation(req) ? this.storeIdentity.mismatch : null;
+			res.once("close", this.shedder.admit(user.tenant, mutation));
+			const mismatch = mutation ? this.storeIdentity.mismatch : null;
 			if (mismatch) {
 				// The adoption is what makes the store writable, the audit log in it included:
 				// it is recorded after it ran (endAudit), by then into the adopted store.
