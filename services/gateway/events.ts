@@ -36,8 +36,11 @@ import ApiGateway from "moleculer-web";
 import { EVENTS } from "../shared/events";
 import type { NodeReport, Usage } from "../shared/types";
 import { canSeeTenant, isAdmin, isClusterOwned, type Principal } from "../shared/principal";
-import { ERR_NO_TOKEN } from "./jwt";
+import { ERR_INVALID_TOKEN, ERR_NO_TOKEN, ERR_TOKEN_EXPIRED } from "./jwt";
 import { ERR_INVALID_TICKET } from "./ticket";
+
+/** The failures that say a token or ticket was tried and did not verify. */
+const GUESSES = new Set([ERR_INVALID_TOKEN, ERR_TOKEN_EXPIRED, ERR_INVALID_TICKET]);
 
 const WebErrors = ApiGateway.Errors;
 
@@ -85,6 +88,16 @@ export interface EventStreamOptions {
 	tickets: { redeem(ticket: string): Principal };
 	/** The tenant of a workload, or null when unknown (then only admins see its events). */
 	lookupTenant?: (workloadId: string) => Promise<string | null>;
+	/**
+	 * The gateway's count of failed authentications per address (gateway/rate-limits.ts), so
+	 * that tokens and tickets guessed at the event stream are limited as at the API: `blocked`
+	 * refuses an address past the limit before its token is checked, `failed` counts a token or
+	 * ticket that did not verify and answers the refusal once it is past the limit.
+	 */
+	failures?: {
+		blocked(req: IncomingMessage): Error | null;
+		failed(req: IncomingMessage): Promise<Error | null>;
+	};
 	/** ms between two heartbeat comments. */
 	heartbeatInterval?: number;
 	/** ms between two batches of node reports: each node's newest report, once. */
@@ -238,8 +251,10 @@ export class EventStream {
 	private readonly pendingReports = new Map<string, ReportSample>();
 	private readonly tenants = new Map<string, string>();
 	private readonly lookups = new Map<string, Promise<string | null>>();
-	private readonly opts: Required<Omit<EventStreamOptions, "lookupTenant" | "logger">> &
-		Pick<EventStreamOptions, "lookupTenant" | "logger">;
+	private readonly opts: Required<
+		Omit<EventStreamOptions, "lookupTenant" | "logger" | "failures">
+	> &
+		Pick<EventStreamOptions, "lookupTenant" | "logger" | "failures">;
 	private heartbeatTimer: NodeJS.Timeout | null = null;
 	private reportTimer: NodeJS.Timeout | null = null;
 	private nextId = 1;
@@ -272,10 +287,15 @@ export class EventStream {
 	 */
 	async handle(req: EventRequest, res: ServerResponse, next: (err?: unknown) => void) {
 		let principal: Principal;
+		const blocked = this.opts.failures?.blocked(req);
+		if (blocked) return next(blocked);
 		try {
 			principal = await principalOf(req, this.opts.verifier, this.opts.tickets);
 		} catch (err) {
-			return next(err);
+			// A missing token guesses nothing, and is not counted (as at the API).
+			const guessed = GUESSES.has((err as { type?: string }).type ?? "");
+			const refusal = guessed ? await this.opts.failures?.failed(req) : null;
+			return next(refusal ?? err);
 		}
 		if (this.closed || this.clients.size >= this.opts.maxClients)
 			return next(

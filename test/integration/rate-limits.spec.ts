@@ -5,8 +5,9 @@
  * it through at its limit (within 10%), the rest get 429 RATE_LIMITED with Retry-After and
  * RateLimit-* headers, each leaves one audit record, and tenant "quiet" is answered 200
  * throughout. A tenant record's override takes effect. Last (it blocks 127.0.0.1 for a
- * minute): tokens that do not verify, sent to both gateways, block the address after 5 of them
- * (ISA_RATE_AUTH_FAILURES), a valid token from it included.
+ * minute): tokens and event-stream tickets that do not verify, sent to both gateways' API and
+ * event stream, block the address after 5 of them (ISA_RATE_AUTH_FAILURES), a valid token from
+ * it included.
  */
 import { mintToken } from "../../services/gateway/jwt";
 import { clusterFixture, eventually, startNode, NodeProcess } from "../helpers/cluster";
@@ -160,19 +161,29 @@ describe("rate limits across two gateways", () => {
 		expect(bad.status).toBe(422);
 	});
 
-	it("blocks an address after too many bad tokens, on both gateways, a valid token too", async () => {
+	it("blocks an address after too many bad tokens and tickets, at the API and the event stream, on both gateways", async () => {
 		const bad = `${tokens.quiet.slice(0, -4)}AAAA`;
+		// Guesses at the API and at the event stream (a token, or a ticket) count alike.
+		const tries = [
+			(port: number, xff: string) =>
+				get(port, "/api/v1/nodes", bad, { "X-Forwarded-For": xff }),
+			(port: number, xff: string) =>
+				fetch(`http://127.0.0.1:${port}/api/v1/events?ticket=not-a-ticket`, {
+					headers: { "X-Forwarded-For": xff },
+					signal: AbortSignal.timeout(5000)
+				}),
+			(port: number, xff: string) =>
+				fetch(`http://127.0.0.1:${port}/api/v1/events`, {
+					headers: { Authorization: `Bearer ${bad}`, "X-Forwarded-For": xff },
+					signal: AbortSignal.timeout(5000)
+				})
+		];
 		const statuses: number[] = [];
 		for (let i = 0; i < FAILURES + 2; i++)
-			statuses.push(
-				(
-					await get(ports[i % 2], "/api/v1/nodes", bad, {
-						"X-Forwarded-For": `203.0.113.${i}`
-					})
-				).status
-			);
+			statuses.push((await tries[i % 3](ports[i % 2], `203.0.113.${i}`)).status);
 		expect(statuses).toEqual([...Array(FAILURES).fill(401), ...Array(2).fill(429)]);
-		// Both gateways have now seen a failure past the limit: a valid token gets 429 too.
+		// Both gateways have now seen a failure past the limit: a valid token gets 429 too,
+		// at the API and at the event stream.
 		for (const port of ports) {
 			const res = await get(port, "/api/v1/nodes", tokens.quiet);
 			expect(res.status).toBe(429);
@@ -181,6 +192,12 @@ describe("rate limits across two gateways", () => {
 				type: "RATE_LIMITED",
 				data: { scope: "address", key: "127.0.0.1", kind: "authentication failures" }
 			});
+			const events = await fetch(`http://127.0.0.1:${port}/api/v1/events`, {
+				headers: { Authorization: `Bearer ${tokens.quiet}` },
+				signal: AbortSignal.timeout(5000)
+			});
+			expect(events.status).toBe(429);
+			expect(await events.json()).toMatchObject({ type: "RATE_LIMITED" });
 		}
 	});
 });

@@ -237,3 +237,64 @@ describe("EventStream filtering", () => {
 		expect(admin.seen).toHaveLength(9);
 	});
 });
+
+describe("EventStream and failed authentications", () => {
+	const ann: Principal = { sub: "ann", tenant: "acme", roles: ["viewer"], exp: 2e9 };
+	const refused = (type: string) => Object.assign(new Error(type), { type, code: 401 });
+	const verifier = {
+		verifyHeader: async (header: string | undefined) => {
+			if (header === "Bearer good") return ann;
+			throw refused("INVALID_TOKEN");
+		}
+	};
+	const tickets = {
+		redeem: (): Principal => {
+			throw refused("INVALID_TICKET");
+		}
+	};
+	const limited = new Error("429");
+
+	async function open(stream: EventStream, req: object): Promise<unknown> {
+		let answer: unknown = "open";
+		const res = Object.assign(new EventEmitter(), {
+			writeHead: () => undefined,
+			write: () => true,
+			end: () => undefined,
+			writableEnded: false,
+			destroyed: false
+		});
+		await stream.handle({ headers: {}, socket: {}, ...req } as any, res as any, err => {
+			answer = err;
+		});
+		return answer;
+	}
+
+	it("counts a bad token or ticket, not a missing one, and refuses a blocked address first", async () => {
+		const failed = jest.fn(async () => null as Error | null);
+		let blocked: Error | null = null;
+		const stream = new EventStream({
+			verifier,
+			tickets,
+			failures: { blocked: () => blocked, failed }
+		});
+		try {
+			expect(await open(stream, { headers: { authorization: "Bearer bad" } })).toMatchObject({
+				type: "INVALID_TOKEN"
+			});
+			expect(await open(stream, { query: { ticket: "guess" } })).toMatchObject({
+				type: "INVALID_TICKET"
+			});
+			expect(await open(stream, {})).toMatchObject({ type: "NO_TOKEN" });
+			expect(failed).toHaveBeenCalledTimes(2);
+			// Past the limit: the count's refusal is the answer.
+			failed.mockResolvedValueOnce(limited);
+			expect(await open(stream, { headers: { authorization: "Bearer bad" } })).toBe(limited);
+			// A blocked address is refused before its token is looked at, a good one too.
+			blocked = limited;
+			expect(await open(stream, { headers: { authorization: "Bearer good" } })).toBe(limited);
+			expect(failed).toHaveBeenCalledTimes(3);
+		} finally {
+			stream.close();
+		}
+	});
+});
