@@ -562,7 +562,7 @@ async function service(scenario: "service-sqlite" | "service-redis", wanted: num
 async function matches(store: Store): Promise<boolean> {
 	const workloads = await store.list<Workload>(COLLECTIONS.workloads);
 	const placements = await store.list<PlacementRecord>(PLACEMENTS);
-	const { lost, orphans } = audit(
+	const { lost, orphans } = await audit(
 		workloads.map(d => d.value),
 		placements.map(p => [p.id, p.value] as [string, PlacementRecord]),
 		Number.MAX_SAFE_INTEGER,

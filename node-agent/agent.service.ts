@@ -229,6 +229,38 @@ const AgentService: ServiceSchema<AgentSettings, AgentThis> = {
 			}
 		},
 
+		/**
+		 * Whether this node's lists say what the scheduler's say, by digest (sync-order.ts):
+		 * the reconcile's check, answered `{ match: false }` when a change got lost, and the
+		 * scheduler then sends the whole list. In order with the lists before it.
+		 */
+		check: {
+			idempotent: true,
+			visibility: "public",
+			params: {
+				digest: "string",
+				generation: { type: "number", integer: true, min: 0 },
+				skip: { type: "array", items: "string" },
+				identity: identityParam
+			},
+			handler(
+				this: AgentThis,
+				ctx: Context<{
+					digest: string;
+					generation: number;
+					skip: string[];
+					identity?: ClusterIdentity;
+				}>
+			) {
+				this.checkIdentity(ctx.params.identity);
+				this.watch.heard(Date.now());
+				const { digest, generation, skip } = ctx.params;
+				return this.serialSync(async () => ({
+					match: this.order.matches(digest, generation, skip)
+				}));
+			}
+		},
+
 		/** Recent output of one replica running here. */
 		logs: {
 			idempotent: true,

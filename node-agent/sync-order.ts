@@ -12,6 +12,7 @@
  * does not touch the workloads a newer workload list spoke for. Pure, so that the orderings
  * are unit-tested.
  */
+import { replicaDigest } from "../services/shared/replica-digest";
 import type { ReplicaSpec } from "../services/shared/types";
 
 /** A replica running here, as the orderer needs to know it. */
@@ -33,6 +34,8 @@ export class SyncOrder {
 	private generation = 0;
 	/** Per workload, the generation of the newest workload list applied after it. */
 	private readonly workloads = new Map<string, number>();
+	/** What the lists applied say this node should run, by workload (see digest). */
+	private told = new Map<string, Running[]>();
 
 	/** A whole list for the node; null when it is older than what was applied. */
 	node(replicas: ReplicaSpec[], generation: number, running: Running[]): SyncPlan | null {
@@ -45,7 +48,32 @@ export class SyncOrder {
 			else this.workloads.delete(id);
 		}
 		const wanted = replicas.filter(r => !newer.has(r.workloadId));
+		const told = new Map<string, Running[]>();
+		for (const id of newer) {
+			const kept = this.told.get(id);
+			if (kept) told.set(id, kept);
+		}
+		for (const r of wanted) {
+			let list = told.get(r.workloadId);
+			if (!list) told.set(r.workloadId, (list = []));
+			list.push(ref(r));
+		}
+		this.told = told;
 		return plan(wanted, running, r => !newer.has(r.workloadId));
+	}
+
+	/**
+	 * Whether the lists applied here say what the scheduler's list of `generation` says, given
+	 * its digest (services/shared/replica-digest.ts). Left out on both sides: the workloads in
+	 * `skip` (changes the scheduler has yet to send) and those a workload list newer than
+	 * `generation` spoke for here. A node list newer than the digest answers yes: it already
+	 * says more than the digest knows.
+	 */
+	matches(digest: string, generation: number, skip: readonly string[]): boolean {
+		if (generation <= this.generation) return true;
+		const left = new Set(skip);
+		for (const [id, g] of this.workloads) if (g > generation) left.add(id);
+		return replicaDigest([...this.told.values()].flat(), left) === digest;
 	}
 
 	/** The node's replicas of these workloads; null when every one of them is stale. */
@@ -61,12 +89,19 @@ export class SyncOrder {
 		if (fresh.length === 0) return null;
 		for (const l of fresh) this.workloads.set(l.workloadId, generation);
 		const ids = new Set(fresh.map(l => l.workloadId));
-		return plan(
-			fresh.flatMap(l => l.replicas.filter(r => r.workloadId === l.workloadId)),
-			running,
-			r => ids.has(r.workloadId)
-		);
+		const wanted = fresh.flatMap(l => l.replicas.filter(r => r.workloadId === l.workloadId));
+		for (const id of ids) this.told.delete(id);
+		for (const r of wanted) {
+			let list = this.told.get(r.workloadId);
+			if (!list) this.told.set(r.workloadId, (list = []));
+			list.push(ref(r));
+		}
+		return plan(wanted, running, r => ids.has(r.workloadId));
 	}
+}
+
+function ref(r: ReplicaSpec): Running {
+	return { workloadId: r.workloadId, replica: r.replica, fence: r.fence };
 }
 
 /** Stops what `concerns` covers and `wanted` does not hold (or holds newer), starts `wanted`. */

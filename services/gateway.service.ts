@@ -39,6 +39,7 @@ import { EVENTS } from "./shared/events";
 import { answerError } from "./gateway/errors";
 import { FAIR_SHARE_WINDOW_MS, Shedder } from "./gateway/overload";
 import { LagMonitor } from "./shared/lag";
+import { UtilizationMonitor } from "./shared/utilization";
 import {
 	CertificateReloader,
 	createGatewayServer,
@@ -126,6 +127,8 @@ interface GatewaySettings extends ApiSettingsSchema {
 	shutdownGrace: number;
 	/** Event-loop lag (ms) past which API requests are shed (ISA_SHED_LAG; null: never). */
 	shedLag: number | null;
+	/** Event-loop utilization past which tenants over their part are held back (ISA_SHED_BUSY). */
+	shedBusy: number | null;
 	/** Mutations of one tenant in flight at once (ISA_QUEUE_TENANT_MUTATIONS). */
 	tenantMutations: number;
 	/** Mutations in flight split between the active tenants (ISA_QUEUE_MUTATIONS). */
@@ -163,6 +166,8 @@ interface GatewayThis extends Service<GatewaySettings> {
 	/** This process's event-loop lag, and what is shed for it (gateway/overload.ts). */
 	lag: LagMonitor;
 	stopLag: () => void;
+	busy: UtilizationMonitor;
+	stopBusy: () => void;
 	shedder: Shedder;
 	/** The rate limits (gateway/rate-limits.ts); null with ISA_RATE_LIMITS=off. */
 	rateLimiter: RateLimiter | null;
@@ -231,6 +236,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		// The server is made in `created` and listened on in `started`, below.
 		server: false,
 		shedLag: env.shedLag,
+		shedBusy: env.shedBusy,
 		tenantMutations: env.queueTenantMutations,
 		mutations: env.queueMutations,
 
@@ -630,14 +636,27 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			verifier: this.verifier,
 			tickets: this.tickets,
 			lookupTenant: id => workloadTenant(this.broker, id),
-			logger: this.logger
+			logger: this.logger,
+			// The limiter is made in `started`; until then nothing is counted.
+			failures: {
+				blocked: req => this.rateLimiter?.blocked(this.clientOf(req)) ?? null,
+				failed: async req =>
+					this.rateLimiter ? this.rateLimiter.failed(this.clientOf(req)) : null
+			}
 		});
 		this.lag = new LagMonitor();
-		this.shedder = new Shedder(() => this.lag.lag(), this.settings.shedLag, {
-			budget: this.settings.mutations,
-			perTenant: this.settings.tenantMutations,
-			windowMs: FAIR_SHARE_WINDOW_MS
-		});
+		this.busy = new UtilizationMonitor();
+		this.shedder = new Shedder(
+			() => this.lag.lag(),
+			this.settings.shedLag,
+			{
+				budget: this.settings.mutations,
+				perTenant: this.settings.tenantMutations,
+				windowMs: FAIR_SHARE_WINDOW_MS
+			},
+			() => this.busy.utilization(),
+			this.settings.shedBusy
+		);
 	},
 
 	async started(this: GatewayThis) {
@@ -668,6 +687,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		// Both are set above; moleculer-web's own defaults otherwise.
 		await listen(this.server, this.settings.port ?? 3000, this.settings.ip ?? "0.0.0.0");
 		this.stopLag = this.lag.start();
+		this.stopBusy = this.busy.start();
 		this.tlsReloader?.start(this.settings.tlsReloadInterval);
 		const address = this.server.address();
 		const port = typeof address === "object" && address ? address.port : this.settings.port;
@@ -701,6 +721,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 	 */
 	async stopped(this: GatewayThis) {
 		this.stopLag?.();
+		this.stopBusy?.();
 		await this.shutdown(0);
 		this.rateRedis?.disconnect();
 	}

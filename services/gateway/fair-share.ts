@@ -73,6 +73,15 @@ export class FairShare {
 		return Math.min(this.limits.perTenant, Math.max(MIN_SHARE, fair));
 	}
 
+	/**
+	 * Whether `tenant` sends more than its part while others are active: the one held back
+	 * first when the node is busy (gateway/overload.ts).
+	 */
+	overPart(tenant: string): boolean {
+		const active = this.active(tenant, this.now());
+		return active > 1 && this.overFairPart(tenant, active);
+	}
+
 	/** Whether `tenant` sent more mutations lately than the active tenants' average. */
 	private overFairPart(tenant: string, active: number): boolean {
 		let all = 0;

@@ -7,7 +7,11 @@
  * tenant has at most its fair share of the gateway's mutations in flight (gateway/fair-share.ts:
  * ISA_QUEUE_TENANT_MUTATIONS alone, ISA_QUEUE_MUTATIONS split between the active tenants), and
  * while the gateway's event loop lags past ISA_SHED_LAG (services/shared/lag.ts) the busiest
- * tenants are refused, so a flooding tenant is cut back while a quiet one is served. A refused
+ * tenants are refused, so a flooding tenant is cut back while a quiet one is served. Before it
+ * lags, while the loop is busier than ISA_SHED_BUSY (services/shared/utilization.ts), a tenant
+ * sending more mutations than its part while other tenants are active is refused: at full CPU
+ * every request waits behind the ones ahead of it, so a flood that fills the CPU is let in only
+ * while nobody else needs it (alone it has the node to itself). A refused
  * request did nothing and is not audited (recording it would cost a store write at the moment
  * there is no time for one). While it lags, `/ready` says "overloaded", so that a load balancer
  * sends traffic to another gateway; `/health` and `/ready` themselves are never shed.
@@ -42,6 +46,10 @@ export class Shedder {
 		private readonly threshold: number | null,
 		/** The bounds on mutations in flight (gateway/fair-share.ts). */
 		mutations: FairShareLimits,
+		/** This process's event-loop utilization now (0 to 1): UtilizationMonitor.utilization. */
+		private readonly utilization: () => number = () => 0,
+		/** Utilization past which a tenant over its part is held back; null: never. */
+		private readonly busyAt: number | null = null,
 		now: () => number = Date.now
 	) {
 		this.mutations = new FairShare(mutations, now);
@@ -77,12 +85,27 @@ export class Shedder {
 			? this.mutations.inside(tenant) > 0 && this.mutations.busiest(tenant)
 			: this.requests.inside(tenant) > 0 && this.requests.busiest(tenant);
 		if (lagging && busiest) throw lagging;
+		if (mutation) this.holdBack(tenant);
 		const leaveMutation = mutation ? this.mutations.enter(tenant) : null;
 		const leave = this.requests.enter(tenant);
 		return () => {
 			leave();
 			leaveMutation?.();
 		};
+	}
+
+	/** Refuses a mutation of a tenant over its part while the event loop is busy. */
+	private holdBack(tenant: string): void {
+		if (this.busyAt === null) return;
+		const utilization = this.utilization();
+		if (utilization <= this.busyAt || !this.mutations.overPart(tenant)) return;
+		throw new OverloadedError({
+			queue: "the gateway's event loop",
+			limit: this.busyAt,
+			tenant,
+			retryAfter: SHED_RETRY_AFTER_S,
+			utilization: Math.round(utilization * 100) / 100
+		});
 	}
 
 	/** /ready's check: "ok", or why this gateway sheds now. */

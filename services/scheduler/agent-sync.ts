@@ -1,12 +1,16 @@
 /**
  * What each node's agent is told, and when. After a placement round a node is sent the new
  * lists of the workloads that changed there (syncWorkloads), gathered for syncDelay ms so that a
- * busy node gets one message per while; after a node event and at every reconcile, the complete
- * list of what it should run (syncNodes). Every list carries a generation number, so that an
- * agent can tell an old list that arrives late from a new one (node-agent/sync-order.ts).
+ * busy node gets one message per while; after a node event, the complete list of what it
+ * should run (syncNodes). At every reconcile each live node is sent the digest of its list
+ * (checkNodes, services/shared/replica-digest.ts) and gets the complete list only when its own
+ * differs: a change lost on its way is repaired within a reconcile, and a node whose lists
+ * are right costs a few bytes, not megabytes. Every list carries a generation number, so that
+ * an agent can tell an old list that arrives late from a new one (node-agent/sync-order.ts).
  */
 import type { CallingOptions, LoggerInstance } from "moleculer";
 import { NodeDownError } from "../shared/errors";
+import { replicaDigest, type ReplicaRef } from "../shared/replica-digest";
 import type { ReplicaSpec } from "../shared/types";
 import type { ClusterIdentity } from "../shared/store/identity";
 import { nextTurn, type WorkloadRepository } from "./repository";
@@ -74,10 +78,14 @@ export class AgentSync {
 		if (this.syncTimer || this.toSync.size === 0) return;
 		this.syncTimer = setTimeout(() => {
 			this.syncTimer = null;
-			const due = this.toSync;
-			this.toSync = new Map();
+			// Taken when the task runs, not now: until then they are still to send, and a
+			// digest check made meanwhile leaves them out (checkNodes).
 			this.queue
-				.run(() => this.syncWorkloads(due))
+				.run(() => {
+					const due = this.toSync;
+					this.toSync = new Map();
+					return this.syncWorkloads(due);
+				})
 				.catch((err: Error) => this.logger.warn("Syncing nodes failed:", err.message));
 		}, this.settings.syncDelay);
 	}
@@ -135,6 +143,61 @@ export class AgentSync {
 		}
 	}
 
+	/**
+	 * Sends each of these nodes the digest of the replicas it should run (agent.check), and
+	 * its whole list to each one that answers that its own differs, or that cannot check (an
+	 * agent from before checks). Left out of a node's digest, on both sides: the workloads
+	 * whose changes wait for the sync timer, which the node hears of with a newer generation.
+	 */
+	async checkNodes(nodeIDs: Iterable<string>): Promise<void> {
+		const ids = [...new Set(nodeIDs)].filter(id => this.agents.connected(id));
+		if (ids.length === 0) return;
+		// Numbered before reading, as the lists are.
+		const generation = this.nextGeneration();
+		const docs = await this.workloads.allCached();
+		const identity = await this.agents.trustedIdentity();
+		if (!identity) return this.untrusted();
+		const refs = new Map<string, ReplicaRef[]>(ids.map(id => [id, []]));
+		for (const [i, { value: w }] of docs.entries()) {
+			if (i > 0 && i % LIST_BATCH === 0) await nextTurn();
+			for (const r of w.replicas)
+				if (r.node)
+					refs.get(r.node)?.push({ workloadId: w.id, replica: r.index, fence: r.fence });
+		}
+		for (const [nodeID, replicas] of refs) {
+			const skip = [...(this.toSync.get(nodeID) ?? [])];
+			const digest = replicaDigest(replicas, new Set(skip));
+			this.agents
+				.call(
+					"agent.check",
+					{ digest, generation, skip, identity },
+					{ nodeID, retries: 0, timeout: 5000 }
+				)
+				.then(
+					answer => (answer as { match?: boolean }).match !== true && this.resync(nodeID),
+					(err: Error & { type?: string }) => {
+						// An agent without the check is sent its list, as before checks.
+						if (
+							err.type === "SERVICE_NOT_FOUND" ||
+							err.type === "SERVICE_NOT_AVAILABLE"
+						)
+							this.resync(nodeID);
+						else this.logger.debug(`Could not check node '${nodeID}':`, err.message);
+					}
+				);
+		}
+	}
+
+	/** Sends a node whose list differs its whole list, in the queue. */
+	private resync(nodeID: string): void {
+		this.logger.info(
+			`Node ${nodeID} runs another list than the scheduler's: sending it the whole list.`
+		);
+		this.queue
+			.run(() => this.syncNodes([nodeID]))
+			.catch((err: Error) => this.logger.warn(`Syncing node ${nodeID} failed:`, err.message));
+	}
+
 	/** Nothing is sent while the store is not the cluster's; said once per while. */
 	private untrusted(): void {
 		if (Date.now() - this.warnedAt < 30_000) return;
@@ -161,9 +224,9 @@ export class AgentSync {
 	): void {
 		this.agents
 			.call(action, params, { nodeID, retries: 0, timeout: 5000 })
-			.catch((err: Error) =>
-				this.logger.debug(`Could not sync node '${nodeID}':`, err.message)
-			);
+			.catch((err: Error) => {
+				this.logger.debug(`Could not sync node '${nodeID}':`, err.message);
+			});
 	}
 
 	/**

@@ -206,17 +206,24 @@ export interface AuditResult {
  * read is not named yet: the grace (longer than any placement round) keeps it from being taken
  * for an orphan.
  */
-export function audit(
+export async function audit(
 	workloads: Iterable<Workload>,
 	placements: Iterable<[string, PlacementRecord]>,
 	now: number,
-	graceMs: number
-): AuditResult {
+	graceMs: number,
+	/** Awaited every AUDIT_BATCH items: tens of thousands take tens of ms. */
+	pause: () => Promise<void> = async () => undefined
+): Promise<AuditResult> {
+	let n = 0;
+	const step = async () => {
+		if (++n % AUDIT_BATCH === 0) await pause();
+	};
 	const byId = new Map<string, Workload>();
 	for (const w of workloads) byId.set(w.id, w);
 	const records = new Map(placements);
 	const lost: AuditResult["lost"] = [];
-	for (const w of byId.values())
+	for (const w of byId.values()) {
+		await step();
 		for (const r of w.replicas) {
 			if (!r.node) continue;
 			const record = records.get(replicaKey(w.id, r.index, r.fence));
@@ -229,8 +236,10 @@ export function audit(
 					key: replicaKey(w.id, r.index, r.fence)
 				});
 		}
+	}
 	const orphans: string[] = [];
 	for (const [key, record] of records) {
+		await step();
 		if (now - record.at < graceMs) continue;
 		const k = parseReplicaKey(key);
 		const r = k && byId.get(k.workloadId)?.replicas[k.index];
@@ -238,3 +247,6 @@ export function audit(
 	}
 	return { lost, orphans };
 }
+
+/** Workloads or reservations audit() looks at between two pauses. */
+const AUDIT_BATCH = 2000;

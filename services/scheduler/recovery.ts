@@ -166,33 +166,38 @@ export class Recovery {
 
 	/**
 	 * The periodic safety net: catch up with other schedulers, repair what a crash between a
-	 * reservation and its workload's write left, place what waits, and re-tell every live
-	 * node its replicas.
+	 * reservation and its workload's write left, place what waits, and check that every live
+	 * node runs its replicas.
+	 *
+	 * It reads and audits outside the queue: with tens of thousands of workloads that takes
+	 * 100 ms and more, and every create would wait for it there. What it found is confirmed in
+	 * the queue before anything is changed (see the lost replicas below).
 	 */
 	async reconcile(): Promise<void> {
+		// Workloads before placements: see audit(). Read from the repository's copies, of
+		// which only those whose version moved are read again: the reconcile's cost follows
+		// what changed, not how many workloads there are. Nothing here changes them.
+		const docs = await this.workloads.allCached();
+		// A turn of the event loop between phases: the reconcile is a safety net, and the
+		// requests waiting meanwhile go first.
+		await nextTurn();
+		// Reading every placement costs what the audit is worth only now and then.
+		const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
+		await this.reserver.refresh({ placements: auditNow });
+		await nextTurn();
+		const { lost, orphans } = auditNow
+			? await audit(
+					docs.map(d => d.value),
+					this.reserver.placementEntries(),
+					Date.now(),
+					this.settings.auditGrace,
+					nextTurn
+				)
+			: { lost: [], orphans: [] };
+		if (auditNow) this.auditedAt = Date.now();
 		await this.queue.run(async () => {
-			// Workloads before placements: see audit(). Read from the repository's copies, of
-			// which only those whose version moved are read again: the reconcile's cost follows
-			// what changed, not how many workloads there are. Nothing here changes them.
-			const docs = await this.workloads.allCached();
-			// A turn of the event loop between phases: the reconcile is a safety net, and the
-			// requests waiting meanwhile go first.
-			await nextTurn();
-			// Reading every placement costs what the audit is worth only now and then.
-			const auditNow = Date.now() - this.auditedAt >= this.settings.auditInterval;
-			await this.reserver.refresh({ placements: auditNow });
 			// The syncs below go to the nodes the inventory has now.
 			await this.rounds.loadInventory();
-			await nextTurn();
-			const { lost, orphans } = auditNow
-				? audit(
-						docs.map(d => d.value),
-						this.reserver.placementEntries(),
-						Date.now(),
-						this.settings.auditGrace
-					)
-				: { lost: [], orphans: [] };
-			if (auditNow) this.auditedAt = Date.now();
 			if (orphans.length) {
 				this.logger.warn(
 					`Releasing ${orphans.length} reservation(s) that no replica holds.`
@@ -200,34 +205,29 @@ export class Recovery {
 				await Promise.all(orphans.map(key => this.reserver.release(key)));
 			}
 			const touched = new Set<string>();
-			for (const d of docs) {
-				const gone = lost.filter(l => l.workloadId === d.id);
-				if (gone.length === 0) continue;
-				this.logger.warn(
-					`Placing ${gone.length} replica(s) of '${d.value.name}' again: their reservation is gone.`
-				);
-				// Exactly the placements found lost: one placed anew meanwhile is left alone.
-				for (const n of await this.releaseReplicas(
-					d.value,
-					() => gone,
-					"its reservation was lost",
-					true
+			for (const id of new Set(lost.map(l => l.workloadId)))
+				for (const n of await this.replaceLost(
+					id,
+					lost.filter(l => l.workloadId === id)
 				))
 					touched.add(n);
-			}
 			const waiting = this.rounds.waiting;
 			waiting.clear();
 			for (const d of docs)
 				if (d.value.replicas.some(r => r.state === "pending")) waiting.add(d.id);
 			for (const l of lost) waiting.add(l.workloadId);
 			await nextTurn();
-			for (const n of (await this.rounds.placePending([...waiting])).keys()) touched.add(n);
+			// Their nodes hear of the workloads placed now (as after any round), not their
+			// complete lists: under a flood of creates every reconcile finds some pending.
+			this.agents.syncSoon(await this.rounds.placePending([...waiting]));
 			await nextTurn();
-			// Every live node, the idle ones too: one may still run what a lost sync should
-			// have stopped.
-			for (const n of this.reserver.index.values())
-				if (n.status !== "down") touched.add(n.id);
 			await this.agents.syncNodes(touched);
+			// Every other live node, the idle ones too, is checked: one may still run what a
+			// lost sync should have stopped.
+			const others = [...this.reserver.index.values()].filter(
+				n => n.status !== "down" && !touched.has(n.id)
+			);
+			await this.agents.checkNodes(others.map(n => n.id));
 			// The inventory may have started before this scheduler: it hears every
 			// allocation once, then only their changes.
 			if (!this.announcedAll) {
@@ -236,5 +236,28 @@ export class Recovery {
 					this.rounds.announceAllocation(n.id, n.allocated);
 			}
 		});
+	}
+
+	/**
+	 * Places the audit's lost replicas of a workload again; resolves to the nodes that lost
+	 * them. The audit ran outside the queue, so a replica it found lost may have been released
+	 * since, by a delete or a scale (the workload stops naming it, then its reservation goes):
+	 * only those the workload still names, at the same fence and node, are lost. Fences are
+	 * never reused, so one still named now was named all along, and its reservation is gone.
+	 */
+	private async replaceLost(id: string, found: Placed[]): Promise<Set<string>> {
+		const still = (w: Workload) =>
+			found.filter(l => {
+				const r = w.replicas[l.index];
+				return r?.fence === l.fence && r.node === l.node;
+			});
+		const doc = await this.workloads.get(id);
+		const gone = doc ? still(doc.value) : [];
+		if (gone.length === 0) return new Set();
+		this.logger.warn(
+			`Placing ${gone.length} replica(s) of '${doc!.value.name}' again: their reservation is gone.`
+		);
+		// Exactly the placements found lost: one placed anew meanwhile is left alone.
+		return this.releaseReplicas(doc!.value, still, "its reservation was lost", true);
 	}
 }

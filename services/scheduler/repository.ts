@@ -97,9 +97,24 @@ export class WorkloadRepository {
 			.sort((a, b) => a.seq - b.seq);
 	}
 
-	/** Writes a workload if it is still at `version`: the new version, or null when it moved. */
-	write(w: Workload, version: number): Promise<number | null> {
-		return this.store.cas(COLLECTIONS.workloads, w.id, w, version);
+	/**
+	 * Writes a workload if it is still at `version`: the new version, or null when it moved.
+	 * What is written is kept as the cached copy (see written): the caller must not change it.
+	 */
+	async write(w: Workload, version: number): Promise<number | null> {
+		const next = await this.store.cas(COLLECTIONS.workloads, w.id, w, version);
+		if (next !== null) this.written(w.id, w, next);
+		return next;
+	}
+
+	/**
+	 * Keeps what this scheduler wrote as the copy readCached and allCached answer, so that
+	 * they read again only what others wrote: after a flood of creates the reconcile reads
+	 * none of them back. Its writers hand over a workload they no longer change.
+	 */
+	private written(id: string, w: Workload | null, version: number): void {
+		if (w) this.cache.set(id, { value: w, version });
+		else this.cache.delete(id);
 	}
 
 	/**
@@ -300,7 +315,9 @@ export class WorkloadRepository {
 		const removed = changes.filter(c => !c.next).map(c => c.doc.value);
 		if (!(await this.addClaimWrites(removed, true, checks, writes))) return false;
 		addUsageWrites(tenants, checks, writes);
-		return this.store.transact(checks, writes);
+		if (!(await this.store.transact(checks, writes))) return false;
+		for (const { doc, next } of changes) this.written(doc.value.id, next, doc.version + 1);
+		return true;
 	}
 
 	/**

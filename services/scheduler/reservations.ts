@@ -50,6 +50,10 @@ import {
 	type PlacementRequest
 } from "./placement";
 import { PlacementIndex } from "./placement-index";
+import { nextTurn } from "./repository";
+
+/** Placement records read between two turns of the event loop (readPlacements). */
+const READ_BATCH = 250;
 
 /** The collection of per-replica placement records. */
 export const PLACEMENTS = "placements";
@@ -457,17 +461,36 @@ export class Reserver {
 	}
 
 	private async readAll(withPlacements: boolean): Promise<void> {
-		const [allocations, placements] = await Promise.all([
-			this.store.list<Allocation>(ALLOCATIONS),
-			withPlacements ? this.store.list<PlacementRecord>(PLACEMENTS) : null
-		]);
+		const allocations = await this.store.list<Allocation>(ALLOCATIONS);
 		this.allocations.clear();
 		for (const d of allocations) this.allocations.set(d.id, d);
-		if (placements) {
-			this.placed.clear();
-			for (const d of placements) this.placed.set(d.id, d);
-		}
+		if (withPlacements) await this.readPlacements();
 		for (const node of [...this.index.values()]) this.show(node.id, this.committed(node.id));
+	}
+
+	/**
+	 * Catches the placement records up with the store: their versions are listed, and only
+	 * the records whose version moved are read, a batch at a time with a turn of the event
+	 * loop between. Most were written by this Reserver and are known already; reading tens of
+	 * thousands of them for every audit held the event loop for tens of ms.
+	 */
+	private async readPlacements(): Promise<void> {
+		const versions = await this.store.listVersions(PLACEMENTS);
+		for (const key of [...this.placed.keys()]) if (!versions.has(key)) this.placed.delete(key);
+		const stale: string[] = [];
+		for (const [key, version] of versions)
+			if (this.placed.get(key)?.version !== version) stale.push(key);
+		for (let i = 0; i < stale.length; i += READ_BATCH) {
+			if (i > 0) await nextTurn();
+			const batch = stale.slice(i, i + READ_BATCH);
+			const read = await Promise.all(
+				batch.map(key => this.store.get<PlacementRecord>(PLACEMENTS, key))
+			);
+			for (const [j, doc] of read.entries()) {
+				if (doc) this.placed.set(batch[j], doc);
+				else this.placed.delete(batch[j]);
+			}
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ import {
 	wantedPlacements
 } from "./assign";
 import { type Allocation, describeShortfall, type PlacementRequest } from "./placement";
-import type { WorkloadRepository } from "./repository";
+import { nextTurn, type WorkloadRepository } from "./repository";
 import { RETRY_AFTER_S } from "../shared/admission";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
@@ -46,7 +46,14 @@ export class SerialQueue {
 
 	run<T>(fn: () => Promise<T>): Promise<T> {
 		this.length++;
-		const run = this.tail.then(fn, fn).finally(() => this.length--);
+		// A turn of the event loop before each task: on the embedded store every read and
+		// write settles at once, so without it a queue of tasks would run back to back in one
+		// macrotask, and requests (another tenant's create, a health check) would wait for
+		// all of them rather than for the one running.
+		const run = this.tail
+			.then(nextTurn)
+			.then(fn)
+			.finally(() => this.length--);
 		this.tail = run.catch(() => undefined);
 		return run;
 	}

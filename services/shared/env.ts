@@ -120,6 +120,11 @@ export interface IsaEnv {
 	queueHealthChecks: number;
 	/** ISA_SHED_LAG: event-loop lag (ms) past which the gateway sheds (default 200; null: off). */
 	shedLag: number | null;
+	/**
+	 * ISA_SHED_BUSY: event-loop utilization (0 to 1) past which the gateway holds back the
+	 * tenants sending more than their part (default 0.5; null: off, with 0 or 1).
+	 */
+	shedBusy: number | null;
 	/** ISA_NATS_*: how this node proves itself to NATS and checks the server (connections.ts). */
 	nats: NatsAuth;
 	/** ISA_REDIS_*: the same for a Redis store. */
@@ -285,6 +290,11 @@ function redisAuth(env: NodeJS.ProcessEnv, store: string): RedisAuth {
 	return auth;
 }
 
+/** ISA_SHED_BUSY's share; 0 and 1 turn it off (a loop is never busier than 1). */
+function shedBusy(n: number): number | null {
+	return n > 0 && n < 1 ? n : null;
+}
+
 /** A queue's bound: a whole number of at least 1. */
 function bound(env: NodeJS.ProcessEnv, name: string, def: number): number {
 	const n = number(env, name, def);
@@ -433,6 +443,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		shedLag:
 			parseDuration(env.ISA_SHED_LAG || "200ms", { field: "ISA_SHED_LAG", max: 60_000 }) ||
 			null,
+		shedBusy: shedBusy(share(env, "ISA_SHED_BUSY", 0.5)),
 		nats: natsAuth(env),
 		redis: redisAuth(env, env.STORE || ""),
 		clusterKey: env.ISA_CLUSTER_KEY || null

@@ -273,6 +273,23 @@ export interface Overload {
 	retryAfter: number;
 	/** When the bound is the event loop's lag: the lag measured (ms; `limit` is ms too). */
 	lag?: number;
+	/** When the bound is the event loop's utilization: the utilization (0 to 1, as `limit`). */
+	utilization?: number;
+	/** When one tenant is held back: which. */
+	tenant?: string;
+}
+
+function overloadText(data: Overload): string {
+	if (data.lag !== undefined)
+		return `${data.queue} lags ${Math.round(data.lag)} ms, past its limit of ${data.limit} ms`;
+	if (data.utilization !== undefined) {
+		const pct = (share: number) => `${Math.round(share * 100)}%`;
+		return (
+			`${data.queue} is ${pct(data.utilization)} busy, past ${pct(data.limit)}, and tenant ` +
+			`'${data.tenant}' sends more than its part while other tenants are active`
+		);
+	}
+	return `${data.queue} (at most ${data.limit} at once)`;
 }
 
 /**
@@ -283,12 +300,8 @@ export interface Overload {
  */
 export class OverloadedError extends Errors.MoleculerRetryableError {
 	constructor(data: Overload) {
-		const what =
-			data.lag === undefined
-				? `${data.queue} (at most ${data.limit} at once)`
-				: `${data.queue} lags ${Math.round(data.lag)} ms, past its limit of ${data.limit} ms`;
 		super(
-			`Too busy: ${what}; nothing was done. Try again in ${data.retryAfter} s.`,
+			`Too busy: ${overloadText(data)}; nothing was done. Try again in ${data.retryAfter} s.`,
 			503,
 			ERR_OVERLOADED,
 			{ ...data }

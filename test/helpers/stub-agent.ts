@@ -4,6 +4,7 @@
  * says each replica it is given is running (once, as a real agent reports a change).
  */
 import type { ServiceSchema } from "moleculer";
+import { replicaDigest } from "../../services/shared/replica-digest";
 import type { NodeReport, ReplicaSpec, ReplicaStatus } from "../../services/shared/types";
 
 const GiB = 1024 ** 3;
@@ -58,6 +59,13 @@ export function stubAgent(spec: AgentSpec): ServiceSchema {
 					const before = this.running;
 					this.running = [];
 					return this.take(ctx.params.replicas, ctx, before);
+				}
+			},
+			/** The reconcile's digest check (node-agent/sync-order.ts), on what it was told. */
+			check: {
+				handler(this: any, ctx: any) {
+					const skip = new Set<string>(ctx.params.skip);
+					return { match: replicaDigest(this.running, skip) === ctx.params.digest };
 				}
 			},
 			syncWorkloads: {

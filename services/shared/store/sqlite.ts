@@ -31,13 +31,14 @@ import { decodeDoc, decodeDocs, type UnreadableHandler, warnUnreadable } from ".
 const BUSY_TIMEOUT_MS = 5000;
 
 /**
- * WAL pages written before SQLite copies them back into the database file (its default is
- * 1,000). A checkpoint costs two fsyncs, and the scheduler's group commits rewrite the same
- * pages (allocations, recent placements) commit after commit: waiting for 10,000 pages (about
- * 40 MB of WAL) copies a page rewritten by many commits once, and cut the CPU the scheduler
- * benchmark spends by about a tenth.
+ * WAL pages written before SQLite copies them back into the database file: SQLite's own
+ * default. A larger WAL (10,000 pages, about 40 MB, tried for the scheduler benchmark, where it
+ * saved a tenth of the CPU) makes the writes themselves stall: on a busy disk each commit then
+ * blocked the event loop for 30-60 ms a few times a second, and every request waited with it
+ * (the noisy-neighbour benchmark's quiet tenant saw its P99 go from 8 to 60 ms). Every SQLite
+ * call runs on the event loop, so its worst case is everyone's.
  */
-const CHECKPOINT_PAGES = 10_000;
+const CHECKPOINT_PAGES = 1000;
 
 /** SQLite failures that say the database cannot be used right now, not that the call was wrong. */
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/;

@@ -118,4 +118,56 @@ describe("Shedder", () => {
 		held[0]();
 		expect(() => shedder.admit("a", true)).not.toThrow();
 	});
+
+	it("while the event loop is busy, holds back a tenant sending more than its part, and no other", () => {
+		let busy = 0.9;
+		let now = 0;
+		const shedder = new Shedder(
+			() => 0,
+			200,
+			limits(16),
+			() => busy,
+			0.5,
+			() => now
+		);
+		// Alone, a tenant has the node to itself however busy it is.
+		for (let i = 0; i < 20; i++) shedder.admit("flood", true)();
+		// Beside another active tenant it is over its part: refused, the other is served.
+		shedder.admit("quiet", true)();
+		let refused: unknown;
+		try {
+			shedder.admit("flood", true);
+		} catch (err) {
+			refused = err;
+		}
+		expect(refused).toBeInstanceOf(OverloadedError);
+		expect(refused).toMatchObject({
+			code: 503,
+			type: "OVERLOADED",
+			message:
+				"Too busy: the gateway's event loop is 90% busy, past 50%, and tenant 'flood' sends more than its part while other tenants are active; nothing was done. Try again in 1 s.",
+			data: { limit: 0.5, utilization: 0.9, tenant: "flood", retryAfter: SHED_RETRY_AFTER_S }
+		});
+		expect(() => shedder.admit("quiet", true)()).not.toThrow();
+		// Reads are not held back; a loop that is not busy holds back no one.
+		expect(() => shedder.admit("flood", false)()).not.toThrow();
+		busy = 0.5;
+		expect(() => shedder.admit("flood", true)()).not.toThrow();
+		// Once the other tenant has been quiet for the window, the flood is alone again.
+		busy = 0.9;
+		now += 5000;
+		expect(() => shedder.admit("flood", true)()).not.toThrow();
+	});
+
+	it("never holds back by utilization without a limit (ISA_SHED_BUSY=0)", () => {
+		const shedder = new Shedder(
+			() => 0,
+			200,
+			limits(16),
+			() => 1,
+			null
+		);
+		shedder.admit("quiet", true)();
+		for (let i = 0; i < 20; i++) expect(() => shedder.admit("flood", true)()).not.toThrow();
+	});
 });

@@ -1,4 +1,5 @@
 import { Running, SyncOrder } from "../../../node-agent/sync-order";
+import { replicaDigest } from "../../../services/shared/replica-digest";
 import type { ReplicaSpec } from "../../../services/shared/types";
 
 function spec(workloadId: string, replica: number, fence: number): ReplicaSpec {
@@ -100,5 +101,45 @@ describe("SyncOrder", () => {
 			running("a", 0, 1)
 		]);
 		expect(keys(plan)).toEqual({ stop: ["a/0@1"], start: [] });
+	});
+
+	describe("matches (the reconcile's digest check)", () => {
+		const digest = (...specs: ReplicaSpec[]) => replicaDigest(specs);
+
+		it("says yes to the digest of what the lists applied say, no to any other", () => {
+			const order = new SyncOrder();
+			order.node([spec("a", 0, 1), spec("b", 0, 1)], 10, []);
+			order.workload([{ workloadId: "b", replicas: [spec("b", 0, 2)] }], 11, []);
+			order.workload([{ workloadId: "c", replicas: [spec("c", 0, 1)] }], 12, []);
+			order.workload([{ workloadId: "a", replicas: [] }], 13, []);
+			expect(order.matches(digest(spec("b", 0, 2), spec("c", 0, 1)), 20, [])).toBe(true);
+			// A change this node never heard of: the scheduler sends it the whole list.
+			expect(order.matches(digest(spec("b", 0, 2), spec("c", 0, 2)), 20, [])).toBe(false);
+			expect(order.matches(digest(spec("b", 0, 2)), 20, [])).toBe(false);
+		});
+
+		it("leaves out the workloads still to be sent and those a newer workload list spoke for", () => {
+			const order = new SyncOrder();
+			order.node([spec("a", 0, 1), spec("b", 0, 1)], 10, []);
+			// The scheduler placed c anew and has yet to send it: both sides leave c out.
+			order.workload([{ workloadId: "c", replicas: [spec("c", 0, 1)] }], 11, []);
+			expect(order.matches(digest(spec("a", 0, 1), spec("b", 0, 1)), 20, ["c"])).toBe(true);
+			// b's list of generation 30 came after the digest of 20 was made.
+			order.workload([{ workloadId: "b", replicas: [spec("b", 0, 9)] }], 30, []);
+			expect(order.matches(digest(spec("a", 0, 1)), 20, ["c"])).toBe(true);
+		});
+
+		it("says yes when a node list newer than the digest was applied", () => {
+			const order = new SyncOrder();
+			order.node([spec("a", 0, 1)], 50, []);
+			expect(order.matches(digest(spec("z", 0, 1)), 40, [])).toBe(true);
+		});
+
+		it("keeps what newer workload lists said across an older node list", () => {
+			const order = new SyncOrder();
+			order.workload([{ workloadId: "b", replicas: [spec("b", 0, 3)] }], 30, []);
+			order.node([spec("a", 0, 1), spec("b", 0, 1)], 20, []);
+			expect(order.matches(digest(spec("a", 0, 1), spec("b", 0, 3)), 40, [])).toBe(true);
+		});
 	});
 });

@@ -78,7 +78,7 @@ describe("planAdoption", () => {
 		);
 		expect(placements.map(([k]) => k)).toEqual(["w1/0@3", "w1/2@4"]);
 		const workloads = (await store.list<Workload>(COLLECTIONS.workloads)).map(d => d.value);
-		expect(audit(workloads, placements, 5000, 0)).toEqual({ lost: [], orphans: [] });
+		expect(await audit(workloads, placements, 5000, 0)).toEqual({ lost: [], orphans: [] });
 		expect((await store.get<any>(COLLECTIONS.allocations, "n1"))?.value).toEqual({
 			cpu: 2,
 			memory: 2048,

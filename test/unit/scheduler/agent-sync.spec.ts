@@ -12,6 +12,7 @@ import { WorkloadRepository } from "../../../services/scheduler/repository";
 import { SerialQueue } from "../../../services/scheduler/rounds";
 import { replicaSpec, type Workload } from "../../../services/scheduler/workload";
 import type { ClusterIdentity } from "../../../services/shared/store/identity";
+import { replicaDigest } from "../../../services/shared/replica-digest";
 import { placedWorkload } from "../../helpers/workloads";
 
 interface Sent {
@@ -26,14 +27,21 @@ describe("AgentSync", () => {
 	let connected: Set<string>;
 	let sync: AgentSync;
 	let failing: boolean;
+	/** What an agent answers agent.check, by node (true: its digest is the one sent). */
+	let matches: Record<string, boolean | Error>;
 	/** What the store's identity check answers (null: the store is not the cluster's). */
 	let identity: ClusterIdentity | null;
-	const logger = { debug: jest.fn(), warn: jest.fn() } as unknown as LoggerInstance;
+	const logger = {
+		debug: jest.fn(),
+		info: jest.fn(),
+		warn: jest.fn()
+	} as unknown as LoggerInstance;
 
 	beforeEach(async () => {
 		store = new SqliteStore(":memory:");
 		sent = [];
 		failing = false;
+		matches = {};
 		identity = { clusterId: "c1", epoch: 1, createdAt: 0 };
 		connected = new Set(["n1", "n2"]);
 		sync = new AgentSync(
@@ -42,6 +50,10 @@ describe("AgentSync", () => {
 				call: async (action, params, opts) => {
 					sent.push({ action, params, opts });
 					if (failing) throw new Error("no agent");
+					if (action !== "agent.check") return undefined;
+					const answer = matches[opts.nodeID!] ?? true;
+					if (answer instanceof Error) throw answer;
+					return { match: answer };
 				},
 				trustedIdentity: async () => identity
 			},
@@ -141,6 +153,79 @@ describe("AgentSync", () => {
 		await sync.syncNodes(["n1"]);
 		await new Promise(resolve => setImmediate(resolve));
 		expect(logger.debug).toHaveBeenCalledWith("Could not sync node 'n1':", "no agent");
+	});
+
+	describe("checkNodes", () => {
+		const settle = () => new Promise(resolve => setTimeout(resolve, 30));
+
+		it("sends each connected node the digest of its list, and no list when it matches", async () => {
+			await sync.checkNodes(["n1", "n2", "away"]);
+			await settle();
+			expect(sent.map(s => [s.action, s.opts.nodeID])).toEqual([
+				["agent.check", "n1"],
+				["agent.check", "n2"]
+			]);
+			const [a, b] = [await stored("a"), await stored("b")];
+			const ref = (w: Workload, i: number) => ({
+				workloadId: w.id,
+				replica: i,
+				fence: w.replicas[i].fence
+			});
+			expect(sent[0].params).toMatchObject({
+				digest: replicaDigest([ref(a, 0), ref(b, 0)]),
+				skip: [],
+				identity: { clusterId: "c1", epoch: 1, createdAt: 0 }
+			});
+			expect(sent[1].params.digest).toBe(replicaDigest([ref(a, 1)]));
+		});
+
+		it("sends its whole list to a node whose digest differs, or that cannot check", async () => {
+			matches = {
+				n1: false,
+				n2: Object.assign(new Error("Service 'agent.check' is not found."), {
+					type: "SERVICE_NOT_FOUND"
+				})
+			};
+			await sync.checkNodes(["n1", "n2"]);
+			await settle();
+			expect(sent.map(s => [s.action, s.opts.nodeID])).toEqual([
+				["agent.check", "n1"],
+				["agent.check", "n2"],
+				["agent.sync", "n1"],
+				["agent.sync", "n2"]
+			]);
+			expect(sent[2].params.replicas).toEqual([await spec("a", 0), await spec("b", 0)]);
+		});
+
+		it("sends no list for a check that failed otherwise: the next reconcile checks again", async () => {
+			matches = { n1: new Error("Request timed out") };
+			await sync.checkNodes(["n1"]);
+			await settle();
+			expect(sent.map(s => s.action)).toEqual(["agent.check"]);
+			expect(logger.debug).toHaveBeenCalledWith(
+				"Could not check node 'n1':",
+				"Request timed out"
+			);
+		});
+
+		it("leaves out of the digest the changes still waiting for the sync timer", async () => {
+			const changes: Changes = new Map();
+			addChange(changes, "n1", "b");
+			sync.syncSoon(changes);
+			await sync.checkNodes(["n1"]);
+			const a = await stored("a");
+			expect(sent[0].params.skip).toEqual(["b"]);
+			expect(sent[0].params.digest).toBe(
+				replicaDigest([{ workloadId: "a", replica: 0, fence: a.replicas[0].fence }])
+			);
+			await settle();
+		});
+
+		it("checks nothing while the store is not the cluster's", async () => {
+			identity = null;
+			await sync.checkNodes(["n1"]);
+			expect(sent).toEqual([]);
+		});
 	});
 });
 

@@ -185,23 +185,23 @@ describe("applyReleases", () => {
 });
 
 describe("audit", () => {
-	it("finds nothing when every placed replica has its reservation", () => {
+	it("finds nothing when every placed replica has its reservation", async () => {
 		const w = placedOnA(2);
 		const records: [string, PlacementRecord][] = [
 			["w1/0@1", record("a")],
 			["w1/1@2", record("a")]
 		];
-		expect(audit([w], records, 100_000, 60_000)).toEqual({ lost: [], orphans: [] });
+		expect(await audit([w], records, 100_000, 60_000)).toEqual({ lost: [], orphans: [] });
 	});
 
-	it("finds replicas whose reservation is gone", () => {
+	it("finds replicas whose reservation is gone", async () => {
 		const w = placedOnA(2);
-		expect(audit([w], [["w1/0@1", record("a")]], 100_000, 60_000).lost).toEqual([
+		expect((await audit([w], [["w1/0@1", record("a")]], 100_000, 60_000)).lost).toEqual([
 			{ workloadId: "w1", index: 1, fence: 2, node: "a", key: "w1/1@2" }
 		]);
 	});
 
-	it("finds old reservations no replica names, and spares young ones", () => {
+	it("finds old reservations no replica names, and spares young ones", async () => {
 		const w = placedOnA(2);
 		const records: [string, PlacementRecord][] = [
 			["w1/0@1", record("a")],
@@ -211,7 +211,7 @@ describe("audit", () => {
 			["w1/5@3", record("b", 0)], // a replica scaled away
 			["w1/0@4", record("b", 90_000)] // placed a moment ago: its workload is not written yet
 		];
-		expect(audit([w], records, 100_000, 60_000).orphans).toEqual([
+		expect((await audit([w], records, 100_000, 60_000)).orphans).toEqual([
 			"w1/1@9",
 			"gone/0@1",
 			"w1/5@3"

@@ -16,6 +16,9 @@ describe("Recovery", () => {
 	let recovery: Recovery;
 	let released: jest.Mock;
 	let synced: jest.Mock;
+	let syncSoon: jest.Mock;
+	let checked: jest.Mock;
+	let queue: SerialQueue;
 	let rounds: {
 		waiting: Set<string>;
 		placePending: jest.Mock;
@@ -40,10 +43,14 @@ describe("Recovery", () => {
 
 	beforeEach(async () => {
 		jest.spyOn(Math, "random").mockReturnValue(0);
+		jest.mocked(logger.warn).mockClear();
 		store = new SqliteStore(":memory:");
 		repo = new WorkloadRepository(store);
 		released = jest.fn(async () => true);
 		synced = jest.fn(async () => undefined);
+		syncSoon = jest.fn();
+		checked = jest.fn(async () => undefined);
+		queue = new SerialQueue();
 		rounds = {
 			waiting: new Set(),
 			placePending: jest.fn(async () => new Map([["n3", new Set(["a"])]])),
@@ -62,9 +69,9 @@ describe("Recovery", () => {
 		recovery = new Recovery(
 			repo,
 			reserver as unknown as Reserver,
-			new SerialQueue(),
+			queue,
 			rounds as unknown as PlacementRounds,
-			{ syncNodes: synced } as unknown as AgentSync,
+			{ syncNodes: synced, syncSoon, checkNodes: checked } as unknown as AgentSync,
 			{ auditInterval: 60_000, auditGrace: 60_000 },
 			logger
 		);
@@ -153,18 +160,60 @@ describe("Recovery", () => {
 		expect(synced).toHaveBeenLastCalledWith(new Set(["n3"]));
 	});
 
-	it("reconciles: what waits is placed, every live node is told, allocations announced once", async () => {
+	it("reconciles: what waits is placed and its nodes told, every live node checked, allocations announced once", async () => {
 		rounds.waiting.add("stale");
 		await recovery.reconcile();
 		expect(rounds.loadInventory).toHaveBeenCalled();
 		expect(rounds.placePending).toHaveBeenCalledWith(["b"]);
 		expect(released.mock.calls).toEqual([["gone/0@1"]]);
-		expect(synced).toHaveBeenCalledWith(new Set(["n3", "n1"]));
+		// The workloads placed now go out as changes; no node lost a replica, so none is sent
+		// its whole list, and the live one is checked by digest.
+		expect(syncSoon).toHaveBeenCalledWith(new Map([["n3", new Set(["a"])]]));
+		expect(synced).toHaveBeenCalledWith(new Set());
+		expect(checked).toHaveBeenCalledWith(["n1"]);
 		expect(rounds.announceAllocation.mock.calls).toEqual([
 			["n1", allocation],
 			["n2", allocation]
 		]);
 		await recovery.reconcile();
 		expect(rounds.announceAllocation).toHaveBeenCalledTimes(2);
+	});
+
+	it("places a replica whose reservation is gone again, and its node is sent its list", async () => {
+		placements.delete("a/0@1");
+		try {
+			await recovery.reconcile();
+		} finally {
+			placements.set("a/0@1", record("n1"));
+		}
+		expect((await stored("a")).replicas[0]).toMatchObject({ node: null, state: "pending" });
+		expect(rounds.placePending).toHaveBeenCalledWith(expect.arrayContaining(["a", "b"]));
+		expect(synced).toHaveBeenCalledWith(new Set(["n1"]));
+		expect(logger.warn).toHaveBeenCalledWith(
+			"Placing 1 replica(s) of 'a' again: their reservation is gone."
+		);
+	});
+
+	it("leaves alone a replica the audit found lost that was released while it waited for the queue", async () => {
+		placements.delete("a/0@1");
+		let open!: () => void;
+		const busy = queue.run(() => new Promise<void>(resolve => (open = resolve)));
+		try {
+			const reconciled = recovery.reconcile();
+			// The audit runs outside the queue; meanwhile a scale-down takes replica 0 away.
+			await new Promise(resolve => setTimeout(resolve, 20));
+			const doc = (await repo.get("a"))!;
+			doc.value.replicas[0] = { ...doc.value.replicas[0], node: null, fence: 2 };
+			await store.cas(COLLECTIONS.workloads, "a", doc.value, doc.version);
+			open();
+			await busy;
+			await reconciled;
+		} finally {
+			placements.set("a/0@1", record("n1"));
+		}
+		expect(logger.warn).not.toHaveBeenCalledWith(
+			"Placing 1 replica(s) of 'a' again: their reservation is gone."
+		);
+		expect(synced).toHaveBeenCalledWith(new Set());
 	});
 });

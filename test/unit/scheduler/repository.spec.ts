@@ -142,12 +142,18 @@ describe("WorkloadRepository", () => {
 		const get = jest.spyOn(store, "get");
 		expect(await repo.readCached([a.id, b.id, "gone"])).toEqual([a, b, null]);
 		expect(get.mock.calls.map(c => c[1])).toEqual([a.id, b.id, "gone"]);
-		a.priority = 7;
-		await repo.write(a, 1);
+		// Written by another scheduler: read again.
+		await store.cas(COLLECTIONS.workloads, a.id, { ...a, priority: 7 }, 1);
 		get.mockClear();
 		const [again] = await repo.readCached([a.id, b.id]);
 		expect(again?.priority).toBe(7);
 		expect(get.mock.calls).toEqual([[COLLECTIONS.workloads, a.id]]);
+		// Written by this one: what it wrote is the copy, nothing is read.
+		const b2 = { ...b, priority: 3 };
+		await repo.write(b2, 1);
+		get.mockClear();
+		expect(await repo.readCached([a.id, b.id])).toEqual([again, b2]);
+		expect(get).not.toHaveBeenCalled();
 		// Forgotten when no longer listed: read again.
 		repo.uncache(new Set([a.id]));
 		get.mockClear();
@@ -168,9 +174,10 @@ describe("WorkloadRepository", () => {
 		get.mockClear();
 		expect(await repo.allCached()).toEqual(sorted(a, b));
 		expect(get).not.toHaveBeenCalled();
-		// A write, a new workload and a delete: the two that moved are read, the gone one left.
+		// Another scheduler's write, a new workload and a delete: the two that moved are read,
+		// the gone one left.
 		a.priority = 7;
-		await repo.write(a, 1);
+		await store.cas(COLLECTIONS.workloads, a.id, a, 1);
 		const c = workload("c");
 		await create([c]);
 		await store.delete(COLLECTIONS.workloads, b.id);

@@ -199,6 +199,15 @@ describe("loadEnv", () => {
 		expect(loadEnv({ ISA_QUEUE_TENANT_CREATES: "8" }).queueTenantCreates).toBe(8);
 		expect(loadEnv({ ISA_SHED_LAG: "1s" }).shedLag).toBe(1000);
 		expect(loadEnv({ ISA_SHED_LAG: "0" }).shedLag).toBeNull();
+		expect(loadEnv({}).shedBusy).toBe(0.5);
+		expect(loadEnv({ ISA_SHED_BUSY: "80%" }).shedBusy).toBe(0.8);
+		for (const off of ["0", "1"]) expect(loadEnv({ ISA_SHED_BUSY: off }).shedBusy).toBeNull();
+		expect(() => loadEnv({ ISA_SHED_BUSY: "1.5" })).toThrow(
+			expect.objectContaining({
+				type: "INVALID_INPUT",
+				data: expect.objectContaining({ name: "ISA_SHED_BUSY" })
+			})
+		);
 		for (const value of ["0", "2.5", "many"])
 			expect(() => loadEnv({ ISA_QUEUE_CREATES: value })).toThrow(
 				expect.objectContaining({
