@@ -4,13 +4,12 @@
  * busy node gets one message per while; after a node event, the complete list of what it
  * should run (syncNodes). At every reconcile each live node is sent the digest of its list
  * (checkNodes, services/shared/replica-digest.ts) and gets the complete list only when its own
- * differs: a change lost on its way is repaired within a reconcile, and a node whose lists
- * are right costs a few bytes, not megabytes. Every list carries a generation number, so that
+ * differs at two checks in a row: a change lost on its way is repaired within two reconciles,
+ * and a node whose lists are right costs a few bytes, not megabytes. Every list carries a generation number, so that
  * an agent can tell an old list that arrives late from a new one (node-agent/sync-order.ts).
  */
 import type { CallingOptions, LoggerInstance } from "moleculer";
 import { NodeDownError } from "../shared/errors";
-import { replicaDigest, type ReplicaRef } from "../shared/replica-digest";
 import type { ReplicaSpec } from "../shared/types";
 import type { ClusterIdentity } from "../shared/store/identity";
 import { nextTurn, type WorkloadRepository } from "./repository";
@@ -54,6 +53,10 @@ export interface AgentSyncSettings {
 export class AgentSync {
 	/** Changes waiting for the sync timer (see syncSoon). */
 	private toSync: Changes = new Map();
+	/** Nodes whose last check did not match (checked). */
+	private readonly mismatched = new Set<string>();
+	/** Changes a running syncWorkloads took from toSync and has yet to send (checkNodes). */
+	private sending: Changes = new Map();
 	private syncTimer: NodeJS.Timeout | null = null;
 	/** The last generation handed out (see nextGeneration). */
 	private generation = 0;
@@ -84,7 +87,8 @@ export class AgentSync {
 				.run(() => {
 					const due = this.toSync;
 					this.toSync = new Map();
-					return this.syncWorkloads(due);
+					this.sending = due;
+					return this.syncWorkloads(due).finally(() => (this.sending = new Map()));
 				})
 				.catch((err: Error) => this.logger.warn("Syncing nodes failed:", err.message));
 		}, this.settings.syncDelay);
@@ -147,26 +151,31 @@ export class AgentSync {
 	 * Sends each of these nodes the digest of the replicas it should run (agent.check), and
 	 * its whole list to each one that answers that its own differs, or that cannot check (an
 	 * agent from before checks). Left out of a node's digest, on both sides: the workloads
-	 * whose changes wait for the sync timer, which the node hears of with a newer generation.
+	 * whose changes are still to be sent, which the node hears of with a newer generation.
+	 * Runs in the queue (no round halfway through its writes), as one short task: one pass
+	 * over the repository's copies, read nothing.
 	 */
 	async checkNodes(nodeIDs: Iterable<string>): Promise<void> {
 		const ids = [...new Set(nodeIDs)].filter(id => this.agents.connected(id));
 		if (ids.length === 0) return;
-		// Numbered before reading, as the lists are.
-		const generation = this.nextGeneration();
-		const docs = await this.workloads.allCached();
 		const identity = await this.agents.trustedIdentity();
 		if (!identity) return this.untrusted();
-		const refs = new Map<string, ReplicaRef[]>(ids.map(id => [id, []]));
-		for (const [i, { value: w }] of docs.entries()) {
-			if (i > 0 && i % LIST_BATCH === 0) await nextTurn();
-			for (const r of w.replicas)
-				if (r.node)
-					refs.get(r.node)?.push({ workloadId: w.id, replica: r.index, fence: r.fence });
-		}
-		for (const [nodeID, replicas] of refs) {
-			const skip = [...(this.toSync.get(nodeID) ?? [])];
-			const digest = replicaDigest(replicas, new Set(skip));
+		// From here until the last check is sent nothing else runs, so that no list goes out
+		// in between: every list sent before has a lower generation and is in the copies,
+		// every one sent after has a higher one and is in toSync or sending now (left out).
+		const generation = this.nextGeneration();
+		// The repository's copies, read by the reconcile that checks, with this scheduler's
+		// writes since, summed per node as they change: reading every workload again would
+		// cost what a list does. A change another scheduler made meanwhile shows as a
+		// mismatch, and its node gets its list.
+		for (const nodeID of ids) {
+			const skip = [
+				...new Set([
+					...(this.toSync.get(nodeID) ?? []),
+					...(this.sending.get(nodeID) ?? [])
+				])
+			];
+			const digest = this.workloads.nodeDigest(nodeID, skip);
 			this.agents
 				.call(
 					"agent.check",
@@ -174,7 +183,7 @@ export class AgentSync {
 					{ nodeID, retries: 0, timeout: 5000 }
 				)
 				.then(
-					answer => (answer as { match?: boolean }).match !== true && this.resync(nodeID),
+					answer => this.checked(nodeID, (answer as { match?: boolean }).match === true),
 					(err: Error & { type?: string }) => {
 						// An agent without the check is sent its list, as before checks.
 						if (
@@ -185,6 +194,22 @@ export class AgentSync {
 						else this.logger.debug(`Could not check node '${nodeID}':`, err.message);
 					}
 				);
+		}
+	}
+
+	/**
+	 * A node's answer to its check. Only a second mismatch in a row sends its whole list: a
+	 * list on its way while the digest was made (the transporter does not order one call
+	 * after another) makes one mismatch that the next check no longer sees, and a whole list
+	 * is megabytes for a busy node; a change that got lost is still missing at the next
+	 * check.
+	 */
+	private checked(nodeID: string, match: boolean): void {
+		if (match) this.mismatched.delete(nodeID);
+		else if (!this.mismatched.has(nodeID)) this.mismatched.add(nodeID);
+		else {
+			this.mismatched.delete(nodeID);
+			this.resync(nodeID);
 		}
 	}
 

@@ -195,7 +195,7 @@ export class Recovery {
 				)
 			: { lost: [], orphans: [] };
 		if (auditNow) this.auditedAt = Date.now();
-		await this.queue.run(async () => {
+		const synced = await this.queue.run(async () => {
 			// The syncs below go to the nodes the inventory has now.
 			await this.rounds.loadInventory();
 			if (orphans.length) {
@@ -222,12 +222,6 @@ export class Recovery {
 			this.agents.syncSoon(await this.rounds.placePending([...waiting]));
 			await nextTurn();
 			await this.agents.syncNodes(touched);
-			// Every other live node, the idle ones too, is checked: one may still run what a
-			// lost sync should have stopped.
-			const others = [...this.reserver.index.values()].filter(
-				n => n.status !== "down" && !touched.has(n.id)
-			);
-			await this.agents.checkNodes(others.map(n => n.id));
 			// The inventory may have started before this scheduler: it hears every
 			// allocation once, then only their changes.
 			if (!this.announcedAll) {
@@ -235,7 +229,16 @@ export class Recovery {
 				for (const n of this.reserver.index.values())
 					this.rounds.announceAllocation(n.id, n.allocated);
 			}
+			return touched;
 		});
+		// Every other live node, the idle ones too, is checked: one may still run what a lost
+		// sync should have stopped. A task of its own, so that the creates queued meanwhile go
+		// first, and in the queue, so that no round is halfway through its writes (their
+		// changes are in the copies before they are in toSync).
+		const others = [...this.reserver.index.values()].filter(
+			n => n.status !== "down" && !synced.has(n.id)
+		);
+		await this.queue.run(() => this.agents.checkNodes(others.map(n => n.id)));
 	}
 
 	/**

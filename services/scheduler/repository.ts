@@ -14,6 +14,7 @@ import type { DocWrite, Store, StoredDoc, VersionCheck, Versioned } from "../sha
 import type { Allocation } from "./placement";
 import { addUsage, emptyUsage, type Quota, type TenantUsage } from "./quota";
 import { totalRequest, type Workload } from "./workload";
+import { DigestSum, type ReplicaRef } from "../shared/replica-digest";
 
 /** Documents read between two turns of the event loop (allCached). */
 const READ_BATCH = 250;
@@ -69,6 +70,9 @@ export class WorkloadRepository {
 	 */
 	private readonly created = new Map<string, Versioned<Workload>>();
 
+	/** Per node, the digest of the replicas the copies place there (nodeDigest). */
+	private readonly digests = new NodeDigests();
+
 	constructor(private readonly store: Store) {}
 
 	/** A workload as the store has it now (null: none). */
@@ -113,8 +117,7 @@ export class WorkloadRepository {
 	 * none of them back. Its writers hand over a workload they no longer change.
 	 */
 	private written(id: string, w: Workload | null, version: number): void {
-		if (w) this.cache.set(id, { value: w, version });
-		else this.cache.delete(id);
+		this.setCopy(id, w ? { value: w, version } : null);
 	}
 
 	/**
@@ -142,10 +145,7 @@ export class WorkloadRepository {
 		const versions = await this.store.versions(COLLECTIONS.workloads, ids);
 		const stale = ids.filter((id, i) => this.cache.get(id)?.version !== versions[i]);
 		const read = await Promise.all(stale.map(id => this.get(id)));
-		for (const [i, doc] of read.entries()) {
-			if (doc) this.cache.set(stale[i], doc);
-			else this.cache.delete(stale[i]);
-		}
+		for (const [i, doc] of read.entries()) this.keep(stale[i], doc);
 		return ids.map((id, i) => (versions[i] ? (this.cache.get(id)?.value ?? null) : null));
 	}
 
@@ -159,8 +159,11 @@ export class WorkloadRepository {
 	 * which is what its readers need: each decides per workload (audit(), the node lists).
 	 */
 	async allCached(): Promise<StoredDoc<Workload>[]> {
+		// Forgotten: the copies of before the listing that it does not name. One this
+		// scheduler writes while the store pages through its list is new, not gone.
+		const before = [...this.cache.keys()];
 		const versions = await this.store.listVersions(COLLECTIONS.workloads);
-		this.uncache(new Set(versions.keys()));
+		for (const id of before) if (!versions.has(id)) this.setCopy(id, null);
 		const stale: string[] = [];
 		for (const [id, version] of versions)
 			if (this.cache.get(id)?.version !== version) stale.push(id);
@@ -168,10 +171,7 @@ export class WorkloadRepository {
 			if (i > 0) await nextTurn();
 			const batch = stale.slice(i, i + READ_BATCH);
 			const read = await Promise.all(batch.map(id => this.get(id)));
-			for (const [j, doc] of read.entries()) {
-				if (doc) this.cache.set(batch[j], doc);
-				else this.cache.delete(batch[j]);
-			}
+			for (const [j, doc] of read.entries()) this.keep(batch[j], doc);
 		}
 		const docs: StoredDoc<Workload>[] = [];
 		for (const id of versions.keys()) {
@@ -192,9 +192,43 @@ export class WorkloadRepository {
 		return version === kept.version ? kept.value : null;
 	}
 
+	/**
+	 * Keeps a document as read (null: gone), unless the copy is newer: the reads run beside
+	 * the queue, and a round may have written the workload after it was read and before the
+	 * read is kept.
+	 */
+	private keep(id: string, doc: Versioned<Workload> | null): void {
+		if (!doc) this.setCopy(id, null);
+		else if ((this.cache.get(id)?.version ?? 0) < doc.version) this.setCopy(id, doc);
+	}
+
+	/** Every change of the copies: the node digests follow them. */
+	private setCopy(id: string, doc: Versioned<Workload> | null): void {
+		const old = this.cache.get(id);
+		if (old) this.digests.change(old.value, -1);
+		if (doc) {
+			this.cache.set(id, doc);
+			this.digests.change(doc.value, 1);
+		} else this.cache.delete(id);
+	}
+
+	/**
+	 * The digest of the replicas the copies place on a node (services/shared/replica-digest.ts),
+	 * less those of the workloads in `skip`: kept as the copies change, so a check costs the
+	 * nodes and the changes, not every workload.
+	 */
+	nodeDigest(nodeID: string, skip: Iterable<string>): string {
+		const sum = this.digests.of(nodeID).copy();
+		for (const id of skip) {
+			const w = this.cache.get(id)?.value;
+			if (w) for (const r of w.replicas) if (r.node === nodeID) sum.add(refOf(w, r), -1);
+		}
+		return sum.toString();
+	}
+
 	/** Forgets the cached copies of workloads that are no longer listed. */
 	uncache(listed: Set<string>): void {
-		for (const id of this.cache.keys()) if (!listed.has(id)) this.cache.delete(id);
+		for (const id of [...this.cache.keys()]) if (!listed.has(id)) this.setCopy(id, null);
 	}
 
 	/** The tenant holding a Moleculer service name, or null when none does. */
@@ -391,5 +425,28 @@ function addUsageWrites(
 	for (const [tenant, t] of tenants) {
 		checks.push({ collection: COLLECTIONS.usage, id: tenant, version: t.version });
 		writes.push({ collection: COLLECTIONS.usage, id: tenant, value: t.next });
+	}
+}
+
+function refOf(w: Workload, r: Workload["replicas"][number]): ReplicaRef {
+	return { workloadId: w.id, replica: r.index, fence: r.fence };
+}
+
+/** Per node, the running sum of its replicas' digest. */
+class NodeDigests {
+	private readonly sums = new Map<string, DigestSum>();
+
+	of(nodeID: string): DigestSum {
+		return this.sums.get(nodeID) ?? new DigestSum();
+	}
+
+	/** Adds (1) or takes away (-1) every placed replica of a workload. */
+	change(w: Workload, sign: 1 | -1): void {
+		for (const r of w.replicas) {
+			if (!r.node) continue;
+			let sum = this.sums.get(r.node);
+			if (!sum) this.sums.set(r.node, (sum = new DigestSum()));
+			sum.add(refOf(w, r), sign);
+		}
 	}
 }

@@ -29,20 +29,42 @@ function fnv1a(text: string, offset: number): number {
 	return h >>> 0;
 }
 
+/**
+ * A digest being summed: replicas can be added and taken away again in any order, so that a
+ * node's digest is kept up to date as its workloads change instead of summed from scratch.
+ */
+export class DigestSum {
+	private count = 0;
+	private a = 0;
+	private b = 0;
+
+	/** Adds a replica (`sign` -1: takes it away again). */
+	add(r: ReplicaRef, sign: 1 | -1 = 1): void {
+		const key = `${r.workloadId}/${r.replica}@${r.fence}`;
+		this.a = (this.a + sign * fnv1a(key, OFFSET_A)) >>> 0;
+		this.b = (this.b + sign * fnv1a(key, OFFSET_B)) >>> 0;
+		this.count += sign;
+	}
+
+	copy(): DigestSum {
+		const c = new DigestSum();
+		c.count = this.count;
+		c.a = this.a;
+		c.b = this.b;
+		return c;
+	}
+
+	toString(): string {
+		return `${this.count}-${this.a.toString(16)}-${this.b.toString(16)}`;
+	}
+}
+
 /** The digest of these replicas, skipping those of workloads `skip` holds. */
 export function replicaDigest(
 	replicas: Iterable<ReplicaRef>,
 	skip: ReadonlySet<string> = new Set()
 ): string {
-	let count = 0;
-	let a = 0;
-	let b = 0;
-	for (const r of replicas) {
-		if (skip.has(r.workloadId)) continue;
-		const key = `${r.workloadId}/${r.replica}@${r.fence}`;
-		a = (a + fnv1a(key, OFFSET_A)) >>> 0;
-		b = (b + fnv1a(key, OFFSET_B)) >>> 0;
-		count++;
-	}
-	return `${count}-${a.toString(16)}-${b.toString(16)}`;
+	const sum = new DigestSum();
+	for (const r of replicas) if (!skip.has(r.workloadId)) sum.add(r);
+	return sum.toString();
 }

@@ -73,8 +73,13 @@ export function stubAgent(spec: AgentSpec): ServiceSchema {
 					const lists: Array<{ workloadId: string; replicas: ReplicaSpec[] }> =
 						ctx.params.workloads;
 					const ids = new Set(lists.map(l => l.workloadId));
-					const before = this.running;
-					this.running = this.running.filter((r: ReplicaSpec) => !ids.has(r.workloadId));
+					// What ran of these workloads: a busy node runs thousands of others.
+					const before: ReplicaSpec[] = [];
+					this.running = this.running.filter((r: ReplicaSpec) => {
+						if (!ids.has(r.workloadId)) return true;
+						before.push(r);
+						return false;
+					});
 					return this.take(
 						lists.flatMap(l => l.replicas),
 						ctx,

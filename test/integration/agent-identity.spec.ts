@@ -8,6 +8,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { ServiceBroker } from "moleculer";
+import { replicaDigest } from "../../services/shared/replica-digest";
 import type { ReplicaSpec } from "../../services/shared/types";
 import { eventually } from "../helpers/cluster";
 
@@ -79,5 +80,24 @@ describe("agent and the store's identity", () => {
 		await broker.call("agent.sync", { replicas: [], generation: 4, identity: adopted });
 		expect(await replicas()).toHaveLength(0);
 		expect((await broker.call<any, object>("agent.running", {})).identity).toEqual(adopted);
+	});
+
+	it("answers the reconcile's digest check on what its lists said, for its own cluster only", async () => {
+		const adopted = { clusterId: "fresh", epoch: 2, createdAt: 3, supersedes: ["ours"] };
+		await broker.call("agent.sync", { replicas: [spec], generation: 10, identity: adopted });
+		const check = (digest: string, skip: string[] = [], identity: object = adopted) =>
+			broker.call<{ match: boolean }, object>("agent.check", {
+				digest,
+				generation: 11,
+				skip,
+				identity
+			});
+		expect(await check(replicaDigest([spec]))).toEqual({ match: true });
+		expect(await check(replicaDigest([{ ...spec, fence: 2 }]))).toEqual({ match: false });
+		expect(await check(replicaDigest([]), ["w1"])).toEqual({ match: true });
+		await expect(check(replicaDigest([spec]), [], ours)).rejects.toMatchObject({
+			type: "STORE_IDENTITY_MISMATCH"
+		});
+		await broker.call("agent.sync", { replicas: [], generation: 12, identity: adopted });
 	});
 });

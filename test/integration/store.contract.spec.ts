@@ -93,6 +93,20 @@ describe.each([sqliteBackend(), redisBackend()])("Store contract: $name", backen
 		expect([...(await store.listVersions("empty"))]).toEqual([]);
 	});
 
+	it("lists thousands of versions whole, however it pages them", async () => {
+		const ids = Array.from({ length: 4500 }, (_, i) => `w${String(i).padStart(5, "0")}`);
+		await store.transact(
+			[],
+			ids.map(id => ({ collection: "many", id, value: { id } }))
+		);
+		await store.put("many", ids[2000], { again: true });
+		const versions = await store.listVersions("many");
+		expect(versions.size).toBe(4500);
+		expect([...versions.keys()]).toEqual(ids);
+		expect(versions.get(ids[2000])).toBe(2);
+		expect(versions.get(ids[4499])).toBe(1);
+	});
+
 	it("lists a collection in id order with versions, apart from other collections", async () => {
 		await store.put("nodes", "b", 2);
 		await store.put("nodes", "a", 1);

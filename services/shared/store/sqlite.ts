@@ -40,6 +40,9 @@ const BUSY_TIMEOUT_MS = 5000;
  */
 const CHECKPOINT_PAGES = 1000;
 
+/** Versions listed between two turns of the event loop (listVersions). */
+const VERSION_PAGE = 2000;
+
 /** SQLite failures that say the database cannot be used right now, not that the call was wrong. */
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/;
 
@@ -160,8 +163,8 @@ export class SqliteStore implements Store {
 				)
 				.pluck(),
 			listVersions: db
-				.prepare<[string], [string, number]>(
-					"SELECT id, version FROM docs WHERE collection = ? ORDER BY id"
+				.prepare<[string, string, number], [string, number]>(
+					"SELECT id, version FROM docs WHERE collection = ? AND id > ? ORDER BY id LIMIT ?"
 				)
 				.raw(),
 			list: db.prepare<[string], DocRow>(
@@ -257,8 +260,22 @@ export class SqliteStore implements Store {
 		return this.call(() => ids.map(id => this.stmt.version.get(collection, id) ?? 0));
 	}
 
+	/**
+	 * A page at a time, with a turn of the event loop between pages: tens of thousands of
+	 * versions in one query held the loop for tens of ms every reconcile. The pages are not
+	 * one snapshot; each id is listed with a version it had during the call.
+	 */
 	async listVersions(collection: string): Promise<Map<string, number>> {
-		return new Map(this.call(() => this.stmt.listVersions.all(collection)));
+		const versions = new Map<string, number>();
+		for (let after = ""; ;) {
+			const page = this.call(() =>
+				this.stmt.listVersions.all(collection, after, VERSION_PAGE)
+			);
+			for (const [id, version] of page) versions.set(id, version);
+			if (page.length < VERSION_PAGE) return versions;
+			after = page[page.length - 1][0];
+			await new Promise(resolve => setImmediate(resolve));
+		}
 	}
 
 	async list<T>(collection: string): Promise<StoredDoc<T>[]> {

@@ -1,3 +1,5 @@
+import { replicaDigest } from "../../../services/shared/replica-digest";
+import { placedWorkload } from "../../helpers/workloads";
 import { COLLECTIONS } from "../../../services/shared/collections";
 import { NotFoundError } from "../../../services/shared/errors";
 import type { Principal } from "../../../services/shared/principal";
@@ -203,5 +205,42 @@ describe("WorkloadRepository", () => {
 		await store.put(COLLECTIONS.allocations, "n1", allocation);
 		expect(await repo.allocation("n1")).toEqual(allocation);
 		expect(await repo.allocations()).toEqual([{ id: "n1", value: allocation, version: 1 }]);
+	});
+
+	it("keeps each node's digest as its copies change: reads, its own writes, deletes", async () => {
+		const expected = (nodeID: string, ws: Workload[]) =>
+			replicaDigest(
+				ws.flatMap(w =>
+					w.replicas
+						.filter(r => r.node === nodeID)
+						.map(r => ({ workloadId: w.id, replica: r.index, fence: r.fence }))
+				)
+			);
+		const a = placedWorkload("a", ["n1", "n2"]);
+		const b = placedWorkload("b", ["n1", null]);
+		await store.put(COLLECTIONS.workloads, a.id, a);
+		await store.put(COLLECTIONS.workloads, b.id, b);
+		expect(repo.nodeDigest("n1", [])).toBe(expected("n1", []));
+		await repo.allCached();
+		expect(repo.nodeDigest("n1", [])).toBe(expected("n1", [a, b]));
+		expect(repo.nodeDigest("n2", [])).toBe(expected("n2", [a]));
+		// Its own write moves a replica: both nodes follow without a read.
+		const moved = structuredClone(a);
+		moved.replicas[1] = { ...moved.replicas[1], node: "n3", fence: 2 };
+		await repo.write(moved, 1);
+		expect(repo.nodeDigest("n2", [])).toBe(expected("n2", []));
+		expect(repo.nodeDigest("n3", [])).toBe(expected("n3", [moved]));
+		// Skipped workloads are left out; a deleted one is gone at the next listing.
+		expect(repo.nodeDigest("n1", ["b"])).toBe(expected("n1", [moved]));
+		await store.delete(COLLECTIONS.workloads, b.id);
+		await repo.allCached();
+		expect(repo.nodeDigest("n1", [])).toBe(expected("n1", [moved]));
+		// An older read kept after a newer write does not take the copy back.
+		const older = structuredClone(a);
+		await repo.write(structuredClone(moved), 2);
+		jest.spyOn(store, "get").mockResolvedValueOnce({ value: older, version: 1 });
+		jest.spyOn(store, "versions").mockResolvedValueOnce([1]);
+		await repo.readCached([a.id]);
+		expect(repo.nodeDigest("n3", [])).toBe(expected("n3", [moved]));
 	});
 });
