@@ -9,7 +9,8 @@
  * while the gateway's event loop lags past ISA_SHED_LAG (services/shared/lag.ts) the busiest
  * tenants are refused, so a flooding tenant is cut back while a quiet one is served. Before it
  * lags, while the loop is busier than ISA_SHED_BUSY (services/shared/utilization.ts), a tenant
- * sending more mutations than its part while other tenants are active is refused: at full CPU
+ * sending more mutations than its part while other tenants are active, and at least
+ * HOLD_BACK_MIN of them lately, is refused: at full CPU
  * every request waits behind the ones ahead of it, so a flood that fills the CPU is let in only
  * while nobody else needs it (alone it has the node to itself). A refused
  * request did nothing and is not audited (recording it would cost a store write at the moment
@@ -26,6 +27,13 @@ import { OverloadedError } from "../shared/errors";
  * a flood is told to wait.
  */
 export const FAIR_SHARE_WINDOW_MS = 1000;
+
+/**
+ * Mutations a tenant sent in the last one to two windows below which it is never held back
+ * for a busy loop: a flood sends hundreds a second, while a script or a test that creates a
+ * few objects as one tenant after another only looks, for a moment, like more than its part.
+ */
+export const HOLD_BACK_MIN = 50;
 
 /** Seconds a client shed for lag is told to wait. */
 export const SHED_RETRY_AFTER_S = 1;
@@ -98,7 +106,9 @@ export class Shedder {
 	private holdBack(tenant: string): void {
 		if (this.busyAt === null) return;
 		const utilization = this.utilization();
-		if (utilization <= this.busyAt || !this.mutations.overPart(tenant)) return;
+		if (utilization <= this.busyAt) return;
+		if (this.mutations.recent(tenant) < HOLD_BACK_MIN || !this.mutations.overPart(tenant))
+			return;
 		throw new OverloadedError({
 			queue: "the gateway's event loop",
 			limit: this.busyAt,

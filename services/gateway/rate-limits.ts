@@ -12,8 +12,10 @@
  *
  * Counting is a fixed window (RATE_WINDOW_S for requests): a key's window starts with its first
  * request, and a tenant may send its whole second's budget at once (that is the burst). A
- * request refused by its subject's limit is not counted against its tenant, so one runaway
- * token cannot use up what its tenant's other tokens are left.
+ * request's two counts go to Redis together (and in one write with the other requests' counts
+ * of the moment: the client pipelines); a request refused by its subject's limit has its
+ * tenant's count given back, so one runaway token cannot use up what its tenant's other tokens
+ * are left.
  *
  * Failed authentications (a token that does not verify) are counted per address over
  * AUTH_WINDOW_S. Past the limit the address is blocked until the window ends, valid token or
@@ -49,6 +51,8 @@ export interface Count {
 /** Counts one more event under a key in its current window. */
 export interface Counter {
 	hit(key: string): Promise<Count>;
+	/** Takes one event back (a request refused by another count, see RateLimiter.admit). */
+	unhit(key: string): Promise<void>;
 }
 
 /** Where the counts are: shared in Redis, or in this process. */
@@ -62,6 +66,9 @@ function counter(limiter: RateLimiterAbstract): Counter {
 		async hit(key) {
 			const res = await limiter.consume(key);
 			return { consumed: res.consumedPoints, msBeforeNext: res.msBeforeNext };
+		},
+		async unhit(key) {
+			await limiter.reward(key, 1);
 		}
 	};
 }
@@ -80,6 +87,9 @@ export function rateRedis(
 	const redis = new Redis(url, {
 		...connection,
 		enableOfflineQueue: false,
+		// The counts of the requests that arrive together go out in one write: a busy gateway
+		// sends two per request.
+		enableAutoPipelining: true,
 		maxRetriesPerRequest: 0,
 		retryStrategy: times => Math.min(times * 50, 500),
 		connectTimeout: 3000,
@@ -235,15 +245,23 @@ export class RateLimiter {
 			id: user.tenant,
 			limit: tenant[kind]
 		});
+		// Counted together, one round trip to Redis rather than one after the other; what a
+		// refusal by the subject's count counted against its tenant is given back, so that one
+		// runaway token does not use up its tenant's budget (for a moment the tenant's count
+		// is one higher than it should be).
+		const counts = await Promise.all(checks.map(c => this.counters.requests.hit(c.key)));
 		let binding: Verdict | null = null;
-		for (const check of checks) {
-			const v = verdict(check.limit, await this.counters.requests.hit(check.key));
+		for (const [i, check] of checks.entries()) {
+			const v = verdict(check.limit, counts[i]);
 			if (!binding || v.remaining < binding.remaining) binding = v;
-			if (!v.allowed)
+			if (!v.allowed) {
+				for (const later of checks.slice(i + 1))
+					await this.counters.requests.unhit(later.key);
 				return {
 					headers: rateHeaders(v),
 					refusal: this.refusal(check.scope, check.id, kind, v, RATE_WINDOW_S)
 				};
+			}
 		}
 		return { headers: rateHeaders(binding!), refusal: null };
 	}

@@ -1,5 +1,5 @@
 import { OverloadedError } from "../../../services/shared/errors";
-import { SHED_RETRY_AFTER_S, Shedder } from "../../../services/gateway/overload";
+import { HOLD_BACK_MIN, SHED_RETRY_AFTER_S, Shedder } from "../../../services/gateway/overload";
 import { retryAfterSeconds } from "../../../services/gateway/errors";
 
 describe("Retry-After of an overload", () => {
@@ -131,7 +131,7 @@ describe("Shedder", () => {
 			() => now
 		);
 		// Alone, a tenant has the node to itself however busy it is.
-		for (let i = 0; i < 20; i++) shedder.admit("flood", true)();
+		for (let i = 0; i < HOLD_BACK_MIN; i++) shedder.admit("flood", true)();
 		// Beside another active tenant it is over its part: refused, the other is served.
 		shedder.admit("quiet", true)();
 		let refused: unknown;
@@ -157,6 +157,20 @@ describe("Shedder", () => {
 		busy = 0.9;
 		now += 5000;
 		expect(() => shedder.admit("flood", true)()).not.toThrow();
+	});
+
+	it("holds back no tenant that sent fewer than HOLD_BACK_MIN mutations lately", () => {
+		const shedder = new Shedder(
+			() => 0,
+			200,
+			limits(16),
+			() => 1,
+			0.5
+		);
+		shedder.admit("quiet", true)();
+		for (let i = 1; i < HOLD_BACK_MIN; i++)
+			expect(() => shedder.admit("script", true)()).not.toThrow();
+		expect(() => shedder.admit("script", true)).toThrow(OverloadedError);
 	});
 
 	it("never holds back by utilization without a limit (ISA_SHED_BUSY=0)", () => {

@@ -20,6 +20,9 @@ function fakeCounter(msBeforeNext = 400): Counter & { counts: Map<string, number
 		async hit(key: string): Promise<Count> {
 			counts.set(key, (counts.get(key) ?? 0) + 1);
 			return { consumed: counts.get(key)!, msBeforeNext };
+		},
+		async unhit(key: string): Promise<void> {
+			counts.set(key, (counts.get(key) ?? 0) - 1);
 		}
 	};
 }
@@ -153,5 +156,8 @@ describe("rate-limits", () => {
 		expect(second.consumed).toBe(2);
 		expect(second.msBeforeNext).toBeLessThanOrEqual(1000);
 		expect((await counter.hit("other")).consumed).toBe(1);
+		// A count taken back (a request another count refused).
+		await counter.unhit("k");
+		expect((await counter.hit("k")).consumed).toBe(2);
 	});
 });
