@@ -5,7 +5,9 @@
  * (ISA_QUEUE_TENANT_CREATES, 4 here): the ones past it get 503 OVERLOADED with Retry-After,
  * none 404 or hung, while tenant "quiet" is still answered 201 promptly. Then the process's
  * event loop is blocked (a busy-wait): the gateway sheds the flood's requests with 503 while it
- * serves the quiet tenant's, says so on /ready, and /health still answers. (That a stalled inventory declares no node down is
+ * serves the quiet tenant's, says so on /ready, and /health still answers. Last, with its
+ * loop's utilization read as 90%: the flood is held back past HOLD_BACK_MIN mutations while the
+ * quiet tenant is served. (That a stalled inventory declares no node down is
  * control-stall.spec.ts, with real processes.)
  */
 import fs from "fs";
@@ -18,6 +20,7 @@ import GatewayService from "../../services/gateway.service";
 import NodesService from "../../services/nodes.service";
 import SchedulerService from "../../services/scheduler.service";
 import { mintToken } from "../../services/gateway/jwt";
+import { FAIR_SHARE_WINDOW_MS, HOLD_BACK_MIN, Shedder } from "../../services/gateway/overload";
 import { auditService, withSettings } from "../helpers/services";
 import { eventually } from "../helpers/cluster";
 import { stubAgent } from "../helpers/stub-agent";
@@ -191,5 +194,41 @@ describe("load shedding", () => {
 			"ready again"
 		);
 		expect((await create("flood")).status).toBe(201);
+	});
+
+	it("while its event loop is busy, holds back the tenant sending more than its part, and serves the other", async () => {
+		// The loop's utilization is made to read 90% (a real one at 90% is the benchmark's).
+		const gw = gateway as any;
+		const real = gw.shedder;
+		gw.shedder = new Shedder(
+			() => 0,
+			null,
+			{ budget: 1000, perTenant: 1000, windowMs: FAIR_SHARE_WINDOW_MS },
+			() => 0.9,
+			0.5
+		);
+		try {
+			const flood: request.Response[] = [];
+			const quiet: request.Response[] = [];
+			for (let i = 0; i < HOLD_BACK_MIN + 10; i++) {
+				// The quiet tenant stays active beside the flood.
+				if (i % 10 === 0) quiet.push(await create("quiet"));
+				flood.push(await create("flood"));
+			}
+			expect(quiet.map(r => r.status)).toEqual(quiet.map(() => 201));
+			const statuses = flood.map(r => r.status);
+			expect(statuses.slice(0, HOLD_BACK_MIN - 1)).toEqual(
+				Array(HOLD_BACK_MIN - 1).fill(201)
+			);
+			expect(statuses.slice(HOLD_BACK_MIN)).toEqual(Array(10).fill(503));
+			const refused = flood[flood.length - 1];
+			expect(refused.headers["retry-after"]).toBe("1");
+			expect(refused.body).toMatchObject({
+				type: "OVERLOADED",
+				data: { queue: "the gateway's event loop", tenant: "flood", utilization: 0.9 }
+			});
+		} finally {
+			gw.shedder = real;
+		}
 	});
 });
