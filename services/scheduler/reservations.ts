@@ -50,10 +50,7 @@ import {
 	type PlacementRequest
 } from "./placement";
 import { PlacementIndex } from "./placement-index";
-import { nextTurn } from "./repository";
-
-/** Placement records read between two turns of the event loop (readPlacements). */
-const READ_BATCH = 250;
+import { readMoved } from "./repository";
 
 /** The collection of per-replica placement records. */
 export const PLACEMENTS = "placements";
@@ -477,20 +474,12 @@ export class Reserver {
 	private async readPlacements(): Promise<void> {
 		const versions = await this.store.listVersions(PLACEMENTS);
 		for (const key of [...this.placed.keys()]) if (!versions.has(key)) this.placed.delete(key);
-		const stale: string[] = [];
-		for (const [key, version] of versions)
-			if (this.placed.get(key)?.version !== version) stale.push(key);
-		for (let i = 0; i < stale.length; i += READ_BATCH) {
-			if (i > 0) await nextTurn();
-			const batch = stale.slice(i, i + READ_BATCH);
-			const read = await Promise.all(
-				batch.map(key => this.store.get<PlacementRecord>(PLACEMENTS, key))
-			);
-			for (const [j, doc] of read.entries()) {
-				if (doc) this.placed.set(batch[j], doc);
-				else this.placed.delete(batch[j]);
-			}
-		}
+		await readMoved(
+			versions,
+			key => this.placed.get(key)?.version,
+			key => this.store.get<PlacementRecord>(PLACEMENTS, key),
+			(key, doc) => (doc ? this.placed.set(key, doc) : this.placed.delete(key))
+		);
 	}
 }
 
