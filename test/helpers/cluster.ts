@@ -140,3 +140,30 @@ export async function clusterFixture(opts: {
 		}
 	};
 }
+
+/** The services of a suite's control node: everything but the agent, the gateway included. */
+const CONTROL_SERVICES = "nodes,scheduler,tenants,audit,gateway";
+
+/** A suite's control node, its gateway on the fixture's port; `env` adds to or overrides. */
+export function startControl(cluster: ClusterFixture, env: Record<string, string> = {}) {
+	return startNode("control", {
+		...cluster.common,
+		SERVICES: CONTROL_SERVICES,
+		PORT: String(cluster.port),
+		...env
+	});
+}
+
+/** An agent node of a suite; `env` adds its capacity, allowed commands and the like. */
+export function startAgent(cluster: ClusterFixture, id: string, env: Record<string, string> = {}) {
+	return startNode(id, { ...cluster.common, SERVICES: "agent", ...env });
+}
+
+/** Resolves once the gateway lists `count` ready nodes. */
+export async function nodesReady(cluster: ClusterFixture, count: number, timeoutMs: number) {
+	await eventually(
+		async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === count,
+		timeoutMs,
+		`${count} ready agent node(s)`
+	);
+}

@@ -12,7 +12,9 @@ import {
 	clusterFixture,
 	eventually,
 	NodeProcess,
-	startNode
+	nodesReady,
+	startAgent,
+	startControl
 } from "../helpers/cluster";
 
 jest.setTimeout(60_000);
@@ -29,26 +31,15 @@ describe("a stalled control node", () => {
 			token: { sub: "op", tenant: "lab", roles: ["operator"] },
 			env: { LOGLEVEL: "info" }
 		});
-		control = startNode("control", {
-			...cluster.common,
-			SERVICES: "nodes,scheduler,tenants,audit,gateway",
-			PORT: String(cluster.port),
-			ISA_DISRUPTION_THRESHOLD: "1"
-		});
+		control = startControl(cluster, { ISA_DISRUPTION_THRESHOLD: "1" });
 		nodes.push(control);
 		for (const id of ["s1", "s2"])
 			nodes.push(
-				startNode(id, {
-					...cluster.common,
-					SERVICES: "agent",
+				startAgent(cluster, id, {
 					ISA_NODE_CAPACITY: JSON.stringify({ cpu: 4, memory: "8Gi" })
 				})
 			);
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			20_000,
-			"2 ready agent nodes"
-		);
+		await nodesReady(cluster, 2, 20_000);
 	});
 
 	afterAll(async () => {

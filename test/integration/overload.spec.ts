@@ -14,7 +14,9 @@ import {
 	clusterFixture,
 	eventually,
 	NodeProcess,
-	startNode
+	nodesReady,
+	startAgent,
+	startControl
 } from "../helpers/cluster";
 
 const SECRET = "overload-secret";
@@ -44,25 +46,15 @@ describe("a flood of refused creates", () => {
 			secret: SECRET,
 			token: { sub: "flood", tenant: "lab", roles: ["operator"] }
 		});
-		control = startNode("control", {
-			...cluster.common,
-			SERVICES: "nodes,scheduler,tenants,audit,gateway",
-			PORT: String(cluster.port)
-		});
+		control = startControl(cluster);
 		for (const id of ["a1", "a2"])
 			agents.push(
-				startNode(id, {
-					...cluster.common,
-					SERVICES: "agent",
+				startAgent(cluster, id, {
 					ISA_ALLOWED_COMMANDS: process.execPath,
 					ISA_NODE_CAPACITY: JSON.stringify({ cpu: 10_000, memory: "10000Gi" })
 				})
 			);
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			30_000,
-			"both agent nodes ready"
-		);
+		await nodesReady(cluster, 2, 30_000);
 	});
 
 	afterAll(async () => {

@@ -13,7 +13,9 @@ import {
 	clusterFixture,
 	eventually,
 	NodeProcess,
-	startNode
+	nodesReady,
+	startAgent,
+	startControl
 } from "../helpers/cluster";
 
 const SECRET = "backoff-secret";
@@ -45,22 +47,12 @@ describe("failing replicas back off", () => {
 			token: { sub: "op", tenant: "lab", roles: ["operator"] },
 			env: { LOGLEVEL: "info", ISA_DATA_DIR: dataDir }
 		});
-		control = startNode("control", {
-			...cluster.common,
-			SERVICES: "nodes,scheduler,tenants,audit,gateway",
-			PORT: String(cluster.port)
-		});
-		agent = startNode("a1", {
-			...cluster.common,
-			SERVICES: "agent",
+		control = startControl(cluster);
+		agent = startAgent(cluster, "a1", {
 			ISA_ALLOWED_COMMANDS: process.execPath,
 			ISA_NODE_CAPACITY: JSON.stringify({ cpu: 4, memory: "8Gi" })
 		});
-		await eventually(
-			async () => (await api("/api/v1/nodes?status=ready")).body.total === 1,
-			20_000,
-			"the agent node ready"
-		);
+		await nodesReady(cluster, 1, 20_000);
 	});
 
 	afterAll(async () => {
