@@ -29,7 +29,8 @@ import { systemRecorder } from "./audit/system";
 import { Recovery, type RecoverySettings } from "./scheduler/recovery";
 import { WorkloadRepository } from "./scheduler/repository";
 import { Reserver } from "./scheduler/reservations";
-import { PlacementRounds, type RoundSettings, SerialQueue } from "./scheduler/rounds";
+import { PlacementRounds, type RoundSettings } from "./scheduler/rounds";
+import { SerialQueue } from "./scheduler/serial-queue";
 import {
 	createParams,
 	idParams,

@@ -13,7 +13,7 @@ import { NodeDownError } from "../shared/errors";
 import type { ReplicaSpec } from "../shared/types";
 import type { ClusterIdentity } from "../shared/store/identity";
 import { nextTurn, type WorkloadRepository } from "./repository";
-import type { SerialQueue } from "./rounds";
+import type { SerialQueue } from "./serial-queue";
 import { replicaSpec, type Workload } from "./workload";
 
 /** Workloads put on the node lists between two turns of the event loop (syncNodes). */

@@ -17,6 +17,11 @@ export class FairQueue<T> {
 		return this.count;
 	}
 
+	/** Whether items of `key` wait. */
+	has(key: string): boolean {
+		return this.byKey.has(key);
+	}
+
 	push(key: string, item: T): void {
 		const items = this.byKey.get(key);
 		if (items) items.push(item);

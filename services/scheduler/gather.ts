@@ -20,7 +20,7 @@ export interface Gathered<T, R> {
 }
 
 export class Gatherer<T, R> {
-	private readonly waiting = new FairQueue<Gathered<T, R>>();
+	private readonly pending = new FairQueue<Gathered<T, R>>();
 	/** A group is in the queue and has not yet taken its requests. */
 	private queued = false;
 
@@ -40,9 +40,14 @@ export class Gatherer<T, R> {
 		private readonly keyOf: (item: T) => string = () => ""
 	) {}
 
+	/** Whether requests of this key wait for the next group. */
+	hasWaiting(key: string): boolean {
+		return this.pending.has(key);
+	}
+
 	add(item: T): Promise<R> {
 		return new Promise<R>((resolve, reject) => {
-			this.waiting.push(this.keyOf(item), { item, index: 0, resolve, reject });
+			this.pending.push(this.keyOf(item), { item, index: 0, resolve, reject });
 			if (!this.queued) this.enqueue();
 		});
 	}
@@ -52,10 +57,10 @@ export class Gatherer<T, R> {
 		this.queued = true;
 		let group: Gathered<T, R>[] = [];
 		this.queue(async () => {
-			group = this.waiting.take(this.max);
+			group = this.pending.take(this.max);
 			group.forEach((g, index) => (g.index = index));
 			this.queued = false;
-			if (this.waiting.size > 0) this.enqueue();
+			if (this.pending.size > 0) this.enqueue();
 			const left = group.length > 1 ? await this.together(group) : group;
 			for (const g of left) {
 				try {

@@ -5,7 +5,9 @@
  * store transaction per group (gather.ts); a request the group cannot take, or a group that
  * lost a race, is made alone after it, trying again while other schedulers change the same
  * documents (retry.ts). Creates are bounded per tenant and in all (fair-queue.ts `Admission`:
- * 503 OVERLOADED past that) and taken into groups round-robin by tenant.
+ * 503 OVERLOADED past that) and taken into groups round-robin by tenant. A light tenant's
+ * create (LIGHT_CREATES) is made and placed in the queue's urgent lane (serial-queue.ts), ahead
+ * of a flooding tenant's groups and rounds.
  */
 import crypto from "crypto";
 import type { LoggerInstance } from "moleculer";
@@ -16,13 +18,15 @@ import type { ReplicaStatus } from "../shared/types";
 import type { AgentSync } from "./agent-sync";
 import { type Placed, placedReplicas } from "./assign";
 import { Admission, type AdmissionLimits } from "../shared/admission";
+import { RecentCounts } from "../shared/recent-counts";
 import { type Gathered, Gatherer } from "./gather";
 import { addUsage, checkQuota } from "./quota";
 import type { Recovery } from "./recovery";
 import { CONTROL_SERVICES } from "../registry/proxy";
 import { claimedName, type Made, type TenantState, type WorkloadRepository } from "./repository";
 import { CONFLICT, retryOnConflict } from "./retry";
-import type { PlacementRounds, SerialQueue } from "./rounds";
+import type { PlacementRounds } from "./rounds";
+import type { Lane, SerialQueue } from "./serial-queue";
 import {
 	addEvent,
 	failedReplicas,
@@ -35,6 +39,16 @@ import {
 	type WorkloadInput,
 	workloadStatus
 } from "./workload";
+
+/**
+ * A tenant is light, and its creates take the urgent lane, while it has LIGHT_CREATES creates
+ * in the scheduler or fewer (the new one counted; a client that waits for each answer has one
+ * at a time) and sent at most 1/LIGHT_SHARE of the creates another tenant sent lately. While
+ * no tenant is that much busier, every create takes the normal lane, and tenants alike in load
+ * are served round-robin. A burst stays in the lane its first create took (laneOf).
+ */
+export const LIGHT_CREATES = 2;
+export const LIGHT_SHARE = 4;
 
 export interface CreateRequest {
 	input: WorkloadInput;
@@ -57,12 +71,14 @@ export interface Removed {
 }
 
 export class WorkloadLifecycle {
-	/** Creates waiting to be made together (createTogether). */
-	private readonly creates: Gatherer<CreateRequest, Workload>;
+	/** Creates waiting to be made together (createTogether), per lane of the queue. */
+	private readonly creates: Record<Lane, Gatherer<CreateRequest, Workload>>;
 	/** Deletes waiting to be made together (removeTogether). */
 	private readonly removes: Gatherer<RemoveRequest, Removed>;
 	/** Creates in this scheduler now, per tenant: past the limits a create is refused. */
 	private readonly admission: Admission;
+	/** Creates per tenant lately (see LIGHT_SHARE). */
+	private readonly recent = new RecentCounts();
 	/** The last seq handed out (see nextSeq). */
 	private lastSeq = 0;
 
@@ -76,13 +92,15 @@ export class WorkloadLifecycle {
 		limits: AdmissionLimits = { total: Infinity, perTenant: Infinity }
 	) {
 		this.admission = new Admission("the scheduler's creates", limits);
-		this.creates = new Gatherer(
-			task => queue.run(task),
-			group => this.createTogether(group),
-			req => this.createOne(req),
-			undefined,
-			req => req.user.tenant
-		);
+		const creates = (lane: Lane) =>
+			new Gatherer<CreateRequest, Workload>(
+				task => queue.run(task, lane),
+				group => this.createTogether(group),
+				req => this.createOne(req),
+				undefined,
+				req => req.user.tenant
+			);
+		this.creates = { urgent: creates("urgent"), normal: creates("normal") };
 		this.removes = new Gatherer(
 			task => queue.run(task),
 			group => this.removeTogether(group),
@@ -97,10 +115,11 @@ export class WorkloadLifecycle {
 	async create(input: WorkloadInput, user: Principal, key?: string): Promise<Workload> {
 		const leave = this.admission.enter(user.tenant);
 		try {
-			const created = await this.creates.add({ input, user, key });
+			const lane = this.laneOf(user.tenant);
+			const created = await this.creates[lane].add({ input, user, key });
 			// Nothing else changed, so only the new workload can have become placeable. What the
 			// round wrote of it is what the store holds (another round may have written it).
-			const written = await this.rounds.placeQuietly(created.id);
+			const written = await this.rounds.placeQuietly(created.id, lane);
 			// Its round took it, unless the round failed first.
 			this.workloads.handedOff(created.id);
 			if (written) return written;
@@ -108,6 +127,20 @@ export class WorkloadLifecycle {
 		} finally {
 			leave();
 		}
+	}
+
+	/**
+	 * The lane of a create: that of its tenant's creates waiting for a group, so that what
+	 * comes at once is made together; else urgent while the tenant is light (LIGHT_SHARE).
+	 */
+	private laneOf(tenant: string): Lane {
+		this.recent.add(tenant);
+		if (this.creates.urgent.hasWaiting(tenant)) return "urgent";
+		if (this.creates.normal.hasWaiting(tenant)) return "normal";
+		const light =
+			this.admission.inside(tenant) <= LIGHT_CREATES &&
+			this.recent.count(tenant) * LIGHT_SHARE <= this.recent.busiestOther(tenant);
+		return light ? "urgent" : "normal";
 	}
 
 	/**

@@ -12,7 +12,8 @@ import { applyReleases, audit, type Placed, placedReplicas } from "./assign";
 import { nextTurn, type WorkloadRepository } from "./repository";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
-import type { PlacementRounds, SerialQueue } from "./rounds";
+import type { PlacementRounds } from "./rounds";
+import type { SerialQueue } from "./serial-queue";
 import type { Workload } from "./workload";
 
 export interface RecoverySettings {

@@ -227,7 +227,10 @@ export class Reserver {
 		this.queue.push(op);
 		if (!this.draining) {
 			this.draining = true;
-			setImmediate(() => void this.drain());
+			// After the caller's synchronous loop (a round asks for all its replicas in one),
+			// not after a turn of the event loop: under load a turn is the wait for every
+			// request ready on the sockets, and an urgent round's one placement would wait it.
+			queueMicrotask(() => void this.drain());
 		}
 	}
 

@@ -4,10 +4,9 @@
  * commits hundreds of reservations per store transaction. Each workload is then written once
  * per round (assign.ts says in which order, and what a crash between the two leaves), with the
  * reason on the replicas that did not fit. Within one process, changes run one at a time
- * (SerialQueue), so that concurrent requests queue instead of retrying against each other.
+ * (serial-queue.ts); a light tenant's create is placed in a round of the urgent lane.
  */
 import type { LoggerInstance } from "moleculer";
-import { OverloadedError } from "../shared/errors";
 import type { NodeInfo } from "../shared/types";
 import type { Versioned } from "../shared/store";
 import { addChange, type AgentSync, type Changes } from "./agent-sync";
@@ -19,10 +18,10 @@ import {
 	wantedPlacements
 } from "./assign";
 import { type Allocation, describeShortfall, type PlacementRequest } from "./placement";
-import { nextTurn, type WorkloadRepository } from "./repository";
-import { RETRY_AFTER_S } from "../shared/admission";
+import type { WorkloadRepository } from "./repository";
 import type { Reserver } from "./reservations";
 import { CONFLICT, retryOnConflict } from "./retry";
+import type { Lane, SerialQueue } from "./serial-queue";
 import { workloadOf, type Workload } from "./workload";
 
 /** ms a shape's shortfall reason is reused (see shortfall). */
@@ -30,52 +29,6 @@ const SHORTFALL_TTL = 1000;
 
 /** Placements of one round in flight at once: enough for two of the Reserver's full batches. */
 const PLACE_WINDOW = 8192;
-
-/**
- * Runs the changes of this process one after another. The scheduler's own work (rounds, syncs,
- * evacuations) always queues; a client's request that would queue a task of its own
- * (`runBounded`) is refused with 503 OVERLOADED while `limit` tasks wait, so that a flood of
- * them cannot push the scheduler's own work back without end.
- */
-export class SerialQueue {
-	private tail: Promise<unknown> = Promise.resolve();
-	/** Tasks queued or running. */
-	private length = 0;
-
-	constructor(private readonly limit = Infinity) {}
-
-	run<T>(fn: () => Promise<T>): Promise<T> {
-		this.length++;
-		// A turn of the event loop before each task: on the embedded store every read and
-		// write settles at once, so without it a queue of tasks would run back to back in one
-		// macrotask, and requests (another tenant's create, a health check) would wait for
-		// all of them rather than for the one running.
-		const run = this.tail
-			.then(nextTurn)
-			.then(fn)
-			.finally(() => this.length--);
-		this.tail = run.catch(() => undefined);
-		return run;
-	}
-
-	/** run(), or OverloadedError while `limit` tasks are queued or running. */
-	runBounded<T>(fn: () => Promise<T>): Promise<T> {
-		if (this.length >= this.limit)
-			return Promise.reject(
-				new OverloadedError({
-					queue: "the scheduler's queue",
-					limit: this.limit,
-					retryAfter: RETRY_AFTER_S
-				})
-			);
-		return this.run(fn);
-	}
-
-	/** Resolves once everything queued so far has run. */
-	idle(): Promise<unknown> {
-		return this.tail;
-	}
-}
 
 /** How the rounds reach the rest of the cluster (the broker, in the service). */
 export interface Cluster {
@@ -112,8 +65,8 @@ interface Plan {
 export class PlacementRounds {
 	/** Workloads with pending replicas, as far as this scheduler knows (all: at reconcile). */
 	readonly waiting = new Set<string>();
-	/** The placement round that still takes requests (see requestPlacement). */
-	private round: Round | null = null;
+	/** The placement round of each lane that still takes requests (see requestPlacement). */
+	private readonly rounds: Record<Lane, Round | null> = { urgent: null, normal: null };
 	/** Node events came since the Reserver was told the inventory (and at every reconcile). */
 	private inventoryStale = true;
 	/** Why a request of a shape does not fit, and when that was found (see shortfall). */
@@ -135,11 +88,11 @@ export class PlacementRounds {
 	/**
 	 * Places a workload whose change is committed already: a failure is logged, not answered
 	 * (the change stands, and reconcile places it). Resolves to the workload as the round
-	 * wrote it, if it did.
+	 * wrote it, if it did. In the urgent lane its round runs before the normal ones waiting.
 	 */
-	async placeQuietly(id: string): Promise<Workload | undefined> {
+	async placeQuietly(id: string, lane: Lane = "normal"): Promise<Workload | undefined> {
 		try {
-			return (await this.requestPlacement([id])).get(id);
+			return (await this.requestPlacement([id], [], lane)).get(id);
 		} catch (err) {
 			this.logger.warn(
 				`Placing workload ${id} failed; reconcile tries again:`,
@@ -151,41 +104,48 @@ export class PlacementRounds {
 
 	/**
 	 * Asks for a placement round: of these workloads, or (none given) of every workload this
-	 * scheduler knows to wait. Requests that come while a round waits in the queue join it,
-	 * so that concurrent creates are placed together, in the Reserver's group commits.
-	 * Resolves when the round that took the request is done.
+	 * scheduler knows to wait. Requests that come while a round of their lane waits in the
+	 * queue join it, so that concurrent creates are placed together, in the Reserver's group
+	 * commits. Resolves when the round that took the request is done.
 	 */
-	requestPlacement(ids?: string[], gone: Placed[] = []): Promise<Map<string, Workload>> {
-		let round = this.round;
-		if (!round) {
-			const next: Round = {
-				ids: new Set(),
-				all: false,
-				changes: new Map(),
-				done: Promise.resolve(new Map())
-			};
-			next.done = this.queue.run(async () => {
-				if (this.round === next) this.round = null;
-				const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
-				const written = new Map<string, Workload>();
-				// What removes took off nodes is told even when placing fails.
-				const changes: Changes = new Map();
-				try {
-					for (const [nodeID, ids] of await this.placePending(wanted, written))
-						for (const id of ids) addChange(changes, nodeID, id);
-				} finally {
-					for (const [nodeID, ids] of next.changes)
-						for (const id of ids) addChange(changes, nodeID, id);
-					this.agents.syncSoon(changes);
-				}
-				return written;
-			});
-			round = this.round = next;
-		}
+	requestPlacement(
+		ids?: string[],
+		gone: Placed[] = [],
+		lane: Lane = "normal"
+	): Promise<Map<string, Workload>> {
+		const round = this.rounds[lane] ?? this.queueRound(lane);
 		if (ids) for (const id of ids) round.ids.add(id);
 		else round.all = true;
 		for (const p of gone) addChange(round.changes, p.node, workloadOf(p.key));
 		return round.done;
+	}
+
+	/** A new round in the lane's queue; it takes requests until it runs. */
+	private queueRound(lane: Lane): Round {
+		const next: Round = {
+			ids: new Set(),
+			all: false,
+			changes: new Map(),
+			done: Promise.resolve(new Map())
+		};
+		next.done = this.queue.run(async () => {
+			if (this.rounds[lane] === next) this.rounds[lane] = null;
+			const wanted = next.all ? [...this.waiting, ...next.ids] : [...next.ids];
+			const written = new Map<string, Workload>();
+			// What removes took off nodes is told even when placing fails.
+			const changes: Changes = new Map();
+			try {
+				for (const [nodeID, ids] of await this.placePending(wanted, written))
+					for (const id of ids) addChange(changes, nodeID, id);
+			} finally {
+				for (const [nodeID, ids] of next.changes)
+					for (const id of ids) addChange(changes, nodeID, id);
+				this.agents.syncSoon(changes);
+			}
+			return written;
+		}, lane);
+		this.rounds[lane] = next;
+		return next;
 	}
 
 	/**

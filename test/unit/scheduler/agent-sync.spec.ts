@@ -9,7 +9,7 @@ import {
 	type Changes
 } from "../../../services/scheduler/agent-sync";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
-import { SerialQueue } from "../../../services/scheduler/rounds";
+import { SerialQueue } from "../../../services/scheduler/serial-queue";
 import { replicaSpec, type Workload } from "../../../services/scheduler/workload";
 import type { ClusterIdentity } from "../../../services/shared/store/identity";
 import { replicaDigest } from "../../../services/shared/replica-digest";

@@ -5,11 +5,16 @@ import type { Principal } from "../../../services/shared/principal";
 import { SqliteStore } from "../../../services/shared/store/sqlite";
 import type { ReplicaStatus } from "../../../services/shared/types";
 import type { AgentSync } from "../../../services/scheduler/agent-sync";
-import { applyReplicaStatus, WorkloadLifecycle } from "../../../services/scheduler/lifecycle";
+import {
+	applyReplicaStatus,
+	LIGHT_SHARE,
+	WorkloadLifecycle
+} from "../../../services/scheduler/lifecycle";
 import { Recovery } from "../../../services/scheduler/recovery";
 import type { Reserver } from "../../../services/scheduler/reservations";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
-import { type PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
+import type { PlacementRounds } from "../../../services/scheduler/rounds";
+import { SerialQueue } from "../../../services/scheduler/serial-queue";
 import {
 	newWorkload,
 	type Workload,
@@ -153,6 +158,39 @@ describe("WorkloadLifecycle", () => {
 		expect(rounds.placeQuietly).toHaveBeenCalledTimes(3);
 		// Each was handed off to its round: read from the store from now on.
 		expect(repo.forRound(made[0].id)).toBeInstanceOf(Promise);
+	});
+
+	it("makes and places a light tenant's create in the urgent lane, ahead of a busy tenant's", async () => {
+		const queue = new SerialQueue();
+		const mixed = new WorkloadLifecycle(
+			repo,
+			queue,
+			rounds as unknown as PlacementRounds,
+			{ releaseForgotten: released } as unknown as Recovery,
+			{ syncNodes: synced } as unknown as AgentSync,
+			logger
+		);
+		let release!: () => void;
+		const gate = new Promise<void>(resolve => (release = resolve));
+		const blocked = queue.run(() => gate);
+		await new Promise(resolve => setImmediate(resolve));
+		const names = Array.from({ length: 3 * LIGHT_SHARE }, (_, i) => `busy-${i}`);
+		const busy = names.map(n => mixed.create(input(n), alice));
+		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
+		// Three at once: past LIGHT_CREATES, but with the first one's group.
+		const light = Promise.all(["l1", "l2", "l3"].map(n => mixed.create(input(n), bob)));
+		const commit = jest.spyOn(repo, "commitCreates");
+		release();
+		const [made, lone] = await Promise.all([Promise.all(busy), light, blocked]);
+		// Made first, though they came last: the busy tenant's group waited in the normal lane.
+		const lastLight = Math.max(...lone.map(w => w.seq));
+		expect(made.every(w => w.seq > lastLight)).toBe(true);
+		expect(commit.mock.calls[0][0].map(m => m.w.name)).toEqual(["l1", "l2", "l3"]);
+		const lanes = new Map(
+			rounds.placeQuietly.mock.calls.map(([id, lane]: [string, string]) => [id, lane])
+		);
+		expect(lone.map(w => lanes.get(w.id))).toEqual(["urgent", "urgent", "urgent"]);
+		expect(made.map(w => lanes.get(w.id))).toEqual(names.map(() => "normal"));
 	});
 
 	it("refuses a tenant's create past its bound with 503 OVERLOADED, not another tenant's", async () => {

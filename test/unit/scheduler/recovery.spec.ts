@@ -7,7 +7,8 @@ import { emptyAllocation } from "../../../services/scheduler/placement";
 import { Recovery } from "../../../services/scheduler/recovery";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import type { Reserver } from "../../../services/scheduler/reservations";
-import { type PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
+import type { PlacementRounds } from "../../../services/scheduler/rounds";
+import { SerialQueue } from "../../../services/scheduler/serial-queue";
 import { placedWorkload } from "../../helpers/workloads";
 
 describe("Recovery", () => {

@@ -5,53 +5,11 @@ import type { AgentSync } from "../../../services/scheduler/agent-sync";
 import { emptyAllocation } from "../../../services/scheduler/placement";
 import { WorkloadRepository } from "../../../services/scheduler/repository";
 import { Reserver } from "../../../services/scheduler/reservations";
-import { PlacementRounds, SerialQueue } from "../../../services/scheduler/rounds";
+import { PlacementRounds } from "../../../services/scheduler/rounds";
+import { SerialQueue } from "../../../services/scheduler/serial-queue";
 import { newWorkload, type Workload } from "../../../services/scheduler/workload";
 
 const GiB = 1024 ** 3;
-
-describe("SerialQueue", () => {
-	it("runs one task after another, also after one that failed", async () => {
-		const queue = new SerialQueue();
-		const order: string[] = [];
-		const task =
-			(name: string, fail = false) =>
-			async () => {
-				order.push(`${name} starts`);
-				await new Promise(resolve => setTimeout(resolve, 5));
-				order.push(`${name} ends`);
-				if (fail) throw new Error(name);
-				return name;
-			};
-		const a = queue.run(task("a"));
-		const b = queue.run(task("b", true));
-		const c = queue.run(task("c"));
-		await expect(a).resolves.toBe("a");
-		await expect(b).rejects.toThrow("b");
-		await expect(c).resolves.toBe("c");
-		await queue.idle();
-		expect(order).toEqual(["a starts", "a ends", "b starts", "b ends", "c starts", "c ends"]);
-	});
-
-	it("refuses a bounded task with 503 OVERLOADED while `limit` tasks wait; its own work still queues", async () => {
-		const queue = new SerialQueue(2);
-		let release!: () => void;
-		const blocked = new Promise<void>(resolve => (release = resolve));
-		const first = queue.run(() => blocked);
-		const second = queue.runBounded(async () => "second");
-		await expect(queue.runBounded(async () => "third")).rejects.toMatchObject({
-			code: 503,
-			type: "OVERLOADED",
-			data: { queue: "the scheduler's queue", limit: 2, retryAfter: 1 }
-		});
-		const own = queue.run(async () => "own");
-		release();
-		await first;
-		await expect(second).resolves.toBe("second");
-		await expect(own).resolves.toBe("own");
-		await expect(queue.runBounded(async () => "again")).resolves.toBe("again");
-	});
-});
 
 /** A CPU node of `cpu` cores. */
 function node(id: string, cpu: number): NodeInfo {
@@ -146,6 +104,19 @@ describe("PlacementRounds", () => {
 		const told = [...changes.values()].flatMap(ids => [...ids]).sort();
 		expect(new Set(told)).toEqual(new Set(["a", "b"]));
 		expect(rounds.waiting.size).toBe(0);
+	});
+
+	it("takes an urgent request into a round of its own, which runs before the normal one", async () => {
+		const [a, b] = [workload("a", 1, 1), workload("b", 1, 1)];
+		await create(a, b);
+		const order: string[] = [];
+		const normal = rounds.requestPlacement([a.id]).then(() => void order.push("normal"));
+		const urgent = rounds.requestPlacement([b.id], [], "urgent");
+		expect(urgent).not.toBe(rounds.requestPlacement([a.id]));
+		const written = await urgent.then(w => (order.push("urgent"), w));
+		await normal;
+		expect(order).toEqual(["urgent", "normal"]);
+		expect([...written.keys()]).toEqual(["b"]);
 	});
 
 	it("keeps what does not fit pending, with the reason, and waiting", async () => {
