@@ -57,10 +57,12 @@ import { clientAddress, type TrustProxy } from "./shared/trust-proxy";
 import {
 	AUTH_WINDOW_S,
 	makeCounter,
+	requestCounter,
 	RATE_WINDOW_S,
 	RateLimiter,
 	rateRedis,
-	type CountStore
+	type CountStore,
+	type Counter
 } from "./gateway/rate-limits";
 import { TenantRates, type RateOverride } from "./gateway/tenant-rates";
 import { ERR_INVALID_TOKEN, ERR_TOKEN_EXPIRED } from "./gateway/jwt";
@@ -173,6 +175,8 @@ interface GatewayThis extends Service<GatewaySettings> {
 	rateLimiter: RateLimiter | null;
 	/** The counts' Redis client when the store is Redis. */
 	rateRedis: Redis | null;
+	/** The request counts, sent to Redis in batches (rate-limits.ts requestCounter). */
+	requestCounts: Counter & { stop?(): Promise<void> };
 	/** Each tenant's rate overrides, from the tenants service (gateway/tenant-rates.ts). */
 	tenantRates: TenantRates;
 	/** The client's address of a request (ISA_TRUST_PROXY). */
@@ -673,7 +677,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 			: null;
 		this.rateLimiter = this.settings.rateLimits.enabled
 			? new RateLimiter(this.settings.rateLimits, {
-					requests: makeCounter(counts, "requests", RATE_WINDOW_S),
+					requests: (this.requestCounts = requestCounter(counts, RATE_WINDOW_S)),
 					failures: makeCounter(counts, "auth-failures", AUTH_WINDOW_S)
 				})
 			: null;
@@ -723,6 +727,8 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		this.stopLag?.();
 		this.stopBusy?.();
 		await this.shutdown(0);
+		// What was counted since the last batch counts on the other gateways too.
+		await this.requestCounts?.stop?.();
 		this.rateRedis?.disconnect();
 	}
 };

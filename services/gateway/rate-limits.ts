@@ -3,19 +3,19 @@
  * authentications per source address.
  *
  * The counts are kept where every gateway of the cluster sees them: in Redis when the store is
- * Redis (rate-limiter-flexible's RateLimiterRedis, one atomic Lua script per count), so that N
- * gateways together let a tenant through at its limit, not N times it. If Redis does not answer
- * (RATE_STORE_TIMEOUT_MS) a count falls back to this process's memory (the library's insurance
- * limiter): a Redis outage neither stops all traffic nor lifts the limits; each gateway then
- * applies them by itself. With the embedded store there is one node, so one gateway: the counts
- * are in its memory (RateLimiterMemory), which is exact and costs no database write per request.
+ * Redis, so that N gateways together let a tenant through at its limit, not N times it. Request
+ * counts are sent in batches every few ms and waited for only near a limit (shared-counts.ts);
+ * failed authentications, rare, with rate-limiter-flexible's RateLimiterRedis (one atomic Lua
+ * script per count). If Redis does not answer (RATE_STORE_TIMEOUT_MS) a count stays in this
+ * process's memory (for the library, its insurance limiter): a Redis outage neither stops all
+ * traffic nor lifts the limits; each gateway then applies them by itself. With the embedded
+ * store there is one node, so one gateway: the counts are in its memory (RateLimiterMemory),
+ * which is exact and costs no database write per request.
  *
- * Counting is a fixed window (RATE_WINDOW_S for requests): a key's window starts with its first
- * request, and a tenant may send its whole second's budget at once (that is the burst). A
- * request's two counts go to Redis together (ioredis' auto-pipelining, tried, cost a fifth of
- * the throughput with the limits on); a request refused by its subject's limit has its
- * tenant's count given back, so one runaway token cannot use up what its tenant's other tokens
- * are left.
+ * Counting is a fixed window (RATE_WINDOW_S for requests, aligned to the clock in Redis, from
+ * a key's first request in memory), and a tenant may send its whole second's budget at once
+ * (that is the burst). A request refused by its subject's limit has its tenant's count given
+ * back, so one runaway token cannot use up what its tenant's other tokens are left.
  *
  * Failed authentications (a token that does not verify) are counted per address over
  * AUTH_WINDOW_S. Past the limit the address is blocked until the window ends, valid token or
@@ -32,6 +32,7 @@ import {
 import type { RateLimitSettings, RequestRates } from "../shared/env";
 import { RateLimitedError, type RateLimit } from "../shared/errors";
 import type { Principal } from "../shared/principal";
+import { SharedCounts } from "./shared-counts";
 
 /** Seconds of one window of request counts. */
 export const RATE_WINDOW_S = 1;
@@ -50,7 +51,8 @@ export interface Count {
 
 /** Counts one more event under a key in its current window. */
 export interface Counter {
-	hit(key: string): Promise<Count>;
+	/** `limit`: the key's limit, for a counter that counts more exactly near it. */
+	hit(key: string, limit: number): Promise<Count>;
 	/** Takes one event back (a request refused by another count, see RateLimiter.admit). */
 	unhit(key: string): Promise<void>;
 }
@@ -104,6 +106,15 @@ export function rateRedis(
 		log.info("Rate limit counts are shared through Redis again.");
 	});
 	return redis;
+}
+
+/** The request counter over windows of `window` seconds, in `store` (shared-counts.ts). */
+export function requestCounter(
+	store: CountStore,
+	window: number
+): Counter & { stop?(): Promise<void> } {
+	if (!store) return makeCounter(null, "requests", window);
+	return new SharedCounts(store.redis, `${store.prefix}:rate:requests`, window * 1000);
 }
 
 /** A counter over windows of `window` seconds, in `store` (see the module's comment). */
@@ -246,7 +257,9 @@ export class RateLimiter {
 		// refusal by the subject's count counted against its tenant is given back, so that one
 		// runaway token does not use up its tenant's budget (for a moment the tenant's count
 		// is one higher than it should be).
-		const counts = await Promise.all(checks.map(c => this.counters.requests.hit(c.key)));
+		const counts = await Promise.all(
+			checks.map(c => this.counters.requests.hit(c.key, c.limit))
+		);
 		let binding: Verdict | null = null;
 		for (const [i, check] of checks.entries()) {
 			const v = verdict(check.limit, counts[i]);
@@ -277,7 +290,8 @@ export class RateLimiter {
 	 */
 	async failed(address: string | null): Promise<RateLimitedError | null> {
 		if (address === null) return null;
-		const v = verdict(this.settings.authFailures, await this.counters.failures.hit(address));
+		const limit = this.settings.authFailures;
+		const v = verdict(limit, await this.counters.failures.hit(address, limit));
 		if (v.allowed) return null;
 		this.blocks.block(address, this.now() + v.reset * 1000, this.now());
 		return this.failureRefusal(address, v.reset);

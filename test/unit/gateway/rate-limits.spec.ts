@@ -151,13 +151,13 @@ describe("rate-limits", () => {
 
 	it("counts in memory without a Redis store, one window per key", async () => {
 		const counter = makeCounter(null, "test", 1);
-		expect((await counter.hit("k")).consumed).toBe(1);
-		const second = await counter.hit("k");
+		expect((await counter.hit("k", 10)).consumed).toBe(1);
+		const second = await counter.hit("k", 10);
 		expect(second.consumed).toBe(2);
 		expect(second.msBeforeNext).toBeLessThanOrEqual(1000);
-		expect((await counter.hit("other")).consumed).toBe(1);
+		expect((await counter.hit("other", 10)).consumed).toBe(1);
 		// A count taken back (a request another count refused).
 		await counter.unhit("k");
-		expect((await counter.hit("k")).consumed).toBe(2);
+		expect((await counter.hit("k", 10)).consumed).toBe(2);
 	});
 });

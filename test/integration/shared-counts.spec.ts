@@ -1,0 +1,96 @@
+import Redis from "ioredis";
+import { FLUSH_MS, NEAR, SharedCounts } from "../../services/gateway/shared-counts";
+import { startRedis, type TestServer } from "../helpers/servers";
+
+/** Windows this long (ms): the tests wait for one to end. */
+const WINDOW = 1000;
+
+/** Two gateways' counts over one redis-server, each with its own connection. */
+describe("SharedCounts over a real redis-server", () => {
+	let redis: TestServer;
+	const clients: Redis[] = [];
+	const connect = () => {
+		const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+		clients.push(client);
+		return new Promise<Redis>(resolve => client.once("ready", () => resolve(client)));
+	};
+	const counts = async (window = WINDOW) =>
+		new SharedCounts(await connect(), "test:rate", window);
+	const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+	const flushed = () => sleep(4 * FLUSH_MS);
+	const ready = (client: Redis) =>
+		new Promise<void>(resolve =>
+			client.status === "ready" ? resolve() : client.once("ready", () => resolve())
+		);
+
+	beforeAll(async () => {
+		redis = await startRedis();
+	});
+	afterAll(async () => {
+		for (const c of clients) c.disconnect();
+		await redis.stop();
+	});
+
+	it("answers below the limit at once and sends the counts in batches, with the window's expiry", async () => {
+		const a = await counts();
+		const answers = [];
+		for (let i = 0; i < 10; i++) answers.push(await a.hit("t:acme", 1000));
+		expect(answers.map(c => c.consumed)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+		expect(answers[0].msBeforeNext).toBeGreaterThan(WINDOW - 50);
+		await flushed();
+		expect(await clients[0].get("test:rate:t:acme")).toBe("10");
+		const ttl = await clients[0].pttl("test:rate:t:acme");
+		expect(ttl).toBeGreaterThan(0);
+		expect(ttl).toBeLessThanOrEqual(WINDOW);
+	});
+
+	it("holds a limit across two gateways to the request once near it", async () => {
+		// A window longer than the test, however slow the machine.
+		const [a, b] = [await counts(60_000), await counts(60_000)];
+		const limit = 100;
+		let allowed = 0;
+		// Both gateways count at once, far past the limit, a few at a time, in one window.
+		for (let round = 0; round < 60; round++) {
+			const answers = await Promise.all([a, b, a, b].map(g => g.hit("t:busy", limit)));
+			allowed += answers.filter(c => c.consumed <= limit).length;
+			if (round % 10 === 0) await flushed();
+		}
+		// Below NEAR a gateway may miss what the other sent in its last batch, not more.
+		expect(allowed).toBeGreaterThanOrEqual(limit * NEAR);
+		expect(allowed).toBeLessThanOrEqual(limit * 1.1);
+	});
+
+	it("gives a count back, and starts a new window once the shared one ends", async () => {
+		const [a, b] = [await counts(), await counts()];
+		await a.hit("t:back", 10);
+		await a.hit("t:back", 10);
+		await a.unhit("t:back");
+		expect((await a.hit("t:back", 10)).consumed).toBe(2);
+		await flushed();
+		// The other gateway counts into the same window: Redis says where it ends.
+		expect((await b.hit("t:back", 10)).consumed).toBe(1);
+		await flushed();
+		expect((await b.hit("t:back", 10)).consumed).toBe(4);
+		await sleep(WINDOW + 50);
+		expect((await a.hit("t:back", 10)).consumed).toBe(1);
+		await flushed();
+		expect(await clients.at(-1)!.get("test:rate:t:back")).toBe("1");
+	});
+
+	it("counts by itself while Redis is down, and shares again once it is back", async () => {
+		const a = await counts();
+		const client = clients.at(-1)!;
+		await redis.stop();
+		const limit = 10;
+		const answers = [];
+		for (let i = 0; i < 12; i++) answers.push(await a.hit("t:outage", limit));
+		// Neither stopped nor lifted: this gateway's own counts hold the limit.
+		expect(answers.filter(c => c.consumed <= limit)).toHaveLength(limit);
+		await redis.restart();
+		await ready(client);
+		await sleep(WINDOW + 50);
+		await a.hit("t:outage", limit);
+		await flushed();
+		expect(await client.get("test:rate:t:outage")).toBe("1");
+	});
+});
