@@ -83,7 +83,11 @@ function summary(results: WrkResult[]): WrkResult {
 	};
 }
 
-/** Alternating rounds of bare and IsA, each warmed up first. */
+/**
+ * Alternating rounds of bare and IsA, each warmed up first, in ABBA order (bare first in one
+ * round, IsA first in the next), so that neither side always runs right after the other's
+ * load.
+ */
 async function compare(
 	bareUrl: string,
 	isaUrl: string,
@@ -101,9 +105,13 @@ async function compare(
 	await wrk(isaUrl, { seconds: 2, ...isaOpts });
 	const bareRuns: WrkResult[] = [];
 	const isaRuns: WrkResult[] = [];
-	for (let round = 0; round < ROUNDS; round++) {
+	const runBare = async () =>
 		bareRuns.push(await wrk(bareUrl, { seconds: SECONDS, ...bareOpts }));
-		isaRuns.push(await wrk(isaUrl, { seconds: SECONDS, ...isaOpts }));
+	const runIsa = async () => isaRuns.push(await wrk(isaUrl, { seconds: SECONDS, ...isaOpts }));
+	for (let round = 0; round < ROUNDS; round++) {
+		const [first, second] = round % 2 === 0 ? [runBare, runIsa] : [runIsa, runBare];
+		await first();
+		await second();
 	}
 	return { bare: summary(bareRuns), isa: summary(isaRuns) };
 }
