@@ -80,6 +80,9 @@ interface ListParams {
 
 const env = loadEnv();
 
+/** The scheduler's action that answers the allocations committed so far. */
+const ALLOCATIONS_ACTION = "scheduler.allocations";
+
 const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 	name: "nodes",
 	mixins: [StoreMixin(), PeriodicMixin()],
@@ -252,11 +255,13 @@ const NodesService: ServiceSchema<NodesSettings, NodesThis> = {
 		 * figures until the next node.allocated.
 		 */
 		async loadAllocations(this: NodesThis) {
+			// No scheduler yet: asking would only log Moleculer's "not registered" warning.
+			if (!this.broker.registry.actions.isAvailable(ALLOCATIONS_ACTION)) return;
 			try {
 				const { items } = await this.broker.call<
 					{ items: Array<{ nodeID: string; allocated: NodeInfo["allocated"] }> },
 					object
-				>("scheduler.allocations", {}, { retries: 0 });
+				>(ALLOCATIONS_ACTION, {}, { retries: 0 });
 				for (const { nodeID, allocated } of items) {
 					const node = this.inventory.nodes.get(nodeID);
 					if (node) node.allocated = allocated;
