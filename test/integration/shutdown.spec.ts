@@ -4,12 +4,19 @@
  * that sends to both in turn and, as a load balancer does, sends a request again to the other
  * gateway only when its connection is refused (ECONNREFUSED: nothing was sent). A reset, a
  * hang-up or a non-200 is a failed request. One gateway gets SIGTERM mid-load, drains
- * (services/gateway/drain.ts), exits 0 within its grace and is started again.
+ * (services/gateway/drain.ts), exits 0 within its grace and is started again. Over plain HTTP,
+ * and over HTTPS (ISA_TLS_CERT/ISA_TLS_KEY: the gateway's HTTP/2 server, which the client
+ * reaches over HTTP/1.1 with TLS, as a load balancer does).
  *
  * Before the drain, 1-3 of ~1,200 requests failed here with ECONNRESET in each run; closing idle
  * connections at once (Node's server.close) still lost 1-3.
  */
+import fs from "fs";
 import http from "http";
+import https from "https";
+import os from "os";
+import path from "path";
+import { TestCa } from "../helpers/certs";
 import {
 	ClusterFixture,
 	clusterFixture,
@@ -33,18 +40,52 @@ interface Outcome {
 	failed: string[];
 }
 
+/** How the client reaches the gateways: plain HTTP, or TLS trusting the run's own CA. */
+interface Scheme {
+	name: "HTTP" | "HTTPS";
+	agent(maxSockets: number): http.Agent;
+	get: typeof http.get;
+	/** The gateway's own settings for it. */
+	env: Record<string, string>;
+	cleanup(): void;
+}
+
+const plain = (): Scheme => ({
+	name: "HTTP",
+	agent: maxSockets => new http.Agent({ keepAlive: true, maxSockets }),
+	get: http.get,
+	env: {},
+	cleanup: () => undefined
+});
+
+function tls(): Scheme {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "isa-shutdown-tls-"));
+	const ca = new TestCa(dir);
+	const pair = ca.issue("gateway", { server: true, cn: "localhost" });
+	const caPem = fs.readFileSync(ca.cert);
+	return {
+		name: "HTTPS",
+		agent: maxSockets => new https.Agent({ keepAlive: true, maxSockets, ca: caPem }),
+		get: https.get as typeof http.get,
+		env: { ISA_TLS_CERT: pair.cert, ISA_TLS_KEY: pair.key },
+		cleanup: () => fs.rmSync(dir, { recursive: true, force: true })
+	};
+}
+
 /** One GET over a kept-alive connection: the status, or the socket error's code. */
 function get(
+	scheme: Scheme,
 	agent: http.Agent,
 	port: number,
-	token: string
+	token: string,
+	at = "/api/v1/nodes"
 ): Promise<{ status: number; connection?: string } | { error: string }> {
 	return new Promise(resolve => {
-		const req = http.get(
+		const req = scheme.get(
 			{
 				host: "127.0.0.1",
 				port,
-				path: "/api/v1/nodes",
+				path: at,
 				agent,
 				headers: { Authorization: `Bearer ${token}` },
 				timeout: 5000
@@ -67,8 +108,8 @@ function get(
 }
 
 /** `workers` loops, each sending every `interval` ms, alternating gateways, until `stop()`. */
-function load(ports: number[], token: string, workers: number, interval: number) {
-	const agents = ports.map(() => new http.Agent({ keepAlive: true, maxSockets: workers }));
+function load(scheme: Scheme, ports: number[], token: string, workers: number, interval: number) {
+	const agents = ports.map(() => scheme.agent(workers));
 	const outcome: Outcome = { ok: 0, refused: 0, closing: 0, failed: [] };
 	let running = true;
 	let turn = 0;
@@ -78,7 +119,7 @@ function load(ports: number[], token: string, workers: number, interval: number)
 			const first = turn++ % ports.length;
 			for (let attempt = 0; attempt < ports.length; attempt++) {
 				const i = (first + attempt) % ports.length;
-				const res = await get(agents[i], ports[i], token);
+				const res = await get(scheme, agents[i], ports[i], token);
 				if ("error" in res && res.error === "ECONNREFUSED") {
 					outcome.refused++;
 					continue;
@@ -106,18 +147,27 @@ function load(ports: number[], token: string, workers: number, interval: number)
 	};
 }
 
-describe("graceful shutdown under load", () => {
+describe.each([
+	["HTTP", plain],
+	["HTTPS", tls]
+])("graceful shutdown under load (%s)", (_name, makeScheme) => {
+	const scheme = makeScheme();
 	let cluster: ClusterFixture;
 	let control: NodeProcess;
 	const gateways: NodeProcess[] = [];
 	const ports: number[] = [];
 	let gatewayEnv: (i: number) => Record<string, string>;
+	const probe = scheme.agent(1);
+	const status = async (port: number, at: string, token = "") => {
+		const res = await get(scheme, probe, port, token, at);
+		return "status" in res ? res.status : 0;
+	};
 
 	const ready = (port: number) =>
 		eventually(
-			async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200,
+			async () => (await status(port, "/ready")) === 200,
 			20_000,
-			`the gateway on ${port} ready`
+			`the gateway on ${port} ready (${scheme.name})`
 		);
 
 	beforeAll(async () => {
@@ -133,6 +183,7 @@ describe("graceful shutdown under load", () => {
 		});
 		gatewayEnv = i => ({
 			...cluster.common,
+			...scheme.env,
 			SERVICES: "gateway",
 			PORT: String(ports[i]),
 			ISA_SHUTDOWN_GRACE: `${GRACE_MS}ms`
@@ -142,20 +193,17 @@ describe("graceful shutdown under load", () => {
 		// Both gateways answer the API (the control node's nodes service is known to them).
 		for (const port of ports)
 			await eventually(
-				async () =>
-					(
-						await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, {
-							headers: { Authorization: `Bearer ${cluster.token}` }
-						})
-					).status === 200,
+				async () => (await status(port, "/api/v1/nodes", cluster.token)) === 200,
 				20_000,
 				`the API on ${port}`
 			);
 	});
 
 	afterAll(async () => {
+		probe.destroy();
 		await Promise.all([...gateways, control].map(n => n?.stop()));
 		await cluster?.stop();
+		scheme.cleanup();
 	});
 
 	afterEach(() => {
@@ -166,7 +214,7 @@ describe("graceful shutdown under load", () => {
 	});
 
 	it("loses no request when a gateway is stopped with SIGTERM and started again", async () => {
-		const client = load(ports, cluster.token, 6, 25);
+		const client = load(scheme, ports, cluster.token, 6, 25);
 		await eventually(async () => client.outcome.ok >= 150, 10_000, "load running");
 
 		const stopping = gateways[0];
@@ -186,7 +234,7 @@ describe("graceful shutdown under load", () => {
 		const outcome = await client.stop();
 
 		console.log(
-			`shutdown under load: ${outcome.ok} ok, ${outcome.failed.length} failed, ` +
+			`shutdown under load (${scheme.name}): ${outcome.ok} ok, ${outcome.failed.length} failed, ` +
 				`${outcome.refused} refused and sent again, ${outcome.closing} with Connection: close; ` +
 				`stopped in ${stopTook} ms (${duringStop} ok by then)`
 		);
