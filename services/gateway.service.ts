@@ -175,8 +175,8 @@ interface GatewayThis extends Service<GatewaySettings> {
 	rateLimiter: RateLimiter | null;
 	/** The counts' Redis client when the store is Redis. */
 	rateRedis: Redis | null;
-	/** The request counts, sent to Redis in batches (rate-limits.ts requestCounter). */
-	requestCounts: Counter & { stop?(): Promise<void> };
+	/** The request counts (rate-limits.ts requestCounter); null while limits are off. */
+	requestCounts: (Counter & { stop?(): Promise<void> }) | null;
 	/** Each tenant's rate overrides, from the tenants service (gateway/tenant-rates.ts). */
 	tenantRates: TenantRates;
 	/** The client's address of a request (ISA_TRUST_PROXY). */
@@ -675,9 +675,11 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		const counts: CountStore = this.rateRedis
 			? { redis: this.rateRedis, prefix: storePrefix }
 			: null;
-		this.rateLimiter = this.settings.rateLimits.enabled
+		const { enabled } = this.settings.rateLimits;
+		this.requestCounts = enabled ? requestCounter(counts, RATE_WINDOW_S) : null;
+		this.rateLimiter = this.requestCounts
 			? new RateLimiter(this.settings.rateLimits, {
-					requests: (this.requestCounts = requestCounter(counts, RATE_WINDOW_S)),
+					requests: this.requestCounts,
 					failures: makeCounter(counts, "auth-failures", AUTH_WINDOW_S)
 				})
 			: null;

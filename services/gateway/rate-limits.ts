@@ -12,8 +12,8 @@
  * store there is one node, so one gateway: the counts are in its memory (RateLimiterMemory),
  * which is exact and costs no database write per request.
  *
- * Counting is a fixed window (RATE_WINDOW_S for requests, aligned to the clock in Redis, from
- * a key's first request in memory), and a tenant may send its whole second's budget at once
+ * Counting is a fixed window (RATE_WINDOW_S for requests) that starts with a key's first
+ * request, in Redis as in memory, and a tenant may send its whole second's budget at once
  * (that is the burst). A request refused by its subject's limit has its tenant's count given
  * back, so one runaway token cannot use up what its tenant's other tokens are left.
  *
@@ -53,8 +53,11 @@ export interface Count {
 export interface Counter {
 	/** `limit`: the key's limit, for a counter that counts more exactly near it. */
 	hit(key: string, limit: number): Promise<Count>;
-	/** Takes one event back (a request refused by another count, see RateLimiter.admit). */
-	unhit(key: string): Promise<void>;
+	/**
+	 * Takes back the event `count` answered (a request refused by another count, see
+	 * RateLimiter.admit); nothing once the window it was counted in has ended.
+	 */
+	unhit(key: string, count: Count): Promise<void>;
 }
 
 /** Where the counts are: shared in Redis, or in this process. */
@@ -265,8 +268,8 @@ export class RateLimiter {
 			const v = verdict(check.limit, counts[i]);
 			if (!binding || v.remaining < binding.remaining) binding = v;
 			if (!v.allowed) {
-				for (const later of checks.slice(i + 1))
-					await this.counters.requests.unhit(later.key);
+				for (const [j, later] of checks.entries())
+					if (j > i) await this.counters.requests.unhit(later.key, counts[j]);
 				return {
 					headers: rateHeaders(v),
 					refusal: this.refusal(check.scope, check.id, kind, v, RATE_WINDOW_S)

@@ -4,16 +4,19 @@
  * one transaction, and hears back each key's total over all gateways. A request is decided on
  * that total plus what this gateway counted since: while a key is below NEAR of its limit, that
  * costs no wait at all; from there on each count goes to Redis at once and the request waits
- * for its place among all gateways' counts, so the limit holds to the request however many
- * gateways count. What the other gateways counted in their last FLUSH_MS is all a total can
- * miss, and only below NEAR; a burst is held to LOCAL_SHARE of what is left per gateway.
+ * for its place among all gateways' counts. So the limit holds to the request, except for what
+ * other gateways counted below NEAR and have not sent yet: at most their last FLUSH_MS, and at
+ * most LOCAL_SHARE of what was left per gateway for a burst. Once Redis has said a key is at
+ * its limit, the rest of its window is refused here without asking again.
  *
  * A window is fixed and starts with a key's first request, as in rate-limiter-flexible: the
  * Redis key is created with the window's expiry (SET NX PX), counted (INCRBY) and asked how
  * long it has left (PTTL), in one MULTI, so no count lands in a key without an expiry. Each
- * answer tells a gateway where the shared window ends. A count Redis does not take (down, or
- * slower than the client's command timeout) stays this gateway's own: in an outage each
- * gateway applies the limits by itself, as the library's insurance limiter does.
+ * answer tells a gateway where the shared window ends. A count Redis does not answer (down, or
+ * slower than the client's command timeout) is kept as this gateway's own, so that in an
+ * outage each gateway applies the limits by itself, as the library's insurance limiter does;
+ * one that Redis took although the answer was lost then counts twice, which only errs towards
+ * the limit. Counts not sent when their window ends belong to that window and are dropped.
  *
  * Measured (benchmark/gateway.bench.ts, the rate row): one Lua script per count, as the
  * library's RateLimiterRedis does, held a gateway to 40-57% of its throughput without limits.
@@ -46,6 +49,8 @@ interface KeyCount {
 
 export class SharedCounts implements Counter {
 	private readonly counts = new Map<string, KeyCount>();
+	/** The window each answered count was counted in (see unhit). */
+	private readonly countedIn = new WeakMap<Count, KeyCount>();
 	private timer: NodeJS.Timeout | null = null;
 
 	constructor(
@@ -60,24 +65,28 @@ export class SharedCounts implements Counter {
 		const now = this.now();
 		const c = this.current(key, now);
 		c.pending++;
+		// Sent with the next batch either way, which also forgets ended windows.
+		this.schedule();
 		const estimate = c.known + c.sent + c.pending;
 		const unsent = c.sent + c.pending;
-		if (estimate < limit * NEAR && unsent <= Math.max(1, (limit - c.known) * LOCAL_SHARE)) {
-			this.schedule();
-			return { consumed: estimate, msBeforeNext: c.end - now };
-		}
+		const local =
+			// Redis said the window is full: refused without asking again.
+			c.known >= limit ||
+			(estimate < limit * NEAR && unsent <= Math.max(1, (limit - c.known) * LOCAL_SHARE));
+		if (local) return this.answer(c, { consumed: estimate, msBeforeNext: c.end - now });
 		// Its place among every gateway's counts, as Redis took them; this gateway's view
 		// when Redis did not answer.
 		const [total] = await this.send([[key, c]]);
-		return {
+		return this.answer(c, {
 			consumed: total ?? c.known + c.sent + c.pending,
 			msBeforeNext: Math.max(0, c.end - this.now())
-		};
+		});
 	}
 
-	async unhit(key: string): Promise<void> {
-		const c = this.counts.get(key);
-		if (!c || this.now() >= c.end) return;
+	async unhit(key: string, count: Count): Promise<void> {
+		const c = this.countedIn.get(count);
+		// Its window has ended (or it is not one of ours): nothing to take back.
+		if (!c || this.counts.get(key) !== c || this.now() >= c.end) return;
 		c.pending--;
 		this.schedule();
 	}
@@ -89,17 +98,23 @@ export class SharedCounts implements Counter {
 		await this.flush();
 	}
 
-	/** Every key's pending counts, in one transaction. */
+	/** Every key's pending counts, in one transaction; windows that ended are forgotten. */
 	async flush(): Promise<void> {
 		this.timer = null;
 		const now = this.now();
 		const due: Array<[string, KeyCount]> = [];
 		for (const [key, c] of this.counts) {
-			if (c.pending !== 0) due.push([key, c]);
-			// A window that ended with nothing left to send or hear is forgotten.
-			else if (now >= c.end && c.sent === 0) this.counts.delete(key);
+			if (now >= c.end) {
+				// Kept until the answers still due for it have come.
+				if (c.sent === 0) this.counts.delete(key);
+			} else if (c.pending !== 0) due.push([key, c]);
 		}
 		await this.send(due);
+	}
+
+	private answer(c: KeyCount, count: Count): Count {
+		this.countedIn.set(count, c);
+		return count;
 	}
 
 	private schedule(): void {
@@ -108,7 +123,7 @@ export class SharedCounts implements Counter {
 
 	/**
 	 * Sends these keys' pending counts; resolves to each key's total as Redis answered it
-	 * (null: not taken, so this gateway keeps the count as its own). One connection answers in
+	 * (null: no answer, so this gateway keeps the count as its own). One connection answers in
 	 * order, so a later answer of a key never says less than an earlier one of that key knew,
 	 * unless its window ended in Redis: then the answer names a later end, and its total
 	 * replaces what this gateway knew.
@@ -119,13 +134,12 @@ export class SharedCounts implements Counter {
 			const n = c.pending;
 			c.pending = 0;
 			c.sent += n;
-			return { key, c, n };
+			return { redisKey: `${this.prefix}:${key}`, c, n };
 		});
 		let results: Array<[Error | null, unknown]> | null = null;
 		if (this.redis.status === "ready") {
 			const multi = this.redis.multi();
-			for (const { key, n } of batch) {
-				const redisKey = `${this.prefix}:${key}`;
+			for (const { redisKey, n } of batch) {
 				multi.set(redisKey, 0, "PX", this.windowMs, "NX");
 				multi.incrby(redisKey, n);
 				multi.pttl(redisKey);
@@ -133,7 +147,7 @@ export class SharedCounts implements Counter {
 			results = await multi.exec().catch(() => null);
 		}
 		const now = this.now();
-		return batch.map(({ c, n }, i) => {
+		return batch.map(({ redisKey, c, n }, i) => {
 			c.sent -= n;
 			const [countErr, total] = results?.[3 * i + 1] ?? [null, null];
 			const [ttlErr, ttl] = results?.[3 * i + 2] ?? [null, null];
@@ -141,7 +155,11 @@ export class SharedCounts implements Counter {
 				c.known += n;
 				return null;
 			}
-			// A key without an expiry (none is made so) ends one window from now.
+			if (ttl < 0) {
+				// A key without an expiry (not one of ours: each is made with one) would
+				// count forever; it gets the window's.
+				this.redis.pexpire(redisKey, this.windowMs).catch(() => undefined);
+			}
 			const end = now + (ttl > 0 ? ttl : this.windowMs);
 			// Counted into a window that began after this gateway's: that one ended in Redis.
 			if (end > c.end + this.windowMs / 2) c.known = total;

@@ -49,6 +49,11 @@ import {
  */
 export const LIGHT_CREATES = 2;
 export const LIGHT_SHARE = 4;
+/**
+ * Creates of one tenant in the scheduler past which a burst that began in the urgent lane goes
+ * on in the normal one: an urgent group stays a few creates, not a light tenant's thousands.
+ */
+export const URGENT_BURST = 16;
 
 export interface CreateRequest {
 	input: WorkloadInput;
@@ -131,14 +136,16 @@ export class WorkloadLifecycle {
 
 	/**
 	 * The lane of a create: that of its tenant's creates waiting for a group, so that what
-	 * comes at once is made together; else urgent while the tenant is light (LIGHT_SHARE).
+	 * comes at once is made together (in the urgent lane up to URGENT_BURST); else urgent while
+	 * the tenant is light (LIGHT_SHARE).
 	 */
 	private laneOf(tenant: string): Lane {
 		this.recent.add(tenant);
-		if (this.creates.urgent.hasWaiting(tenant)) return "urgent";
+		const inside = this.admission.inside(tenant);
+		if (this.creates.urgent.hasWaiting(tenant) && inside <= URGENT_BURST) return "urgent";
 		if (this.creates.normal.hasWaiting(tenant)) return "normal";
 		const light =
-			this.admission.inside(tenant) <= LIGHT_CREATES &&
+			inside <= LIGHT_CREATES &&
 			this.recent.count(tenant) * LIGHT_SHARE <= this.recent.busiestOther(tenant);
 		return light ? "urgent" : "normal";
 	}

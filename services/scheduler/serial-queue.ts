@@ -11,6 +11,11 @@
  * for the groups and rounds of another tenant's flood queued ahead of it. After URGENT_IN_A_ROW
  * urgent tasks a waiting normal one runs, so that many light tenants together cannot hold the
  * scheduler's own work back either.
+ *
+ * What this trades: a light tenant's workload is placed in a round of its own, before the
+ * normal round queued at that moment, whatever the priorities of the workloads in it (a few
+ * ms of other creates). Priority orders placement within a round and among the workloads that
+ * wait for room, as before.
  */
 import { OverloadedError } from "../shared/errors";
 import { RETRY_AFTER_S } from "../shared/admission";
@@ -74,10 +79,11 @@ export class SerialQueue {
 			// write settles at once, so without it a queue of tasks would run back to back in
 			// one macrotask, and requests (another tenant's create, a health check) would wait
 			// for all of them rather than for the one running. The next task is chosen after
-			// the turn, so an urgent one that came meanwhile goes first. An urgent task, short
-			// by its nature, runs without one: a turn under load is the wait for every request
-			// ready on the sockets.
-			if (!this.urgentNext()) await nextTurn();
+			// the turn, so an urgent one that came meanwhile goes first. An urgent task (a light
+			// tenant's few creates, or their round) runs without one, up to URGENT_IN_A_ROW in a
+			// row: a turn under load is the wait for every request ready on the sockets.
+			if (!(this.lanes.urgent.length > 0 && this.urgentRun < URGENT_IN_A_ROW))
+				await nextTurn();
 			const task = this.next();
 			if (!task) break;
 			// A task settles its own caller's promise and never rejects.

@@ -27,12 +27,16 @@ export class RecentCounts {
 		return (this.current.get(key) ?? 0) + (this.previous.get(key) ?? 0);
 	}
 
-	/** The highest count of any other key (0 when there is none). */
+	/**
+	 * The highest count of any other key (0 when there is none): one pass over the keys of the
+	 * last two windows, those that sent anything lately.
+	 */
 	busiestOther(key: string): number {
 		this.roll();
 		let most = 0;
-		for (const other of new Set([...this.current.keys(), ...this.previous.keys()]))
-			if (other !== key) most = Math.max(most, this.count(other));
+		for (const window of [this.current, this.previous])
+			for (const other of window.keys())
+				if (other !== key) most = Math.max(most, this.count(other));
 		return most;
 	}
 

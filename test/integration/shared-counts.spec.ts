@@ -1,5 +1,5 @@
 import Redis from "ioredis";
-import { FLUSH_MS, NEAR, SharedCounts } from "../../services/gateway/shared-counts";
+import { NEAR, SharedCounts } from "../../services/gateway/shared-counts";
 import { startRedis, type TestServer } from "../helpers/servers";
 
 /** Windows this long (ms): the tests wait for one to end. */
@@ -17,7 +17,6 @@ describe("SharedCounts over a real redis-server", () => {
 	const counts = async (window = WINDOW) =>
 		new SharedCounts(await connect(), "test:rate", window);
 	const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-	const flushed = () => sleep(4 * FLUSH_MS);
 	const ready = (client: Redis) =>
 		new Promise<void>(resolve =>
 			client.status === "ready" ? resolve() : client.once("ready", () => resolve())
@@ -37,7 +36,7 @@ describe("SharedCounts over a real redis-server", () => {
 		for (let i = 0; i < 10; i++) answers.push(await a.hit("t:acme", 1000));
 		expect(answers.map(c => c.consumed)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 		expect(answers[0].msBeforeNext).toBeGreaterThan(WINDOW - 50);
-		await flushed();
+		await a.flush();
 		expect(await clients[0].get("test:rate:t:acme")).toBe("10");
 		const ttl = await clients[0].pttl("test:rate:t:acme");
 		expect(ttl).toBeGreaterThan(0);
@@ -53,27 +52,44 @@ describe("SharedCounts over a real redis-server", () => {
 		for (let round = 0; round < 60; round++) {
 			const answers = await Promise.all([a, b, a, b].map(g => g.hit("t:busy", limit)));
 			allowed += answers.filter(c => c.consumed <= limit).length;
-			if (round % 10 === 0) await flushed();
+			if (round % 10 === 0) await Promise.all([a.flush(), b.flush()]);
 		}
 		// Below NEAR a gateway may miss what the other sent in its last batch, not more.
 		expect(allowed).toBeGreaterThanOrEqual(limit * NEAR);
 		expect(allowed).toBeLessThanOrEqual(limit * 1.1);
 	});
 
+	it("refuses the rest of a full window without asking Redis for each request", async () => {
+		const a = await counts(60_000);
+		const client = clients.at(-1)!;
+		const answers = [];
+		for (let i = 0; i < 6; i++) answers.push(await a.hit("t:full", 5));
+		expect(answers.map(c => c.consumed <= 5)).toEqual([true, true, true, true, true, false]);
+		const multi = jest.spyOn(client, "multi");
+		for (let i = 0; i < 20; i++) expect((await a.hit("t:full", 5)).consumed).toBeGreaterThan(5);
+		expect(multi).not.toHaveBeenCalled();
+		// The refused ones are still counted, in one batch.
+		await a.flush();
+		expect(multi).toHaveBeenCalledTimes(1);
+		expect(await client.get("test:rate:t:full")).toBe("26");
+	});
+
 	it("gives a count back, and starts a new window once the shared one ends", async () => {
 		const [a, b] = [await counts(), await counts()];
 		await a.hit("t:back", 10);
-		await a.hit("t:back", 10);
-		await a.unhit("t:back");
+		const second = await a.hit("t:back", 10);
+		await a.unhit("t:back", second);
 		expect((await a.hit("t:back", 10)).consumed).toBe(2);
-		await flushed();
+		await a.flush();
 		// The other gateway counts into the same window: Redis says where it ends.
 		expect((await b.hit("t:back", 10)).consumed).toBe(1);
-		await flushed();
+		await b.flush();
 		expect((await b.hit("t:back", 10)).consumed).toBe(4);
 		await sleep(WINDOW + 50);
+		// A count of the window that ended is not taken out of the new one.
+		await a.unhit("t:back", second);
 		expect((await a.hit("t:back", 10)).consumed).toBe(1);
-		await flushed();
+		await a.flush();
 		expect(await clients.at(-1)!.get("test:rate:t:back")).toBe("1");
 	});
 
@@ -90,7 +106,7 @@ describe("SharedCounts over a real redis-server", () => {
 		await ready(client);
 		await sleep(WINDOW + 50);
 		await a.hit("t:outage", limit);
-		await flushed();
+		await a.flush();
 		expect(await client.get("test:rate:t:outage")).toBe("1");
 	});
 });

@@ -157,7 +157,7 @@ describe("rate-limits", () => {
 		expect(second.msBeforeNext).toBeLessThanOrEqual(1000);
 		expect((await counter.hit("other", 10)).consumed).toBe(1);
 		// A count taken back (a request another count refused).
-		await counter.unhit("k");
+		await counter.unhit("k", second);
 		expect((await counter.hit("k", 10)).consumed).toBe(2);
 	});
 });

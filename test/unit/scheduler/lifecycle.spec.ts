@@ -8,6 +8,7 @@ import type { AgentSync } from "../../../services/scheduler/agent-sync";
 import {
 	applyReplicaStatus,
 	LIGHT_SHARE,
+	URGENT_BURST,
 	WorkloadLifecycle
 } from "../../../services/scheduler/lifecycle";
 import { Recovery } from "../../../services/scheduler/recovery";
@@ -191,6 +192,38 @@ describe("WorkloadLifecycle", () => {
 		);
 		expect(lone.map(w => lanes.get(w.id))).toEqual(["urgent", "urgent", "urgent"]);
 		expect(made.map(w => lanes.get(w.id))).toEqual(names.map(() => "normal"));
+	});
+
+	it(`goes on in the normal lane past ${URGENT_BURST} creates of a light tenant's burst`, async () => {
+		const queue = new SerialQueue();
+		const mixed = new WorkloadLifecycle(
+			repo,
+			queue,
+			rounds as unknown as PlacementRounds,
+			{ releaseForgotten: released } as unknown as Recovery,
+			{ syncNodes: synced } as unknown as AgentSync,
+			logger
+		);
+		let release!: () => void;
+		const gate = new Promise<void>(resolve => (release = resolve));
+		const blocked = queue.run(() => gate);
+		await new Promise(resolve => setImmediate(resolve));
+		// The busy tenant sent many lately; the other one's burst is bigger than URGENT_BURST.
+		const busy = Array.from({ length: 40 * LIGHT_SHARE }, (_, i) =>
+			mixed.create(input(`busy-${i}`), alice)
+		);
+		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
+		const burst = Array.from({ length: URGENT_BURST + 4 }, (_, i) =>
+			mixed.create(input(`b-${i}`), bob)
+		);
+		release();
+		const [, made] = await Promise.all([Promise.all(busy), Promise.all(burst), blocked]);
+		const lanes = new Map(
+			rounds.placeQuietly.mock.calls.map(([id, lane]: [string, string]) => [id, lane])
+		);
+		const urgent = made.filter(w => lanes.get(w.id) === "urgent");
+		expect(urgent).toHaveLength(URGENT_BURST);
+		expect(made.filter(w => lanes.get(w.id) === "normal")).toHaveLength(4);
 	});
 
 	it("refuses a tenant's create past its bound with 503 OVERLOADED, not another tenant's", async () => {
