@@ -47,6 +47,8 @@ export const MAX_BLOCKED = 100_000;
 export interface Count {
 	consumed: number;
 	msBeforeNext: number;
+	/** The counter's own mark of the window counted in, for unhit. */
+	window?: object;
 }
 
 /** Counts one more event under a key in its current window. */

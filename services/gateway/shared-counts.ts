@@ -49,8 +49,6 @@ interface KeyCount {
 
 export class SharedCounts implements Counter {
 	private readonly counts = new Map<string, KeyCount>();
-	/** The window each answered count was counted in (see unhit). */
-	private readonly countedIn = new WeakMap<Count, KeyCount>();
 	private timer: NodeJS.Timeout | null = null;
 
 	constructor(
@@ -73,20 +71,21 @@ export class SharedCounts implements Counter {
 			// Redis said the window is full: refused without asking again.
 			c.known >= limit ||
 			(estimate < limit * NEAR && unsent <= Math.max(1, (limit - c.known) * LOCAL_SHARE));
-		if (local) return this.answer(c, { consumed: estimate, msBeforeNext: c.end - now });
+		if (local) return { consumed: estimate, msBeforeNext: c.end - now, window: c };
 		// Its place among every gateway's counts, as Redis took them; this gateway's view
 		// when Redis did not answer.
 		const [total] = await this.send([[key, c]]);
-		return this.answer(c, {
+		return {
 			consumed: total ?? c.known + c.sent + c.pending,
-			msBeforeNext: Math.max(0, c.end - this.now())
-		});
+			msBeforeNext: Math.max(0, c.end - this.now()),
+			window: c
+		};
 	}
 
 	async unhit(key: string, count: Count): Promise<void> {
-		const c = this.countedIn.get(count);
-		// Its window has ended (or it is not one of ours): nothing to take back.
-		if (!c || this.counts.get(key) !== c || this.now() >= c.end) return;
+		const c = this.counts.get(key);
+		// Its window has ended (or the count is not one of ours): nothing to take back.
+		if (!c || count.window !== c || this.now() >= c.end) return;
 		c.pending--;
 		this.schedule();
 	}
@@ -110,11 +109,6 @@ export class SharedCounts implements Counter {
 			} else if (c.pending !== 0) due.push([key, c]);
 		}
 		await this.send(due);
-	}
-
-	private answer(c: KeyCount, count: Count): Count {
-		this.countedIn.set(count, c);
-		return count;
 	}
 
 	private schedule(): void {
