@@ -161,7 +161,8 @@ describe("WorkloadLifecycle", () => {
 		expect(repo.forRound(made[0].id)).toBeInstanceOf(Promise);
 	});
 
-	it("makes and places a light tenant's create in the urgent lane, ahead of a busy tenant's", async () => {
+	/** A lifecycle whose queue runs a task that holds it until `release()`. */
+	async function heldLifecycle() {
 		const queue = new SerialQueue();
 		const mixed = new WorkloadLifecycle(
 			repo,
@@ -175,6 +176,11 @@ describe("WorkloadLifecycle", () => {
 		const gate = new Promise<void>(resolve => (release = resolve));
 		const blocked = queue.run(() => gate);
 		await new Promise(resolve => setImmediate(resolve));
+		return { mixed, release, blocked };
+	}
+
+	it("makes and places a light tenant's create in the urgent lane, ahead of a busy tenant's", async () => {
+		const { mixed, release, blocked } = await heldLifecycle();
 		const names = Array.from({ length: 3 * LIGHT_SHARE }, (_, i) => `busy-${i}`);
 		const busy = names.map(n => mixed.create(input(n), alice));
 		const bob: Principal = { sub: "bob", tenant: "beta", roles: ["operator"], exp: 0 };
@@ -195,19 +201,7 @@ describe("WorkloadLifecycle", () => {
 	});
 
 	it(`goes on in the normal lane past ${URGENT_BURST} creates of a light tenant's burst`, async () => {
-		const queue = new SerialQueue();
-		const mixed = new WorkloadLifecycle(
-			repo,
-			queue,
-			rounds as unknown as PlacementRounds,
-			{ releaseForgotten: released } as unknown as Recovery,
-			{ syncNodes: synced } as unknown as AgentSync,
-			logger
-		);
-		let release!: () => void;
-		const gate = new Promise<void>(resolve => (release = resolve));
-		const blocked = queue.run(() => gate);
-		await new Promise(resolve => setImmediate(resolve));
+		const { mixed, release, blocked } = await heldLifecycle();
 		// The busy tenant sent many lately; the other one's burst is bigger than URGENT_BURST.
 		const busy = Array.from({ length: 40 * LIGHT_SHARE }, (_, i) =>
 			mixed.create(input(`busy-${i}`), alice)
