@@ -592,6 +592,9 @@ describe("scheduler over the API", () => {
 		const first = await create("burst-1");
 		const at = first.replicas[0].node;
 		const before = (await api("get", `/api/v1/nodes/${at}`)).body.allocated.cpu;
+		// Past the announcement of the first commit (and of earlier tests' changes): the next
+		// two commits are the first of a new while.
+		await new Promise(resolve => setTimeout(resolve, 1200));
 		announced.length = 0;
 		const made = [first, await create("burst-2"), await create("burst-3")];
 		// binpack: the fullest node that fits, fuller with each. Two more commits on that node.
