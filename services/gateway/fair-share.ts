@@ -21,6 +21,7 @@
  */
 import { OverloadedError } from "../shared/errors";
 import { RETRY_AFTER_S } from "../shared/admission";
+import { RecentCounts } from "../shared/recent-counts";
 
 /** Mutations in flight one active tenant is always allowed. */
 export const MIN_SHARE = 1;
@@ -38,19 +39,19 @@ interface TenantState {
 	inside: number;
 	/** When it last sent a mutation (ms). */
 	lastAt: number;
-	/** Mutations sent during the window that began at windowStart, and during the one before. */
-	current: number;
-	previous: number;
-	windowStart: number;
 }
 
 export class FairShare {
 	private readonly tenants = new Map<string, TenantState>();
+	/** Mutations each tenant sent during its last one to two windows. */
+	private readonly sent: RecentCounts;
 
 	constructor(
 		private readonly limits: FairShareLimits,
 		private readonly now: () => number = Date.now
-	) {}
+	) {
+		this.sent = new RecentCounts(limits.windowMs, now);
+	}
 
 	/** Tenants active now, `tenant` counted whether it is or not. */
 	private active(tenant: string, now: number): number {
@@ -84,17 +85,13 @@ export class FairShare {
 
 	/** Whether `tenant` sent more mutations lately than the active tenants' average. */
 	private overFairPart(tenant: string, active: number): boolean {
-		let all = 0;
-		for (const other of [...this.tenants.keys()]) all += this.recent(other);
-		return this.recent(tenant) * active > all;
+		return this.recent(tenant) * active > this.sent.total();
 	}
 
 	/** Counts a mutation `tenant` sent, before it is let in or refused. */
 	note(tenant: string): void {
-		const now = this.now();
-		const s = this.state(tenant, now);
-		s.lastAt = now;
-		s.current++;
+		this.state(tenant).lastAt = this.now();
+		this.sent.add(tenant);
 	}
 
 	/**
@@ -102,9 +99,8 @@ export class FairShare {
 	 * flight. The returned function lets it out; calling it twice is harmless.
 	 */
 	enter(tenant: string): () => void {
-		const now = this.now();
 		const limit = this.share(tenant);
-		const s = this.state(tenant, now);
+		const s = this.state(tenant);
 		if (s.inside >= limit)
 			throw new OverloadedError({
 				queue: `the gateway's mutations of tenant '${tenant}'`,
@@ -120,27 +116,18 @@ export class FairShare {
 		};
 	}
 
-	/** The tenant's state, its window counts moved on to `now`. */
-	private state(tenant: string, now: number): TenantState {
+	private state(tenant: string): TenantState {
 		let s = this.tenants.get(tenant);
 		if (!s) {
-			s = { inside: 0, lastAt: now, current: 0, previous: 0, windowStart: now };
+			s = { inside: 0, lastAt: this.now() };
 			this.tenants.set(tenant, s);
-		}
-		const windows = Math.floor((now - s.windowStart) / this.limits.windowMs);
-		if (windows > 0) {
-			s.previous = windows === 1 ? s.current : 0;
-			s.current = 0;
-			s.windowStart += windows * this.limits.windowMs;
 		}
 		return s;
 	}
 
 	/** Mutations `tenant` sent during the last one to two windows. */
 	recent(tenant: string): number {
-		if (!this.tenants.has(tenant)) return 0;
-		const s = this.state(tenant, this.now());
-		return s.current + s.previous;
+		return this.sent.count(tenant);
 	}
 
 	/** Mutations of `tenant` in flight now. */
@@ -153,9 +140,6 @@ export class FairShare {
 	 * busiest): the one to shed first while the node lags.
 	 */
 	busiest(tenant: string): boolean {
-		const mine = this.recent(tenant);
-		for (const other of [...this.tenants.keys()])
-			if (other !== tenant && this.recent(other) > mine) return false;
-		return true;
+		return this.sent.busiestOther(tenant) <= this.recent(tenant);
 	}
 }

@@ -1,51 +1,68 @@
 /**
- * How many requests each key (a tenant) sent lately: the count of the current window plus the
- * one before it, so it covers one to two windows and costs two map updates per request. Used
- * to tell a light tenant beside a busy one (scheduler/lifecycle.ts), where what is in flight
- * at this moment says little: a flood held back by the gateway may have nothing inside now.
+ * How many requests each key (a tenant) sent lately: the count of its current window plus the
+ * one before it, so it covers one to two windows. A key's windows start with its first request
+ * and follow on from there; a key with nothing in its last two windows is forgotten. Used by
+ * the gateway's fair share (gateway/fair-share.ts) and to tell a light tenant beside a busy one
+ * (scheduler/lifecycle.ts): what is in flight at this moment says little, since a flood held
+ * back, or waiting out its Retry-After, may have nothing inside now.
  */
+interface Windows {
+	current: number;
+	previous: number;
+	/** When the current window began (ms). */
+	start: number;
+}
+
 export class RecentCounts {
-	private current = new Map<string, number>();
-	private previous = new Map<string, number>();
-	private since: number;
+	private readonly keys = new Map<string, Windows>();
 
 	constructor(
 		private readonly windowMs = 1000,
 		private readonly now: () => number = Date.now
-	) {
-		this.since = now();
-	}
+	) {}
 
 	add(key: string): void {
-		this.roll();
-		this.current.set(key, (this.current.get(key) ?? 0) + 1);
+		let w = this.rolled(key);
+		if (!w) {
+			w = { current: 0, previous: 0, start: this.now() };
+			this.keys.set(key, w);
+		}
+		w.current++;
 	}
 
 	/** The key's requests in the last one to two windows. */
 	count(key: string): number {
-		this.roll();
-		return (this.current.get(key) ?? 0) + (this.previous.get(key) ?? 0);
+		const w = this.rolled(key);
+		return w ? w.current + w.previous : 0;
 	}
 
-	/**
-	 * The highest count of any other key (0 when there is none): one pass over the keys of the
-	 * last two windows, those that sent anything lately.
-	 */
+	/** The highest count of any other key (0 when there is none). */
 	busiestOther(key: string): number {
-		this.roll();
 		let most = 0;
-		for (const window of [this.current, this.previous])
-			for (const other of window.keys())
-				if (other !== key) most = Math.max(most, this.count(other));
+		for (const other of [...this.keys.keys()])
+			if (other !== key) most = Math.max(most, this.count(other));
 		return most;
 	}
 
-	private roll(): void {
-		const elapsed = this.now() - this.since;
-		if (elapsed < this.windowMs) return;
-		// A window with nothing in between leaves no previous one.
-		this.previous = elapsed < 2 * this.windowMs ? this.current : new Map();
-		this.current = new Map();
-		this.since += elapsed - (elapsed % this.windowMs);
+	/** The counts of all keys together. */
+	total(): number {
+		let all = 0;
+		for (const key of [...this.keys.keys()]) all += this.count(key);
+		return all;
+	}
+
+	/** The key's windows moved on to now; undefined once both are empty. */
+	private rolled(key: string): Windows | undefined {
+		const w = this.keys.get(key);
+		if (!w) return undefined;
+		const windows = Math.floor((this.now() - w.start) / this.windowMs);
+		if (windows > 0) {
+			w.previous = windows === 1 ? w.current : 0;
+			w.current = 0;
+			w.start += windows * this.windowMs;
+		}
+		if (w.current + w.previous > 0) return w;
+		this.keys.delete(key);
+		return undefined;
 	}
 }
