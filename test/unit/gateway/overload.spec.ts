@@ -21,6 +21,15 @@ describe("Retry-After of an overload", () => {
 
 describe("Shedder", () => {
 	const limits = (perTenant: number) => ({ budget: perTenant, perTenant, windowMs: 1000 });
+	/** A shedder whose loop never lags and is always fully busy, past `busyAt`. */
+	const fullyBusy = (busyAt: number | null) =>
+		new Shedder(
+			() => 0,
+			200,
+			limits(16),
+			() => 1,
+			busyAt
+		);
 
 	it("refuses while the lag is past the threshold, and says so in /ready", () => {
 		let lag = 0;
@@ -160,13 +169,7 @@ describe("Shedder", () => {
 	});
 
 	it("holds back no tenant that sent fewer than HOLD_BACK_MIN mutations lately", () => {
-		const shedder = new Shedder(
-			() => 0,
-			200,
-			limits(16),
-			() => 1,
-			0.5
-		);
+		const shedder = fullyBusy(0.5);
 		shedder.admit("quiet", true)();
 		for (let i = 1; i < HOLD_BACK_MIN; i++)
 			expect(() => shedder.admit("script", true)()).not.toThrow();
@@ -174,13 +177,7 @@ describe("Shedder", () => {
 	});
 
 	it("never holds back by utilization without a limit (ISA_SHED_BUSY=0)", () => {
-		const shedder = new Shedder(
-			() => 0,
-			200,
-			limits(16),
-			() => 1,
-			null
-		);
+		const shedder = fullyBusy(null);
 		shedder.admit("quiet", true)();
 		for (let i = 0; i < 20; i++) expect(() => shedder.admit("flood", true)()).not.toThrow();
 	});
