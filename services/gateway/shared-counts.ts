@@ -154,7 +154,10 @@ export class SharedCounts implements Counter {
 				// count forever; it gets the window's.
 				this.redis.pexpire(redisKey, this.windowMs).catch(() => undefined);
 			}
-			const end = now + (ttl > 0 ? ttl : this.windowMs);
+			// PTTL is 0 in the key's last millisecond: that window ends now, not in a whole
+			// window's time (taking 0 for "no expiry" once held a gateway in a full window
+			// for the whole of the next one).
+			const end = now + (ttl >= 0 ? ttl : this.windowMs);
 			// Counted into a window that began after this gateway's: that one ended in Redis.
 			if (end > c.end + this.windowMs / 2) c.known = total;
 			else c.known = Math.max(c.known + n, total);
