@@ -56,4 +56,9 @@ async function main(): Promise<void> {
 	for (const name of names.length ? names : Object.keys(SUITES)) await SUITES[name]();
 }
 
-void main();
+// A missing tool or a suite that could not start: one line, not a stack trace (each suite
+// stops what it started in its own finally).
+main().catch((err: Error) => {
+	console.error(`Benchmark stopped: ${err.message}`);
+	process.exit(1);
+});
