@@ -400,8 +400,7 @@ export function table(rows: GatewayRow[]): string {
 export function verdict(rows: GatewayRow[]): string[] {
 	const misses: string[] = [];
 	for (const r of rows) {
-		if (r.ratio < r.minRatio)
-			misses.push(`${r.scenario}: ratio under ${r.minRatio * 100}%`);
+		if (r.ratio < r.minRatio) misses.push(`${r.scenario}: ratio under ${r.minRatio * 100}%`);
 		if (r.maxP99 !== null && r.isa.p99Ms >= r.maxP99)
 			misses.push(`${r.scenario}: P99 ${r.isa.p99Ms} ms is not under 10 ms`);
 		if (r.isa.errors || r.bare.errors) misses.push(`${r.scenario}: failed requests`);

@@ -110,6 +110,81 @@ export function startNats(port?: number, opts: NatsOptions = {}): Promise<TestSe
 	);
 }
 
+/**
+ * `size` nats-servers routed into one NATS cluster on loopback, each on its own client and
+ * route port, with their configuration files in `dir`. Resolves once a message published on
+ * each server reaches a subscriber on the first, so the routes are up. A server restarted on
+ * its port (`restart()`) joins the cluster again from the same file.
+ */
+export async function startNatsCluster(size: number, dir: string): Promise<TestServer[]> {
+	const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
+	const servers = await Promise.all(
+		routes.map((route, i) =>
+			startNats(undefined, {
+				dir,
+				config: [
+					`server_name: "isa-test-${i}"`,
+					"cluster {",
+					'  name: "isa-test"',
+					`  listen: "127.0.0.1:${route}"`,
+					`  routes: [${routes
+						.filter(r => r !== route)
+						.map(r => `"nats-route://127.0.0.1:${r}"`)
+						.join(", ")}]`,
+					"}"
+				].join("\n")
+			})
+		)
+	);
+	await routesUp(servers);
+	return servers;
+}
+
+async function routesUp(servers: TestServer[], timeoutMs = 10_000): Promise<void> {
+	const { connect } = await import("nats");
+	const clients = await Promise.all(servers.map(s => connect({ servers: s.url })));
+	try {
+		const subject = `isa.test.routes.${process.pid}`;
+		const heard = new Set<string>();
+		const sub = clients[0].subscribe(subject, {
+			callback: (_err, msg) => heard.add(new TextDecoder().decode(msg.data))
+		});
+		const deadline = Date.now() + timeoutMs;
+		while (heard.size < servers.length) {
+			if (Date.now() > deadline) throw new Error("The NATS cluster's routes did not form");
+			for (const [i, c] of clients.entries()) c.publish(subject, String(i));
+			await new Promise(r => setTimeout(r, 100));
+		}
+		sub.unsubscribe();
+	} finally {
+		await Promise.all(clients.map(c => c.close()));
+	}
+}
+
+/**
+ * The loopback ports a process holds TCP connections to, from /proc: its sockets' inodes
+ * (/proc/<pid>/fd), looked up in /proc/net/tcp. Which server of a cluster a node uses.
+ */
+export function connectedPorts(pid: number): Set<number> {
+	const inodes = new Set<string>();
+	for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+		try {
+			const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+			if (m) inodes.add(m[1]);
+		} catch {
+			// Closed while we looked.
+		}
+	}
+	const ports = new Set<number>();
+	for (const line of fs.readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+		const f = line.trim().split(/\s+/);
+		// f[2]: the remote address (hex ip:port), f[3]: the state (01: established), f[9]: inode.
+		if (f.length > 9 && f[3] === "01" && inodes.has(f[9]))
+			ports.add(parseInt(f[2].split(":")[1], 16));
+	}
+	return ports;
+}
+
 export interface RedisOptions {
 	/**
 	 * Keep an append-only file in this directory, fsynced before every reply (appendfsync
