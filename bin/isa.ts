@@ -68,7 +68,8 @@ async function takeLease(
 		env.namespace || "isa",
 		broker.getLogger("store"),
 		connection,
-		env.storeTimeout
+		env.storeTimeout,
+		env.redisWait
 	);
 	const lease = new NodeLease(store, env.nodeID, { interval: env.reportInterval });
 	try {

@@ -10,7 +10,7 @@
 import type { RedisOptions } from "ioredis";
 import type { LoggerInstance, Service, ServiceSchema } from "moleculer";
 import { redisConnection } from "../services/shared/connections";
-import { loadEnv } from "../services/shared/env";
+import { loadEnv, type RedisWait } from "../services/shared/env";
 import { openStore, Store, type UnreadableHandler } from "../services/shared/store";
 import { DOC_CHECKS } from "../services/shared/store/schemas";
 import { validatingStore } from "../services/shared/store/validating";
@@ -49,14 +49,16 @@ function key(url: string, prefix: string): string {
  * checked on write and on read (services/shared/store/schemas.ts); what a read skips is logged
  * with its collection and id on `logger`, as is a database file whose mode was tightened, and
  * when the store goes silent and answers again. `connection`: Redis credentials and TLS
- * (services/shared/connections.ts); `timeout`: ms a call waits for an answer.
+ * (services/shared/connections.ts); `timeout`: ms a call waits for an answer; `wait`: the
+ * replicas a Redis write must reach (ISA_REDIS_WAIT_REPLICAS).
  */
 export function acquireStore(
 	url: string,
 	prefix: string,
 	logger?: LoggerInstance,
 	connection?: RedisOptions,
-	timeout = 2000
+	timeout = 2000,
+	wait?: RedisWait
 ): Store {
 	let entry = shared.get(key(url, prefix));
 	if (!entry) {
@@ -65,13 +67,14 @@ export function acquireStore(
 					logger.warn(`Skipped stored document ${collection}/${id}: ${reason}`)
 			: warnUnreadable;
 		const warn = logger ? (message: string) => logger.warn(message) : undefined;
-		const backend = openStore(url, { prefix, onUnreadable, warn, connection });
+		const backend = openStore(url, { prefix, onUnreadable, warn, connection, wait });
 		// The embedded database answers at once or throws: there is no silence to wait out.
 		const store = validatingStore(
 			backend.kind === "sqlite"
 				? backend
 				: failFastStore(backend, {
-						timeout,
+						// A write's answer includes its wait for the replicas.
+						timeout: timeout + (wait?.replicas ? wait.timeoutMs : 0),
 						probeInterval: STORE_PROBE_INTERVAL,
 						threshold: STORE_FAILURES_TO_OPEN,
 						onChange: (open, reason) =>
@@ -153,7 +156,8 @@ export default function StoreMixin(): Partial<ServiceSchema> {
 				this.settings.storePrefix,
 				this.broker.getLogger("store"),
 				redisConnection(env.redis),
-				this.settings.storeTimeout
+				this.settings.storeTimeout,
+				env.redisWait
 			);
 			this.storeIdentity = storeIdentity(this.settings.store, this.settings.storePrefix);
 			// Services start knowing whether the store is theirs (a store that cannot be read

@@ -22,6 +22,7 @@ import { loadEnv } from "./shared/env";
 import { ForbiddenError, InvalidInputError, StoreIdentityMismatchError } from "./shared/errors";
 import type { IdentityGuard } from "./shared/store/identity-guard";
 import type { Store } from "./shared/store";
+import { isRedisUrl } from "./shared/store/redis-target";
 import { mintToken, TokenVerifier } from "./gateway/jwt";
 import { Access, canAccess, Principal, rolesFor } from "./shared/principal";
 import { loadOrCreateSecret, readPublicKey } from "./gateway/secret";
@@ -669,7 +670,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		// The store's settings come from StoreMixin.
 		const { store, storePrefix } = this.settings as GatewaySettings & StoreSettings;
 		this.rateRedis =
-			this.settings.rateLimits.enabled && /^rediss?:\/\//i.test(store)
+			this.settings.rateLimits.enabled && isRedisUrl(store)
 				? rateRedis(store, redisConnection(env.redis), this.logger)
 				: null;
 		const counts: CountStore = this.rateRedis

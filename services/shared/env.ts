@@ -130,6 +130,11 @@ export interface IsaEnv {
 	/** ISA_REDIS_*: the same for a Redis store. */
 	redis: RedisAuth;
 	/**
+	 * ISA_REDIS_WAIT_REPLICAS and ISA_REDIS_WAIT_TIMEOUT: a write to a Redis store is answered
+	 * once that many replicas have it (Redis's WAIT), within that long (default: none, 1 s).
+	 */
+	redisWait: RedisWait;
+	/**
 	 * ISA_CLUSTER_KEY: the HMAC key that signs every request between nodes with its caller
 	 * (services/shared/signed-principal.ts); null: the data directory's `cluster-key`.
 	 */
@@ -173,6 +178,12 @@ export interface NatsAuth {
 }
 
 /** Redis credentials (a password, or an ACL user and its password) and TLS files. */
+/** How many replicas must have a write before it is answered (services/shared/store/redis.ts). */
+export interface RedisWait {
+	replicas: number;
+	timeoutMs: number;
+}
+
 export interface RedisAuth {
 	tls: TlsFiles;
 	username: string | null;
@@ -293,6 +304,17 @@ function redisAuth(env: NodeJS.ProcessEnv, store: string): RedisAuth {
 /** ISA_SHED_BUSY's share; 0 and 1 turn it off (a loop is never busier than 1). */
 function shedBusy(n: number): number | null {
 	return n > 0 && n < 1 ? n : null;
+}
+
+/** A whole number of at least 0. */
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, def: number): number {
+	const n = number(env, name, def);
+	if (!Number.isInteger(n))
+		throw new InvalidInputError(`${name}='${env[name]}' is not a whole number.`, {
+			name,
+			value: env[name]
+		});
+	return n;
 }
 
 /** A queue's bound: a whole number of at least 1. */
@@ -446,6 +468,14 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		shedBusy: shedBusy(share(env, "ISA_SHED_BUSY", 0.5)),
 		nats: natsAuth(env),
 		redis: redisAuth(env, env.STORE || ""),
+		redisWait: {
+			replicas: wholeNumber(env, "ISA_REDIS_WAIT_REPLICAS", 0),
+			timeoutMs: parseDuration(env.ISA_REDIS_WAIT_TIMEOUT || "1s", {
+				field: "ISA_REDIS_WAIT_TIMEOUT",
+				min: 1,
+				max: 60_000
+			})
+		},
 		clusterKey: env.ISA_CLUSTER_KEY || null
 	};
 }

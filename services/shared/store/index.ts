@@ -10,9 +10,11 @@
 import type { RedisOptions } from "ioredis";
 import { Errors } from "moleculer";
 import { RedisStore } from "./redis";
+import { isRedisUrl } from "./redis-target";
 import { SqliteStore } from "./sqlite";
 import type { Store } from "./store";
 import type { UnreadableHandler } from "./unreadable";
+import type { RedisWait } from "../env";
 
 export * from "./store";
 export { RedisStore, persistenceWarning } from "./redis";
@@ -29,6 +31,8 @@ export interface StoreOptions {
 	onUnreadable?: UnreadableHandler;
 	/** Credentials and TLS of a Redis connection (services/shared/connections.ts). */
 	connection?: RedisOptions;
+	/** The replicas a Redis write must reach before it is answered (RedisStore). */
+	wait?: RedisWait;
 }
 
 /** A backend: constructed with the store URL (or path) and the options of `openStore`. */
@@ -51,11 +55,12 @@ export function resolve(name: string): StoreClass {
 	return cls;
 }
 
-/** `redis://…`/`rediss://…`: Redis; `<registered name>://…`: that backend; else a SQLite path. */
+/**
+ * `redis://…`, `rediss://…`, `redis-sentinel://…`: Redis; `<registered name>://…`: that backend;
+ * else a SQLite path.
+ */
 export function openStore(url: string, opts: StoreOptions = {}): Store {
 	const scheme = /^([a-z][a-z\d+.-]*):\/\//i.exec(url)?.[1].toLowerCase();
-	const Backend = resolve(
-		scheme === undefined ? "sqlite" : scheme === "rediss" ? "redis" : scheme
-	);
+	const Backend = resolve(scheme === undefined ? "sqlite" : isRedisUrl(url) ? "redis" : scheme);
 	return new Backend(url, opts);
 }

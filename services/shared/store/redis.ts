@@ -25,6 +25,10 @@
  */
 import Redis, { ReplyError, type RedisOptions } from "ioredis";
 import { redisError } from "./redis-errors";
+import { redisTarget } from "./redis-target";
+import { StoreUnavailableError } from "../errors";
+import { formatDuration } from "../duration";
+import type { RedisWait } from "../env";
 import type {
 	DocWrite,
 	LogEntry,
@@ -48,6 +52,12 @@ export interface RedisStoreOptions {
 	warn?: (message: string) => void;
 	/** Credentials and TLS of the connection (services/shared/connections.ts), beside the URL's. */
 	connection?: RedisOptions;
+	/**
+	 * A write is answered only once this many replicas have it (Redis's WAIT, at most
+	 * `timeoutMs`), else refused with 503 STORE_UNAVAILABLE: acknowledged writes then survive a
+	 * failover to one of them. Default: none, as Redis itself.
+	 */
+	wait?: RedisWait;
 }
 
 /**
@@ -234,14 +244,18 @@ export class RedisStore implements Store {
 	private readonly onUnreadable: UnreadableHandler;
 	/** Why the connection failed last (a refused TLS certificate, say), for the errors' reason. */
 	private connectionError: Error | null = null;
-	/** host:port, for messages. */
+	/** host:port, or the sentinels and the primary's name, for messages. */
 	private readonly address: string;
+	private readonly wait: RedisWait | null;
 
-	/** `url`: redis://… or rediss://…, as ioredis takes it. */
+	/** `url`: redis://… or rediss://… as ioredis takes it, or redis-sentinel://… (redis-target.ts). */
 	constructor(url: string, opts: RedisStoreOptions = {}) {
 		this.prefix = opts.prefix ?? "isa";
 		this.onUnreadable = opts.onUnreadable ?? warnUnreadable;
-		this.redis = new Redis(url, {
+		this.wait = opts.wait ?? null;
+		const target = redisTarget(url);
+		const options: RedisOptions = {
+			...target.options,
 			...opts.connection,
 			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
@@ -250,8 +264,10 @@ export class RedisStore implements Store {
 			// A server that accepts connections but never answers is down too. A backstop: the
 			// services bound each call tighter, by its size (fail-fast.ts, ISA_STORE_TIMEOUT).
 			commandTimeout: 5000
-		}) as Redis & StoreCommands;
-		this.address = `${this.redis.options.host}:${this.redis.options.port}`;
+		};
+		this.redis = (target.url ? new Redis(target.url, options) : new Redis(options)) as Redis &
+			StoreCommands;
+		this.address = target.address;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.
 		this.redis.on("error", (err: Error) => (this.connectionError = err));
@@ -313,7 +329,7 @@ export class RedisStore implements Store {
 	}
 
 	async put<T>(collection: string, id: string, value: T): Promise<number> {
-		return this.call(this.redis.storePut(...this.docKeys(collection), id, encode(value)));
+		return this.write(this.redis.storePut(...this.docKeys(collection), id, encode(value)));
 	}
 
 	async cas<T>(
@@ -323,14 +339,15 @@ export class RedisStore implements Store {
 		expected: number
 	): Promise<number | null> {
 		const json = encode(value);
-		return this.call(this.redis.storeCas(...this.docKeys(collection), id, json, expected));
+		return this.write(this.redis.storeCas(...this.docKeys(collection), id, json, expected));
 	}
 
 	async delete(collection: string, id: string, expected?: number): Promise<boolean> {
 		const extra = expected === undefined ? [] : [expected];
 		return (
-			(await this.call(this.redis.storeDelete(...this.docKeys(collection), id, ...extra))) ===
-			1
+			(await this.write(
+				this.redis.storeDelete(...this.docKeys(collection), id, ...extra)
+			)) === 1
 		);
 	}
 
@@ -354,23 +371,23 @@ export class RedisStore implements Store {
 		}
 		// One array, not spread into arguments: a group commit has tens of thousands of them,
 		// past what a JavaScript call takes.
-		return (await this.call(this.redis.storeTransact([keys.length, ...keys, ...args]))) === 1;
+		return (await this.write(this.redis.storeTransact([keys.length, ...keys, ...args]))) === 1;
 	}
 
 	async append<T>(log: string, entry: T): Promise<number> {
-		return this.call(this.redis.storeAppend(...this.logKeys(log), encode(entry)));
+		return this.write(this.redis.storeAppend(...this.logKeys(log), encode(entry)));
 	}
 
 	async appendAt<T>(log: string, seq: number, entries: T[]): Promise<boolean> {
 		if (entries.length === 0) return false;
 		const json = entries.map(encode);
 		return (
-			(await this.call(this.redis.storeAppendAt(...this.logKeys(log), seq, ...json))) === 1
+			(await this.write(this.redis.storeAppendAt(...this.logKeys(log), seq, ...json))) === 1
 		);
 	}
 
 	async trimLog(log: string, beforeSeq: number): Promise<number> {
-		return this.call(this.redis.storeTrimLog(...this.logKeys(log), beforeSeq));
+		return this.write(this.redis.storeTrimLog(...this.logKeys(log), beforeSeq));
 	}
 
 	async readLog<T>(log: string, query: LogQuery = {}): Promise<LogEntry<T>[]> {
@@ -397,11 +414,10 @@ export class RedisStore implements Store {
 	}
 
 	async close(): Promise<void> {
-		if (this.redis.status === "ready") {
-			await this.redis.quit().catch(() => this.redis.disconnect());
-		} else {
-			this.redis.disconnect();
-		}
+		if (this.redis.status === "ready") await this.redis.quit().catch(() => undefined);
+		// Also after QUIT: with Sentinel, the connections that listen for a failover close only
+		// here.
+		this.redis.disconnect();
 	}
 
 	private docKeys(collection: string): [vals: string, vers: string] {
@@ -410,6 +426,26 @@ export class RedisStore implements Store {
 
 	private logKeys(log: string): [stream: string, meta: string] {
 		return [`${this.prefix}:log:${log}`, `${this.prefix}:logmeta:${log}`];
+	}
+
+	/**
+	 * A write's `call`, answered once `wait.replicas` replicas have it: WAIT after it on the same
+	 * connection covers it and every write before it. A write that the replicas did not confirm
+	 * in time is on the primary, and refused here, so that the caller does not count on it.
+	 */
+	private async write<R>(command: Promise<R>): Promise<R> {
+		const result = await this.call(command);
+		if (!this.wait?.replicas) return result;
+		const { replicas, timeoutMs } = this.wait;
+		const acked = await this.call(this.redis.wait(replicas, timeoutMs));
+		if (acked < replicas)
+			throw new StoreUnavailableError(
+				`a write reached ${acked} of the ${replicas} replica(s) ISA_REDIS_WAIT_REPLICAS ` +
+					`asks for within ${formatDuration(timeoutMs)}; it is on the primary, and lost if ` +
+					"the primary fails before a replica has it",
+				{ replicas: acked, wanted: replicas }
+			);
+		return result;
 	}
 
 	/** Awaits a command, turning Redis's failures into what they mean (redis-errors.ts). */
