@@ -134,7 +134,8 @@ export async function faultCluster(opts: {
 		return node;
 	};
 	for (const id of opts.agents) startAgent(id);
-	const store = new RedisStore(fixture.redis.url, { prefix: common.NAMESPACE });
+	// The cluster's STORE (`env` may name another than the fixture's own redis-server).
+	const store = new RedisStore(common.STORE, { prefix: common.NAMESPACE });
 
 	const cluster: FaultCluster = {
 		...fixture,

@@ -162,6 +162,44 @@ async function routesUp(servers: TestServer[], timeoutMs = 10_000): Promise<void
 }
 
 /**
+ * `count` Redis Sentinels watching the primary on `primaryPort` as `name`, a quorum of a
+ * majority, quick to act (the primary is down after 1 s of silence); each keeps its state in
+ * a file in `dir`, as Sentinel requires. `url` is the STORE of a cluster on them.
+ */
+export async function startSentinels(
+	count: number,
+	primaryPort: number,
+	name: string,
+	dir: string
+): Promise<{ sentinels: TestServer[]; url: string }> {
+	const sentinels = await Promise.all(
+		Array.from({ length: count }, () =>
+			startServer(
+				"redis-server",
+				p => {
+					const file = path.join(dir, `sentinel-${p}.conf`);
+					fs.writeFileSync(
+						file,
+						[
+							"bind 127.0.0.1",
+							`port ${p}`,
+							`sentinel monitor ${name} 127.0.0.1 ${primaryPort} ${Math.floor(count / 2) + 1}`,
+							`sentinel down-after-milliseconds ${name} 1000`,
+							`sentinel failover-timeout ${name} 5000`,
+							`sentinel parallel-syncs ${name} 1`
+						].join("\n") + "\n"
+					);
+					return [file, "--sentinel"];
+				},
+				"redis"
+			)
+		)
+	);
+	const hosts = sentinels.map(s => `127.0.0.1:${s.port}`).join(",");
+	return { sentinels, url: `redis-sentinel://${hosts}/${name}` };
+}
+
+/**
  * The loopback ports a process holds TCP connections to, from /proc: its sockets' inodes
  * (/proc/<pid>/fd), looked up in /proc/net/tcp. Which server of a cluster a node uses.
  */
@@ -205,6 +243,8 @@ export interface RedisOptions {
 	 * refuses writes with OOM, as a full production server does.
 	 */
 	maxmemory?: string;
+	/** A replica of the redis-server on this loopback port. */
+	replicaOf?: number;
 }
 
 /**
@@ -212,13 +252,17 @@ export interface RedisOptions {
  * `dir` names the directory of the one before).
  */
 export function startRedis(port?: number, opts: RedisOptions = {}): Promise<TestServer> {
-	const persistence = opts.dir
-		? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
-		: ["--appendonly", "no"];
+	// Without a `dir`, files a server writes all the same (the snapshot a replica's full sync
+	// makes) go to the system's temporary directory, one name per port, not the cwd.
+	const persistence = (p: number) =>
+		opts.dir
+			? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
+			: ["--dir", os.tmpdir(), "--dbfilename", `isa-test-${p}.rdb`, "--appendonly", "no"];
 	const auth = opts.password ? ["--requirepass", opts.password] : [];
 	const memory = opts.maxmemory
 		? ["--maxmemory", opts.maxmemory, "--maxmemory-policy", "noeviction"]
 		: [];
+	const replica = opts.replicaOf ? ["--replicaof", "127.0.0.1", String(opts.replicaOf)] : [];
 	const listen = (p: number) =>
 		opts.tls
 			? [
@@ -244,9 +288,10 @@ export function startRedis(port?: number, opts: RedisOptions = {}): Promise<Test
 			...listen(p),
 			"--save",
 			"",
-			...persistence,
+			...persistence(p),
 			...auth,
-			...memory
+			...memory,
+			...replica
 		],
 		opts.tls ? "rediss" : "redis",
 		port
