@@ -24,7 +24,7 @@
  * request that authenticates costs no count at all.
  */
 import Redis, { type RedisOptions } from "ioredis";
-import { redisTarget } from "../shared/store/redis-target";
+import { connectRedis, redisTarget } from "../shared/store/redis-target";
 import {
 	RateLimiterMemory,
 	RateLimiterRedis,
@@ -92,17 +92,14 @@ export function rateRedis(
 	connection: RedisOptions,
 	log: { warn(m: string): void; info(m: string): void }
 ): Redis {
-	const target = redisTarget(url);
-	const options: RedisOptions = {
-		...target.options,
+	const redis = connectRedis(redisTarget(url), {
 		...connection,
 		enableOfflineQueue: false,
 		maxRetriesPerRequest: 0,
 		retryStrategy: times => Math.min(times * 50, 500),
 		connectTimeout: 3000,
 		commandTimeout: RATE_STORE_TIMEOUT_MS
-	};
-	const redis = target.url ? new Redis(target.url, options) : new Redis(options);
+	});
 	let down = false;
 	redis.on("error", (err: Error) => {
 		if (down) return;

@@ -177,13 +177,13 @@ export interface NatsAuth {
 	nkey: string | null;
 }
 
-/** Redis credentials (a password, or an ACL user and its password) and TLS files. */
 /** How many replicas must have a write before it is answered (services/shared/store/redis.ts). */
 export interface RedisWait {
 	replicas: number;
 	timeoutMs: number;
 }
 
+/** Redis credentials (a password, or an ACL user and its password) and TLS files. */
 export interface RedisAuth {
 	tls: TlsFiles;
 	username: string | null;

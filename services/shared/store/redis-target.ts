@@ -10,7 +10,7 @@
  * (ISA_REDIS_USERNAME and ISA_REDIS_PASSWORD set them too); the sentinels are asked without
  * credentials or TLS.
  */
-import type { RedisOptions } from "ioredis";
+import Redis, { type RedisOptions } from "ioredis";
 import { InvalidInputError } from "../errors";
 import { redactUrl } from "../secrets";
 
@@ -79,4 +79,10 @@ export function redisTarget(url: string): RedisTarget {
 			.map(s => `${s.host}:${s.port}`)
 			.join(",")}`
 	};
+}
+
+/** A client of the target, with `options` over what its URL says. */
+export function connectRedis(target: RedisTarget, options: RedisOptions): Redis {
+	const all = { ...target.options, ...options };
+	return target.url ? new Redis(target.url, all) : new Redis(all);
 }

@@ -25,7 +25,7 @@
  */
 import Redis, { ReplyError, type RedisOptions } from "ioredis";
 import { redisError } from "./redis-errors";
-import { redisTarget } from "./redis-target";
+import { connectRedis, redisTarget } from "./redis-target";
 import { StoreUnavailableError } from "../errors";
 import { formatDuration } from "../duration";
 import type { RedisWait } from "../env";
@@ -254,8 +254,7 @@ export class RedisStore implements Store {
 		this.onUnreadable = opts.onUnreadable ?? warnUnreadable;
 		this.wait = opts.wait ?? null;
 		const target = redisTarget(url);
-		const options: RedisOptions = {
-			...target.options,
+		this.redis = connectRedis(target, {
 			...opts.connection,
 			// The connection policy above: give up on a command at the first failed reconnect.
 			maxRetriesPerRequest: 0,
@@ -264,9 +263,7 @@ export class RedisStore implements Store {
 			// A server that accepts connections but never answers is down too. A backstop: the
 			// services bound each call tighter, by its size (fail-fast.ts, ISA_STORE_TIMEOUT).
 			commandTimeout: 5000
-		};
-		this.redis = (target.url ? new Redis(target.url, options) : new Redis(options)) as Redis &
-			StoreCommands;
+		}) as Redis & StoreCommands;
 		this.address = target.address;
 		// Failures reach callers through rejected commands and ping(); without a listener ioredis
 		// would print every failed reconnection attempt.
