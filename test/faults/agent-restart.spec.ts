@@ -20,11 +20,7 @@ describe("agent restarts", () => {
 			agents: ["r1", "r2"],
 			env: { ISA_REPORT_INTERVAL: "2" }
 		});
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			20_000,
-			"2 ready agent nodes"
-		);
+		await cluster.readyAgents(2, 20_000);
 	});
 
 	// What a test made goes, so that the next one sees only its own replicas.

@@ -8,7 +8,7 @@
 import fs from "fs";
 import os from "os";
 import path from "path";
-import { eventually, startNode } from "../helpers/cluster";
+import { startNode } from "../helpers/cluster";
 import { type FaultCluster, faultCluster, Watcher } from "./harness";
 
 jest.setTimeout(90_000);
@@ -23,11 +23,7 @@ describe("fault: a second process with an existing NODEID", () => {
 
 	beforeAll(async () => {
 		cluster = await faultCluster({ name: "dupid", agents: ["agent-1"] });
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 1,
-			30_000,
-			"the agent ready"
-		);
+		await cluster.readyAgents(1);
 	});
 
 	afterAll(async () => {

@@ -88,6 +88,8 @@ export interface FaultCluster extends ClusterFixture {
 	sample(): Promise<Sample>;
 	/** Waits until the API, the OS and the store agree that `expected` replicas run. */
 	agreement(expected: number, timeoutMs?: number): Promise<Sample>;
+	/** Waits until the inventory has `count` nodes `ready`. */
+	readyAgents(count: number, timeoutMs?: number): Promise<void>;
 	close(): Promise<void>;
 }
 
@@ -214,6 +216,14 @@ export async function faultCluster(opts: {
 					cause: err
 				});
 			}
+		},
+
+		async readyAgents(count, timeoutMs = 30_000) {
+			await eventually(
+				async () => (await fixture.api("/api/v1/nodes?status=ready")).body.total === count,
+				timeoutMs,
+				`${count} ready agent(s)`
+			);
 		},
 
 		async close() {

@@ -21,11 +21,7 @@ describe("fault: NATS down for 15 s", () => {
 
 	beforeAll(async () => {
 		cluster = await faultCluster({ name: "blip", agents: ["a1", "a2"] });
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			30_000,
-			"2 ready agents"
-		);
+		await cluster.readyAgents(2);
 	});
 
 	afterAll(async () => {

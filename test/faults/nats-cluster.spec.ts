@@ -58,11 +58,7 @@ describe("fault: the NATS server of the control node dies in a cluster of three"
 				PORT: String(gatewayPort)
 			})
 		);
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			30_000,
-			"2 ready agents"
-		);
+		await cluster.readyAgents(2);
 	});
 
 	afterAll(async () => {

@@ -83,11 +83,7 @@ describe("fault: the Redis primary dies under Sentinel", () => {
 			agents: ["a1", "a2"],
 			env: { STORE: url, ISA_REDIS_WAIT_REPLICAS: "1" }
 		});
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			30_000,
-			"2 ready agents"
-		);
+		await cluster.readyAgents(2);
 	});
 
 	afterAll(async () => {

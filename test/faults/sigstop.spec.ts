@@ -27,11 +27,7 @@ describe("fault: an agent frozen with SIGSTOP", () => {
 			agents: ["a1", "a2"],
 			env: { ISA_REPORT_INTERVAL: "2" }
 		});
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			30_000,
-			"2 ready agents"
-		);
+		await cluster.readyAgents(2);
 	});
 
 	afterAll(async () => {
@@ -49,11 +45,7 @@ describe("fault: an agent frozen with SIGSTOP", () => {
 			10_000,
 			"no replica process left"
 		);
-		await eventually(
-			async () => (await cluster.api("/api/v1/nodes?status=ready")).body.total === 2,
-			20_000,
-			"2 ready agents again"
-		);
+		await cluster.readyAgents(2, 20_000);
 	});
 
 	/** Places the workload (binpack: both replicas on one agent) and freezes that agent. */
