@@ -2,6 +2,7 @@
  * Every setting of a node comes from environment variables with defaults that start a working
  * single-node cluster; this is the one place that reads them (the README's table mirrors it).
  */
+import { redisTarget } from "./store/redis-target";
 import os from "os";
 import path from "path";
 import { parseDuration } from "./duration";
@@ -306,6 +307,12 @@ function shedBusy(n: number): number | null {
 	return n > 0 && n < 1 ? n : null;
 }
 
+/** STORE as given; a Sentinel URL not of its form is refused here, before anything starts. */
+function checkedStore(store: string | undefined): string | undefined {
+	if (store && /^redis-sentinel:\/\//i.test(store)) redisTarget(store);
+	return store;
+}
+
 /** A whole number of at least 0. */
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, def: number): number {
 	const n = number(env, name, def);
@@ -395,7 +402,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 		host: env.HOST || "127.0.0.1",
 		port: number(env, "PORT", 3000),
 		transporter: env.TRANSPORTER || null,
-		store: env.STORE || path.join(dataDir, "isa.db"),
+		store: checkedStore(env.STORE) || path.join(dataDir, "isa.db"),
 		storeGiven: Boolean(env.STORE),
 		storeTimeout: parseDuration(env.ISA_STORE_TIMEOUT || "2s", {
 			field: "ISA_STORE_TIMEOUT",

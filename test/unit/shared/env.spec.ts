@@ -67,6 +67,19 @@ describe("loadEnv", () => {
 		expect(() => loadEnv({ ISA_JWT_CLOCK_TOLERANCE: "soon" })).toThrow(
 			/ISA_JWT_CLOCK_TOLERANCE 'soon' is not a duration/
 		);
+		expect(() => loadEnv({ STORE: "redis-sentinel://s1:26379" })).toThrow(
+			/STORE redis-sentinel:\/\/s1:26379: the primary's name is missing/
+		);
+		expect(() => loadEnv({ ISA_REDIS_WAIT_REPLICAS: "1.5" })).toThrow(
+			/ISA_REDIS_WAIT_REPLICAS='1.5' is not a whole number/
+		);
+	});
+
+	it("reads the Redis replicas a write waits for: none by default, 1 s at most", () => {
+		expect(loadEnv({}).redisWait).toEqual({ replicas: 0, timeoutMs: 1000 });
+		expect(
+			loadEnv({ ISA_REDIS_WAIT_REPLICAS: "2", ISA_REDIS_WAIT_TIMEOUT: "250ms" }).redisWait
+		).toEqual({ replicas: 2, timeoutMs: 250 });
 	});
 
 	it("reads ISA_DISRUPTION_THRESHOLD as a share or a percentage, 50% by default", () => {
