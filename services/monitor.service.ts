@@ -9,12 +9,22 @@
  * Rules live in the store (monitor/rule-store.ts; the defaults in monitor/default-rules.ts).
  * History, alert states and the last known health are snapshotted into the store too
  * (monitor/snapshot.ts), so a restarted monitor goes on where it was (with Redis: on any node).
- * One monitor per cluster is the intended setup: two would both notify.
+ *
+ * Several copies may run (with Redis, on several nodes). Each hears every event (an event group
+ * of its own), keeps the history and evaluates the rules, so any copy answers queries. One of
+ * them leads (services/shared/leadership.ts): only the leader announces alerts, through the
+ * store's record of what was announced (monitor/notices.ts), and saves the snapshot. A standby
+ * takes over within ISA_LEADER_LEASE of the leader's death and announces what changed meanwhile,
+ * without announcing anything twice.
  */
+import crypto from "crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import PeriodicMixin, { PeriodicMethods } from "../mixins/periodic.mixin";
 import StoreMixin from "../mixins/store.mixin";
+import { loadEnv } from "./shared/env";
 import { EVENTS } from "./shared/events";
+import { thisProcess } from "./shared/holder";
+import { Leadership } from "./shared/leadership";
 import { page, pageParams } from "./shared/params";
 import type { Owned, Principal } from "./shared/principal";
 import type { Store } from "./shared/store";
@@ -32,6 +42,7 @@ import {
 import { seedDefaultRules, STORE_IDENTITY_RULE } from "./monitor/default-rules";
 import type { IdentityGuard } from "./shared/store/identity-guard";
 import { gaugeValues, registerGauges, setGauges } from "./monitor/gauges";
+import { Notice, NoticeLedger } from "./monitor/notices";
 import { Notifier, NotifierOptions } from "./monitor/notify";
 import { alertVisible, StatsParams, statsQuery } from "./monitor/queries";
 import { RuleStore } from "./monitor/rule-store";
@@ -48,15 +59,16 @@ interface MonitorSettings {
 	syncInterval: number;
 	/** ms between two snapshots of the history into the store. */
 	snapshotInterval: number;
+	/** ms the leader holds its lead unrenewed; a standby takes over within it (ISA_LEADER_LEASE). */
+	leaderLease: number;
 	history: Tier[];
 	/** Most series kept; see timeseries.ts for the memory this bounds. */
 	maxSeries: number;
 	/** Resolved alerts kept for `listAlerts`. */
 	recentAlerts: number;
 	defaultRules: boolean;
-	webhook: Pick<
-		NotifierOptions,
-		"timeout" | "maxAttempts" | "backoff" | "maxBackoff" | "maxQueue"
+	webhook: Required<
+		Pick<NotifierOptions, "timeout" | "maxAttempts" | "backoff" | "maxBackoff" | "maxQueue">
 	>;
 }
 
@@ -79,6 +91,11 @@ interface MonitorThis extends Service<MonitorSettings>, PeriodicMethods {
 	series: TimeSeriesStore;
 	alerts: AlertEvaluator;
 	notifier: Notifier;
+	leadership: Leadership;
+	ledger: NoticeLedger;
+	/** The announcement in flight, if any: one at a time. */
+	announcing: Promise<void> | null;
+	announce(): Promise<void>;
 	refresh(): Promise<void>;
 	syncNodes(): Promise<void>;
 	evaluate(): void;
@@ -92,6 +109,22 @@ const durationParam = [
 	{ type: "string", min: 1, max: 32 }
 ];
 
+/**
+ * The Moleculer event group of this process's monitor. `node.up`, `node.down` and the like are
+ * emitted (balanced: one listener per group), so with the default group only one of several
+ * monitors would hear each; a group of its own makes every copy hear all of them.
+ */
+const EVENT_GROUP = `monitor-${process.pid}-${crypto.randomBytes(3).toString("hex")}`;
+
+/** Each handler in this process's own event group. */
+function everyCopy<H>(handlers: Record<string, H>): Record<string, { group: string; handler: H }> {
+	return Object.fromEntries(
+		Object.entries(handlers).map(([name, handler]) => [name, { group: EVENT_GROUP, handler }])
+	);
+}
+
+const env = loadEnv();
+
 const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 	name: "monitor",
 	mixins: [StoreMixin(), PeriodicMixin()],
@@ -101,6 +134,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		refreshInterval: 2000,
 		syncInterval: 10_000,
 		snapshotInterval: 10_000,
+		leaderLease: env.leaderLease,
 		history: DEFAULT_TIERS,
 		maxSeries: 2000,
 		recentAlerts: 200,
@@ -248,7 +282,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		}
 	},
 
-	events: {
+	events: everyCopy({
 		[EVENTS.nodeReport](this: MonitorThis, ctx: Context<NodeReport>) {
 			this.cluster.report(ctx.params);
 		},
@@ -284,7 +318,7 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			const { name, endpoint, health } = ctx.params;
 			this.cluster.serviceHealth(name, endpoint, health, ctx.params);
 		}
-	},
+	}),
 
 	methods: {
 		/**
@@ -335,8 +369,9 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		},
 
 		/**
-		 * One round: record history, evaluate the rules, announce transitions, set gauges. A
-		 * tenant's rules see that tenant's view of the cluster (ClusterView.samples(tenant)).
+		 * One round: record history, evaluate the rules, set gauges, and on the leader announce
+		 * what changed. A tenant's rules see that tenant's view of the cluster
+		 * (ClusterView.samples(tenant)).
 		 */
 		evaluate(this: MonitorThis) {
 			const identity = this.storeIdentity;
@@ -344,14 +379,42 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			const samples = this.cluster.samples();
 			this.series.record(samples, Date.now());
 			const viewOf = (tenant: string) => this.cluster.samples(tenant);
-			const rules = [...this.rules, STORE_IDENTITY_RULE];
-			for (const t of this.alerts.evaluate(rules, samples, viewOf)) {
-				this.logger.info(
-					`Alert '${t.rule.name}' ${t.status}: ${t.alert.series} = ${t.alert.value}`
-				);
-				this.notifier.notify(t);
-			}
+			this.alerts.evaluate([...this.rules, STORE_IDENTITY_RULE], samples, viewOf);
 			this.updateGauges();
+			if (this.leadership.isLeader && !this.announcing)
+				this.announcing = this.announce().finally(() => (this.announcing = null));
+		},
+
+		/**
+		 * Writes what began firing or was resolved since the last announcement (fenced by the
+		 * leader's term), then broadcasts it and queues its webhooks. A new leader first loads
+		 * what was announced and delivers the webhooks left undelivered.
+		 */
+		async announce(this: MonitorThis) {
+			try {
+				if (!this.ledger.loaded) {
+					const outbox = await this.ledger.load();
+					if (outbox.length > 0)
+						this.logger.info(
+							`Delivering ${outbox.length} webhook notice(s) left by the last leader.`
+						);
+					for (const n of outbox) this.notifier.deliver(n);
+				}
+				const notices: Notice[] = await this.ledger.sync(this.alerts.firing(), Date.now());
+				for (const n of notices) {
+					this.logger.info(
+						`Alert '${n.rule.name}' ${n.status}: ${n.alert.series} = ${n.alert.value}`
+					);
+					this.broker.broadcast(
+						n.status === "firing" ? EVENTS.alertFiring : EVENTS.alertResolved,
+						n.alert
+					);
+					this.notifier.deliver(n);
+				}
+			} catch (err) {
+				// The store is away: the same changes are announced by a later round.
+				this.logger.debug("Alerts not announced this round:", (err as Error).message);
+			}
 		},
 
 		updateGauges(this: MonitorThis) {
@@ -363,8 +426,9 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		},
 
 		async saveSnapshot(this: MonitorThis) {
-			// Not into a store that is not the cluster's (its writes are refused anyway).
-			if (!this.storeIdentity.usable) return;
+			// Not into a store that is not the cluster's (its writes are refused anyway), and
+			// from the leader only: the copies' histories are alike, one writer is enough.
+			if (!this.storeIdentity.usable || !this.leadership.isLeader) return;
 			const { series, alerts, cluster } = this;
 			await saveSnapshot(this.store, { series, alerts, health: cluster.health }, Date.now());
 		}
@@ -381,14 +445,12 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 			clock: () => Date.now(),
 			keepResolved: this.settings.recentAlerts
 		});
+		this.announcing = null;
 		this.notifier = new Notifier({
 			...this.settings.webhook,
 			logger: this.logger,
-			broadcast: (status, alert) =>
-				this.broker.broadcast(
-					status === "firing" ? EVENTS.alertFiring : EVENTS.alertResolved,
-					alert
-				)
+			maySend: () => this.leadership.isLeader,
+			onSettled: notice => this.ledger.settle(notice.id)
 		});
 	},
 
@@ -402,6 +464,32 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 		await this.refresh();
 		await this.syncNodes();
 		const s = this.settings;
+		this.ledger = new NoticeLedger({
+			store: this.store,
+			fence: () => this.leadership.fence(),
+			maxOutbox: s.webhook.maxQueue,
+			onDropped: n =>
+				this.logger.warn(
+					`Webhook outbox full: dropped ${n.status} '${n.rule.name}' (${n.alert.series}).`
+				)
+		});
+		this.leadership = new Leadership({
+			store: this.store,
+			name: "monitor",
+			me: { ...thisProcess(), nodeID: this.broker.nodeID },
+			leaseMs: s.leaderLease,
+			onElected: term => {
+				// Loaded afresh by the next announcement: another leader may have written since.
+				this.ledger.forget();
+				this.logger.info(`This monitor leads (term ${term}): it announces the alerts.`);
+			},
+			onDeposed: reason => {
+				this.ledger.forget();
+				this.notifier.clear();
+				this.logger.info(`This monitor no longer leads (${reason}); it stands by.`);
+			}
+		});
+		this.leadership.start();
 		this.every("evaluate", s.evaluateInterval, () => this.evaluate());
 		this.every("refresh", s.refreshInterval, () => this.refresh());
 		this.every("sync", s.syncInterval, () => this.syncNodes());
@@ -412,12 +500,14 @@ const MonitorService: ServiceSchema<MonitorSettings, MonitorThis> = {
 	},
 
 	async stopped(this: MonitorThis) {
-		this.notifier.close();
 		try {
 			await this.saveSnapshot();
 		} catch (err) {
 			this.logger.warn("History not saved on stop:", (err as Error).message);
 		}
+		// Resigning lets a standby take over at once instead of after the lease.
+		await this.leadership?.stop();
+		this.notifier.close();
 	}
 };
 

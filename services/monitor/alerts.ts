@@ -351,6 +351,14 @@ export class AlertEvaluator {
 			.sort((a, b) => order[a.state] - order[b.state] || b.since - a.since);
 	}
 
+	/** The firing alerts with their rules, by alert key: what the leader announces. */
+	firing(): Map<string, Active> {
+		const out = new Map<string, Active>();
+		for (const [key, e] of this.active)
+			if (e.alert.state === "firing") out.set(key, { alert: { ...e.alert }, rule: e.rule });
+		return out;
+	}
+
 	/** Firing alerts per severity, every severity present (0 when none). */
 	firingBySeverity(): Record<Severity, number> {
 		const counts = { critical: 0, warning: 0, info: 0 };

@@ -1,28 +1,35 @@
 /**
- * Announces alert transitions: at once as an event (the caller's `broadcast`), and to the rule's
- * webhook as a JSON POST delivered in the background, so a slow or dead receiver never holds up
- * evaluation.
+ * Delivers alert notices (monitor/notices.ts) to their rules' webhooks as JSON POSTs in the
+ * background, so a slow or dead receiver never holds up evaluation.
  *
  * Delivery: one queue per webhook URL, sent in order and one at a time (a receiver sees a
  * `resolved` after its `firing`); a failed POST (no answer within the timeout, or a status
- * other than 2xx) is retried after an exponential backoff, up to `maxAttempts` sends. Memory is
- * bounded: past `maxQueue` waiting notifications over all URLs, the oldest one not in flight is
- * dropped with a warning. `close()` drops whatever still waits (the next start evaluates anew).
+ * other than 2xx) is retried after an exponential backoff, up to `maxAttempts` sends. Each POST
+ * carries the notice's id as `Idempotency-Key`: the same on a retry and from another leader. A
+ * notice delivered or given up is reported to `onSettled`. Memory is bounded: past `maxQueue`
+ * waiting notices over all URLs, the oldest one not in flight is dropped with a warning.
+ * While `maySend()` is false (a leader whose lease ran short), nothing is sent and nothing is
+ * given up; `clear()` drops everything without settling it (another copy leads now).
  */
 import { request } from "undici";
-import type { Alert, Transition } from "./alerts";
+import type { Alert } from "./alerts";
+import type { Notice } from "./notices";
 
-/** The JSON body a webhook receives. `alert.id` and `status` identify a delivery. */
+/** The JSON body a webhook receiver gets. `id` identifies the notice across retries. */
 export interface WebhookBody {
 	version: 1;
+	id: string;
 	status: "firing" | "resolved";
 	alert: Alert;
 	rule: { id: string; name: string };
 }
 
 export interface NotifierOptions {
-	broadcast(status: "firing" | "resolved", alert: Alert): void;
 	logger: { warn(...args: unknown[]): void; debug(...args: unknown[]): void };
+	/** Told once per notice: delivered, or given up or dropped. */
+	onSettled?(notice: Notice, delivered: boolean): void;
+	/** Whether sending is allowed now (default: always). */
+	maySend?(): boolean;
 	/** ms one POST may take, connection included. */
 	timeout?: number;
 	/** Sends per notification, the first included. */
@@ -34,6 +41,7 @@ export interface NotifierOptions {
 }
 
 interface Delivery {
+	notice: Notice;
 	/** Order of arrival over all URLs: the smallest is the oldest. */
 	seq: number;
 	url: string;
@@ -67,6 +75,8 @@ export class Notifier {
 
 	constructor(opts: NotifierOptions) {
 		this.opts = {
+			onSettled: () => {},
+			maySend: () => true,
 			timeout: 5000,
 			maxAttempts: 6,
 			backoff: 1000,
@@ -81,25 +91,26 @@ export class Notifier {
 		return this.size;
 	}
 
-	/** Broadcasts now and queues the webhook POST, if the rule has one; never waits. */
-	notify(t: Transition): void {
-		if (this.closed) return;
-		this.opts.broadcast(t.status, t.alert);
-		const url = t.rule.notify?.webhook;
-		if (!url) return;
-		const body: WebhookBody = {
-			version: 1,
-			status: t.status,
-			alert: t.alert,
-			rule: { id: t.rule.id, name: t.rule.name }
-		};
+	/** Queues the notice's POST, if its rule has a webhook and it is not queued yet; never waits. */
+	deliver(notice: Notice): void {
+		const url = notice.rule.webhook;
+		if (this.closed || !url) return;
 		let q = this.queues.get(url);
 		if (!q) this.queues.set(url, (q = { items: [], busy: false, retry: null }));
+		if (q.items.some(d => d.notice.id === notice.id)) return;
+		const body: WebhookBody = {
+			version: 1,
+			id: notice.id,
+			status: notice.status,
+			alert: notice.alert,
+			rule: { id: notice.rule.id, name: notice.rule.name }
+		};
 		q.items.push({
+			notice,
 			seq: ++this.seq,
 			url,
 			body: JSON.stringify(body),
-			what: `${t.status} '${t.rule.name}' (${t.alert.series})`,
+			what: `${notice.status} '${notice.rule.name}' (${notice.alert.series})`,
 			attempts: 0
 		});
 		this.size++;
@@ -107,11 +118,16 @@ export class Notifier {
 		this.pump(url);
 	}
 
-	close(): void {
-		this.closed = true;
+	/** Drops every queued notice without settling it (another copy delivers them now). */
+	clear(): void {
 		for (const q of this.queues.values()) if (q.retry) clearTimeout(q.retry);
 		this.queues.clear();
 		this.size = 0;
+	}
+
+	close(): void {
+		this.closed = true;
+		this.clear();
 	}
 
 	private trim(): void {
@@ -134,6 +150,7 @@ export class Notifier {
 				`Webhook queue full (${this.opts.maxQueue}): dropped the oldest notification, ` +
 					`${dropped.what} to ${origin(dropped.url)}.`
 			);
+			this.opts.onSettled(dropped.notice, false);
 		}
 	}
 
@@ -145,10 +162,12 @@ export class Notifier {
 			this.queues.delete(url);
 			return;
 		}
+		if (!this.opts.maySend()) return this.later(url, q, this.opts.backoff);
 		q.busy = true;
 		d.attempts++;
 		void this.send(d).then(error => {
-			if (this.closed) return;
+			// Closed or cleared while the POST was out: the queue is not ours to settle.
+			if (this.closed || this.queues.get(url) !== q) return;
 			q.busy = false;
 			if (error === null || d.attempts >= this.opts.maxAttempts) {
 				q.items.shift();
@@ -157,6 +176,7 @@ export class Notifier {
 					this.opts.logger.warn(
 						`Webhook ${origin(url)} failed ${d.attempts} times; gave up on ${d.what}: ${error}`
 					);
+				this.opts.onSettled(d.notice, error === null);
 				this.pump(url);
 				return;
 			}
@@ -164,12 +184,16 @@ export class Notifier {
 			this.opts.logger.debug(
 				`Webhook ${origin(url)} failed (${error}); retry ${d.attempts} of ${d.what} in ${delay} ms.`
 			);
-			q.retry = setTimeout(() => {
-				q.retry = null;
-				this.pump(url);
-			}, delay);
-			q.retry.unref();
+			this.later(url, q, delay);
 		});
+	}
+
+	private later(url: string, q: UrlQueue, delay: number): void {
+		q.retry = setTimeout(() => {
+			q.retry = null;
+			this.pump(url);
+		}, delay);
+		q.retry.unref();
 	}
 
 	/** Resolves to null on a 2xx answer, else to why not. */
@@ -177,7 +201,7 @@ export class Notifier {
 		try {
 			const res = await request(d.url, {
 				method: "POST",
-				headers: { "content-type": "application/json" },
+				headers: { "content-type": "application/json", "idempotency-key": d.notice.id },
 				body: d.body,
 				headersTimeout: this.opts.timeout,
 				bodyTimeout: this.opts.timeout,

@@ -13,10 +13,8 @@
  * to lapse, and refuses as soon as it sees the holder renew. Clocks only decide "expired
  * already"; a live holder is proven by a renewal the newcomer watched.
  */
-import crypto from "crypto";
-import fs from "fs";
-import os from "os";
 import { COLLECTIONS } from "../shared/collections";
+import { holderGone, LeaseHolder, pidAlive, thisProcess } from "../shared/holder";
 import { NodeIdTakenError } from "../shared/errors";
 import type { IsaEnv } from "../shared/env";
 import type { Store, Versioned } from "../shared/store";
@@ -24,18 +22,8 @@ import type { Store, Versioned } from "../shared/store";
 /** A lease lapses this many report intervals after its last renewal. */
 export const LEASE_INTERVALS = 5;
 
-/** Who holds a lease: one process, once. */
-export interface LeaseHolder {
-	/** Random per process start: a restart is a new holder even with the same pid. */
-	holder: string;
-	hostname: string;
-	pid: number;
-	/** The kernel's boot id, null off Linux: a pid only means something within one boot. */
-	bootId: string | null;
-	/** The pid namespace (/proc/self/ns/pid), null off Linux: containers reuse pids. */
-	pidNamespace: string | null;
-	startedAt: number;
-}
+export { pidAlive, thisProcess };
+export type { LeaseHolder };
 
 export interface NodeLeaseDoc extends LeaseHolder {
 	nodeID: string;
@@ -46,41 +34,6 @@ export interface NodeLeaseDoc extends LeaseHolder {
 export type LeaseVerdict =
 	| { take: true; reason: "free" | "mine" | "expired" | "holder-gone" }
 	| { take: false; held: NodeLeaseDoc };
-
-/** Whether `pid` runs on this host (EPERM: it runs, as another user). */
-export function pidAlive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (err) {
-		return (err as NodeJS.ErrnoException).code === "EPERM";
-	}
-}
-
-function readOr(read: () => string): string | null {
-	try {
-		return read().trim();
-	} catch {
-		return null;
-	}
-}
-
-/** This process as a lease holder. */
-export function thisProcess(now = Date.now()): LeaseHolder {
-	return {
-		holder: crypto.randomUUID(),
-		hostname: os.hostname(),
-		pid: process.pid,
-		bootId: readOr(() => fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8")),
-		pidNamespace: readOr(() => fs.readlinkSync("/proc/self/ns/pid")),
-		startedAt: now
-	};
-}
-
-/** Whether a pid of `a` can be looked up from `b`: same host, same boot, same pid namespace. */
-function samePidSpace(a: LeaseHolder, b: LeaseHolder): boolean {
-	return a.hostname === b.hostname && a.bootId === b.bootId && a.pidNamespace === b.pidNamespace;
-}
 
 /**
  * Whether `me` may take the lease as it stands now. A holder on this host whose pid is gone, or
@@ -95,8 +48,7 @@ export function judgeLease(
 	if (!current) return { take: true, reason: "free" };
 	if (current.holder === me.holder) return { take: true, reason: "mine" };
 	if (current.expiresAt <= now) return { take: true, reason: "expired" };
-	if (samePidSpace(current, me) && (current.pid === me.pid || !alive(current.pid)))
-		return { take: true, reason: "holder-gone" };
+	if (holderGone(current, me, alive)) return { take: true, reason: "holder-gone" };
 	return { take: false, held: current };
 }
 

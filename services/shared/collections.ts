@@ -20,6 +20,10 @@ export const COLLECTIONS = {
 	alertRules: "alert-rules",
 	/** The monitor's snapshot (history, alert states) and its once-only default rules marker. */
 	monitor: "monitor",
+	/** The alerts the monitor announced and its webhook outbox (services/monitor/notices.ts). */
+	alertNotices: "alert-notices",
+	/** Leases and terms of the services that lead once per cluster (services/shared/leadership.ts). */
+	leaders: "leaders",
 	/** Write-ahead entries of audited requests still running (the audit service's). */
 	auditPending: "audit-pending",
 	/** The audit chain's anchor after a trim. */

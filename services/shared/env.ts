@@ -107,6 +107,11 @@ export interface IsaEnv {
 	shutdownGrace: number;
 	/** ISA_TRANSPORTER_TIMEOUT: ms a starting node waits for its transporter (30 s). */
 	transporterConnectTimeout: number;
+	/**
+	 * ISA_LEADER_LEASE: ms a service that acts once per cluster (the monitor) holds its lead
+	 * without renewing it; a standby copy takes over within it (default 8 s).
+	 */
+	leaderLease: number;
 	/** ISA_QUEUE_CREATES: creates one scheduler holds at once, all tenants (default 1000). */
 	queueCreates: number;
 	/** ISA_QUEUE_TENANT_CREATES: creates one scheduler holds at once for one tenant (default 100). */
@@ -462,6 +467,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): IsaEnv {
 			field: "ISA_TRANSPORTER_TIMEOUT",
 			min: 1,
 			max: 3_600_000
+		}),
+		leaderLease: parseDuration(env.ISA_LEADER_LEASE || "8s", {
+			field: "ISA_LEADER_LEASE",
+			min: 1000,
+			max: 600_000
 		}),
 		queueCreates: bound(env, "ISA_QUEUE_CREATES", 1000),
 		queueTenantCreates: bound(env, "ISA_QUEUE_TENANT_CREATES", 100),

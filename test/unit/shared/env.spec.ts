@@ -125,6 +125,14 @@ describe("loadEnv", () => {
 		);
 	});
 
+	it("reads the leader lease (8 s), at least 1 s", () => {
+		expect(loadEnv({}).leaderLease).toBe(8000);
+		expect(loadEnv({ ISA_LEADER_LEASE: "15s" }).leaderLease).toBe(15_000);
+		expect(() => loadEnv({ ISA_LEADER_LEASE: "500ms" })).toThrow(
+			/ISA_LEADER_LEASE must be at least 1s/
+		);
+	});
+
 	it("audits by default, keeps 1,000,000 records for 90 days, and reads the audit switches", () => {
 		expect(loadEnv({})).toMatchObject({
 			audit: true,
