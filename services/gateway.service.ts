@@ -61,13 +61,13 @@ import {
 	requestCounter,
 	RATE_WINDOW_S,
 	RateLimiter,
-	rateRedis,
+	sharedRedis,
 	type CountStore,
 	type Counter
 } from "./gateway/rate-limits";
 import { TenantRates, type RateOverride } from "./gateway/tenant-rates";
 import { ERR_INVALID_TOKEN, ERR_TOKEN_EXPIRED } from "./gateway/jwt";
-import { EventTickets, ticketKey } from "./gateway/ticket";
+import { EventTickets, redisSpentTickets, ticketKey } from "./gateway/ticket";
 import {
 	dashboardDirs,
 	EventStream,
@@ -175,7 +175,7 @@ interface GatewayThis extends Service<GatewaySettings> {
 	/** The rate limits (gateway/rate-limits.ts); null with ISA_RATE_LIMITS=off. */
 	rateLimiter: RateLimiter | null;
 	/** The counts' Redis client when the store is Redis. */
-	rateRedis: Redis | null;
+	sharedRedis: Redis | null;
 	/** The request counts (rate-limits.ts requestCounter); null while limits are off. */
 	requestCounts: (Counter & { stop?(): Promise<void> }) | null;
 	/** Each tenant's rate overrides, from the tenants service (gateway/tenant-rates.ts). */
@@ -669,12 +669,12 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		// store, which only a single node uses (gateway/rate-limits.ts).
 		// The store's settings come from StoreMixin.
 		const { store, storePrefix } = this.settings as GatewaySettings & StoreSettings;
-		this.rateRedis =
-			this.settings.rateLimits.enabled && isRedisUrl(store)
-				? rateRedis(store, redisConnection(env.redis), this.logger)
-				: null;
-		const counts: CountStore = this.rateRedis
-			? { redis: this.rateRedis, prefix: storePrefix }
+		this.sharedRedis = isRedisUrl(store)
+			? sharedRedis(store, redisConnection(env.redis), this.logger)
+			: null;
+		if (this.sharedRedis) this.tickets.share(redisSpentTickets(this.sharedRedis, storePrefix));
+		const counts: CountStore = this.sharedRedis
+			? { redis: this.sharedRedis, prefix: storePrefix }
 			: null;
 		const { enabled } = this.settings.rateLimits;
 		this.requestCounts = enabled ? requestCounter(counts, RATE_WINDOW_S) : null;
@@ -732,7 +732,7 @@ const GatewayService: ServiceSchema<GatewaySettings, GatewayThis> = {
 		await this.shutdown(0);
 		// What was counted since the last batch counts on the other gateways too.
 		await this.requestCounts?.stop?.();
-		this.rateRedis?.disconnect();
+		this.sharedRedis?.disconnect();
 	}
 };
 

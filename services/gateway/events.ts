@@ -85,7 +85,7 @@ export interface EventStreamOptions {
 	/** The gateway's TokenVerifier. */
 	verifier: { verifyHeader(header: string | undefined): Promise<Principal> };
 	/** The gateway's EventTickets: redeems `?ticket=`. */
-	tickets: { redeem(ticket: string): Principal };
+	tickets: { redeem(ticket: string): Promise<Principal> };
 	/** The tenant of a workload, or null when unknown (then only admins see its events). */
 	lookupTenant?: (workloadId: string) => Promise<string | null>;
 	/**

@@ -82,12 +82,13 @@ function counter(limiter: RateLimiterAbstract): Counter {
 }
 
 /**
- * The counts' own small Redis client, with the store's URL and connection options (credentials,
- * TLS): it never queues a command while disconnected and waits RATE_STORE_TIMEOUT_MS at most,
- * so a count falls back to memory at once rather than holding the request. `log` is told when
- * the counts move to memory and back.
+ * The gateway's own small Redis client for what the cluster's gateways share per request (rate
+ * counts, used event tickets), with the store's URL and connection options (credentials, TLS):
+ * it never queues a command while disconnected and waits RATE_STORE_TIMEOUT_MS at most, so a
+ * count or a ticket falls back to this process at once rather than holding the request. `log`
+ * is told when they move to this process and back.
  */
-export function rateRedis(
+export function sharedRedis(
 	url: string,
 	connection: RedisOptions,
 	log: { warn(m: string): void; info(m: string): void }
@@ -104,12 +105,14 @@ export function rateRedis(
 	redis.on("error", (err: Error) => {
 		if (down) return;
 		down = true;
-		log.warn(`Rate limit counts are kept in this process until Redis answers: ${err.message}`);
+		log.warn(
+			`Rate limit counts and used event tickets are kept in this process until Redis answers: ${err.message}`
+		);
 	});
 	redis.on("ready", () => {
 		if (!down) return;
 		down = false;
-		log.info("Rate limit counts are shared through Redis again.");
+		log.info("Rate limit counts and used event tickets are shared through Redis again.");
 	});
 	return redis;
 }

@@ -13,12 +13,15 @@
  * with a key derived from the cluster's HS256 JWT secret (HKDF, so a ticket is never a valid
  * JWT and the secret is not used twice); a gateway without an HS256 secret (RS256 or JWKS
  * only) signs with a random key of its own, and its tickets are redeemable at it alone.
- * Single use is kept per gateway process (its `jti` is remembered until the ticket expires):
- * a ticket could be replayed once at each other gateway within those 30 s. Keeping it in the
- * store would make it single-use cluster-wide at the cost of a store write per connection;
- * for a 30 s capability that only opens a read-only stream, per process is the trade taken.
+ * Single use: a redeemed ticket's `jti` is remembered until the ticket expires, in this process
+ * and, with a Redis store, in Redis for all gateways (`SET NX PX`: one key per ticket that
+ * expires with it), so a ticket opens one stream in the whole cluster. While Redis does not
+ * answer, a gateway goes on with its own memory: a ticket could then be used once more at
+ * another gateway within its 30 s, which for a capability that only opens a read-only stream
+ * is preferred to refusing every dashboard.
  */
 import crypto from "crypto";
+import type { Redis } from "ioredis";
 import ApiGateway from "moleculer-web";
 import type { Principal } from "../shared/principal";
 import { principalFromClaims } from "./jwt";
@@ -59,12 +62,36 @@ export function ticketKey(secret: string): Buffer {
 	);
 }
 
+/** The record of used tickets that all gateways share. */
+export interface SpentTickets {
+	/** Marks the ticket used for `ttlMs`; resolves to false when it was used already. */
+	take(jti: string, ttlMs: number): Promise<boolean>;
+}
+
+/** Used tickets in Redis: a key per ticket, expiring with it. */
+export function redisSpentTickets(redis: Redis, prefix: string): SpentTickets {
+	return {
+		async take(jti, ttlMs) {
+			const set = await redis.set(
+				`${prefix}:ticket:${jti}`,
+				"1",
+				"PX",
+				Math.max(1, ttlMs),
+				"NX"
+			);
+			return set === "OK";
+		}
+	};
+}
+
 export interface TicketOptions {
 	/** The HMAC key (ticketKey(secret), or random bytes). */
 	key: Buffer;
 	/** Seconds a ticket is good for (default TICKET_TTL_S). */
 	ttl?: number;
 	now?: () => number;
+	/** Told when the shared record did not answer (the ticket is then judged by this process). */
+	onSharedError?(err: Error): void;
 }
 
 export class EventTickets {
@@ -72,10 +99,18 @@ export class EventTickets {
 	private readonly used = new Map<string, number>();
 	private readonly ttlMs: number;
 	private readonly now: () => number;
+	private shared: SpentTickets | null = null;
+	private readonly onSharedError: (err: Error) => void;
 
 	constructor(private readonly opts: TicketOptions) {
 		this.ttlMs = (opts.ttl ?? TICKET_TTL_S) * 1000;
 		this.now = opts.now ?? Date.now;
+		this.onSharedError = opts.onSharedError ?? (() => {});
+	}
+
+	/** From now on, also keeps used tickets in `spent`, shared with the other gateways. */
+	share(spent: SpentTickets): void {
+		this.shared = spent;
 	}
 
 	/** Remembered ticket ids (for tests and the memory bound). */
@@ -103,7 +138,7 @@ export class EventTickets {
 	}
 
 	/** The principal of a ticket, used up by this call; a 401 error when it is not good. */
-	redeem(ticket: string): Principal {
+	async redeem(ticket: string): Promise<Principal> {
 		const [prefix, payload, signature, ...rest] = ticket.split(".");
 		if (prefix !== PREFIX || !payload || !signature || rest.length)
 			throw refused(ERR_INVALID_TICKET, "This is not an event-stream ticket.");
@@ -133,7 +168,22 @@ export class EventTickets {
 			);
 		const principal = principalFromClaims(claims as unknown as Record<string, unknown>);
 		this.remember(claims.jti, claims.tex, now);
+		if (this.shared && !(await this.takeShared(claims.jti, claims.tex - now)))
+			throw refused(
+				ERR_TICKET_USED,
+				"The ticket was used already (at another gateway): get a new one for each connection."
+			);
 		return principal;
+	}
+
+	/** Whether the shared record took the ticket as new; true when it does not answer. */
+	private async takeShared(jti: string, ttlMs: number): Promise<boolean> {
+		try {
+			return await this.shared!.take(jti, ttlMs);
+		} catch (err) {
+			this.onSharedError(err as Error);
+			return true;
+		}
 	}
 
 	private sign(payload: string): string {

@@ -748,7 +748,7 @@ describe("dashboard", () => {
 			verify: async (token: string) => principals[token],
 			verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
 		};
-		const tickets = { redeem: (ticket: string) => principals[ticket] };
+		const tickets = { redeem: async (ticket: string) => principals[ticket] };
 		const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 		let stream: EventStream;
 

@@ -4,7 +4,8 @@
  * spread over both gateways and with a new X-Forwarded-For on every request: together they let
  * it through at its limit (within 10%), the rest get 429 RATE_LIMITED with Retry-After and
  * RateLimit-* headers, each leaves one audit record, and tenant "quiet" is answered 200
- * throughout. A tenant record's override takes effect. Last (it blocks 127.0.0.1 for a
+ * throughout. A tenant record's override takes effect. An event-stream ticket issued by one
+ * gateway opens one stream at either, once for both. Last (it blocks 127.0.0.1 for a
  * minute): tokens and event-stream tickets that do not verify, sent to both gateways' API and
  * event stream, block the address after 5 of them (ISA_RATE_AUTH_FAILURES), a valid token from
  * it included.
@@ -20,7 +21,7 @@ const LOAD_SECONDS = 3;
 
 jest.setTimeout(60_000);
 
-describe("rate limits across two gateways", () => {
+describe("rate limits and tickets across two gateways", () => {
 	let fixture: Awaited<ReturnType<typeof clusterFixture>>;
 	let ports: number[];
 	const nodes: NodeProcess[] = [];
@@ -159,6 +160,38 @@ describe("rate limits across two gateways", () => {
 			body: JSON.stringify({ rateLimits: { reads: 0 } })
 		});
 		expect(bad.status).toBe(422);
+	});
+
+	it("uses an event-stream ticket from one gateway up for both", async () => {
+		const token = await mintToken({
+			secret: SECRET,
+			sub: "stream-user",
+			tenant: "streams",
+			roles: ["viewer"],
+			ttl: 600
+		});
+		const issued = await fetch(`http://127.0.0.1:${ports[0]}/api/v1/events/ticket`, {
+			method: "POST",
+			headers: { Authorization: `Bearer ${token}` }
+		});
+		expect(issued.status).toBe(200);
+		const { ticket } = (await issued.json()) as { ticket: string };
+		const stream = (port: number, signal: AbortSignal) =>
+			fetch(`http://127.0.0.1:${port}/api/v1/events?ticket=${encodeURIComponent(ticket)}`, {
+				signal
+			});
+		// Redeemed at the other gateway (behind a load balancer the two requests may part).
+		const open = new AbortController();
+		const opened = await stream(ports[1], open.signal);
+		expect(opened.status).toBe(200);
+		expect(opened.headers.get("content-type")).toMatch(/^text\/event-stream/);
+		open.abort();
+		// Then used up for both: replayed at the first gateway, or again at the second.
+		for (const port of ports) {
+			const again = await stream(port, AbortSignal.timeout(5000));
+			expect(again.status).toBe(401);
+			expect(await again.json()).toMatchObject({ type: "TICKET_USED" });
+		}
 	});
 
 	it("blocks an address after too many bad tokens and tickets, at the API and the event stream, on both gateways", async () => {

@@ -1,5 +1,6 @@
 import Redis from "ioredis";
 import { NEAR, SharedCounts } from "../../services/gateway/shared-counts";
+import { redisSpentTickets } from "../../services/gateway/ticket";
 import { startRedis, type TestServer } from "../helpers/servers";
 
 /** Windows this long (ms): the tests wait for one to end. */
@@ -91,6 +92,23 @@ describe("SharedCounts over a real redis-server", () => {
 		expect((await a.hit("t:back", 10)).consumed).toBe(1);
 		await a.flush();
 		expect(await clients.at(-1)!.get("test:rate:t:back")).toBe("1");
+	});
+
+	it("keeps a used event-stream ticket for all gateways, until the ticket expires", async () => {
+		const [a, b] = [
+			redisSpentTickets(await connect(), "test"),
+			redisSpentTickets(await connect(), "test")
+		];
+		expect(await a.take("jti-1", 300)).toBe(true);
+		expect(await b.take("jti-1", 300)).toBe(false);
+		expect(await a.take("jti-1", 300)).toBe(false);
+		expect(await b.take("jti-2", 300)).toBe(true);
+		const ttl = await clients.at(-1)!.pttl("test:ticket:jti-1");
+		expect(ttl).toBeGreaterThan(0);
+		expect(ttl).toBeLessThanOrEqual(300);
+		// Gone with the ticket: nothing is kept for tickets that can no longer be used.
+		await sleep(350);
+		expect(await clients.at(-1)!.exists("test:ticket:jti-1")).toBe(0);
 	});
 
 	it("counts by itself while Redis is down, and shares again once it is back", async () => {

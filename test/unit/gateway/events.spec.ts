@@ -74,7 +74,7 @@ describe("who receives an event", () => {
 describe("principalOf: who opens a stream", () => {
 	const ann: Principal = { sub: "ann", tenant: "acme", roles: ["viewer"], exp: 2e9 };
 	const verifier = { verifyHeader: async (h: string | undefined) => ({ ...ann, sub: h! }) };
-	const tickets = { redeem: (t: string) => ({ ...ann, sub: `ticket ${t}` }) };
+	const tickets = { redeem: async (t: string) => ({ ...ann, sub: `ticket ${t}` }) };
 	const who = (req: object) => principalOf({ headers: {}, ...req } as any, verifier, tickets);
 	const refusal = (req: object) =>
 		who(req).then(
@@ -146,7 +146,7 @@ describe("EventStream filtering", () => {
 		verify: async (token: string) => principals[token],
 		verifyHeader: async (header: string | undefined) => principals[header!.slice(7)]
 	};
-	const tickets = { redeem: (ticket: string) => principals[ticket] };
+	const tickets = { redeem: async (ticket: string) => principals[ticket] };
 	const socket = { setNoDelay() {}, setKeepAlive() {} };
 	let stream: EventStream;
 	afterEach(() => stream.close());
@@ -248,7 +248,7 @@ describe("EventStream and failed authentications", () => {
 		}
 	};
 	const tickets = {
-		redeem: (): Principal => {
+		redeem: async (): Promise<Principal> => {
 			throw refused("INVALID_TICKET");
 		}
 	};
