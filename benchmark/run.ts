@@ -2,6 +2,7 @@
  * Benchmark runner: `npm run bench -- gateway` (or no name for every suite). Each suite measures
  * its baseline in the same run and prints a table with the ratio.
  */
+import * as availability from "./availability.bench";
 import * as gateway from "./gateway.bench";
 import * as noisy from "./noisy-neighbour.bench";
 import * as scheduler from "./scheduler.bench";
@@ -35,6 +36,12 @@ const SUITES: Record<string, () => Promise<void>> = {
 			`scheduler: 5,000 nodes, ${process.env.BENCH_PLACEMENTS ?? "1,000,000"} placements per store, each scenario in a child process (a few minutes)…`,
 			scheduler,
 			"Targets met: ≥20,000 placements/s with the embedded store, ≥5,000/s with Redis; the stores add up."
+		),
+	availability: () =>
+		report(
+			`availability: ${process.env.BENCH_BASELINE_SECONDS ?? 60} s without faults, then ${process.env.BENCH_SECONDS ?? 600} s with a control process, a NATS server or the Redis primary killed every ${process.env.BENCH_CHAOS_EVERY ?? 60} s (about ${Math.ceil((Number(process.env.BENCH_BASELINE_SECONDS ?? 60) + Number(process.env.BENCH_SECONDS ?? 600)) / 60) + 2} min)…`,
+			availability,
+			"Target met: ≥99.9% of requests answered correctly under chaos; nothing lost, nothing twice."
 		),
 	noisy: () =>
 		report(
