@@ -415,8 +415,8 @@ async function chaos(soak: Soak, seconds: number, faults: Fault[]): Promise<void
 async function check(soak: Soak, outcomes: Outcome[], watcher: Watcher): Promise<string[]> {
 	const problems: string[] = [];
 	const { cluster } = soak;
-	const final = await cluster.agreement(REPLICAS, 60_000).catch((err: Error) => {
-		problems.push(`${err.message}\n${keepLogs(soak)}`);
+	const final = await cluster.agreement(REPLICAS, 60_000).catch(async (err: Error) => {
+		problems.push(`${err.message}\n${await askGateways(soak)}\n${keepLogs(soak)}`);
 		return null;
 	});
 	watcher.stop();
@@ -456,6 +456,24 @@ async function check(soak: Soak, outcomes: Outcome[], watcher: Watcher): Promise
 	}
 	if (wrong) problems.push(`${wrong} config keys lost their last acknowledged write`);
 	return problems;
+}
+
+/** What each gateway answers to the list the end check reads, for a soak that went wrong. */
+async function askGateways(soak: Soak): Promise<string> {
+	const answers = await Promise.all(
+		soak.ports.map(async port => {
+			try {
+				const res = await fetch(`http://127.0.0.1:${port}/api/v1/workloads?limit=1000`, {
+					headers: { Authorization: `Bearer ${soak.cluster.token}` },
+					signal: AbortSignal.timeout(5000)
+				});
+				return `:${port} ${res.status} ${(await res.text()).slice(0, 300)}`;
+			} catch (err) {
+				return `:${port} ${(err as Error).message}`;
+			}
+		})
+	);
+	return `the gateways: ${answers.join(" | ")}`;
 }
 
 /** Writes every node's output to a directory of its own, for a soak that went wrong. */
