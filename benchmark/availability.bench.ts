@@ -455,6 +455,12 @@ async function check(soak: Soak, outcomes: Outcome[], watcher: Watcher): Promise
 		if (!ofKey.some(w => w.value >= lastAcked.value && w.value === value)) wrong++;
 	}
 	if (wrong) problems.push(`${wrong} config keys lost their last acknowledged write`);
+	// Correct answers, but not to what the soak asks: its token or address was refused.
+	const refused = outcomes.filter(o => o.status === 401 || o.status === 403 || o.status === 429);
+	if (refused.length)
+		problems.push(
+			`${refused.length} requests refused (401, 403 or 429): the soak measured refusals`
+		);
 	return problems;
 }
 

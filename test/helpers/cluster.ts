@@ -110,7 +110,8 @@ export async function clusterFixture(opts: {
 		startRedis(undefined, opts.redis),
 		freePort()
 	]);
-	const token = await mintToken({ secret: opts.secret, ttl: 600, ...opts.token });
+	// Good for longer than any suite or soak runs (the availability benchmark takes 13 min).
+	const token = await mintToken({ secret: opts.secret, ttl: 6 * 3600, ...opts.token });
 	return {
 		nats,
 		redis,
