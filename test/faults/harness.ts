@@ -149,21 +149,30 @@ export async function faultCluster(opts: {
 		store,
 
 		async sleeper(name, replicas, extra = {}) {
-			const res = await fixture.api("/api/v1/workloads", {
-				method: "POST",
-				body: JSON.stringify({
-					name,
-					kind: "process",
-					process: {
-						command: process.execPath,
-						args: ["-e", "setInterval(() => {}, 1000)", marker]
-					},
-					resources: { cpu: 1, memory: "1Gi" },
-					replicas,
-					...extra
-				})
-			});
-			if (res.status !== 201)
+			// Set-up, not what a scenario measures: a 503 (a store still settling, say a WAIT
+			// that timed out on a busy machine) is sent again after a second, with the same key.
+			const create = () =>
+				fixture.api("/api/v1/workloads", {
+					method: "POST",
+					headers: { "Idempotency-Key": `sleeper-${name}-${marker}` },
+					body: JSON.stringify({
+						name,
+						kind: "process",
+						process: {
+							command: process.execPath,
+							args: ["-e", "setInterval(() => {}, 1000)", marker]
+						},
+						resources: { cpu: 1, memory: "1Gi" },
+						replicas,
+						...extra
+					})
+				});
+			let res = await create();
+			for (let attempt = 1; res.status === 503 && attempt < 5; attempt++) {
+				await new Promise(r => setTimeout(r, 1000));
+				res = await create();
+			}
+			if (res.status !== 201 && res.status !== 200)
 				throw new Error(`creating ${name}: ${res.status} ${JSON.stringify(res.body)}`);
 			return res.body.id as string;
 		},
